@@ -1,0 +1,170 @@
+//! Typed hub configuration. The binary reads it from TOML; the core only validates it.
+
+use crate::auth::AuthConfig;
+use crate::topic::Pattern;
+use serde::Deserialize;
+
+/// What to do when a subscriber's outbox is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// Close the session: it was promised every message and cannot keep up. The default.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued messages of droppable topics to make room.
+    DropOldest,
+    /// Keep only the newest queued message per topic (tickers), dropping older ones.
+    Conflate,
+}
+
+/// Bounds of one session's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxLimits {
+    /// Most queued deliveries. Default 4096.
+    pub max_messages: usize,
+    /// Most queued bytes (payload + topic + overhead). Default 4 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits { max_messages: 4096, max_bytes: 4 << 20 }
+    }
+}
+
+/// Bounds of one topic's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryLimits {
+    /// Most messages kept. Default 1000. 0 keeps no history.
+    pub max_messages: usize,
+    /// Most bytes kept. Default 1 MiB.
+    pub max_bytes: usize,
+    /// Oldest message kept, in milliseconds. Default 1 hour; 0 means no age limit.
+    pub max_age_ms: u64,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits { max_messages: 1000, max_bytes: 1 << 20, max_age_ms: 3_600_000 }
+    }
+}
+
+/// Per-topic-pattern settings; the first rule whose pattern matches a topic wins.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRule {
+    /// Which topics this rule applies to, e.g. `prices.>`.
+    pub pattern: String,
+    /// Slow-consumer policy for these topics. Default: the hub default (`disconnect`).
+    #[serde(default)]
+    pub slow_consumer: Option<SlowConsumerPolicy>,
+    /// History bounds for these topics. Default: the hub default.
+    #[serde(default)]
+    pub history: Option<HistoryLimits>,
+}
+
+/// The hub's configuration (`[hub]` in the TOML file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Every session's outbox bounds. Default: 4096 messages, 4 MiB.
+    pub outbox: OutboxLimits,
+    /// History bounds for topics no rule names. Default: 1000 messages, 1 MiB, 1 hour.
+    pub history: HistoryLimits,
+    /// Slow-consumer policy for topics no rule names. Default `disconnect`.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Per-pattern overrides, first match wins. Default: none.
+    pub topics: Vec<TopicRule>,
+    /// Most topics with state (offsets, history) at once; publishing to a new topic beyond it
+    /// is refused. Default 100 000.
+    pub max_topics: usize,
+    /// Most subscriptions one session may hold. Default 1024.
+    pub max_subscriptions_per_session: usize,
+    /// Users and rights. Default: allow-all.
+    pub auth: AuthConfig,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            outbox: OutboxLimits::default(),
+            history: HistoryLimits::default(),
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            topics: Vec::new(),
+            max_topics: 100_000,
+            max_subscriptions_per_session: 1024,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// A config field that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl HubConfig {
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: &str, reason: &str| ConfigError { field: field.into(), reason: reason.into() };
+        if self.outbox.max_messages == 0 {
+            return Err(err("hub.outbox.max_messages", "must be at least 1"));
+        }
+        if self.outbox.max_bytes < 1024 {
+            return Err(err("hub.outbox.max_bytes", "must be at least 1024"));
+        }
+        if self.max_topics == 0 {
+            return Err(err("hub.max_topics", "must be at least 1"));
+        }
+        if self.max_subscriptions_per_session == 0 {
+            return Err(err("hub.max_subscriptions_per_session", "must be at least 1"));
+        }
+        for (i, rule) in self.topics.iter().enumerate() {
+            Pattern::parse(&rule.pattern)
+                .map_err(|e| err(&format!("hub.topics[{i}].pattern"), &e.to_string()))?;
+        }
+        crate::auth::Access::from_config(&self.auth).map_err(|e| err("hub.auth", &e))?;
+        Ok(())
+    }
+}
+
+/// The settings that apply to one topic, resolved once when the topic is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub policy: SlowConsumerPolicy,
+    pub history: HistoryLimits,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRules {
+    rules: Vec<(Pattern, TopicRule)>,
+    default: TopicSettings,
+}
+
+impl CompiledRules {
+    pub(crate) fn new(cfg: &HubConfig) -> Self {
+        CompiledRules {
+            rules: cfg
+                .topics
+                .iter()
+                .filter_map(|r| Pattern::parse(&r.pattern).ok().map(|p| (p, r.clone())))
+                .collect(),
+            default: TopicSettings { policy: cfg.slow_consumer, history: cfg.history },
+        }
+    }
+
+    pub(crate) fn settings(&self, topic: &str) -> TopicSettings {
+        match self.rules.iter().find(|(p, _)| p.matches(topic)) {
+            Some((_, r)) => TopicSettings {
+                policy: r.slow_consumer.unwrap_or(self.default.policy),
+                history: r.history.unwrap_or(self.default.history),
+            },
+            None => self.default,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! # tidings-core
+//!
+//! The hub of tidings: topics with exact and wildcard subscriptions (`*` one token, `>` the
+//! rest), per-topic offsets and epochs, bounded history with resume, presence, and per-session
+//! bounded outboxes with slow-consumer policies (`disconnect`, `drop-oldest`, `conflate`).
+//! Every session has an [`Identity`] and every publish and subscribe passes [`Access`].
+//!
+//! What it does not do: I/O of any kind, clocks (callers pass `now` in milliseconds), wire
+//! formats (see tidings-proto) or async runtimes. Drivers in tidings-server join the two.
+//!
+//! ```
+//! use tidings_core::{Hub, HubConfig, Identity, PayloadKind, SubscribeOptions, Delivery};
+//! let hub = Hub::new(HubConfig::default(), 7).unwrap();
+//! let session = hub.open_session(Box::new(|| {})).unwrap();
+//! let anon = Identity::anonymous();
+//! hub.subscribe(&session, &anon, "chat.*", "chat.*", SubscribeOptions::default(), |_| None).unwrap();
+//! hub.publish(&anon, "chat.lobby", PayloadKind::Text, "hi".into(), vec![], 0).unwrap();
+//! let mut out = Vec::new();
+//! session.outbox().drain_into(&mut out);
+//! assert!(matches!(&out[0], Delivery::Message { msg, .. } if msg.offset == 1));
+//! ```
+
+pub mod auth;
+pub mod config;
+mod history;
+pub mod hub;
+pub mod message;
+pub mod outbox;
+mod routing;
+pub mod topic;
+
+pub use auth::{Access, AuthConfig, AuthError, Identity, RightsConfig, UserConfig};
+pub use config::{ConfigError, HistoryLimits, HubConfig, OutboxLimits, SlowConsumerPolicy, TopicRule};
+pub use hub::{
+    HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session, SubscribeOptions, Subscribed,
+    TopicInfo,
+};
+pub use message::{EncodingSlot, Message, PayloadKind};
+pub use outbox::{CloseReason, Delivery, Outbox, OutboxStats, PresenceEvent, PushOutcome, SessionId};
+pub use topic::{validate_topic, Pattern, TopicError};

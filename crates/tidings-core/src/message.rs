@@ -1,0 +1,77 @@
+//! A published message: stored once, shared by history and every subscriber's outbox.
+
+use bytes::Bytes;
+use std::sync::{Arc, OnceLock};
+
+/// What the payload bytes are, so each protocol can render them faithfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    /// UTF-8 text.
+    Text,
+    /// A JSON document, stored as its JSON text (spliced, never re-encoded).
+    Json,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+/// One cached wire encoding per protocol family, filled on first use by a driver.
+///
+/// Why: a broadcast to 5k WebSocket subscribers must encode the frame once, not 5k times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingSlot {
+    Line = 0,
+    Json = 1,
+    Stomp = 2,
+    Other = 3,
+}
+
+const SLOTS: usize = 4;
+
+/// A message as stored in history and delivered to subscribers.
+#[derive(Debug)]
+pub struct Message {
+    pub topic: Arc<str>,
+    /// Position in the topic, starting at 1, increasing by one per message.
+    pub offset: u64,
+    /// Changes whenever the topic's history was lost (restart, topic reclaimed).
+    pub epoch: Arc<str>,
+    pub kind: PayloadKind,
+    pub payload: Bytes,
+    /// Extra headers (STOMP user headers travel here). Empty for most messages.
+    pub headers: Vec<(Arc<str>, Arc<str>)>,
+    /// Milliseconds on the hub's clock when it was published (drives age-based history).
+    pub published_at: u64,
+    encoded: [OnceLock<Bytes>; SLOTS],
+}
+
+impl Message {
+    pub fn new(
+        topic: Arc<str>,
+        offset: u64,
+        epoch: Arc<str>,
+        kind: PayloadKind,
+        payload: Bytes,
+        published_at: u64,
+    ) -> Self {
+        Message {
+            topic,
+            offset,
+            epoch,
+            kind,
+            payload,
+            headers: Vec::new(),
+            published_at,
+            encoded: Default::default(),
+        }
+    }
+
+    /// Bytes this message accounts for in history and outbox limits.
+    pub fn cost(&self) -> usize {
+        self.payload.len() + self.topic.len() + 64
+    }
+
+    /// The protocol's encoding of this message, computed at most once.
+    pub fn encoded(&self, slot: EncodingSlot, encode: impl FnOnce(&Message) -> Bytes) -> Bytes {
+        self.encoded[slot as usize].get_or_init(|| encode(self)).clone()
+    }
+}
