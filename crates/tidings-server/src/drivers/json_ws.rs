@@ -1,0 +1,223 @@
+//! The native JSON protocol over WebSocket (`/ws`).
+//!
+//! One task per connection selects between the peer's messages, the outbox and a keepalive
+//! timer. Replies are queued in the outbox like deliveries, so the session sees one order.
+//! Everything queued is sent as frames fed into yawc's buffer and written with one flush.
+
+use crate::runtime::Shared;
+use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tidings_core::{
+    CloseReason, Delivery, EncodingSlot, HubError, Identity, Message, PayloadKind, Resume, Session, SubscribeOptions,
+};
+use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
+use tidings_proto::PayloadKind as WireKind;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Most messages one `history` request returns.
+const MAX_HISTORY_PAGE: usize = 1000;
+
+pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
+    let wake = Arc::new(Notify::new());
+    let waker = wake.clone();
+    let session = match shared.hub.open_session(Box::new(move || waker.notify_one())) {
+        Ok(s) => s,
+        Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
+    };
+    let hello = json::encode_hello(&session.id().to_string(), json::SERVER);
+    session.outbox().push_reply(Bytes::from(hello));
+    let cfg = &shared.config.websocket;
+    let ping_every = (cfg.ping_interval_secs > 0).then(|| Duration::from_secs(cfg.ping_interval_secs));
+    let idle_after = (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
+    let mut driver = Driver { session, identity: Identity::anonymous(), shared: shared.clone() };
+    let mut last_heard = Instant::now();
+    let mut next_ping = ping_every.map(|p| Instant::now() + p);
+    let mut batch = Vec::new();
+    loop {
+        let deadline = [next_ping, idle_after.map(|i| last_heard + i)].into_iter().flatten().min();
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {
+                let closed = driver.session.outbox().drain_into(&mut batch);
+                let frames: Vec<OutFrame> = batch.drain(..).map(frame_of).collect();
+                let sent = conn.send_all(frames).await;
+                match closed {
+                    Some(CloseReason::SlowConsumer) => {
+                        let text = ReplyBuilder::error(None, ErrorCode::SlowConsumer, "too many messages queued; closing").finish();
+                        let _ = conn.send_all([OutFrame::Text(Bytes::from(text))]).await;
+                        return conn.close(Close::Policy, "slow consumer").await;
+                    }
+                    Some(_) => return conn.close(Close::GoingAway, "server shutting down").await,
+                    None if sent.is_err() => return,
+                    None => {}
+                }
+            }
+            msg = conn.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Ok(WsMessage::Text(b)) => driver.handle(&b, false),
+                    Ok(WsMessage::Binary(b)) => driver.handle(&b, true),
+                    Ok(WsMessage::Control) => {}
+                    Err(_) => return,
+                }
+            }
+            _ = timer => {
+                let now = Instant::now();
+                if idle_after.is_some_and(|i| now >= last_heard + i) {
+                    return conn.close(Close::GoingAway, "idle timeout").await;
+                }
+                if next_ping.is_some_and(|p| now >= p) {
+                    next_ping = ping_every.map(|p| now + p);
+                    if conn.ping().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A delivery as a frame; a message's frame is encoded once and shared by all sessions.
+fn frame_of(d: Delivery) -> OutFrame {
+    match d {
+        Delivery::Message { msg, .. } => {
+            let bytes = msg.encoded(EncodingSlot::Json, |m| {
+                json::encode_message(&m.topic, m.offset, &m.epoch, wire_kind(m.kind), &m.payload).bytes
+            });
+            if msg.kind == PayloadKind::Binary {
+                OutFrame::Binary(bytes)
+            } else {
+                OutFrame::Text(bytes)
+            }
+        }
+        Delivery::Presence(p) => {
+            let event = if p.joined { json::PresenceEvent::Join } else { json::PresenceEvent::Leave };
+            OutFrame::Text(Bytes::from(json::encode_presence(&p.topic, event, &p.client.to_string(), p.user.as_deref())))
+        }
+        Delivery::Reply(b) => OutFrame::Text(b),
+    }
+}
+
+pub(crate) fn wire_kind(k: PayloadKind) -> WireKind {
+    match k {
+        PayloadKind::Text => WireKind::Text,
+        PayloadKind::Json => WireKind::Json,
+        PayloadKind::Binary => WireKind::Binary,
+    }
+}
+
+fn core_kind(k: WireKind) -> PayloadKind {
+    match k {
+        WireKind::Text => PayloadKind::Text,
+        WireKind::Json => PayloadKind::Json,
+        _ => PayloadKind::Binary,
+    }
+}
+
+fn message_ref(m: &Message) -> MessageRef<'_> {
+    MessageRef { topic: &m.topic, offset: m.offset, epoch: &m.epoch, kind: wire_kind(m.kind), payload: &m.payload }
+}
+
+/// The protocol's error reply for a hub error.
+pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
+    let code = match e {
+        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
+        HubError::Denied(_) => ErrorCode::Forbidden,
+        HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
+        HubError::NotSubscribed(_) => ErrorCode::NotFound,
+        HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        _ => ErrorCode::BadRequest,
+    };
+    let mut reply = ReplyBuilder::error(id, code, &e.to_string());
+    if let HubError::ResumeUnavailable { epoch, earliest, last, .. } = e {
+        reply = reply.string("epoch", epoch).number("earliest", *earliest).number("last", *last);
+    }
+    reply.finish()
+}
+
+struct Driver {
+    session: Session,
+    identity: Identity,
+    shared: Arc<Shared>,
+}
+
+impl Driver {
+    fn reply(&self, text: String) {
+        self.session.outbox().push_reply(Bytes::from(text));
+    }
+
+    fn handle(&mut self, frame: &[u8], binary: bool) {
+        let req = match json::decode_client(frame, binary) {
+            Ok(r) => r,
+            Err(e) => return self.reply(e.to_reply()),
+        };
+        let id = req.id.as_ref();
+        let hub = self.shared.hub.clone();
+        let result = match req.op {
+            Op::Subscribe { topic, since, epoch, presence } => {
+                let opts = SubscribeOptions { resume: since.map(|since| Resume { since, epoch }), presence };
+                hub.subscribe(&self.session, &self.identity, &topic, &topic, opts, |info| {
+                    let mut r = ReplyBuilder::ok(id).string("topic", &topic);
+                    if let Some(e) = &info.epoch {
+                        r = r.string("epoch", e);
+                    }
+                    Some(Bytes::from(r.number("offset", info.last_offset).number("replayed", info.replayed as u64).finish()))
+                })
+                .map(|_| None)
+            }
+            Op::Unsubscribe { topic } => hub
+                .unsubscribe(&self.session, &topic)
+                .map(|()| Some(ReplyBuilder::ok(id).string("topic", &topic).finish())),
+            Op::Publish { topic, kind, payload, ack } => {
+                let now = crate::clock::now_ms();
+                hub.publish(&self.identity, &topic, core_kind(kind), payload, Vec::new(), now).map(|p| {
+                    ack.then(|| {
+                        ReplyBuilder::ok(id).string("topic", &topic).number("offset", p.offset).string("epoch", &p.epoch).finish()
+                    })
+                })
+            }
+            Op::History { topic, since, limit } => {
+                let limit = limit.unwrap_or(100).min(MAX_HISTORY_PAGE);
+                hub.history(&self.identity, &topic, since, limit).map(|page| {
+                    let mut r = ReplyBuilder::ok(id).string("topic", &topic);
+                    if let Some(e) = &page.epoch {
+                        r = r.string("epoch", e);
+                    }
+                    Some(
+                        r.number("earliest", page.earliest)
+                            .number("offset", page.last_offset)
+                            .messages("messages", page.messages.iter().map(|m| message_ref(m)))
+                            .finish(),
+                    )
+                })
+            }
+            Op::Presence { topic } => hub.presence(&self.identity, &topic).map(|members| {
+                let names: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
+                let list = members
+                    .iter()
+                    .zip(&names)
+                    .map(|(m, client)| json::Member { client, user: m.user.as_deref() });
+                Some(ReplyBuilder::ok(id).string("topic", &topic).members("members", list).finish())
+            }),
+            Op::Ping => Ok(Some(json::encode_pong(id))),
+            Op::Auth { user, password } => hub.authenticate(&user, &password).map(|who| {
+                self.identity = who;
+                Some(ReplyBuilder::ok(id).string("user", &user).finish())
+            }),
+        };
+        match result {
+            Ok(Some(text)) => self.reply(text),
+            Ok(None) => {}
+            Err(e) => self.reply(hub_error(id, &e)),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The TCP line protocol driver: the classic socket/bind/listen/accept server.
+//!
+//! One task per connection selects between reading commands and writing the outbox.
+//! Replies go through the outbox too, so a subscribe's `+OK` always precedes the messages it
+//! replays. A bad line gets `-ERR` and the connection stays; a fatal one (too long) gets
+//! `-ERR` and a close.
+
+use crate::runtime::Shared;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tidings_core::{
+    CloseReason, Delivery, EncodingSlot, Identity, PayloadKind, Resume, Session, SubscribeOptions,
+};
+use tidings_proto::line::{self, Command, Decoder, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("tcp accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        shared.tasks.spawn(serve(stream, shared.clone()));
+    }
+}
+
+/// What to do after a command.
+enum Flow {
+    Continue,
+    /// Flush what is queued, then close.
+    Close,
+}
+
+async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+    let wake = Arc::new(Notify::new());
+    let waker = wake.clone();
+    let session = match shared.hub.open_session(Box::new(move || waker.notify_one())) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut out = BytesMut::new();
+            line::encode_err(&e, &mut out);
+            let _ = stream.write_all(&out).await;
+            return;
+        }
+    };
+    let cfg = shared.config.line;
+    let mut conn = Conn {
+        session,
+        identity: Identity::anonymous(),
+        decoder: Decoder::new(Limits { max_line: cfg.max_line, max_payload: cfg.max_payload }),
+        shared: shared.clone(),
+    };
+    if stream.write_all(line::GREETING.as_bytes()).await.is_err() {
+        return;
+    }
+    let (mut rd, mut wr) = stream.split();
+    let mut rbuf = BytesMut::with_capacity(1024);
+    let mut wbuf = BytesMut::new();
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {
+                let closed = conn.session.outbox().drain_into(&mut batch);
+                encode_batch(&mut batch, &mut wbuf);
+                if let Some(reason) = &closed {
+                    goodbye(reason, &mut wbuf);
+                }
+                if wr.write_all(&wbuf).await.is_err() || closed.is_some() {
+                    break;
+                }
+                wbuf.clear();
+                if wbuf.capacity() > 64 * 1024 {
+                    wbuf = BytesMut::new(); // give back what a burst made it grow to
+                }
+            }
+            r = read_more(&mut rd, &mut rbuf) => {
+                if !matches!(r, Ok(n) if n > 0) {
+                    break; // EOF or reset: the session is dropped below
+                }
+                if let Flow::Close = conn.handle_input(&mut rbuf) {
+                    conn.session.outbox().drain_into(&mut batch);
+                    encode_batch(&mut batch, &mut wbuf);
+                    let _ = wr.write_all(&wbuf).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_more(rd: &mut (impl AsyncReadExt + Unpin), buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(4096);
+    }
+    rd.read_buf(buf).await
+}
+
+fn goodbye(reason: &CloseReason, out: &mut BytesMut) {
+    match reason {
+        CloseReason::SlowConsumer => line::encode_err("slow consumer: too many messages queued; closing", out),
+        _ => line::encode_err("server shutting down; closing", out),
+    }
+}
+
+/// Encodes every delivery into one buffer; a message's encoding is shared by all sessions.
+fn encode_batch(batch: &mut Vec<Delivery>, out: &mut BytesMut) {
+    for d in batch.drain(..) {
+        match d {
+            Delivery::Message { msg, .. } => {
+                let bytes = msg.encoded(EncodingSlot::Line, |m| {
+                    let mut b = BytesMut::with_capacity(m.payload.len() + m.topic.len() + 32);
+                    line::encode_message(&m.topic, m.offset, &m.payload, &mut b);
+                    b.freeze()
+                });
+                out.extend_from_slice(&bytes);
+            }
+            Delivery::Presence(p) => {
+                let client = p.client.to_string();
+                if p.joined {
+                    line::encode_join(&p.topic, &client, p.user.as_deref(), out);
+                } else {
+                    line::encode_leave(&p.topic, &client, p.user.as_deref(), out);
+                }
+            }
+            Delivery::Reply(bytes) => out.extend_from_slice(&bytes),
+        }
+    }
+}
+
+struct Conn {
+    session: Session,
+    identity: Identity,
+    decoder: Decoder,
+    shared: Arc<Shared>,
+}
+
+impl Conn {
+    fn reply(&self, f: impl FnOnce(&mut BytesMut)) {
+        let mut b = BytesMut::new();
+        f(&mut b);
+        self.session.outbox().push_reply(b.freeze());
+    }
+
+    fn err(&self, e: impl std::fmt::Display) {
+        self.reply(|b| line::encode_err(e, b));
+    }
+
+    /// Decodes and runs every whole command in `buf`.
+    fn handle_input(&mut self, buf: &mut BytesMut) -> Flow {
+        loop {
+            match self.decoder.decode(buf) {
+                Ok(Some(cmd)) => {
+                    if let Flow::Close = self.handle(cmd) {
+                        return Flow::Close;
+                    }
+                }
+                Ok(None) => return Flow::Continue,
+                Err(e) if e.is_fatal() => {
+                    self.err(format_args!("{e}; closing"));
+                    return Flow::Close;
+                }
+                Err(e) => self.err(e),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) -> Flow {
+        let hub = self.shared.hub.clone();
+        let now = crate::clock::now_ms();
+        match cmd {
+            Command::Sub { pattern, since, epoch } => {
+                let opts = SubscribeOptions { resume: since.map(|since| Resume { since, epoch }), presence: true };
+                let res = hub.subscribe(&self.session, &self.identity, &pattern, &pattern, opts, |info| {
+                    let mut b = BytesMut::new();
+                    let epoch = info.epoch.as_deref().unwrap_or("-");
+                    line::encode_ok(
+                        format_args!("SUB {pattern} epoch={epoch} last={} replayed={}", info.last_offset, info.replayed),
+                        &mut b,
+                    );
+                    Some(b.freeze())
+                });
+                if let Err(e) = res {
+                    self.err(format_args!("SUB {pattern}: {e}"));
+                }
+            }
+            Command::Unsub { pattern } => match hub.unsubscribe(&self.session, &pattern) {
+                Ok(()) => self.reply(|b| line::encode_ok(format_args!("UNSUB {pattern}"), b)),
+                Err(e) => self.err(format_args!("UNSUB {pattern}: {e}")),
+            },
+            Command::Pub { topic, payload } => {
+                let kind = kind_of(&payload);
+                match hub.publish(&self.identity, &topic, kind, payload, Vec::new(), now) {
+                    Ok(p) => self.reply(|b| line::encode_ok(format_args!("PUB {topic} {}", p.offset), b)),
+                    Err(e) => self.err(format_args!("PUB {topic}: {e}")),
+                }
+            }
+            Command::Hist { topic, since } => match hub.history(&self.identity, &topic, since, usize::MAX) {
+                Ok(page) => self.reply(|b| {
+                    let epoch = page.epoch.as_deref().unwrap_or("-");
+                    line::encode_ok(
+                        format_args!(
+                            "HIST {topic} epoch={epoch} earliest={} last={} count={}",
+                            page.earliest,
+                            page.last_offset,
+                            page.messages.len()
+                        ),
+                        b,
+                    );
+                    for m in &page.messages {
+                        line::encode_message(&m.topic, m.offset, &m.payload, b);
+                    }
+                }),
+                Err(e) => self.err(format_args!("HIST {topic}: {e}")),
+            },
+            Command::Who { topic } => match hub.presence(&self.identity, &topic) {
+                Ok(members) => {
+                    let list: Vec<String> = members
+                        .iter()
+                        .map(|m| format!("{}={}", m.client, m.user.as_deref().unwrap_or("-")))
+                        .collect();
+                    let text = format!("WHO {topic} {} {}", list.len(), list.join(" "));
+                    self.reply(|b| line::encode_ok(text.trim_end(), b));
+                }
+                Err(e) => self.err(format_args!("WHO {topic}: {e}")),
+            },
+            Command::Auth { user, password } => match hub.authenticate(&user, &password) {
+                Ok(id) => {
+                    self.identity = id;
+                    self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b));
+                }
+                Err(e) => self.err(format_args!("AUTH: {e}")),
+            },
+            Command::Ping { token } => self.reply(|b| line::encode_pong(token.as_deref(), b)),
+            Command::Help => self.reply(|b| b.extend_from_slice(line::HELP.as_bytes())),
+            Command::Quit => {
+                self.reply(|b| line::encode_ok("BYE", b));
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+fn kind_of(payload: &Bytes) -> PayloadKind {
+    if std::str::from_utf8(payload).is_ok() {
+        PayloadKind::Text
+    } else {
+        PayloadKind::Binary
+    }
+}

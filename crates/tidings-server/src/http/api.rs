@@ -1,0 +1,156 @@
+//! The HTTP API: `POST /api/publish`, `GET /api/topics`.
+//!
+//! Publish takes either a JSON envelope (`{"topic":"t","data":...}` or `"text":"..."`) or a
+//! raw body with the topic in the path (`/api/publish/chat.lobby`) or query (`?topic=`).
+//! A raw body is JSON, text or binary according to its Content-Type. Credentials, when users
+//! are configured, come as HTTP Basic auth.
+
+use super::{json, text, Body};
+use crate::runtime::Shared;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use tidings_core::{HubError, Identity, PayloadKind};
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    topic: String,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+    }
+    let who = match identity(&req, shared) {
+        Ok(who) => who,
+        Err(resp) => return resp,
+    };
+    let path_topic = req.uri().path().strip_prefix("/api/publish/").map(percent_decode);
+    let query_topic = req.uri().query().and_then(|q| {
+        q.split('&').find_map(|kv| kv.strip_prefix("topic=")).map(percent_decode)
+    });
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let limit = shared.config.http_api.max_body;
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &format!("body is larger than {limit} bytes"))
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "could not read the body"),
+    };
+    let is_json = content_type.starts_with("application/json");
+    let (topic, kind, payload) = match path_topic.or(query_topic) {
+        Some(topic) => {
+            let kind = if is_json {
+                if serde_json::from_slice::<&RawValue>(&body).is_err() {
+                    return error(StatusCode::BAD_REQUEST, "bad_request", "body is not valid JSON");
+                }
+                PayloadKind::Json
+            } else if content_type.starts_with("text/") || content_type.is_empty() && std::str::from_utf8(&body).is_ok() {
+                if std::str::from_utf8(&body).is_err() {
+                    return error(StatusCode::BAD_REQUEST, "bad_request", "text body is not UTF-8");
+                }
+                PayloadKind::Text
+            } else {
+                PayloadKind::Binary
+            };
+            (topic, kind, body)
+        }
+        None => match serde_json::from_slice::<Envelope<'_>>(&body) {
+            Ok(Envelope { topic, data: Some(d), text: None }) => {
+                (topic, PayloadKind::Json, Bytes::copy_from_slice(d.get().as_bytes()))
+            }
+            Ok(Envelope { topic, data: None, text: Some(t) }) => (topic, PayloadKind::Text, Bytes::from(t)),
+            Ok(_) => {
+                return error(StatusCode::BAD_REQUEST, "bad_request", "the envelope needs exactly one of \"data\" or \"text\"")
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("expected a JSON envelope {{\"topic\":...,\"data\":...}} or a topic in the path: {e}"),
+                )
+            }
+        },
+    };
+    match shared.hub.publish(&who, &topic, kind, payload, Vec::new(), crate::clock::now_ms()) {
+        Ok(p) => json(
+            StatusCode::OK,
+            serde_json::json!({"topic": topic, "offset": p.offset, "epoch": &*p.epoch, "receivers": p.receivers})
+                .to_string(),
+        ),
+        Err(e) => hub_error(&e),
+    }
+}
+
+pub(super) fn topics(shared: &Arc<Shared>) -> Response<Body> {
+    let rows: Vec<serde_json::Value> = shared
+        .hub
+        .topics()
+        .into_iter()
+        .map(|t| {
+            serde_json::json!({
+                "topic": &*t.name,
+                "subscribers": t.subscribers,
+                "last_offset": t.last_offset,
+                "epoch": t.epoch.as_deref(),
+                "history_messages": t.history_messages,
+                "history_bytes": t.history_bytes,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, serde_json::json!({ "topics": rows }).to_string())
+}
+
+fn identity(req: &Request<Incoming>, shared: &Shared) -> Result<Identity, Response<Body>> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(Identity::anonymous());
+    };
+    let creds = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| base64_decode(b64.trim()))
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let Some((user, password)) = creds.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "Authorization must be HTTP Basic"));
+    };
+    shared.hub.authenticate(user, password).map_err(|e| hub_error(&e))
+}
+
+pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
+    let (status, code) = match e {
+        HubError::Denied(tidings_core::AuthError::BadCredentials) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        HubError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        HubError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        HubError::TooManyTopics(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_topics"),
+        _ => (StatusCode::BAD_REQUEST, "bad_request"),
+    };
+    error(status, code, &e.to_string())
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json(status, serde_json::json!({"error": code, "message": message}).to_string())
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}

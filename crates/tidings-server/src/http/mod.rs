@@ -1,0 +1,116 @@
+//! The HTTP listener: one port for WebSocket upgrades, the HTTP API and the web pages.
+//!
+//! Each accepted socket is served by hyper's HTTP/1.1 connection with upgrades enabled; a
+//! request is routed by path. On shutdown, idle keep-alive connections are closed gracefully
+//! and upgraded connections finish through their own drivers.
+
+mod api;
+
+use crate::drivers;
+use crate::runtime::Shared;
+use crate::ws;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub(crate) type Body = Full<Bytes>;
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!("http accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared2 = shared.clone();
+        let shutdown = shared.shutdown.clone();
+        shared.tasks.spawn(async move {
+            let service = service_fn(move |req| route(req, shared2.clone()));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = shutdown.cancelled() => {
+                    // Finishes the request in flight, then closes; upgraded sockets live on
+                    // in their drivers, which say their own goodbye.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+async fn route(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let resp = match (req.method(), path.as_str()) {
+        (&Method::GET, "/ws") if ws::is_upgrade(&req) => upgrade(&mut req, &shared, Endpoint::Native),
+        (&Method::GET, "/echo") if ws::is_upgrade(&req) => upgrade(&mut req, &shared, Endpoint::Echo),
+        (_, "/ws" | "/echo") => text(StatusCode::UPGRADE_REQUIRED, "this endpoint speaks WebSocket\n"),
+        (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        (&Method::GET, "/") => html(include_str!("../../../../web/index.html")),
+        (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => api::publish(req, &shared).await,
+        (&Method::GET, "/api/topics") => api::topics(&shared),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(resp)
+}
+
+enum Endpoint {
+    Native,
+    Echo,
+}
+
+fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>, endpoint: Endpoint) -> Response<Body> {
+    match ws::upgrade(req, &shared.config.websocket) {
+        Err(resp) => resp,
+        Ok((resp, conn)) => {
+            let shared = shared.clone();
+            shared.clone().tasks.spawn(async move {
+                let Some(conn) = conn.await else { return };
+                match endpoint {
+                    Endpoint::Echo => ws::echo::serve(conn, shared.shutdown.clone()).await,
+                    Endpoint::Native => drivers::json_ws::serve(conn, shared).await,
+                }
+            });
+            resp
+        }
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", Bytes::from(body.to_owned()))
+}
+
+pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
+    respond(status, "application/json", Bytes::from(body))
+}
+
+fn html(body: &'static str) -> Response<Body> {
+    respond(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(body.as_bytes()))
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    resp
+}

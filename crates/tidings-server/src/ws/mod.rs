@@ -1,0 +1,174 @@
+//! The WebSocket seam: the only module that knows which WebSocket crate we use (yawc, chosen
+//! because it passes Autobahn including permessage-deflate and lets us size its buffers).
+//!
+//! Drivers see [`WsConn`]: `recv` yields whole text/binary messages (pings are answered and
+//! fragments reassembled underneath), `send_all` queues frames and writes them with one flush,
+//! `close` says goodbye with a close code.
+
+pub(crate) mod echo;
+
+use crate::config::WebSocketConfig;
+use bytes::Bytes;
+use futures::SinkExt;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use yawc::{Frame, OpCode, Options, WebSocket};
+
+/// Close codes we send (RFC 6455 section 7.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// 1001: server shutting down, or the peer went idle.
+    GoingAway,
+    /// 1008: refused by policy (e.g. slow consumer).
+    Policy,
+}
+
+impl Close {
+    fn code(self) -> yawc::close::CloseCode {
+        use yawc::close::CloseCode;
+        match self {
+            Close::GoingAway => CloseCode::Away,
+            Close::Policy => CloseCode::Policy,
+        }
+    }
+}
+
+/// A whole message from the peer.
+#[derive(Debug)]
+pub(crate) enum WsMessage {
+    Text(Bytes),
+    Binary(Bytes),
+    /// Pings and pongs, already answered: they only prove the peer is alive.
+    Control,
+}
+
+/// The connection ended (closed by the peer, a protocol error already answered with its
+/// close code, or I/O failure).
+#[derive(Debug)]
+pub(crate) struct WsClosed;
+
+/// Checks the `Origin` against the allow-list. Requests without an Origin are not from a
+/// browser and are allowed.
+pub(crate) fn origin_allowed<B>(req: &Request<B>, cfg: &WebSocketConfig) -> bool {
+    if cfg.allowed_origins.is_empty() {
+        return true;
+    }
+    match req.headers().get(hyper::header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => cfg.allowed_origins.iter().any(|a| a == origin),
+    }
+}
+
+fn options(cfg: &WebSocketConfig) -> Options {
+    let mut opts = Options::default()
+        .with_max_payload_read(cfg.max_message + 1)
+        .with_max_read_buffer(cfg.max_message + 1)
+        .with_read_buffer_capacity(cfg.buffer_size)
+        .with_write_buffer_capacity(cfg.buffer_size)
+        .with_utf8()
+        .with_no_delay();
+    if cfg.compression {
+        opts = opts.with_balanced_compression();
+    } else {
+        opts = opts.without_compression();
+    }
+    opts
+}
+
+/// Answers an upgrade request. On success the returned future yields the connection once
+/// hyper hands over the socket; on failure the response is a plain HTTP error.
+pub(crate) fn upgrade(
+    req: &mut Request<Incoming>,
+    cfg: &WebSocketConfig,
+) -> Result<(Response<Full<Bytes>>, impl std::future::Future<Output = Option<WsConn>>), Response<Full<Bytes>>> {
+    if !origin_allowed(req, cfg) {
+        return Err(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
+    }
+    match WebSocket::upgrade_with_options(&mut *req, options(cfg)) {
+        Ok((resp, fut)) => {
+            let (parts, _) = resp.into_parts();
+            let resp = Response::from_parts(parts, Full::new(Bytes::new()));
+            Ok((resp, async move { fut.await.ok().map(|inner| WsConn { inner }) }))
+        }
+        Err(e) => Err(plain(StatusCode::BAD_REQUEST, &format!("not a valid WebSocket upgrade: {e}\n"))),
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// True for an HTTP request asking to become a WebSocket.
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// An accepted WebSocket connection.
+pub(crate) struct WsConn {
+    inner: WebSocket<yawc::HttpStream>,
+}
+
+impl WsConn {
+    /// The next whole message. Cancel-safe: partial frames stay buffered inside.
+    pub(crate) async fn recv(&mut self) -> Result<WsMessage, WsClosed> {
+        match self.inner.next_frame().await {
+            Ok(frame) => match frame.opcode() {
+                OpCode::Text => Ok(WsMessage::Text(frame.into_payload())),
+                OpCode::Binary => Ok(WsMessage::Binary(frame.into_payload())),
+                OpCode::Close => {
+                    // yawc queued the echoing close frame; push it out.
+                    let _ = self.inner.flush().await;
+                    Err(WsClosed)
+                }
+                _ => Ok(WsMessage::Control),
+            },
+            Err(_) => {
+                // A protocol error was turned into a close frame with the right code
+                // (1002/1007/1009); flush it so the peer learns why.
+                let _ = self.inner.flush().await;
+                Err(WsClosed)
+            }
+        }
+    }
+
+    /// Queues every frame and writes them with as few syscalls as the buffer allows.
+    pub(crate) async fn send_all(&mut self, frames: impl IntoIterator<Item = OutFrame>) -> Result<(), WsClosed> {
+        for f in frames {
+            let frame = match f {
+                OutFrame::Text(b) => Frame::text(b),
+                OutFrame::Binary(b) => Frame::binary(b),
+            };
+            self.inner.feed(frame).await.map_err(|_| WsClosed)?;
+        }
+        self.inner.flush().await.map_err(|_| WsClosed)
+    }
+
+    pub(crate) async fn ping(&mut self) -> Result<(), WsClosed> {
+        self.inner.send(Frame::ping(Bytes::new())).await.map_err(|_| WsClosed)
+    }
+
+    /// Sends a close frame with `code` and `reason`, then waits briefly for the peer's.
+    pub(crate) async fn close(mut self, code: Close, reason: &str) {
+        let reason = &reason[..reason.len().min(120)];
+        if self.inner.send(Frame::close(code.code(), reason)).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while self.inner.next_frame().await.is_ok() {}
+        })
+        .await;
+    }
+}
+
+/// A frame a driver wants to send.
+#[derive(Debug, Clone)]
+pub(crate) enum OutFrame {
+    Text(Bytes),
+    Binary(Bytes),
+}
