@@ -123,18 +123,48 @@ impl WsConn {
                 OpCode::Binary => Ok(WsMessage::Binary(frame.into_payload())),
                 OpCode::Close => {
                     // yawc queued the echoing close frame; push it out.
-                    let _ = self.inner.flush().await;
+                    self.flush_queued_control().await;
                     Err(WsClosed)
                 }
                 _ => Ok(WsMessage::Control),
             },
-            Err(_) => {
-                // A protocol error was turned into a close frame with the right code
-                // (1002/1007/1009); flush it so the peer learns why.
-                let _ = self.inner.flush().await;
+            Err(e) => {
+                self.fail(&e).await;
                 Err(WsClosed)
             }
         }
+    }
+
+    /// Answers bad input with the right close code. yawc's frame layer already queued a
+    /// close frame for framing errors (its read side is then closed); its message layer
+    /// (UTF-8, fragments) did not, so we send one.
+    async fn fail(&mut self, e: &yawc::WebSocketError) {
+        use yawc::close::CloseCode;
+        use yawc::WebSocketError as E;
+        let already_closed = matches!(futures::FutureExt::now_or_never(self.inner.next_frame()), Some(Err(E::ConnectionClosed)));
+        if already_closed {
+            return self.flush_queued_control().await;
+        }
+        let code = match e {
+            E::InvalidUTF8 => CloseCode::Invalid,
+            E::FrameTooLarge => CloseCode::Size,
+            E::ConnectionClosed => return,
+            e if e.is_io_error() => return,
+            _ => CloseCode::Protocol,
+        };
+        let send = self.inner.send(Frame::close(code, e.to_string()));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), send).await;
+    }
+
+    /// yawc queues the frames it owes the peer (pongs, close replies) and writes them when
+    /// the sink is next polled for readiness; do that now, bounded in time.
+    async fn flush_queued_control(&mut self) {
+        let flush = async {
+            if futures::future::poll_fn(|cx| self.inner.poll_ready_unpin(cx)).await.is_ok() {
+                let _ = self.inner.flush().await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), flush).await;
     }
 
     /// Queues every frame and writes them with as few syscalls as the buffer allows.

@@ -1,0 +1,212 @@
+//! WebSocket `/ws` and `/echo` over real sockets: the native protocol, close codes for bad
+//! input, the origin allow-list, idle timeout and the shutdown goodbye.
+
+use futures::SinkExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tidings_server::{Listen, Server, ServerConfig};
+use yawc::close::CloseCode;
+use yawc::{Frame, OpCode, WebSocket};
+
+type Ws = yawc::TcpWebSocket;
+
+async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
+    let mut cfg = ServerConfig {
+        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
+        tcp: Listen(None),
+        udp: Listen(None),
+        stomp: Listen(None),
+        ..Default::default()
+    };
+    f(&mut cfg);
+    Server::start(cfg).await.unwrap()
+}
+
+async fn connect(server: &Server, path: &str) -> Ws {
+    let url = format!("ws://{}{path}", server.addrs().http.unwrap());
+    WebSocket::connect(url.parse().unwrap()).await.unwrap()
+}
+
+async fn next(ws: &mut Ws) -> Frame {
+    tokio::time::timeout(Duration::from_secs(5), ws.next_frame()).await.expect("a frame in time").expect("open")
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let f = next(ws).await;
+        if f.opcode() == OpCode::Text {
+            return serde_json::from_slice(f.payload()).unwrap();
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Frame::text(v.to_string())).await.unwrap();
+}
+
+/// Reads until a close frame; returns its code.
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next_frame()).await.expect("closed in time") {
+            Ok(f) if f.opcode() == OpCode::Close => return f.close_code(),
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("connection ended without a close frame: {e:?}");
+                return None;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn native_protocol_subscribe_publish_ack_history_presence() {
+    let server = server_with(|_| {}).await;
+    let mut a = connect(&server, "/ws").await;
+    let mut b = connect(&server, "/ws").await;
+    assert_eq!(next_json(&mut a).await["type"], "hello");
+    assert_eq!(next_json(&mut b).await["type"], "hello");
+    send(&mut a, json!({"op":"subscribe","id":1,"topic":"chat.*","presence":true})).await;
+    let ok = next_json(&mut a).await;
+    assert_eq!((ok["type"].as_str(), ok["id"].as_i64()), (Some("ok"), Some(1)));
+    send(&mut b, json!({"op":"subscribe","id":"s","topic":"chat.*"})).await;
+    assert_eq!(next_json(&mut b).await["id"], "s");
+    let join = next_json(&mut a).await;
+    assert_eq!((join["type"].as_str(), join["event"].as_str()), (Some("presence"), Some("join")));
+    send(&mut b, json!({"op":"publish","id":2,"topic":"chat.lobby","data":{"n":1},"ack":true})).await;
+    let msg = next_json(&mut a).await;
+    assert_eq!(msg["type"], "message");
+    assert_eq!((msg["topic"].as_str(), msg["offset"].as_u64()), (Some("chat.lobby"), Some(1)));
+    assert_eq!(msg["data"], json!({"n":1}));
+    // b sees its own message and its ack (in some order).
+    let mut seen = vec![next_json(&mut b).await["type"].clone(), next_json(&mut b).await["type"].clone()];
+    seen.sort_by_key(|v| v.to_string());
+    assert_eq!(seen, [json!("message"), json!("ok")]);
+    // Binary publish comes back as a binary frame: header, \n, raw bytes.
+    let mut frame = br#"{"op":"publish","topic":"chat.bin"}"#.to_vec();
+    frame.push(b'\n');
+    frame.extend_from_slice(&[0, 159, 146, 150, 10, 13]);
+    b.send(Frame::binary(frame)).await.unwrap();
+    let bin = loop {
+        let f = next(&mut a).await;
+        if f.opcode() == OpCode::Binary {
+            break f.into_payload();
+        }
+    };
+    let nl = bin.iter().position(|&c| c == b'\n').unwrap();
+    let head: Value = serde_json::from_slice(&bin[..nl]).unwrap();
+    assert_eq!(head["topic"], "chat.bin");
+    assert_eq!(&bin[nl + 1..], &[0, 159, 146, 150, 10, 13]);
+    send(&mut a, json!({"op":"history","id":3,"topic":"chat.lobby"})).await;
+    let hist = next_json(&mut a).await;
+    assert_eq!(hist["messages"][0]["data"], json!({"n":1}));
+    send(&mut a, json!({"op":"presence","id":4,"topic":"chat.*"})).await;
+    assert_eq!(next_json(&mut a).await["members"].as_array().unwrap().len(), 2);
+    send(&mut a, json!({"op":"ping","id":5})).await;
+    assert_eq!(next_json(&mut a).await["type"], "pong");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_json_is_an_error_reply_and_the_connection_stays() {
+    let server = server_with(|_| {}).await;
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    ws.send(Frame::text("{not json")).await.unwrap();
+    let err = next_json(&mut ws).await;
+    assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("error"), Some("bad_request")));
+    send(&mut ws, json!({"op":"subscribe","id":9,"topic":"a..b"})).await;
+    let err = next_json(&mut ws).await;
+    assert_eq!((err["id"].as_i64(), err["code"].as_str()), (Some(9), Some("bad_request")));
+    send(&mut ws, json!({"op":"ping","id":10})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007_and_oversize_with_1009() {
+    let server = server_with(|c| c.websocket.max_message = 1024).await;
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    ws.send(Frame::text(vec![0xff, 0xfe, 0xfd])).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Invalid));
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    ws.send(Frame::text("x".repeat(4096))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
+    // Others are unaffected.
+    let mut ok = connect(&server, "/echo").await;
+    ok.send(Frame::text("still here")).await.unwrap();
+    assert_eq!(next(&mut ok).await.as_str(), "still here");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn origin_allow_list_refuses_other_origins() {
+    let server = server_with(|c| c.websocket.allowed_origins = vec!["https://good.example".into()]).await;
+    let url: url::Url = format!("ws://{}/ws", server.addrs().http.unwrap()).parse().unwrap();
+    let bad = WebSocket::connect(url.clone())
+        .with_request(yawc::HttpRequestBuilder::new().header("Origin", "https://evil.example"))
+        .await;
+    assert!(bad.is_err(), "a foreign origin is refused");
+    let good = WebSocket::connect(url)
+        .with_request(yawc::HttpRequestBuilder::new().header("Origin", "https://good.example"))
+        .await;
+    assert!(good.is_ok());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_with_1001() {
+    let server = server_with(|c| {
+        c.websocket.idle_timeout_secs = 1;
+        c.websocket.ping_interval_secs = 0;
+    })
+    .await;
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Away));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_pings_keep_a_quiet_client_alive() {
+    let server = server_with(|c| {
+        c.websocket.idle_timeout_secs = 2;
+        c.websocket.ping_interval_secs = 1;
+    })
+    .await;
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    // yawc answers pings automatically while we read; after 3 s we are still open.
+    let mut pings = 0;
+    let end = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(f)) = tokio::time::timeout_at(end, ws.next_frame()).await {
+        assert_ne!(f.opcode(), OpCode::Close, "closed although the client answered pings");
+        pings += usize::from(f.opcode() == OpCode::Ping);
+    }
+    assert!(pings >= 2, "saw {pings} pings");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_and_says_goodbye_with_1001() {
+    let server = server_with(|_| {}).await;
+    let mut ws = connect(&server, "/ws").await;
+    next_json(&mut ws).await;
+    send(&mut ws, json!({"op":"subscribe","id":1,"topic":"t"})).await;
+    next_json(&mut ws).await;
+    server.hub().publish(&Default::default(), "t", tidings_core::PayloadKind::Text, "bye".into(), vec![], 0).unwrap();
+    let shutdown = tokio::spawn(server.shutdown());
+    let mut got_message = false;
+    let code = loop {
+        let f = next(&mut ws).await;
+        match f.opcode() {
+            OpCode::Text => got_message |= f.as_str().contains("\"bye\""),
+            OpCode::Close => break f.close_code(),
+            _ => {}
+        }
+    };
+    assert!(got_message, "the queued message was flushed before the goodbye");
+    assert_eq!(code, Some(CloseCode::Away));
+    assert_eq!(shutdown.await.unwrap(), 0, "every connection finished within the grace period");
+}
