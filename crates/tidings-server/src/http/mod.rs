@@ -69,6 +69,7 @@ async fn route(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Respon
         (&Method::GET, "/") => html(include_str!("../../../../web/index.html")),
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => api::publish(req, &shared).await,
         (&Method::GET, "/api/topics") => api::topics(&shared),
+        (&Method::GET, "/metrics") => metrics(&shared),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
@@ -94,6 +95,25 @@ fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>, endpoint: Endpoint
             resp
         }
     }
+}
+
+/// Prometheus text exposition of the hub's counters.
+fn metrics(shared: &Shared) -> Response<Body> {
+    let s = shared.hub.stats();
+    let rows: [(&str, &str, &str, u64); 7] = [
+        ("tidings_sessions", "gauge", "Open sessions of every protocol.", s.sessions as u64),
+        ("tidings_topics", "gauge", "Topics with state (offsets, history).", s.topics as u64),
+        ("tidings_subscriptions", "gauge", "Active subscriptions.", s.subscriptions as u64),
+        ("tidings_published_total", "counter", "Messages published.", s.published),
+        ("tidings_delivered_total", "counter", "Messages queued for subscribers.", s.delivered),
+        ("tidings_dropped_total", "counter", "Messages dropped by the drop-oldest policy.", s.dropped),
+        ("tidings_slow_consumers_closed_total", "counter", "Sessions closed as slow consumers.", s.slow_consumers_closed),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    respond(StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(out))
 }
 
 pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
