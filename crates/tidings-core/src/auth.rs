@@ -20,7 +20,9 @@ impl Identity {
         Identity { user: None }
     }
     pub fn user(name: &str) -> Self {
-        Identity { user: Some(name.into()) }
+        Identity {
+            user: Some(name.into()),
+        }
     }
     pub fn name(&self) -> &str {
         self.user.as_deref().unwrap_or("-")
@@ -83,9 +85,14 @@ struct Rights {
 impl Rights {
     fn compile(cfg: &RightsConfig) -> Result<Self, (String, TopicError)> {
         let parse = |list: &[String]| -> Result<Vec<Pattern>, (String, TopicError)> {
-            list.iter().map(|p| Pattern::parse(p).map_err(|e| (p.clone(), e))).collect()
+            list.iter()
+                .map(|p| Pattern::parse(p).map_err(|e| (p.clone(), e)))
+                .collect()
         };
-        Ok(Rights { publish: parse(&cfg.publish)?, subscribe: parse(&cfg.subscribe)? })
+        Ok(Rights {
+            publish: parse(&cfg.publish)?,
+            subscribe: parse(&cfg.subscribe)?,
+        })
     }
 }
 
@@ -113,16 +120,22 @@ impl Access {
         if cfg.users.is_empty() {
             return Ok(Access::allow_all());
         }
-        let bad = |who: &str, (p, e): (String, TopicError)| format!("auth: {who}: pattern {p:?}: {e}");
+        let bad =
+            |who: &str, (p, e): (String, TopicError)| format!("auth: {who}: pattern {p:?}: {e}");
         let mut users = HashMap::new();
         for u in &cfg.users {
             let rights = Rights::compile(&u.rights).map_err(|e| bad(&u.name, e))?;
-            if users.insert(u.name.clone(), (u.password.clone(), rights)).is_some() {
+            if users
+                .insert(u.name.clone(), (u.password.clone(), rights))
+                .is_some()
+            {
                 return Err(format!("auth: user {:?} is listed twice", u.name));
             }
         }
         let anonymous = Rights::compile(&cfg.anonymous).map_err(|e| bad("anonymous", e))?;
-        Ok(Access { table: Some(UserTable { users, anonymous }) })
+        Ok(Access {
+            table: Some(UserTable { users, anonymous }),
+        })
     }
 
     pub fn is_allow_all(&self) -> bool {
@@ -154,7 +167,10 @@ impl Access {
         match self.rights(who) {
             None => Ok(()),
             Some(r) if r.publish.iter().any(|p| p.matches(topic)) => Ok(()),
-            Some(_) => Err(AuthError::PublishDenied { user: who.name().into(), topic: topic.into() }),
+            Some(_) => Err(AuthError::PublishDenied {
+                user: who.name().into(),
+                topic: topic.into(),
+            }),
         }
     }
 
@@ -183,9 +199,15 @@ mod tests {
             users: vec![UserConfig {
                 name: "alice".into(),
                 password: "pw".into(),
-                rights: RightsConfig { publish: vec!["chat.>".into()], subscribe: vec![">".into()] },
+                rights: RightsConfig {
+                    publish: vec!["chat.>".into()],
+                    subscribe: vec![">".into()],
+                },
             }],
-            anonymous: RightsConfig { publish: vec![], subscribe: vec!["public.*".into()] },
+            anonymous: RightsConfig {
+                publish: vec![],
+                subscribe: vec!["public.*".into()],
+            },
         })
         .unwrap()
     }
@@ -194,19 +216,28 @@ mod tests {
     fn allow_all_allows() {
         let a = Access::allow_all();
         assert!(a.can_publish(&Identity::anonymous(), "x").is_ok());
-        assert!(a.can_subscribe(&Identity::anonymous(), &Pattern::parse(">").unwrap()).is_ok());
+        assert!(a
+            .can_subscribe(&Identity::anonymous(), &Pattern::parse(">").unwrap())
+            .is_ok());
     }
 
     #[test]
     fn users_get_their_rights_and_anonymous_theirs() {
         let a = access();
         let alice = a.authenticate("alice", "pw").unwrap();
-        assert_eq!(a.authenticate("alice", "nope"), Err(AuthError::BadCredentials));
+        assert_eq!(
+            a.authenticate("alice", "nope"),
+            Err(AuthError::BadCredentials)
+        );
         assert!(a.can_publish(&alice, "chat.lobby").is_ok());
         assert!(a.can_publish(&alice, "admin.x").is_err());
         let anon = Identity::anonymous();
         assert!(a.can_publish(&anon, "chat.lobby").is_err());
-        assert!(a.can_subscribe(&anon, &Pattern::parse("public.news").unwrap()).is_ok());
-        assert!(a.can_subscribe(&anon, &Pattern::parse("public.>").unwrap()).is_err());
+        assert!(a
+            .can_subscribe(&anon, &Pattern::parse("public.news").unwrap())
+            .is_ok());
+        assert!(a
+            .can_subscribe(&anon, &Pattern::parse("public.>").unwrap())
+            .is_err());
     }
 }

@@ -29,7 +29,10 @@ pub struct OutboxLimits {
 
 impl Default for OutboxLimits {
     fn default() -> Self {
-        OutboxLimits { max_messages: 4096, max_bytes: 4 << 20 }
+        OutboxLimits {
+            max_messages: 4096,
+            max_bytes: 4 << 20,
+        }
     }
 }
 
@@ -47,7 +50,11 @@ pub struct HistoryLimits {
 
 impl Default for HistoryLimits {
     fn default() -> Self {
-        HistoryLimits { max_messages: 1000, max_bytes: 1 << 20, max_age_ms: 3_600_000 }
+        HistoryLimits {
+            max_messages: 1000,
+            max_bytes: 1 << 20,
+            max_age_ms: 3_600_000,
+        }
     }
 }
 
@@ -111,7 +118,10 @@ pub struct ConfigError {
 impl HubConfig {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field: &str, reason: &str| ConfigError { field: field.into(), reason: reason.into() };
+        let err = |field: &str, reason: &str| ConfigError {
+            field: field.into(),
+            reason: reason.into(),
+        };
         if self.outbox.max_messages == 0 {
             return Err(err("hub.outbox.max_messages", "must be at least 1"));
         }
@@ -122,7 +132,10 @@ impl HubConfig {
             return Err(err("hub.max_topics", "must be at least 1"));
         }
         if self.max_subscriptions_per_session == 0 {
-            return Err(err("hub.max_subscriptions_per_session", "must be at least 1"));
+            return Err(err(
+                "hub.max_subscriptions_per_session",
+                "must be at least 1",
+            ));
         }
         for (i, rule) in self.topics.iter().enumerate() {
             Pattern::parse(&rule.pattern)
@@ -154,7 +167,10 @@ impl CompiledRules {
                 .iter()
                 .filter_map(|r| Pattern::parse(&r.pattern).ok().map(|p| (p, r.clone())))
                 .collect(),
-            default: TopicSettings { policy: cfg.slow_consumer, history: cfg.history },
+            default: TopicSettings {
+                policy: cfg.slow_consumer,
+                history: cfg.history,
+            },
         }
     }
 

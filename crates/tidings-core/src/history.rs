@@ -53,6 +53,11 @@ impl History {
             Some(first) if since >= first.offset => (since - first.offset + 1) as usize,
             _ => 0,
         };
-        self.messages.iter().skip(start).take(limit).cloned().collect()
+        self.messages
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 }

@@ -26,7 +26,14 @@ pub enum HubError {
     Denied(#[from] AuthError),
     /// What was missed is no longer (or never was) in history; the client must start over.
     #[error("cannot resume {topic} after offset {since}: {reason} (epoch {epoch}, history holds {earliest}..={last})")]
-    ResumeUnavailable { topic: String, since: u64, epoch: String, earliest: u64, last: u64, reason: &'static str },
+    ResumeUnavailable {
+        topic: String,
+        since: u64,
+        epoch: String,
+        earliest: u64,
+        last: u64,
+        reason: &'static str,
+    },
     #[error("resuming needs an exact topic, not the pattern {0}")]
     ResumeNeedsExactTopic(String),
     #[error("too many subscriptions (at most {0} per session)")]
@@ -210,10 +217,11 @@ impl Hub {
     /// Builds a hub. `epoch_seed` should differ per process start (e.g. the start time).
     pub fn new(config: HubConfig, epoch_seed: u64) -> Result<Arc<Hub>, crate::config::ConfigError> {
         config.validate()?;
-        let access = Access::from_config(&config.auth).map_err(|reason| crate::config::ConfigError {
-            field: "hub.auth".into(),
-            reason,
-        })?;
+        let access =
+            Access::from_config(&config.auth).map_err(|reason| crate::config::ConfigError {
+                field: "hub.auth".into(),
+                reason,
+            })?;
         Ok(Arc::new(Hub {
             rules: CompiledRules::new(&config),
             access,
@@ -253,10 +261,20 @@ impl Hub {
         }
         let id = SessionId(st.next_session);
         st.next_session += 1;
-        st.sessions.insert(id, SessionEntry { outbox: outbox.clone(), subs: HashMap::new() });
+        st.sessions.insert(
+            id,
+            SessionEntry {
+                outbox: outbox.clone(),
+                subs: HashMap::new(),
+            },
+        );
         st.stats.sessions = st.sessions.len();
         drop(st);
-        Ok(Session { id, outbox, hub: self.clone() })
+        Ok(Session {
+            id,
+            outbox,
+            hub: self.clone(),
+        })
     }
 
     /// Checks credentials against the configured users.
@@ -309,16 +327,25 @@ impl Hub {
         msg.headers = headers;
         let msg = Arc::new(msg);
         if state.settings.history.max_messages > 0 {
-            state.history.push(msg.clone(), &state.settings.history, now);
+            state
+                .history
+                .push(msg.clone(), &state.settings.history, now);
         }
         let policy = state.settings.policy;
-        let published = Published { offset: msg.offset, epoch: msg.epoch.clone(), receivers: 0 };
+        let published = Published {
+            offset: msg.offset,
+            epoch: msg.epoch.clone(),
+            receivers: 0,
+        };
         let mut receivers = 0;
         let mut dropped = 0;
         let mut overflowed = 0;
         st.router.for_each_match(topic, |_, route| {
             receivers += 1;
-            let delivery = Delivery::Message { sub: route.key.clone(), msg: msg.clone() };
+            let delivery = Delivery::Message {
+                sub: route.key.clone(),
+                msg: msg.clone(),
+            };
             match route.outbox.push(delivery, policy) {
                 crate::outbox::PushOutcome::DroppedOldest(n) => dropped += n as u64,
                 crate::outbox::PushOutcome::Overflowed => overflowed += 1,
@@ -329,12 +356,17 @@ impl Hub {
         st.stats.delivered += receivers as u64;
         st.stats.dropped += dropped;
         st.stats.slow_consumers_closed += overflowed;
-        Ok(Published { receivers, ..published })
+        Ok(Published {
+            receivers,
+            ..published
+        })
     }
 
     fn epoch_for(&self, generation: u64) -> Arc<str> {
         // splitmix64: cheap, well-spread, deterministic for tests.
-        let mut z = self.epoch_seed.wrapping_add(generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut z = self
+            .epoch_seed
+            .wrapping_add(generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -369,9 +401,14 @@ impl Hub {
         let key: Arc<str> = key.into();
         let already = entry.subs.contains_key(&key);
         if !already && entry.subs.len() >= self.config.max_subscriptions_per_session {
-            return Err(HubError::TooManySubscriptions(self.config.max_subscriptions_per_session));
+            return Err(HubError::TooManySubscriptions(
+                self.config.max_subscriptions_per_session,
+            ));
         }
-        let topic = pattern.is_exact().then(|| st.topics.get(pattern.as_str())).flatten();
+        let topic = pattern
+            .is_exact()
+            .then(|| st.topics.get(pattern.as_str()))
+            .flatten();
         let (epoch, last) = match topic {
             Some(t) => (Some(t.epoch.clone()), t.last),
             None => (None, 0),
@@ -380,7 +417,11 @@ impl Hub {
             None => Vec::new(),
             Some(resume) => resume_from(pattern.as_str(), topic, resume)?,
         };
-        let info = Subscribed { epoch, last_offset: last, replayed: replay.len() };
+        let info = Subscribed {
+            epoch,
+            last_offset: last,
+            replayed: replay.len(),
+        };
         if already {
             self.unsubscribe_locked(st, session.id, &key);
         }
@@ -388,18 +429,38 @@ impl Hub {
             session.outbox.push_reply(bytes);
         }
         for msg in replay {
-            session.outbox.push_replay(Delivery::Message { sub: key.clone(), msg });
+            session.outbox.push_replay(Delivery::Message {
+                sub: key.clone(),
+                msg,
+            });
         }
-        st.router.insert(&pattern, session.id, Route { key: key.clone(), outbox: session.outbox.clone() });
+        st.router.insert(
+            &pattern,
+            session.id,
+            Route {
+                key: key.clone(),
+                outbox: session.outbox.clone(),
+            },
+        );
         let room_name = pattern.text().clone();
         let user = who.user.clone();
         if let Some(entry) = st.sessions.get_mut(&session.id) {
             entry.subs.insert(
                 key,
-                SubEntry { pattern, presence: opts.presence },
+                SubEntry {
+                    pattern,
+                    presence: opts.presence,
+                },
             );
         }
-        join_room(st, &room_name, session.id, user, opts.presence, &session.outbox);
+        join_room(
+            st,
+            &room_name,
+            session.id,
+            user,
+            opts.presence,
+            &session.outbox,
+        );
         st.stats.subscriptions = st.router.len();
         Ok(info)
     }
@@ -427,7 +488,9 @@ impl Hub {
 
     fn remove_session(&self, id: SessionId) {
         let mut st = self.lock();
-        let Some(entry) = st.sessions.remove(&id) else { return };
+        let Some(entry) = st.sessions.remove(&id) else {
+            return;
+        };
         for (key, sub) in entry.subs {
             st.router.remove(&sub.pattern, id, &key);
             leave_room(&mut st, sub.pattern.text(), id, sub.presence);
@@ -437,12 +500,23 @@ impl Hub {
     }
 
     /// Messages of `topic` after `since`, at most `limit`.
-    pub fn history(&self, who: &Identity, topic: &str, since: u64, limit: usize) -> Result<HistoryPage, HubError> {
+    pub fn history(
+        &self,
+        who: &Identity,
+        topic: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, HubError> {
         validate_topic(topic)?;
         self.access.can_subscribe(who, &Pattern::parse(topic)?)?;
         let st = self.lock();
         Ok(match st.topics.get(topic) {
-            None => HistoryPage { epoch: None, earliest: 1, last_offset: 0, messages: Vec::new() },
+            None => HistoryPage {
+                epoch: None,
+                earliest: 1,
+                last_offset: 0,
+                messages: Vec::new(),
+            },
             Some(t) => HistoryPage {
                 epoch: Some(t.epoch.clone()),
                 earliest: t.history.first_offset().unwrap_or(t.last + 1),
@@ -463,7 +537,10 @@ impl Hub {
             .map(|room| {
                 room.members
                     .iter()
-                    .map(|(id, m)| Member { client: *id, user: m.user.clone() })
+                    .map(|(id, m)| Member {
+                        client: *id,
+                        user: m.user.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -533,13 +610,24 @@ impl Hub {
 
     pub fn stats(&self) -> HubStats {
         let st = self.lock();
-        HubStats { topics: st.topics.len(), ..st.stats }
+        HubStats {
+            topics: st.topics.len(),
+            ..st.stats
+        }
     }
 }
 
-fn resume_from(topic: &str, state: Option<&TopicState>, resume: &Resume) -> Result<Vec<Arc<Message>>, HubError> {
+fn resume_from(
+    topic: &str,
+    state: Option<&TopicState>,
+    resume: &Resume,
+) -> Result<Vec<Arc<Message>>, HubError> {
     let (epoch, earliest, last) = match state {
-        Some(t) => (t.epoch.to_string(), t.history.first_offset().unwrap_or(t.last + 1), t.last),
+        Some(t) => (
+            t.epoch.to_string(),
+            t.history.first_offset().unwrap_or(t.last + 1),
+            t.last,
+        ),
         None => (String::new(), 1, 0),
     };
     let fail = |reason| HubError::ResumeUnavailable {
@@ -591,8 +679,12 @@ fn join_room(
 }
 
 fn leave_room(st: &mut State, name: &Arc<str>, id: SessionId, watched: bool) {
-    let Some(room) = st.rooms.get_mut(name) else { return };
-    let Some(member) = room.members.get_mut(&id) else { return };
+    let Some(room) = st.rooms.get_mut(name) else {
+        return;
+    };
+    let Some(member) = room.members.get_mut(&id) else {
+        return;
+    };
     member.count -= 1;
     member.watchers -= usize::from(watched);
     if member.count == 0 {
@@ -608,8 +700,16 @@ fn leave_room(st: &mut State, name: &Arc<str>, id: SessionId, watched: bool) {
 fn announce(room: &Room, name: &Arc<str>, id: SessionId, user: Option<Arc<str>>, joined: bool) {
     for (other, m) in &room.members {
         if *other != id && m.watchers > 0 {
-            let ev = PresenceEvent { topic: name.clone(), joined, client: id, user: user.clone() };
-            m.outbox.push(Delivery::Presence(ev), crate::config::SlowConsumerPolicy::Disconnect);
+            let ev = PresenceEvent {
+                topic: name.clone(),
+                joined,
+                client: id,
+                user: user.clone(),
+            };
+            m.outbox.push(
+                Delivery::Presence(ev),
+                crate::config::SlowConsumerPolicy::Disconnect,
+            );
         }
     }
 }

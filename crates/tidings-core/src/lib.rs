@@ -30,11 +30,15 @@ mod routing;
 pub mod topic;
 
 pub use auth::{Access, AuthConfig, AuthError, Identity, RightsConfig, UserConfig};
-pub use config::{ConfigError, HistoryLimits, HubConfig, OutboxLimits, SlowConsumerPolicy, TopicRule};
+pub use config::{
+    ConfigError, HistoryLimits, HubConfig, OutboxLimits, SlowConsumerPolicy, TopicRule,
+};
 pub use hub::{
-    HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session, SubscribeOptions, Subscribed,
-    TopicInfo,
+    HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session, SubscribeOptions,
+    Subscribed, TopicInfo,
 };
 pub use message::{EncodingSlot, Message, PayloadKind};
-pub use outbox::{CloseReason, Delivery, Outbox, OutboxStats, PresenceEvent, PushOutcome, SessionId};
+pub use outbox::{
+    CloseReason, Delivery, Outbox, OutboxStats, PresenceEvent, PushOutcome, SessionId,
+};
 pub use topic::{validate_topic, Pattern, TopicError};

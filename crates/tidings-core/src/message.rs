@@ -72,6 +72,8 @@ impl Message {
 
     /// The protocol's encoding of this message, computed at most once.
     pub fn encoded(&self, slot: EncodingSlot, encode: impl FnOnce(&Message) -> Bytes) -> Bytes {
-        self.encoded[slot as usize].get_or_init(|| encode(self)).clone()
+        self.encoded[slot as usize]
+            .get_or_init(|| encode(self))
+            .clone()
     }
 }

@@ -128,13 +128,20 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("limits", &self.limits).field("stats", &self.stats()).finish()
+        f.debug_struct("Outbox")
+            .field("limits", &self.limits)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
 impl Outbox {
     pub fn new(limits: OutboxLimits, wake: Wake) -> Self {
-        Outbox { state: Mutex::new(State::default()), limits, wake }
+        Outbox {
+            state: Mutex::new(State::default()),
+            limits,
+            wake,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -158,7 +165,12 @@ impl Outbox {
         self.push_inner(delivery, SlowConsumerPolicy::Disconnect, false)
     }
 
-    fn push_inner(&self, delivery: Delivery, policy: SlowConsumerPolicy, counted: bool) -> PushOutcome {
+    fn push_inner(
+        &self,
+        delivery: Delivery,
+        policy: SlowConsumerPolicy,
+        counted: bool,
+    ) -> PushOutcome {
         let mut st = self.lock();
         if st.closed.is_some() {
             return PushOutcome::Closed;
@@ -193,7 +205,12 @@ impl Outbox {
             }
         }
         let seq = st.base + st.slots.len() as u64;
-        st.slots.push_back(Some(Slot { delivery, policy, cost, counted }));
+        st.slots.push_back(Some(Slot {
+            delivery,
+            policy,
+            cost,
+            counted,
+        }));
         st.occupied += 1;
         if counted {
             st.counted += 1;
@@ -223,7 +240,9 @@ impl Outbox {
                 matches!(s, Some(slot) if slot.counted && slot.policy != SlowConsumerPolicy::Disconnect)
             });
             let Some(idx) = victim else { return Err(()) };
-            let Some(slot) = st.slots[idx].take() else { return Err(()) };
+            let Some(slot) = st.slots[idx].take() else {
+                return Err(());
+            };
             st.occupied -= 1;
             st.counted -= 1;
             st.bytes -= slot.cost;

@@ -36,7 +36,10 @@ struct Node {
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.literal.is_empty() && self.one.is_none() && self.rest.is_empty() && self.here.is_empty()
+        self.literal.is_empty()
+            && self.one.is_none()
+            && self.rest.is_empty()
+            && self.here.is_empty()
     }
 }
 
@@ -48,14 +51,22 @@ impl Router {
                 Token::Literal(t) => node.literal.entry(t.clone()).or_default(),
                 Token::One => node.one.get_or_insert_with(Default::default),
                 Token::Rest => {
-                    if node.rest.insert((session, route.key.clone()), route).is_none() {
+                    if node
+                        .rest
+                        .insert((session, route.key.clone()), route)
+                        .is_none()
+                    {
                         self.len += 1;
                     }
                     return;
                 }
             };
         }
-        if node.here.insert((session, route.key.clone()), route).is_none() {
+        if node
+            .here
+            .insert((session, route.key.clone()), route)
+            .is_none()
+        {
             self.len += 1;
         }
     }
@@ -109,7 +120,9 @@ fn remove_in(node: &mut Node, tokens: &[Token], id: &(SessionId, Arc<str>)) -> b
     match first {
         Token::Rest => node.rest.remove(id).is_some(),
         Token::Literal(t) => {
-            let Some(child) = node.literal.get_mut(t) else { return false };
+            let Some(child) = node.literal.get_mut(t) else {
+                return false;
+            };
             let removed = remove_in(child, rest, id);
             if child.is_empty() {
                 node.literal.remove(t);
@@ -117,7 +130,9 @@ fn remove_in(node: &mut Node, tokens: &[Token], id: &(SessionId, Arc<str>)) -> b
             removed
         }
         Token::One => {
-            let Some(child) = node.one.as_mut() else { return false };
+            let Some(child) = node.one.as_mut() else {
+                return false;
+            };
             let removed = remove_in(child, rest, id);
             if child.is_empty() {
                 node.one = None;

@@ -67,7 +67,10 @@ impl Pattern {
             };
             tokens.push(token);
         }
-        Ok(Pattern { text: text.into(), tokens })
+        Ok(Pattern {
+            text: text.into(),
+            tokens,
+        })
     }
 
     /// The pattern as written.
@@ -197,11 +200,26 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         assert_eq!(Pattern::parse(""), Err(TopicError::Empty));
-        assert!(matches!(Pattern::parse("a..b"), Err(TopicError::EmptyToken(_))));
-        assert!(matches!(Pattern::parse("a.>.b"), Err(TopicError::BadWildcard(_))));
-        assert!(matches!(Pattern::parse("a.b*"), Err(TopicError::BadWildcard(_))));
-        assert!(matches!(Pattern::parse("a b"), Err(TopicError::BadCharacter(_))));
-        assert!(matches!(validate_topic("a.*"), Err(TopicError::Wildcard(_))));
+        assert!(matches!(
+            Pattern::parse("a..b"),
+            Err(TopicError::EmptyToken(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("a.>.b"),
+            Err(TopicError::BadWildcard(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("a.b*"),
+            Err(TopicError::BadWildcard(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("a b"),
+            Err(TopicError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            validate_topic("a.*"),
+            Err(TopicError::Wildcard(_))
+        ));
         assert!(validate_topic("prices.NASDAQ.AAPL").is_ok());
     }
 

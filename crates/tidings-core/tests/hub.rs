@@ -1,4 +1,5 @@
 //! Deterministic tests of routing, history/resume, presence, permissions and outbox policies.
+#![allow(clippy::field_reassign_with_default)] // tests tweak one field of a default config
 mod common;
 use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +17,21 @@ fn wildcard_and_exact_subscribers_get_matching_messages_in_order() {
     publish(&hub, "chat.lobby.deep", "2", 0);
     publish(&hub, "other", "3", 0);
     publish(&hub, "chat.lobby", "4", 0);
-    assert_eq!(messages(&a), vec![("chat.lobby".into(), 1, "1".into()), ("chat.lobby".into(), 2, "4".into())]);
+    assert_eq!(
+        messages(&a),
+        vec![
+            ("chat.lobby".into(), 1, "1".into()),
+            ("chat.lobby".into(), 2, "4".into())
+        ]
+    );
     assert_eq!(messages(&b).len(), 2);
-    assert_eq!(messages(&c).iter().map(|m| m.2.as_str()).collect::<Vec<_>>(), ["1", "2", "4"]);
+    assert_eq!(
+        messages(&c)
+            .iter()
+            .map(|m| m.2.as_str())
+            .collect::<Vec<_>>(),
+        ["1", "2", "4"]
+    );
 }
 
 #[test]
@@ -30,7 +43,9 @@ fn payload_is_stored_once_and_shared() {
     publish(&hub, "t", "shared", 0);
     let (da, db) = (drain(&a), drain(&b));
     match (&da[0], &db[0]) {
-        (Delivery::Message { msg: m1, .. }, Delivery::Message { msg: m2, .. }) => assert!(Arc::ptr_eq(m1, m2)),
+        (Delivery::Message { msg: m1, .. }, Delivery::Message { msg: m2, .. }) => {
+            assert!(Arc::ptr_eq(m1, m2))
+        }
         _ => panic!("expected messages"),
     }
 }
@@ -41,7 +56,10 @@ fn unsubscribe_and_session_drop_stop_delivery() {
     let a = session(&hub);
     sub(&hub, &a, "t");
     hub.unsubscribe(&a, "t").unwrap();
-    assert!(matches!(hub.unsubscribe(&a, "t"), Err(HubError::NotSubscribed(_))));
+    assert!(matches!(
+        hub.unsubscribe(&a, "t"),
+        Err(HubError::NotSubscribed(_))
+    ));
     publish(&hub, "t", "x", 0);
     assert!(messages(&a).is_empty());
     let b = session(&hub);
@@ -58,18 +76,37 @@ fn resume_replays_exactly_what_was_missed_before_live_messages() {
     for i in 1..=5 {
         publish(&hub, "t", &i.to_string(), 0);
     }
-    let epoch = hub.history(&anon(), "t", 0, 10).unwrap().epoch.unwrap().to_string();
+    let epoch = hub
+        .history(&anon(), "t", 0, 10)
+        .unwrap()
+        .epoch
+        .unwrap()
+        .to_string();
     let s = session(&hub);
-    let resume = Resume { since: 3, epoch: Some(epoch) };
+    let resume = Resume {
+        since: 3,
+        epoch: Some(epoch),
+    };
     let info = hub
-        .subscribe(&s, &anon(), "t", "t", SubscribeOptions { resume: Some(resume), presence: false }, |_| {
-            Some("ACK".into())
-        })
+        .subscribe(
+            &s,
+            &anon(),
+            "t",
+            "t",
+            SubscribeOptions {
+                resume: Some(resume),
+                presence: false,
+            },
+            |_| Some("ACK".into()),
+        )
         .unwrap();
     assert_eq!((info.replayed, info.last_offset), (2, 5));
     publish(&hub, "t", "6", 0);
     let out = drain(&s);
-    assert!(matches!(&out[0], Delivery::Reply(b) if &b[..] == b"ACK"), "ack comes first");
+    assert!(
+        matches!(&out[0], Delivery::Reply(b) if &b[..] == b"ACK"),
+        "ack comes first"
+    );
     let offsets: Vec<u64> = out
         .iter()
         .filter_map(|d| match d {
@@ -90,15 +127,29 @@ fn resume_beyond_the_window_or_after_epoch_change_says_so() {
     }
     let s = session(&hub);
     let opts = |since, epoch: Option<&str>| SubscribeOptions {
-        resume: Some(Resume { since, epoch: epoch.map(str::to_owned) }),
+        resume: Some(Resume {
+            since,
+            epoch: epoch.map(str::to_owned),
+        }),
         presence: false,
     };
     match hub.subscribe(&s, &anon(), "t", "t", opts(2, None), |_| None) {
-        Err(HubError::ResumeUnavailable { earliest: 8, last: 10, .. }) => {}
+        Err(HubError::ResumeUnavailable {
+            earliest: 8,
+            last: 10,
+            ..
+        }) => {}
         other => panic!("unexpected {other:?}"),
     }
     assert!(matches!(
-        hub.subscribe(&s, &anon(), "t", "t", opts(9, Some("not-the-epoch")), |_| None),
+        hub.subscribe(
+            &s,
+            &anon(),
+            "t",
+            "t",
+            opts(9, Some("not-the-epoch")),
+            |_| None
+        ),
         Err(HubError::ResumeUnavailable { .. })
     ));
     assert!(matches!(
@@ -109,7 +160,9 @@ fn resume_beyond_the_window_or_after_epoch_change_says_so() {
         hub.subscribe(&s, &anon(), "t.*", "t.*", opts(1, None), |_| None),
         Err(HubError::ResumeNeedsExactTopic(_))
     ));
-    let ok = hub.subscribe(&s, &anon(), "t", "t", opts(7, None), |_| None).unwrap();
+    let ok = hub
+        .subscribe(&s, &anon(), "t", "t", opts(7, None), |_| None)
+        .unwrap();
     assert_eq!(ok.replayed, 3);
 }
 
@@ -119,12 +172,20 @@ fn history_is_bounded_by_count_bytes_and_age() {
     cfg.topics.push(TopicRule {
         pattern: "aged.>".into(),
         slow_consumer: None,
-        history: Some(HistoryLimits { max_messages: 100, max_bytes: 1 << 20, max_age_ms: 1000 }),
+        history: Some(HistoryLimits {
+            max_messages: 100,
+            max_bytes: 1 << 20,
+            max_age_ms: 1000,
+        }),
     });
     cfg.topics.push(TopicRule {
         pattern: "small.>".into(),
         slow_consumer: None,
-        history: Some(HistoryLimits { max_messages: 100, max_bytes: 300, max_age_ms: 0 }),
+        history: Some(HistoryLimits {
+            max_messages: 100,
+            max_bytes: 300,
+            max_age_ms: 0,
+        }),
     });
     let hub = hub_with(cfg);
     publish(&hub, "aged.a", "old", 0);
@@ -137,7 +198,9 @@ fn history_is_bounded_by_count_bytes_and_age() {
         publish(&hub, "small.a", &"x".repeat(50), 0);
     }
     let page = hub.history(&anon(), "small.a", 0, 100).unwrap();
-    assert!(page.messages.len() < 10 && page.messages.iter().map(|m| m.cost()).sum::<usize>() <= 300);
+    assert!(
+        page.messages.len() < 10 && page.messages.iter().map(|m| m.cost()).sum::<usize>() <= 300
+    );
     // A topic whose history emptied and that stayed idle is forgotten; it returns with a new epoch.
     let epoch_before = hub.history(&anon(), "aged.a", 0, 1).unwrap().epoch;
     hub.sweep(10_000);
@@ -151,12 +214,36 @@ fn history_is_bounded_by_count_bytes_and_age() {
 fn presence_lists_members_and_tells_watchers_of_joins_and_leaves() {
     let hub = hub();
     let watcher = session(&hub);
-    hub.subscribe(&watcher, &Identity::user("ann"), "room", "room", SubscribeOptions { resume: None, presence: true }, |_| None)
-        .unwrap();
+    hub.subscribe(
+        &watcher,
+        &Identity::user("ann"),
+        "room",
+        "room",
+        SubscribeOptions {
+            resume: None,
+            presence: true,
+        },
+        |_| None,
+    )
+    .unwrap();
     let bob = session(&hub);
-    hub.subscribe(&bob, &Identity::user("bob"), "room", "room", SubscribeOptions::default(), |_| None).unwrap();
+    hub.subscribe(
+        &bob,
+        &Identity::user("bob"),
+        "room",
+        "room",
+        SubscribeOptions::default(),
+        |_| None,
+    )
+    .unwrap();
     let members = hub.presence(&anon(), "room").unwrap();
-    assert_eq!(members.iter().map(|m| m.user.as_deref()).collect::<Vec<_>>(), [Some("ann"), Some("bob")]);
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.user.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("ann"), Some("bob")]
+    );
     let bob_id = bob.id();
     drop(bob);
     let events: Vec<(bool, SessionId)> = drain(&watcher)
@@ -176,19 +263,38 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
     cfg.auth.users.push(UserConfig {
         name: "alice".into(),
         password: "pw".into(),
-        rights: RightsConfig { publish: vec!["chat.>".into()], subscribe: vec!["chat.>".into()] },
+        rights: RightsConfig {
+            publish: vec!["chat.>".into()],
+            subscribe: vec!["chat.>".into()],
+        },
     });
     let hub = hub_with(cfg);
     let s = session(&hub);
-    assert!(matches!(hub.authenticate("alice", "bad"), Err(HubError::Denied(AuthError::BadCredentials))));
+    assert!(matches!(
+        hub.authenticate("alice", "bad"),
+        Err(HubError::Denied(AuthError::BadCredentials))
+    ));
     let alice = hub.authenticate("alice", "pw").unwrap();
-    assert!(hub.publish(&alice, "chat.x", PayloadKind::Text, "a".into(), vec![], 0).is_ok());
+    assert!(hub
+        .publish(&alice, "chat.x", PayloadKind::Text, "a".into(), vec![], 0)
+        .is_ok());
     assert!(matches!(
         hub.publish(&anon(), "chat.x", PayloadKind::Text, "a".into(), vec![], 0),
         Err(HubError::Denied(_))
     ));
-    assert!(hub.subscribe(&s, &alice, "k", ">", SubscribeOptions::default(), |_| None).is_err());
-    assert!(hub.subscribe(&s, &alice, "k", "chat.*", SubscribeOptions::default(), |_| None).is_ok());
+    assert!(hub
+        .subscribe(&s, &alice, "k", ">", SubscribeOptions::default(), |_| None)
+        .is_err());
+    assert!(hub
+        .subscribe(
+            &s,
+            &alice,
+            "k",
+            "chat.*",
+            SubscribeOptions::default(),
+            |_| None
+        )
+        .is_ok());
     assert!(hub.history(&anon(), "chat.x", 0, 1).is_err());
     assert!(hub.presence(&anon(), "chat.x").is_err());
 }
@@ -196,7 +302,10 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
 #[test]
 fn disconnect_policy_closes_a_slow_consumer_without_holding_back_others() {
     let mut cfg = HubConfig::default();
-    cfg.outbox = OutboxLimits { max_messages: 10, max_bytes: 1 << 20 };
+    cfg.outbox = OutboxLimits {
+        max_messages: 10,
+        max_bytes: 1 << 20,
+    };
     let hub = hub_with(cfg);
     let (slow, fast) = (session(&hub), session(&hub));
     sub(&hub, &slow, "t");
@@ -208,7 +317,10 @@ fn disconnect_policy_closes_a_slow_consumer_without_holding_back_others() {
         }
     }
     let mut out = Vec::new();
-    assert_eq!(slow.outbox().drain_into(&mut out), Some(CloseReason::SlowConsumer));
+    assert_eq!(
+        slow.outbox().drain_into(&mut out),
+        Some(CloseReason::SlowConsumer)
+    );
     assert!(out.is_empty(), "a closed slow consumer's queue is freed");
     assert!(!fast.outbox().is_closed());
     assert_eq!(hub.stats().slow_consumers_closed, 1);
@@ -217,7 +329,10 @@ fn disconnect_policy_closes_a_slow_consumer_without_holding_back_others() {
 #[test]
 fn drop_oldest_keeps_the_newest_within_bounds() {
     let mut cfg = HubConfig::default();
-    cfg.outbox = OutboxLimits { max_messages: 4, max_bytes: 1 << 20 };
+    cfg.outbox = OutboxLimits {
+        max_messages: 4,
+        max_bytes: 1 << 20,
+    };
     cfg.slow_consumer = SlowConsumerPolicy::DropOldest;
     let hub = hub_with(cfg);
     let s = session(&hub);
@@ -233,7 +348,11 @@ fn drop_oldest_keeps_the_newest_within_bounds() {
 #[test]
 fn conflate_keeps_only_the_newest_per_topic() {
     let mut cfg = HubConfig::default();
-    cfg.topics.push(TopicRule { pattern: "prices.>".into(), slow_consumer: Some(SlowConsumerPolicy::Conflate), history: None });
+    cfg.topics.push(TopicRule {
+        pattern: "prices.>".into(),
+        slow_consumer: Some(SlowConsumerPolicy::Conflate),
+        history: None,
+    });
     let hub = hub_with(cfg);
     let s = session(&hub);
     sub(&hub, &s, "prices.*");
@@ -242,7 +361,13 @@ fn conflate_keeps_only_the_newest_per_topic() {
         publish(&hub, "prices.MSFT", &format!("m{i}"), 0);
     }
     let got = messages(&s);
-    assert_eq!(got, vec![("prices.AAPL".into(), 100, "a100".into()), ("prices.MSFT".into(), 100, "m100".into())]);
+    assert_eq!(
+        got,
+        vec![
+            ("prices.AAPL".into(), 100, "a100".into()),
+            ("prices.MSFT".into(), 100, "m100".into())
+        ]
+    );
 }
 
 #[test]

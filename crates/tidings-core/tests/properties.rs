@@ -3,7 +3,6 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use std::collections::BTreeSet;
 use tidings_core::*;
 
 fn token() -> impl Strategy<Value = String> {
@@ -15,13 +14,17 @@ fn topic() -> impl Strategy<Value = String> {
 }
 
 fn pattern() -> impl Strategy<Value = String> {
-    (prop::collection::vec(prop::sample::select(vec!["a", "b", "*"]), 1..4), any::<bool>()).prop_map(|(toks, rest)| {
-        let mut p = toks.join(".");
-        if rest {
-            p.push_str(".>");
-        }
-        p
-    })
+    (
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "*"]), 1..4),
+        any::<bool>(),
+    )
+        .prop_map(|(toks, rest)| {
+            let mut p = toks.join(".");
+            if rest {
+                p.push_str(".>");
+            }
+            p
+        })
 }
 
 proptest! {
@@ -62,9 +65,7 @@ proptest! {
     #[test]
     fn outbox_stays_bounded_and_ordered(policy in prop::sample::select(vec![SlowConsumerPolicy::DropOldest, SlowConsumerPolicy::Conflate, SlowConsumerPolicy::Disconnect]),
                                         max in 1usize..16, pubs in prop::collection::vec((0usize..3, 0usize..200), 1..200)) {
-        let mut cfg = HubConfig::default();
-        cfg.outbox = OutboxLimits { max_messages: max, max_bytes: 4096 };
-        cfg.slow_consumer = policy;
+        let cfg = HubConfig { outbox: OutboxLimits { max_messages: max, max_bytes: 4096 }, slow_consumer: policy, ..Default::default() };
         let hub = hub_with(cfg);
         let s = session(&hub);
         sub(&hub, &s, "t.*");
@@ -83,14 +84,11 @@ proptest! {
         }
         if !closed {
             prop_assert!(!got.is_empty());
-            // Per topic, offsets only increase, and the newest of each topic is kept.
-            let mut seen = BTreeSet::new();
+            // Per topic, offsets only increase.
             for t in 0..3 {
                 let offs: Vec<u64> = got.iter().filter(|m| m.0 == format!("t.{t}")).map(|m| m.1).collect();
                 prop_assert!(offs.windows(2).all(|w| w[0] < w[1]));
-                seen.insert(offs.last().copied());
             }
-            let _ = seen;
         }
     }
 }

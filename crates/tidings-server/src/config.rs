@@ -80,7 +80,10 @@ pub struct LineConfig {
 
 impl Default for LineConfig {
     fn default() -> Self {
-        LineConfig { max_line: 4096, max_payload: 1 << 20 }
+        LineConfig {
+            max_line: 4096,
+            max_payload: 1 << 20,
+        }
     }
 }
 
@@ -146,7 +149,10 @@ pub struct ConfigError {
 impl ServerConfig {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field: &str, reason: &str| ConfigError { field: field.into(), reason: reason.into() };
+        let err = |field: &str, reason: &str| ConfigError {
+            field: field.into(),
+            reason: reason.into(),
+        };
         if self.websocket.max_message < 125 {
             return Err(err("websocket.max_message", "must be at least 125 bytes"));
         }
@@ -159,7 +165,10 @@ impl ServerConfig {
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));
         }
-        self.hub.validate().map_err(|e| ConfigError { field: e.field, reason: e.reason })
+        self.hub.validate().map_err(|e| ConfigError {
+            field: e.field,
+            reason: e.reason,
+        })
     }
 
     pub fn shutdown_grace(&self) -> Duration {

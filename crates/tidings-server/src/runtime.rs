@@ -35,7 +35,11 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen for {kind} on {addr}: {source}")]
-    Bind { kind: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        kind: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running server. Call [`Server::shutdown`] to stop it gracefully.
@@ -50,8 +54,10 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         config.validate()?;
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
-        let hub = Hub::new(config.hub.clone(), seed)
-            .map_err(|e| crate::config::ConfigError { field: e.field, reason: e.reason })?;
+        let hub = Hub::new(config.hub.clone(), seed).map_err(|e| crate::config::ConfigError {
+            field: e.field,
+            reason: e.reason,
+        })?;
         let http = bind("http", config.http).await?;
         let tcp = bind("tcp", config.tcp).await?;
         let shared = Arc::new(Shared {
@@ -90,7 +96,10 @@ impl Server {
         self.shared.hub.shutdown();
         self.shared.tasks.close();
         let grace = self.shared.config.shutdown_grace();
-        if tokio::time::timeout(grace, self.shared.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
             return self.shared.tasks.len();
         }
         0
@@ -98,8 +107,13 @@ impl Server {
 }
 
 async fn bind(kind: &'static str, listen: Listen) -> Result<Option<TcpListener>, StartError> {
-    let Some(addr) = listen.0 else { return Ok(None) };
-    TcpListener::bind(addr).await.map(Some).map_err(|source| StartError::Bind { kind, addr, source })
+    let Some(addr) = listen.0 else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| StartError::Bind { kind, addr, source })
 }
 
 /// Expires aged history and forgets idle topics once a second.

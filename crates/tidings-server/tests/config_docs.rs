@@ -32,6 +32,8 @@ fn a_wrong_field_is_named() {
     let cfg: ServerConfig = toml::from_str("[[hub.topics]]\npattern = \"a..b\"\n").unwrap();
     let err = cfg.validate().unwrap_err().to_string();
     assert!(err.contains("hub.topics[0].pattern"), "{err}");
-    let err = toml::from_str::<ServerConfig>("http = \"nowhere\"").unwrap_err().to_string();
+    let err = toml::from_str::<ServerConfig>("http = \"nowhere\"")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not an address"), "{err}");
 }

@@ -22,16 +22,27 @@ struct Line(BufReader<TcpStream>);
 
 impl Line {
     async fn open(server: &Server) -> Line {
-        let mut l = Line(BufReader::new(TcpStream::connect(server.addrs().tcp.unwrap()).await.unwrap()));
+        let mut l = Line(BufReader::new(
+            TcpStream::connect(server.addrs().tcp.unwrap())
+                .await
+                .unwrap(),
+        ));
         assert!(l.read().await.starts_with("+OK tidings"));
         l
     }
     async fn send(&mut self, text: &str) {
-        self.0.get_mut().write_all(format!("{text}\r\n").as_bytes()).await.unwrap();
+        self.0
+            .get_mut()
+            .write_all(format!("{text}\r\n").as_bytes())
+            .await
+            .unwrap();
     }
     async fn read(&mut self) -> String {
         let mut s = String::new();
-        tokio::time::timeout(Duration::from_secs(5), self.0.read_line(&mut s)).await.expect("a line in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.0.read_line(&mut s))
+            .await
+            .expect("a line in time")
+            .unwrap();
         s.trim_end().to_owned()
     }
     async fn ask(&mut self, text: &str) -> String {
@@ -45,17 +56,30 @@ async fn resume_with_since_and_epoch_replays_exactly_the_missed_messages() {
     let server = server_with(|c| c.hub.history.max_messages = 5).await;
     let mut publisher = Line::open(&server).await;
     for i in 1..=8 {
-        assert_eq!(publisher.ask(&format!("PUB news item{i}")).await, format!("+OK PUB news {i}"));
+        assert_eq!(
+            publisher.ask(&format!("PUB news item{i}")).await,
+            format!("+OK PUB news {i}")
+        );
     }
     let mut sub = Line::open(&server).await;
     let ok = sub.ask("SUB news 6").await;
     assert!(ok.starts_with("+OK SUB news epoch="), "{ok}");
-    let epoch = ok.split("epoch=").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let epoch = ok
+        .split("epoch=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(sub.read().await, "MSG news 7 item7");
     assert_eq!(sub.read().await, "MSG news 8 item8");
     // Too far back for a 5-message window: told plainly, connection stays.
     let err = sub.ask("SUB news 1").await;
-    assert!(err.starts_with("-ERR SUB news: cannot resume") && err.contains("4..=8"), "{err}");
+    assert!(
+        err.starts_with("-ERR SUB news: cannot resume") && err.contains("4..=8"),
+        "{err}"
+    );
     let err = sub.ask("SUB news 7 not-the-epoch").await;
     assert!(err.contains("epoch changed"), "{err}");
     let ok = sub.ask(&format!("SUB news 7 {epoch}")).await;
@@ -70,17 +94,32 @@ async fn auth_and_per_topic_rights_apply() {
         c.hub.auth.users.push(UserConfig {
             name: "alice".into(),
             password: "pw".into(),
-            rights: RightsConfig { publish: vec!["chat.>".into()], subscribe: vec!["chat.>".into()] },
+            rights: RightsConfig {
+                publish: vec!["chat.>".into()],
+                subscribe: vec!["chat.>".into()],
+            },
         });
-        c.hub.auth.anonymous = RightsConfig { publish: vec![], subscribe: vec!["public.*".into()] };
+        c.hub.auth.anonymous = RightsConfig {
+            publish: vec![],
+            subscribe: vec!["public.*".into()],
+        };
     })
     .await;
     let mut l = Line::open(&server).await;
-    assert!(l.ask("PUB chat.x hi").await.starts_with("-ERR PUB chat.x: - may not publish"));
+    assert!(l
+        .ask("PUB chat.x hi")
+        .await
+        .starts_with("-ERR PUB chat.x: - may not publish"));
     assert!(l.ask("SUB public.news").await.starts_with("+OK SUB"));
-    assert!(l.ask("AUTH alice wrong").await.starts_with("-ERR AUTH: unknown user or wrong password"));
+    assert!(l
+        .ask("AUTH alice wrong")
+        .await
+        .starts_with("-ERR AUTH: unknown user or wrong password"));
     assert_eq!(l.ask("AUTH alice pw").await, "+OK AUTH alice");
-    assert!(l.ask("SUB >").await.starts_with("-ERR SUB >: alice may not subscribe"));
+    assert!(l
+        .ask("SUB >")
+        .await
+        .starts_with("-ERR SUB >: alice may not subscribe"));
     assert!(l.ask("SUB chat.*").await.starts_with("+OK SUB chat.*"));
     l.send("PUB chat.x hi").await;
     let mut got = vec![l.read().await, l.read().await];
@@ -97,7 +136,10 @@ async fn presence_events_and_who() {
     let mut b = Line::open(&server).await;
     b.ask("SUB room").await;
     assert!(a.read().await.starts_with("JOIN room c2 -"));
-    assert!(b.ask("WHO room").await.starts_with("+OK WHO room 2 c1=- c2=-"));
+    assert!(b
+        .ask("WHO room")
+        .await
+        .starts_with("+OK WHO room 2 c1=- c2=-"));
     assert_eq!(b.ask("QUIT").await, "+OK BYE");
     assert!(a.read().await.starts_with("LEAVE room c2 -"));
     server.shutdown().await;
@@ -108,7 +150,17 @@ async fn shutdown_flushes_then_says_goodbye() {
     let server = server_with(|_| {}).await;
     let mut l = Line::open(&server).await;
     l.ask("SUB t").await;
-    server.hub().publish(&Default::default(), "t", tidings_core::PayloadKind::Text, "last".into(), vec![], 0).unwrap();
+    server
+        .hub()
+        .publish(
+            &Default::default(),
+            "t",
+            tidings_core::PayloadKind::Text,
+            "last".into(),
+            vec![],
+            0,
+        )
+        .unwrap();
     let left = server.shutdown().await;
     assert_eq!(l.read().await, "MSG t 1 last");
     assert_eq!(l.read().await, "-ERR server shutting down; closing");

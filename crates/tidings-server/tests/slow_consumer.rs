@@ -29,7 +29,10 @@ async fn start(policy: SlowConsumerPolicy) -> Server {
         ..Default::default()
     };
     cfg.hub.slow_consumer = policy;
-    cfg.hub.outbox = OutboxLimits { max_messages: 256, max_bytes: 256 * 1024 };
+    cfg.hub.outbox = OutboxLimits {
+        max_messages: 256,
+        max_bytes: 256 * 1024,
+    };
     cfg.hub.history.max_messages = 100;
     Server::start(cfg).await.unwrap()
 }
@@ -67,7 +70,9 @@ async fn run(policy: SlowConsumerPolicy) {
     let server = start(policy).await;
     let mut slow = connect(&server, true).await;
     let mut fast = BufReader::new(connect(&server, false).await);
-    let publisher = TcpStream::connect(server.addrs().tcp.unwrap()).await.unwrap();
+    let publisher = TcpStream::connect(server.addrs().tcp.unwrap())
+        .await
+        .unwrap();
     let (mut pub_rd, mut pub_wr) = publisher.into_split();
     // The publisher's own replies (+OK PUB) must be read, or it becomes a slow consumer too.
     tokio::spawn(async move { tokio::io::copy(&mut pub_rd, &mut tokio::io::sink()).await });
@@ -108,32 +113,56 @@ async fn run(policy: SlowConsumerPolicy) {
     );
     if policy == SlowConsumerPolicy::Conflate {
         // A conflating subscriber may skip values it was not fast enough to see, never the newest.
-        assert_eq!(fast_offsets.last().copied(), Some(MESSAGES as u64), "the fast subscriber reached the newest");
+        assert_eq!(
+            fast_offsets.last().copied(),
+            Some(MESSAGES as u64),
+            "the fast subscriber reached the newest"
+        );
         assert!(fast_offsets.windows(2).all(|w| w[1] > w[0]), "in order");
     } else {
         let in_order = fast_offsets.iter().copied().eq(1..=MESSAGES as u64);
-        assert!(in_order, "the fast subscriber got all {MESSAGES} in order (got {})", fast_offsets.len());
+        assert!(
+            in_order,
+            "the fast subscriber got all {MESSAGES} in order (got {})",
+            fast_offsets.len()
+        );
     }
     // 20 MB went through; the slow session may hold at most its outbox (256 KiB) plus kernel buffers.
-    assert!(grown_kib < 24 * 1024, "memory stayed bounded: grew {grown_kib} KiB");
+    assert!(
+        grown_kib < 24 * 1024,
+        "memory stayed bounded: grew {grown_kib} KiB"
+    );
 
     // Now the slow subscriber reads what it was left.
     let mut got = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), slow.read_to_end(&mut got)).await;
     let text = String::from_utf8_lossy(&got);
-    let offsets: Vec<u64> =
-        text.lines().filter_map(|l| l.strip_prefix("MSG t ")).map(|r| r.split(' ').next().unwrap().parse().unwrap()).collect();
+    let offsets: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("MSG t "))
+        .map(|r| r.split(' ').next().unwrap().parse().unwrap())
+        .collect();
     match policy {
         SlowConsumerPolicy::Disconnect => {
-            assert!(text.contains("-ERR slow consumer"), "told why it was closed");
+            assert!(
+                text.contains("-ERR slow consumer"),
+                "told why it was closed"
+            );
             assert_eq!(stats.slow_consumers_closed, 1);
-            assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "no gaps before the close");
+            assert!(
+                offsets.windows(2).all(|w| w[1] == w[0] + 1),
+                "no gaps before the close"
+            );
             assert!(offsets.len() < MESSAGES);
         }
         SlowConsumerPolicy::DropOldest | SlowConsumerPolicy::Conflate => {
             assert_eq!(stats.slow_consumers_closed, 0);
             assert!(stats.dropped > 0 || policy == SlowConsumerPolicy::Conflate);
-            assert_eq!(offsets.last().copied(), Some(MESSAGES as u64), "the newest message arrives");
+            assert_eq!(
+                offsets.last().copied(),
+                Some(MESSAGES as u64),
+                "the newest message arrives"
+            );
             assert!(offsets.windows(2).all(|w| w[1] > w[0]), "in order");
             assert!(offsets.len() < MESSAGES, "some were dropped");
         }

@@ -28,7 +28,10 @@ async fn connect(server: &Server, path: &str) -> Ws {
 }
 
 async fn next(ws: &mut Ws) -> Frame {
-    tokio::time::timeout(Duration::from_secs(5), ws.next_frame()).await.expect("a frame in time").expect("open")
+    tokio::time::timeout(Duration::from_secs(5), ws.next_frame())
+        .await
+        .expect("a frame in time")
+        .expect("open")
 }
 
 async fn next_json(ws: &mut Ws) -> Value {
@@ -47,7 +50,10 @@ async fn send(ws: &mut Ws, v: Value) {
 /// Reads until a close frame; returns its code.
 async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next_frame()).await.expect("closed in time") {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next_frame())
+            .await
+            .expect("closed in time")
+        {
             Ok(f) if f.opcode() == OpCode::Close => return f.close_code(),
             Ok(_) => continue,
             Err(e) => {
@@ -65,20 +71,40 @@ async fn native_protocol_subscribe_publish_ack_history_presence() {
     let mut b = connect(&server, "/ws").await;
     assert_eq!(next_json(&mut a).await["type"], "hello");
     assert_eq!(next_json(&mut b).await["type"], "hello");
-    send(&mut a, json!({"op":"subscribe","id":1,"topic":"chat.*","presence":true})).await;
+    send(
+        &mut a,
+        json!({"op":"subscribe","id":1,"topic":"chat.*","presence":true}),
+    )
+    .await;
     let ok = next_json(&mut a).await;
-    assert_eq!((ok["type"].as_str(), ok["id"].as_i64()), (Some("ok"), Some(1)));
+    assert_eq!(
+        (ok["type"].as_str(), ok["id"].as_i64()),
+        (Some("ok"), Some(1))
+    );
     send(&mut b, json!({"op":"subscribe","id":"s","topic":"chat.*"})).await;
     assert_eq!(next_json(&mut b).await["id"], "s");
     let join = next_json(&mut a).await;
-    assert_eq!((join["type"].as_str(), join["event"].as_str()), (Some("presence"), Some("join")));
-    send(&mut b, json!({"op":"publish","id":2,"topic":"chat.lobby","data":{"n":1},"ack":true})).await;
+    assert_eq!(
+        (join["type"].as_str(), join["event"].as_str()),
+        (Some("presence"), Some("join"))
+    );
+    send(
+        &mut b,
+        json!({"op":"publish","id":2,"topic":"chat.lobby","data":{"n":1},"ack":true}),
+    )
+    .await;
     let msg = next_json(&mut a).await;
     assert_eq!(msg["type"], "message");
-    assert_eq!((msg["topic"].as_str(), msg["offset"].as_u64()), (Some("chat.lobby"), Some(1)));
+    assert_eq!(
+        (msg["topic"].as_str(), msg["offset"].as_u64()),
+        (Some("chat.lobby"), Some(1))
+    );
     assert_eq!(msg["data"], json!({"n":1}));
     // b sees its own message and its ack (in some order).
-    let mut seen = vec![next_json(&mut b).await["type"].clone(), next_json(&mut b).await["type"].clone()];
+    let mut seen = vec![
+        next_json(&mut b).await["type"].clone(),
+        next_json(&mut b).await["type"].clone(),
+    ];
     seen.sort_by_key(|v| v.to_string());
     assert_eq!(seen, [json!("message"), json!("ok")]);
     // Binary publish comes back as a binary frame: header, \n, raw bytes.
@@ -100,7 +126,10 @@ async fn native_protocol_subscribe_publish_ack_history_presence() {
     let hist = next_json(&mut a).await;
     assert_eq!(hist["messages"][0]["data"], json!({"n":1}));
     send(&mut a, json!({"op":"presence","id":4,"topic":"chat.*"})).await;
-    assert_eq!(next_json(&mut a).await["members"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        next_json(&mut a).await["members"].as_array().unwrap().len(),
+        2
+    );
     send(&mut a, json!({"op":"ping","id":5})).await;
     assert_eq!(next_json(&mut a).await["type"], "pong");
     server.shutdown().await;
@@ -113,10 +142,16 @@ async fn bad_json_is_an_error_reply_and_the_connection_stays() {
     next_json(&mut ws).await;
     ws.send(Frame::text("{not json")).await.unwrap();
     let err = next_json(&mut ws).await;
-    assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("error"), Some("bad_request")));
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("bad_request"))
+    );
     send(&mut ws, json!({"op":"subscribe","id":9,"topic":"a..b"})).await;
     let err = next_json(&mut ws).await;
-    assert_eq!((err["id"].as_i64(), err["code"].as_str()), (Some(9), Some("bad_request")));
+    assert_eq!(
+        (err["id"].as_i64(), err["code"].as_str()),
+        (Some(9), Some("bad_request"))
+    );
     send(&mut ws, json!({"op":"ping","id":10})).await;
     assert_eq!(next_json(&mut ws).await["type"], "pong");
     server.shutdown().await;
@@ -142,8 +177,11 @@ async fn invalid_utf8_closes_with_1007_and_oversize_with_1009() {
 
 #[tokio::test]
 async fn origin_allow_list_refuses_other_origins() {
-    let server = server_with(|c| c.websocket.allowed_origins = vec!["https://good.example".into()]).await;
-    let url: url::Url = format!("ws://{}/ws", server.addrs().http.unwrap()).parse().unwrap();
+    let server =
+        server_with(|c| c.websocket.allowed_origins = vec!["https://good.example".into()]).await;
+    let url: url::Url = format!("ws://{}/ws", server.addrs().http.unwrap())
+        .parse()
+        .unwrap();
     let bad = WebSocket::connect(url.clone())
         .with_request(yawc::HttpRequestBuilder::new().header("Origin", "https://evil.example"))
         .await;
@@ -181,7 +219,11 @@ async fn server_pings_keep_a_quiet_client_alive() {
     let mut pings = 0;
     let end = tokio::time::Instant::now() + Duration::from_secs(3);
     while let Ok(Ok(f)) = tokio::time::timeout_at(end, ws.next_frame()).await {
-        assert_ne!(f.opcode(), OpCode::Close, "closed although the client answered pings");
+        assert_ne!(
+            f.opcode(),
+            OpCode::Close,
+            "closed although the client answered pings"
+        );
         pings += usize::from(f.opcode() == OpCode::Ping);
     }
     assert!(pings >= 2, "saw {pings} pings");
@@ -195,7 +237,17 @@ async fn shutdown_flushes_and_says_goodbye_with_1001() {
     next_json(&mut ws).await;
     send(&mut ws, json!({"op":"subscribe","id":1,"topic":"t"})).await;
     next_json(&mut ws).await;
-    server.hub().publish(&Default::default(), "t", tidings_core::PayloadKind::Text, "bye".into(), vec![], 0).unwrap();
+    server
+        .hub()
+        .publish(
+            &Default::default(),
+            "t",
+            tidings_core::PayloadKind::Text,
+            "bye".into(),
+            vec![],
+            0,
+        )
+        .unwrap();
     let shutdown = tokio::spawn(server.shutdown());
     let mut got_message = false;
     let code = loop {
@@ -206,7 +258,14 @@ async fn shutdown_flushes_and_says_goodbye_with_1001() {
             _ => {}
         }
     };
-    assert!(got_message, "the queued message was flushed before the goodbye");
+    assert!(
+        got_message,
+        "the queued message was flushed before the goodbye"
+    );
     assert_eq!(code, Some(CloseCode::Away));
-    assert_eq!(shutdown.await.unwrap(), 0, "every connection finished within the grace period");
+    assert_eq!(
+        shutdown.await.unwrap(),
+        0,
+        "every connection finished within the grace period"
+    );
 }

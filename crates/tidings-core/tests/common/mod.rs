@@ -19,11 +19,27 @@ pub fn session(hub: &Arc<Hub>) -> Session {
 }
 
 pub fn sub(hub: &Hub, s: &Session, pattern: &str) {
-    hub.subscribe(s, &anon(), pattern, pattern, SubscribeOptions::default(), |_| None).unwrap();
+    hub.subscribe(
+        s,
+        &anon(),
+        pattern,
+        pattern,
+        SubscribeOptions::default(),
+        |_| None,
+    )
+    .unwrap();
 }
 
 pub fn publish(hub: &Hub, topic: &str, text: &str, now: u64) -> Published {
-    hub.publish(&anon(), topic, PayloadKind::Text, text.to_owned().into(), vec![], now).unwrap()
+    hub.publish(
+        &anon(),
+        topic,
+        PayloadKind::Text,
+        text.to_owned().into(),
+        vec![],
+        now,
+    )
+    .unwrap()
 }
 
 pub fn drain(s: &Session) -> Vec<Delivery> {

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
-    CloseReason, Delivery, EncodingSlot, HubError, Identity, Message, PayloadKind, Resume, Session, SubscribeOptions,
+    CloseReason, Delivery, EncodingSlot, HubError, Identity, Message, PayloadKind, Resume, Session,
+    SubscribeOptions,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
 use tidings_proto::PayloadKind as WireKind;
@@ -23,21 +24,33 @@ const MAX_HISTORY_PAGE: usize = 1000;
 pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
     let wake = Arc::new(Notify::new());
     let waker = wake.clone();
-    let session = match shared.hub.open_session(Box::new(move || waker.notify_one())) {
+    let session = match shared
+        .hub
+        .open_session(Box::new(move || waker.notify_one()))
+    {
         Ok(s) => s,
         Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
     };
     let hello = json::encode_hello(&session.id().to_string(), json::SERVER);
     session.outbox().push_reply(Bytes::from(hello));
     let cfg = &shared.config.websocket;
-    let ping_every = (cfg.ping_interval_secs > 0).then(|| Duration::from_secs(cfg.ping_interval_secs));
-    let idle_after = (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
-    let mut driver = Driver { session, identity: Identity::anonymous(), shared: shared.clone() };
+    let ping_every =
+        (cfg.ping_interval_secs > 0).then(|| Duration::from_secs(cfg.ping_interval_secs));
+    let idle_after =
+        (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
+    let mut driver = Driver {
+        session,
+        identity: Identity::anonymous(),
+        shared: shared.clone(),
+    };
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
     let mut batch = Vec::new();
     loop {
-        let deadline = [next_ping, idle_after.map(|i| last_heard + i)].into_iter().flatten().min();
+        let deadline = [next_ping, idle_after.map(|i| last_heard + i)]
+            .into_iter()
+            .flatten()
+            .min();
         let timer = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -91,7 +104,8 @@ fn frame_of(d: Delivery) -> OutFrame {
     match d {
         Delivery::Message { msg, .. } => {
             let bytes = msg.encoded(EncodingSlot::Json, |m| {
-                json::encode_message(&m.topic, m.offset, &m.epoch, wire_kind(m.kind), &m.payload).bytes
+                json::encode_message(&m.topic, m.offset, &m.epoch, wire_kind(m.kind), &m.payload)
+                    .bytes
             });
             if msg.kind == PayloadKind::Binary {
                 OutFrame::Binary(bytes)
@@ -100,8 +114,17 @@ fn frame_of(d: Delivery) -> OutFrame {
             }
         }
         Delivery::Presence(p) => {
-            let event = if p.joined { json::PresenceEvent::Join } else { json::PresenceEvent::Leave };
-            OutFrame::Text(Bytes::from(json::encode_presence(&p.topic, event, &p.client.to_string(), p.user.as_deref())))
+            let event = if p.joined {
+                json::PresenceEvent::Join
+            } else {
+                json::PresenceEvent::Leave
+            };
+            OutFrame::Text(Bytes::from(json::encode_presence(
+                &p.topic,
+                event,
+                &p.client.to_string(),
+                p.user.as_deref(),
+            )))
         }
         Delivery::Reply(b) => OutFrame::Text(b),
     }
@@ -124,7 +147,13 @@ fn core_kind(k: WireKind) -> PayloadKind {
 }
 
 fn message_ref(m: &Message) -> MessageRef<'_> {
-    MessageRef { topic: &m.topic, offset: m.offset, epoch: &m.epoch, kind: wire_kind(m.kind), payload: &m.payload }
+    MessageRef {
+        topic: &m.topic,
+        offset: m.offset,
+        epoch: &m.epoch,
+        kind: wire_kind(m.kind),
+        payload: &m.payload,
+    }
 }
 
 /// The protocol's error reply for a hub error.
@@ -138,8 +167,17 @@ pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
         _ => ErrorCode::BadRequest,
     };
     let mut reply = ReplyBuilder::error(id, code, &e.to_string());
-    if let HubError::ResumeUnavailable { epoch, earliest, last, .. } = e {
-        reply = reply.string("epoch", epoch).number("earliest", *earliest).number("last", *last);
+    if let HubError::ResumeUnavailable {
+        epoch,
+        earliest,
+        last,
+        ..
+    } = e
+    {
+        if !epoch.is_empty() {
+            reply = reply.string("epoch", epoch);
+        }
+        reply = reply.number("earliest", *earliest).number("last", *last);
     }
     reply.finish()
 }
@@ -163,50 +201,96 @@ impl Driver {
         let id = req.id.as_ref();
         let hub = self.shared.hub.clone();
         let result = match req.op {
-            Op::Subscribe { topic, since, epoch, presence } => {
-                let opts = SubscribeOptions { resume: since.map(|since| Resume { since, epoch }), presence };
-                hub.subscribe(&self.session, &self.identity, &topic, &topic, opts, |info| {
-                    let mut r = ReplyBuilder::ok(id).string("topic", &topic);
-                    if let Some(e) = &info.epoch {
-                        r = r.string("epoch", e);
-                    }
-                    Some(Bytes::from(r.number("offset", info.last_offset).number("replayed", info.replayed as u64).finish()))
-                })
+            Op::Subscribe {
+                topic,
+                since,
+                epoch,
+                presence,
+            } => {
+                let opts = SubscribeOptions {
+                    resume: since.map(|since| Resume { since, epoch }),
+                    presence,
+                };
+                hub.subscribe(
+                    &self.session,
+                    &self.identity,
+                    &topic,
+                    &topic,
+                    opts,
+                    |info| {
+                        let mut r = ReplyBuilder::ok(id).string("topic", &topic);
+                        if let Some(e) = &info.epoch {
+                            r = r.string("epoch", e);
+                        }
+                        Some(Bytes::from(
+                            r.number("offset", info.last_offset)
+                                .number("replayed", info.replayed as u64)
+                                .finish(),
+                        ))
+                    },
+                )
                 .map(|_| None)
             }
             Op::Unsubscribe { topic } => hub
                 .unsubscribe(&self.session, &topic)
                 .map(|()| Some(ReplyBuilder::ok(id).string("topic", &topic).finish())),
-            Op::Publish { topic, kind, payload, ack } => {
+            Op::Publish {
+                topic,
+                kind,
+                payload,
+                ack,
+            } => {
                 let now = crate::clock::now_ms();
-                hub.publish(&self.identity, &topic, core_kind(kind), payload, Vec::new(), now).map(|p| {
+                hub.publish(
+                    &self.identity,
+                    &topic,
+                    core_kind(kind),
+                    payload,
+                    Vec::new(),
+                    now,
+                )
+                .map(|p| {
                     ack.then(|| {
-                        ReplyBuilder::ok(id).string("topic", &topic).number("offset", p.offset).string("epoch", &p.epoch).finish()
+                        ReplyBuilder::ok(id)
+                            .string("topic", &topic)
+                            .number("offset", p.offset)
+                            .string("epoch", &p.epoch)
+                            .finish()
                     })
                 })
             }
-            Op::History { topic, since, limit } => {
+            Op::History {
+                topic,
+                since,
+                limit,
+            } => {
                 let limit = limit.unwrap_or(100).min(MAX_HISTORY_PAGE);
-                hub.history(&self.identity, &topic, since, limit).map(|page| {
-                    let mut r = ReplyBuilder::ok(id).string("topic", &topic);
-                    if let Some(e) = &page.epoch {
-                        r = r.string("epoch", e);
-                    }
-                    Some(
-                        r.number("earliest", page.earliest)
-                            .number("offset", page.last_offset)
-                            .messages("messages", page.messages.iter().map(|m| message_ref(m)))
-                            .finish(),
-                    )
-                })
+                hub.history(&self.identity, &topic, since, limit)
+                    .map(|page| {
+                        let mut r = ReplyBuilder::ok(id).string("topic", &topic);
+                        if let Some(e) = &page.epoch {
+                            r = r.string("epoch", e);
+                        }
+                        Some(
+                            r.number("earliest", page.earliest)
+                                .number("offset", page.last_offset)
+                                .messages("messages", page.messages.iter().map(|m| message_ref(m)))
+                                .finish(),
+                        )
+                    })
             }
             Op::Presence { topic } => hub.presence(&self.identity, &topic).map(|members| {
                 let names: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
-                let list = members
-                    .iter()
-                    .zip(&names)
-                    .map(|(m, client)| json::Member { client, user: m.user.as_deref() });
-                Some(ReplyBuilder::ok(id).string("topic", &topic).members("members", list).finish())
+                let list = members.iter().zip(&names).map(|(m, client)| json::Member {
+                    client,
+                    user: m.user.as_deref(),
+                });
+                Some(
+                    ReplyBuilder::ok(id)
+                        .string("topic", &topic)
+                        .members("members", list)
+                        .finish(),
+                )
             }),
             Op::Ping => Ok(Some(json::encode_pong(id))),
             Op::Auth { user, password } => hub.authenticate(&user, &password).map(|who| {

@@ -45,7 +45,10 @@ enum Flow {
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let wake = Arc::new(Notify::new());
     let waker = wake.clone();
-    let session = match shared.hub.open_session(Box::new(move || waker.notify_one())) {
+    let session = match shared
+        .hub
+        .open_session(Box::new(move || waker.notify_one()))
+    {
         Ok(s) => s,
         Err(e) => {
             let mut out = BytesMut::new();
@@ -58,7 +61,10 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Conn {
         session,
         identity: Identity::anonymous(),
-        decoder: Decoder::new(Limits { max_line: cfg.max_line, max_payload: cfg.max_payload }),
+        decoder: Decoder::new(Limits {
+            max_line: cfg.max_line,
+            max_payload: cfg.max_payload,
+        }),
         shared: shared.clone(),
     };
     if stream.write_all(line::GREETING.as_bytes()).await.is_err() {
@@ -101,7 +107,10 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = wr.shutdown().await;
 }
 
-async fn read_more(rd: &mut (impl AsyncReadExt + Unpin), buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_more(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < 512 {
         buf.reserve(4096);
     }
@@ -110,7 +119,9 @@ async fn read_more(rd: &mut (impl AsyncReadExt + Unpin), buf: &mut BytesMut) -> 
 
 fn goodbye(reason: &CloseReason, out: &mut BytesMut) {
     match reason {
-        CloseReason::SlowConsumer => line::encode_err("slow consumer: too many messages queued; closing", out),
+        CloseReason::SlowConsumer => {
+            line::encode_err("slow consumer: too many messages queued; closing", out)
+        }
         _ => line::encode_err("server shutting down; closing", out),
     }
 }
@@ -181,17 +192,34 @@ impl Conn {
         let hub = self.shared.hub.clone();
         let now = crate::clock::now_ms();
         match cmd {
-            Command::Sub { pattern, since, epoch } => {
-                let opts = SubscribeOptions { resume: since.map(|since| Resume { since, epoch }), presence: true };
-                let res = hub.subscribe(&self.session, &self.identity, &pattern, &pattern, opts, |info| {
-                    let mut b = BytesMut::new();
-                    let epoch = info.epoch.as_deref().unwrap_or("-");
-                    line::encode_ok(
-                        format_args!("SUB {pattern} epoch={epoch} last={} replayed={}", info.last_offset, info.replayed),
-                        &mut b,
-                    );
-                    Some(b.freeze())
-                });
+            Command::Sub {
+                pattern,
+                since,
+                epoch,
+            } => {
+                let opts = SubscribeOptions {
+                    resume: since.map(|since| Resume { since, epoch }),
+                    presence: true,
+                };
+                let res = hub.subscribe(
+                    &self.session,
+                    &self.identity,
+                    &pattern,
+                    &pattern,
+                    opts,
+                    |info| {
+                        let mut b = BytesMut::new();
+                        let epoch = info.epoch.as_deref().unwrap_or("-");
+                        line::encode_ok(
+                            format_args!(
+                                "SUB {pattern} epoch={epoch} last={} replayed={}",
+                                info.last_offset, info.replayed
+                            ),
+                            &mut b,
+                        );
+                        Some(b.freeze())
+                    },
+                );
                 if let Err(e) = res {
                     self.err(format_args!("SUB {pattern}: {e}"));
                 }
@@ -203,28 +231,32 @@ impl Conn {
             Command::Pub { topic, payload } => {
                 let kind = kind_of(&payload);
                 match hub.publish(&self.identity, &topic, kind, payload, Vec::new(), now) {
-                    Ok(p) => self.reply(|b| line::encode_ok(format_args!("PUB {topic} {}", p.offset), b)),
+                    Ok(p) => {
+                        self.reply(|b| line::encode_ok(format_args!("PUB {topic} {}", p.offset), b))
+                    }
                     Err(e) => self.err(format_args!("PUB {topic}: {e}")),
                 }
             }
-            Command::Hist { topic, since } => match hub.history(&self.identity, &topic, since, usize::MAX) {
-                Ok(page) => self.reply(|b| {
-                    let epoch = page.epoch.as_deref().unwrap_or("-");
-                    line::encode_ok(
-                        format_args!(
-                            "HIST {topic} epoch={epoch} earliest={} last={} count={}",
-                            page.earliest,
-                            page.last_offset,
-                            page.messages.len()
-                        ),
-                        b,
-                    );
-                    for m in &page.messages {
-                        line::encode_message(&m.topic, m.offset, &m.payload, b);
-                    }
-                }),
-                Err(e) => self.err(format_args!("HIST {topic}: {e}")),
-            },
+            Command::Hist { topic, since } => {
+                match hub.history(&self.identity, &topic, since, usize::MAX) {
+                    Ok(page) => self.reply(|b| {
+                        let epoch = page.epoch.as_deref().unwrap_or("-");
+                        line::encode_ok(
+                            format_args!(
+                                "HIST {topic} epoch={epoch} earliest={} last={} count={}",
+                                page.earliest,
+                                page.last_offset,
+                                page.messages.len()
+                            ),
+                            b,
+                        );
+                        for m in &page.messages {
+                            line::encode_message(&m.topic, m.offset, &m.payload, b);
+                        }
+                    }),
+                    Err(e) => self.err(format_args!("HIST {topic}: {e}")),
+                }
+            }
             Command::Who { topic } => match hub.presence(&self.identity, &topic) {
                 Ok(members) => {
                     let list: Vec<String> = members

@@ -31,11 +31,17 @@ pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Res
     }
     let who = match identity(&req, shared) {
         Ok(who) => who,
-        Err(resp) => return resp,
+        Err(refusal) => return *refusal,
     };
-    let path_topic = req.uri().path().strip_prefix("/api/publish/").map(percent_decode);
+    let path_topic = req
+        .uri()
+        .path()
+        .strip_prefix("/api/publish/")
+        .map(percent_decode);
     let query_topic = req.uri().query().and_then(|q| {
-        q.split('&').find_map(|kv| kv.strip_prefix("topic=")).map(percent_decode)
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("topic="))
+            .map(percent_decode)
     });
     let content_type = req
         .headers()
@@ -47,9 +53,19 @@ pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Res
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &format!("body is larger than {limit} bytes"))
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!("body is larger than {limit} bytes"),
+            )
         }
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "could not read the body"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "could not read the body",
+            )
+        }
     };
     let is_json = content_type.starts_with("application/json");
     let (topic, kind, payload) = match path_topic.or(query_topic) {
@@ -112,10 +128,14 @@ pub(super) fn topics(shared: &Arc<Shared>) -> Response<Body> {
             })
         })
         .collect();
-    json(StatusCode::OK, serde_json::json!({ "topics": rows }).to_string())
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "topics": rows }).to_string(),
+    )
 }
 
-fn identity(req: &Request<Incoming>, shared: &Shared) -> Result<Identity, Response<Body>> {
+/// The caller's identity from HTTP Basic auth; anonymous without the header.
+fn identity(req: &Request<Incoming>, shared: &Shared) -> Result<Identity, Box<Response<Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Identity::anonymous());
     };
@@ -126,14 +146,23 @@ fn identity(req: &Request<Incoming>, shared: &Shared) -> Result<Identity, Respon
         .and_then(|b64| base64_decode(b64.trim()))
         .and_then(|raw| String::from_utf8(raw).ok());
     let Some((user, password)) = creds.as_deref().and_then(|c| c.split_once(':')) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "Authorization must be HTTP Basic"));
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authorization must be HTTP Basic",
+        )));
     };
-    shared.hub.authenticate(user, password).map_err(|e| hub_error(&e))
+    shared
+        .hub
+        .authenticate(user, password)
+        .map_err(|e| Box::new(hub_error(&e)))
 }
 
 pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
     let (status, code) = match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        HubError::Denied(tidings_core::AuthError::BadCredentials) => {
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        }
         HubError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
         HubError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         HubError::TooManyTopics(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_topics"),
@@ -143,11 +172,16 @@ pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(status, serde_json::json!({"error": code, "message": message}).to_string())
+    json(
+        status,
+        serde_json::json!({"error": code, "message": message}).to_string(),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {

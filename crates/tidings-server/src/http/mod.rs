@@ -59,15 +59,27 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn route(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+async fn route(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let resp = match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") if ws::is_upgrade(&req) => upgrade(&mut req, &shared, Endpoint::Native),
-        (&Method::GET, "/echo") if ws::is_upgrade(&req) => upgrade(&mut req, &shared, Endpoint::Echo),
-        (_, "/ws" | "/echo") => text(StatusCode::UPGRADE_REQUIRED, "this endpoint speaks WebSocket\n"),
+        (&Method::GET, "/ws") if ws::is_upgrade(&req) => {
+            upgrade(&mut req, &shared, Endpoint::Native)
+        }
+        (&Method::GET, "/echo") if ws::is_upgrade(&req) => {
+            upgrade(&mut req, &shared, Endpoint::Echo)
+        }
+        (_, "/ws" | "/echo") => text(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket\n",
+        ),
         (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
         (&Method::GET, "/") => html(include_str!("../../../../web/index.html")),
-        (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => api::publish(req, &shared).await,
+        (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
+            api::publish(req, &shared).await
+        }
         (&Method::GET, "/api/topics") => api::topics(&shared),
         (&Method::GET, "/metrics") => metrics(&shared),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -80,13 +92,19 @@ enum Endpoint {
     Echo,
 }
 
-fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>, endpoint: Endpoint) -> Response<Body> {
+fn upgrade(
+    req: &mut Request<Incoming>,
+    shared: &Arc<Shared>,
+    endpoint: Endpoint,
+) -> Response<Body> {
     match ws::upgrade(req, &shared.config.websocket) {
-        Err(resp) => resp,
-        Ok((resp, conn)) => {
+        Err(refusal) => *refusal,
+        Ok((resp, pending)) => {
             let shared = shared.clone();
             shared.clone().tasks.spawn(async move {
-                let Some(conn) = conn.await else { return };
+                let Some(conn) = pending.accept().await else {
+                    return;
+                };
                 match endpoint {
                     Endpoint::Echo => ws::echo::serve(conn, shared.shutdown.clone()).await,
                     Endpoint::Native => drivers::json_ws::serve(conn, shared).await,
@@ -101,23 +119,68 @@ fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>, endpoint: Endpoint
 fn metrics(shared: &Shared) -> Response<Body> {
     let s = shared.hub.stats();
     let rows: [(&str, &str, &str, u64); 7] = [
-        ("tidings_sessions", "gauge", "Open sessions of every protocol.", s.sessions as u64),
-        ("tidings_topics", "gauge", "Topics with state (offsets, history).", s.topics as u64),
-        ("tidings_subscriptions", "gauge", "Active subscriptions.", s.subscriptions as u64),
-        ("tidings_published_total", "counter", "Messages published.", s.published),
-        ("tidings_delivered_total", "counter", "Messages queued for subscribers.", s.delivered),
-        ("tidings_dropped_total", "counter", "Messages dropped by the drop-oldest policy.", s.dropped),
-        ("tidings_slow_consumers_closed_total", "counter", "Sessions closed as slow consumers.", s.slow_consumers_closed),
+        (
+            "tidings_sessions",
+            "gauge",
+            "Open sessions of every protocol.",
+            s.sessions as u64,
+        ),
+        (
+            "tidings_topics",
+            "gauge",
+            "Topics with state (offsets, history).",
+            s.topics as u64,
+        ),
+        (
+            "tidings_subscriptions",
+            "gauge",
+            "Active subscriptions.",
+            s.subscriptions as u64,
+        ),
+        (
+            "tidings_published_total",
+            "counter",
+            "Messages published.",
+            s.published,
+        ),
+        (
+            "tidings_delivered_total",
+            "counter",
+            "Messages queued for subscribers.",
+            s.delivered,
+        ),
+        (
+            "tidings_dropped_total",
+            "counter",
+            "Messages dropped by the drop-oldest policy.",
+            s.dropped,
+        ),
+        (
+            "tidings_slow_consumers_closed_total",
+            "counter",
+            "Sessions closed as slow consumers.",
+            s.slow_consumers_closed,
+        ),
     ];
     let mut out = String::new();
     for (name, kind, help, value) in rows {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
     }
-    respond(StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(out))
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        Bytes::from(out),
+    )
 }
 
 pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
-    respond(status, "text/plain; charset=utf-8", Bytes::from(body.to_owned()))
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from(body.to_owned()),
+    )
 }
 
 pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
@@ -125,12 +188,19 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn html(body: &'static str) -> Response<Body> {
-    respond(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    respond(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     resp
 }

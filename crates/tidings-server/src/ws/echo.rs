@@ -1,6 +1,6 @@
 //! `/echo`: sends every message back unchanged, for conformance suites such as Autobahn.
 
-use super::{Close, WsConn, WsMessage, OutFrame};
+use super::{Close, OutFrame, WsConn, WsMessage};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn serve(mut conn: WsConn, shutdown: CancellationToken) {

@@ -54,7 +54,11 @@ pub(crate) fn origin_allowed<B>(req: &Request<B>, cfg: &WebSocketConfig) -> bool
     if cfg.allowed_origins.is_empty() {
         return true;
     }
-    match req.headers().get(hyper::header::ORIGIN).and_then(|o| o.to_str().ok()) {
+    match req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    {
         None => true,
         Some(origin) => cfg.allowed_origins.iter().any(|a| a == origin),
     }
@@ -76,22 +80,43 @@ fn options(cfg: &WebSocketConfig) -> Options {
     opts
 }
 
-/// Answers an upgrade request. On success the returned future yields the connection once
-/// hyper hands over the socket; on failure the response is a plain HTTP error.
+/// An HTTP response refusing an upgrade (boxed: responses are large and this is the rare path).
+pub(crate) type Refusal = Box<Response<Full<Bytes>>>;
+
+/// An accepted upgrade whose socket hyper has not handed over yet.
+pub(crate) struct PendingConn(yawc::UpgradeFut);
+
+impl PendingConn {
+    /// Waits for hyper to hand over the socket once the 101 response is written.
+    pub(crate) async fn accept(self) -> Option<WsConn> {
+        self.0.await.ok().map(|inner| WsConn { inner })
+    }
+}
+
+/// Answers an upgrade request: the 101 response and the connection to come, or a plain
+/// HTTP error (403 for a foreign origin, 400 for a broken handshake).
 pub(crate) fn upgrade(
     req: &mut Request<Incoming>,
     cfg: &WebSocketConfig,
-) -> Result<(Response<Full<Bytes>>, impl std::future::Future<Output = Option<WsConn>>), Response<Full<Bytes>>> {
+) -> Result<(Response<Full<Bytes>>, PendingConn), Refusal> {
     if !origin_allowed(req, cfg) {
-        return Err(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
+        return Err(Box::new(plain(
+            StatusCode::FORBIDDEN,
+            "origin not allowed\n",
+        )));
     }
     match WebSocket::upgrade_with_options(&mut *req, options(cfg)) {
         Ok((resp, fut)) => {
             let (parts, _) = resp.into_parts();
-            let resp = Response::from_parts(parts, Full::new(Bytes::new()));
-            Ok((resp, async move { fut.await.ok().map(|inner| WsConn { inner }) }))
+            Ok((
+                Response::from_parts(parts, Full::new(Bytes::new())),
+                PendingConn(fut),
+            ))
         }
-        Err(e) => Err(plain(StatusCode::BAD_REQUEST, &format!("not a valid WebSocket upgrade: {e}\n"))),
+        Err(e) => Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("not a valid WebSocket upgrade: {e}\n"),
+        ))),
     }
 }
 
@@ -141,7 +166,10 @@ impl WsConn {
     async fn fail(&mut self, e: &yawc::WebSocketError) {
         use yawc::close::CloseCode;
         use yawc::WebSocketError as E;
-        let already_closed = matches!(futures::FutureExt::now_or_never(self.inner.next_frame()), Some(Err(E::ConnectionClosed)));
+        let already_closed = matches!(
+            futures::FutureExt::now_or_never(self.inner.next_frame()),
+            Some(Err(E::ConnectionClosed))
+        );
         if already_closed {
             return self.flush_queued_control().await;
         }
@@ -160,7 +188,10 @@ impl WsConn {
     /// the sink is next polled for readiness; do that now, bounded in time.
     async fn flush_queued_control(&mut self) {
         let flush = async {
-            if futures::future::poll_fn(|cx| self.inner.poll_ready_unpin(cx)).await.is_ok() {
+            if futures::future::poll_fn(|cx| self.inner.poll_ready_unpin(cx))
+                .await
+                .is_ok()
+            {
                 let _ = self.inner.flush().await;
             }
         };
@@ -168,7 +199,10 @@ impl WsConn {
     }
 
     /// Queues every frame and writes them with as few syscalls as the buffer allows.
-    pub(crate) async fn send_all(&mut self, frames: impl IntoIterator<Item = OutFrame>) -> Result<(), WsClosed> {
+    pub(crate) async fn send_all(
+        &mut self,
+        frames: impl IntoIterator<Item = OutFrame>,
+    ) -> Result<(), WsClosed> {
         for f in frames {
             let frame = match f {
                 OutFrame::Text(b) => Frame::text(b),
@@ -180,13 +214,21 @@ impl WsConn {
     }
 
     pub(crate) async fn ping(&mut self) -> Result<(), WsClosed> {
-        self.inner.send(Frame::ping(Bytes::new())).await.map_err(|_| WsClosed)
+        self.inner
+            .send(Frame::ping(Bytes::new()))
+            .await
+            .map_err(|_| WsClosed)
     }
 
     /// Sends a close frame with `code` and `reason`, then waits briefly for the peer's.
     pub(crate) async fn close(mut self, code: Close, reason: &str) {
         let reason = &reason[..reason.len().min(120)];
-        if self.inner.send(Frame::close(code.code(), reason)).await.is_err() {
+        if self
+            .inner
+            .send(Frame::close(code.code(), reason))
+            .await
+            .is_err()
+        {
             return;
         }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {

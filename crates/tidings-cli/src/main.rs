@@ -1,0 +1,63 @@
+//! `tidings`: run the server, publish, subscribe.
+
+mod pubsub;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "tidings",
+    version,
+    about = "A real-time messaging server, client and CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (every listener on its embedded defaults unless told otherwise).
+    Serve(serve::ServeArgs),
+    /// Publish one message to a topic.
+    Pub(pubsub::PubArgs),
+    /// Subscribe to topics and print messages as they arrive.
+    Sub(pubsub::SubArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tidings: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Pub(args) => pubsub::publish(args).await,
+            Command::Sub(args) => pubsub::subscribe(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidings: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
