@@ -50,6 +50,9 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     let config = load(&args)?;
+    // Listen for signals before announcing the listeners: a script may send SIGTERM as soon
+    // as it reads them, and the default action would kill us without a goodbye.
+    let signal = shutdown_signal()?;
     let (udp, stomp) = (config.udp, config.stomp);
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
@@ -66,7 +69,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             tracing::info!("{kind} listener requested but not built yet; nothing listens there");
         }
     }
-    wait_for_signal().await;
+    signal.await;
     eprintln!("tidings: shutting down");
     let left = server.shutdown().await;
     if left > 0 {
@@ -75,16 +78,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Installs SIGINT and SIGTERM handlers now; the returned future resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    })
 }

@@ -123,6 +123,7 @@ pub struct HubStats {
 }
 
 struct TopicState {
+    name: Arc<str>,
     epoch: Arc<str>,
     last: u64,
     history: History,
@@ -164,6 +165,8 @@ struct State {
     generation: u64,
     shutting_down: bool,
     stats: HubStats,
+    /// The latest `now` seen, for state created by calls that take no time.
+    clock: u64,
 }
 
 /// See the module docs.
@@ -236,6 +239,7 @@ impl Hub {
                 generation: 0,
                 shutting_down: false,
                 stats: HubStats::default(),
+                clock: 0,
             }),
         }))
     }
@@ -300,29 +304,11 @@ impl Hub {
         if st.shutting_down {
             return Err(HubError::ShuttingDown);
         }
-        if !st.topics.contains_key(topic) && st.topics.len() >= self.config.max_topics {
-            return Err(HubError::TooManyTopics(self.config.max_topics));
-        }
-        let name: Arc<str> = match st.topics.get_key_value(topic) {
-            Some((k, _)) => k.clone(),
-            None => topic.into(),
-        };
-        let state = match st.topics.get_mut(topic) {
-            Some(s) => s,
-            None => {
-                st.generation += 1;
-                let epoch = self.epoch_for(st.generation);
-                st.topics.entry(name.clone()).or_insert(TopicState {
-                    epoch,
-                    last: 0,
-                    history: History::default(),
-                    settings: self.rules.settings(topic),
-                    last_activity: now,
-                })
-            }
-        };
+        st.clock = st.clock.max(now);
+        let state = self.topic_state(st, topic)?;
         state.last += 1;
         state.last_activity = now;
+        let name = state.name.clone();
         let mut msg = Message::new(name, state.last, state.epoch.clone(), kind, payload, now);
         msg.headers = headers;
         let msg = Arc::new(msg);
@@ -360,6 +346,31 @@ impl Hub {
             receivers,
             ..published
         })
+    }
+
+    /// The state of `topic`, created (with a fresh epoch) if it has none yet.
+    fn topic_state<'a>(
+        &self,
+        st: &'a mut State,
+        topic: &str,
+    ) -> Result<&'a mut TopicState, HubError> {
+        if !st.topics.contains_key(topic) {
+            if st.topics.len() >= self.config.max_topics {
+                return Err(HubError::TooManyTopics(self.config.max_topics));
+            }
+            st.generation += 1;
+            let name: Arc<str> = topic.into();
+            let state = TopicState {
+                name: name.clone(),
+                epoch: self.epoch_for(st.generation),
+                last: 0,
+                history: History::default(),
+                settings: self.rules.settings(topic),
+                last_activity: st.clock,
+            };
+            st.topics.insert(name, state);
+        }
+        st.topics.get_mut(topic).ok_or(HubError::ShuttingDown)
     }
 
     fn epoch_for(&self, generation: u64) -> Arc<str> {
@@ -405,10 +416,12 @@ impl Hub {
                 self.config.max_subscriptions_per_session,
             ));
         }
-        let topic = pattern
-            .is_exact()
-            .then(|| st.topics.get(pattern.as_str()))
-            .flatten();
+        // An exact topic gets its state (and epoch) now, so a subscriber can resume from the
+        // very first message even if it subscribed before anything was published.
+        let topic = match pattern.is_exact() {
+            true => Some(&*self.topic_state(st, pattern.as_str())?),
+            false => None,
+        };
         let (epoch, last) = match topic {
             Some(t) => (Some(t.epoch.clone()), t.last),
             None => (None, 0),
@@ -582,14 +595,19 @@ impl Hub {
     /// Expires history by age and forgets topics whose history is empty and that saw no
     /// publish for their history age (or an hour). Call it periodically.
     pub fn sweep(&self, now: u64) {
-        let mut st = self.lock();
-        st.topics.retain(|_, t| {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.clock = st.clock.max(now);
+        let router = &st.router;
+        st.topics.retain(|name, t| {
             t.history.evict(&t.settings.history, now);
             let idle_limit = match t.settings.history.max_age_ms {
                 0 => 3_600_000,
                 age => age,
             };
-            t.history.len() > 0 || now.saturating_sub(t.last_activity) < idle_limit
+            t.history.len() > 0
+                || now.saturating_sub(t.last_activity) < idle_limit
+                || router.count_matches(name) > 0
         });
         st.stats.topics = st.topics.len();
     }

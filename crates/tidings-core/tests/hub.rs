@@ -418,11 +418,23 @@ fn limits_on_topics_and_subscriptions_hold() {
         Err(HubError::TooManyTopics(2))
     ));
     let s = session(&hub);
-    sub(&hub, &s, "x");
-    sub(&hub, &s, "y");
-    sub(&hub, &s, "y"); // re-subscribing replaces, does not count twice
+    // Subscribing to an exact topic gives it state, so it counts as a topic too.
     assert!(matches!(
-        hub.subscribe(&s, &anon(), "z", "z", SubscribeOptions::default(), |_| None),
+        hub.subscribe(&s, &anon(), "c", "c", SubscribeOptions::default(), |_| None),
+        Err(HubError::TooManyTopics(2))
+    ));
+    sub(&hub, &s, "x.*");
+    sub(&hub, &s, "y.*");
+    sub(&hub, &s, "y.*"); // re-subscribing replaces, does not count twice
+    assert!(matches!(
+        hub.subscribe(
+            &s,
+            &anon(),
+            "z.*",
+            "z.*",
+            SubscribeOptions::default(),
+            |_| None
+        ),
         Err(HubError::TooManySubscriptions(2))
     ));
 }
@@ -438,4 +450,35 @@ fn topics_lists_state_and_subscriber_counts() {
     let names: Vec<&str> = topics.iter().map(|t| &*t.name).collect();
     assert_eq!(names, ["a.b", "waiting"]);
     assert_eq!((topics[0].subscribers, topics[0].last_offset), (1, 1));
+}
+
+#[test]
+fn an_exact_subscription_learns_the_epoch_before_the_first_message_and_keeps_the_topic() {
+    let hub = hub();
+    let s = session(&hub);
+    let info = hub
+        .subscribe(
+            &s,
+            &anon(),
+            "new",
+            "new",
+            SubscribeOptions::default(),
+            |_| None,
+        )
+        .unwrap();
+    let first = publish(&hub, "new", "1", 0);
+    assert_eq!(
+        info.epoch,
+        Some(first.epoch.clone()),
+        "the epoch given at subscribe is the topic's"
+    );
+    assert_eq!(first.offset, 1);
+    hub.sweep(10 * 3_600_000);
+    hub.sweep(20 * 3_600_000);
+    let again = publish(&hub, "new", "2", 20 * 3_600_000);
+    assert_eq!(
+        (again.offset, again.epoch),
+        (2, first.epoch),
+        "a subscribed topic is not forgotten"
+    );
 }
