@@ -5,6 +5,7 @@
 //! fragments reassembled underneath), `send_all` queues frames and writes them with one flush,
 //! `close` says goodbye with a close code.
 
+mod deflate_offer;
 pub(crate) mod echo;
 
 use crate::config::WebSocketConfig;
@@ -105,6 +106,7 @@ pub(crate) fn upgrade(
             "origin not allowed\n",
         )));
     }
+    keep_one_deflate_offer(req);
     match WebSocket::upgrade_with_options(&mut *req, options(cfg)) {
         Ok((resp, fut)) => {
             let (parts, _) = resp.into_parts();
@@ -117,6 +119,26 @@ pub(crate) fn upgrade(
             StatusCode::BAD_REQUEST,
             &format!("not a valid WebSocket upgrade: {e}\n"),
         ))),
+    }
+}
+
+/// Leaves only the permessage-deflate offer we accept in the request (see `deflate_offer`).
+fn keep_one_deflate_offer<B>(req: &mut Request<B>) {
+    use hyper::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
+    let joined: Vec<String> = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    if joined.is_empty() {
+        return;
+    }
+    let chosen = deflate_offer::first_acceptable(&joined.join(","))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    req.headers_mut().remove(SEC_WEBSOCKET_EXTENSIONS);
+    if let Some(offer) = chosen {
+        req.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, offer);
     }
 }
 
