@@ -15,20 +15,14 @@ use tidings_core::{
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
 use tidings_proto::PayloadKind as WireKind;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
 
 pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
-    let wake = Arc::new(Notify::new());
-    let waker = wake.clone();
-    let session = match shared
-        .hub
-        .open_session(Box::new(move || waker.notify_one()))
-    {
-        Ok(s) => s,
+    let (session, wake) = match super::open_session(&shared) {
+        Ok(pair) => pair,
         Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
     };
     let hello = json::encode_hello(&session.id().to_string(), json::SERVER);

@@ -14,7 +14,6 @@ use tidings_core::{
 use tidings_proto::line::{self, Command, Decoder, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -43,13 +42,8 @@ enum Flow {
 }
 
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
-    let wake = Arc::new(Notify::new());
-    let waker = wake.clone();
-    let session = match shared
-        .hub
-        .open_session(Box::new(move || waker.notify_one()))
-    {
-        Ok(s) => s,
+    let (session, wake) = match super::open_session(&shared) {
+        Ok(pair) => pair,
         Err(e) => {
             let mut out = BytesMut::new();
             line::encode_err(&e, &mut out);
