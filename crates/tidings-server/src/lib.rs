@@ -22,5 +22,7 @@ mod http;
 mod runtime;
 mod ws;
 
-pub use config::{ConfigError, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig};
+pub use config::{
+    ConfigError, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig,
+};
 pub use runtime::{BoundAddrs, Server, StartError};
