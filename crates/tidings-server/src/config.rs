@@ -141,6 +141,10 @@ pub struct ServerConfig {
     #[serde(rename = "http_api")]
     pub http_api: HttpConfig,
     pub fallback: FallbackConfig,
+    pub sockjs: crate::sockjs::SockJsConfig,
+    /// Also serve the endpoints the SockJS protocol test suite expects under `/sockjs-test/`.
+    /// Default false (`tidings serve --conformance` turns it on).
+    pub conformance: bool,
     pub hub: HubConfig,
 }
 
@@ -156,6 +160,8 @@ impl Default for ServerConfig {
             line: LineConfig::default(),
             http_api: HttpConfig::default(),
             fallback: FallbackConfig::default(),
+            sockjs: crate::sockjs::SockJsConfig::default(),
+            conformance: false,
             hub: HubConfig::default(),
         }
     }
@@ -184,6 +190,12 @@ impl ServerConfig {
         }
         if self.line.max_line < 64 {
             return Err(err("line.max_line", "must be at least 64 bytes"));
+        }
+        if self.sockjs.response_limit < 1024 {
+            return Err(err("sockjs.response_limit", "must be at least 1024 bytes"));
+        }
+        if self.sockjs.max_sessions == 0 {
+            return Err(err("sockjs.max_sessions", "must be at least 1"));
         }
         if self.fallback.keepalive_secs == 0 {
             return Err(err("fallback.keepalive_secs", "must be at least 1"));

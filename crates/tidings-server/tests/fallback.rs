@@ -20,6 +20,13 @@ async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
     Server::start(cfg).await.unwrap()
 }
 
+/// Milliseconds on the server's clock (the sweeper ages history by it: a message stamped 0
+/// would be expired at once).
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_millis() as u64
+}
+
 fn publish(server: &Server, topic: &str, text: &str) -> u64 {
     server
         .hub()
@@ -29,7 +36,7 @@ fn publish(server: &Server, topic: &str, text: &str) -> u64 {
             PayloadKind::Text,
             text.to_owned().into(),
             vec![],
-            0,
+            now_ms(),
         )
         .unwrap()
         .offset
@@ -183,7 +190,7 @@ async fn long_poll_answers_at_once_or_holds_until_a_message() {
             PayloadKind::Text,
             "d".into(),
             vec![],
-            0,
+            now_ms(),
         )
         .unwrap();
     });
@@ -199,7 +206,7 @@ async fn long_poll_answers_at_once_or_holds_until_a_message() {
         started.elapsed() >= Duration::from_millis(250),
         "held until the message came"
     );
-    assert_eq!(held["messages"][0]["offset"], 4);
+    assert_eq!(held["messages"][0]["offset"], 4, "{held}\nfirst: {first}");
     later.await.unwrap();
     let cursor = held["cursor"].as_str().unwrap();
     let (_, empty) = whole(

@@ -6,6 +6,8 @@
 
 mod api;
 mod fallback;
+pub(crate) use fallback::message_json;
+pub(crate) mod streamed;
 
 use crate::drivers;
 use crate::runtime::Shared;
@@ -82,6 +84,7 @@ async fn route(
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
             api::publish(req, &shared).await
         }
+        (_, p) if shared.sockjs.matches(p) => crate::sockjs::handle(req, &shared).await,
         (_, "/sse") => fallback::handle(req, &shared, fallback::Transport::Sse).await,
         (_, "/poll") => fallback::handle(req, &shared, fallback::Transport::Poll).await,
         (_, "/stream") => fallback::handle(req, &shared, fallback::Transport::Stream).await,
@@ -168,7 +171,13 @@ fn metrics(shared: &Shared) -> Response<Body> {
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
+    let sockjs = (
+        "tidings_sockjs_sessions",
+        "gauge",
+        "Open SockJS sessions.",
+        shared.sockjs.sessions() as u64,
+    );
+    for (name, kind, help, value) in rows.into_iter().chain([sockjs]) {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));

@@ -9,6 +9,7 @@
 
 mod cursor;
 mod encode;
+pub(crate) use encode::message_json;
 mod feed;
 mod poll;
 mod request;
@@ -16,23 +17,16 @@ mod sse;
 mod stream;
 
 use super::api;
+use super::streamed;
 use super::Body;
 use crate::runtime::Shared;
-use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, ORIGIN,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Chunks buffered between a streaming feed and hyper: enough to keep the socket busy, few
-/// enough that a slow reader pushes back on the feed (and so on its bounded outbox) at once.
-const STREAM_CHUNKS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -84,22 +78,13 @@ pub(crate) async fn handle(
             poll::run(feed, Duration::from_secs(secs)).await
         }
         Transport::Sse | Transport::Stream => {
-            let (tx, rx) = mpsc::channel(STREAM_CHUNKS);
-            let out = Streamed {
-                tx,
-                keepalive: Duration::from_secs(cfg.keepalive_secs.max(1)),
-            };
+            let (out, body) = streamed::channel(Duration::from_secs(cfg.keepalive_secs.max(1)));
             if transport == Transport::Sse {
                 shared.tasks.spawn(sse::run(feed, out));
             } else {
                 shared.tasks.spawn(stream::run(feed, out));
             }
-            let body = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
-            });
-            let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+            let mut resp = Response::new(body);
             let kind = if transport == Transport::Sse {
                 "text/event-stream"
             } else {
@@ -126,27 +111,4 @@ pub(crate) async fn handle(
 fn allowed_origin(req: &Request<Incoming>, shared: &Shared) -> Option<HeaderValue> {
     let origin = req.headers().get(ORIGIN)?;
     crate::ws::origin_allowed(req, &shared.config.websocket).then(|| origin.clone())
-}
-
-/// The sending side of a streamed response.
-pub(crate) struct Streamed {
-    tx: mpsc::Sender<Bytes>,
-    keepalive: Duration,
-}
-
-impl Streamed {
-    /// Sends a chunk, waiting while the client is slow. False once the client is gone.
-    async fn send(&self, chunk: Bytes) -> bool {
-        self.tx.send(chunk).await.is_ok()
-    }
-
-    /// Resolves after a quiet `keepalive` period (the caller re-arms it each loop).
-    async fn keepalive(&self) {
-        tokio::time::sleep(self.keepalive).await
-    }
-
-    /// Resolves when the client went away (hyper dropped the body).
-    async fn gone(&self) {
-        self.tx.closed().await
-    }
 }

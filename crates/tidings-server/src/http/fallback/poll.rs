@@ -19,14 +19,18 @@ use std::time::Duration;
 const LINGER: Duration = Duration::from_millis(5);
 
 pub(super) async fn run(mut feed: Feed, hold: Duration) -> Response<Body> {
+    let deadline = tokio::time::Instant::now() + hold;
     let mut batch = feed.drain();
-    if batch.messages.is_empty() && batch.closed.is_none() {
-        if tokio::time::timeout(hold, feed.wake.notified())
+    // A wake-up may be stale (its message was already drained), so wait until something is
+    // really there or the hold time is over.
+    while batch.messages.is_empty() && batch.closed.is_none() {
+        if tokio::time::timeout_at(deadline, feed.wake.notified())
             .await
-            .is_ok()
+            .is_err()
         {
-            tokio::time::sleep(LINGER).await;
+            break;
         }
+        tokio::time::sleep(LINGER).await;
         batch = feed.drain();
     }
     let mut body = BytesMut::from(&b"{\"messages\":"[..]);

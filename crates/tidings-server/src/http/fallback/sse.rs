@@ -12,7 +12,7 @@
 
 use super::encode::{message_json, subscribed};
 use super::feed::Feed;
-use super::Streamed;
+use crate::http::streamed::Streamed;
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::CloseReason;
 
