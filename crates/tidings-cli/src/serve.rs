@@ -21,6 +21,9 @@ pub(crate) struct ServeArgs {
     /// STOMP listener: HOST:PORT or `off` (the STOMP broker is not built yet).
     #[arg(long, env = "TIDINGS_STOMP", value_parser = Listen::parse)]
     stomp: Option<Listen>,
+    /// Also serve the conformance fixtures (SockJS protocol test suite under /sockjs-test/).
+    #[arg(long)]
+    conformance: bool,
 }
 
 fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
@@ -44,6 +47,7 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     if let Some(l) = args.stomp {
         config.stomp = l;
     }
+    config.conformance |= args.conformance;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

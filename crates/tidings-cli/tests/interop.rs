@@ -1184,3 +1184,13 @@ fn sigterm_shuts_down_gracefully() {
         "ws close code after SIGTERM: {code:?}"
     );
 }
+
+#[test]
+fn sockjs_client_each_transport_with_ws_and_tcp_clients() {
+    let server = Server::start();
+    let mut cmd = node();
+    cmd.arg("node_sockjs_client.mjs")
+        .arg(format!("http://{}", server.http))
+        .arg(&server.tcp);
+    run_program(cmd, "tests/interop/node_sockjs_client.mjs");
+}

@@ -101,6 +101,27 @@ impl Default for HttpConfig {
     }
 }
 
+/// SSE, long-poll and streaming settings (`[fallback]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FallbackConfig {
+    /// Seconds of silence before a keep-alive on `/sse` and `/stream` (proxies drop quiet
+    /// connections). Default 15.
+    pub keepalive_secs: u64,
+    /// Longest a `/poll` request is held when nothing is new, in seconds; a request's
+    /// `timeout=` may only shorten it. Default 25 (below common 30 s proxy timeouts).
+    pub poll_timeout_secs: u64,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        FallbackConfig {
+            keepalive_secs: 15,
+            poll_timeout_secs: 25,
+        }
+    }
+}
+
 /// Everything `tidings serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +140,11 @@ pub struct ServerConfig {
     pub line: LineConfig,
     #[serde(rename = "http_api")]
     pub http_api: HttpConfig,
+    pub fallback: FallbackConfig,
+    pub sockjs: crate::sockjs::SockJsConfig,
+    /// Also serve the endpoints the SockJS protocol test suite expects under `/sockjs-test/`.
+    /// Default false (`tidings serve --conformance` turns it on).
+    pub conformance: bool,
     pub hub: HubConfig,
 }
 
@@ -133,6 +159,9 @@ impl Default for ServerConfig {
             websocket: WebSocketConfig::default(),
             line: LineConfig::default(),
             http_api: HttpConfig::default(),
+            fallback: FallbackConfig::default(),
+            sockjs: crate::sockjs::SockJsConfig::default(),
+            conformance: false,
             hub: HubConfig::default(),
         }
     }
@@ -161,6 +190,15 @@ impl ServerConfig {
         }
         if self.line.max_line < 64 {
             return Err(err("line.max_line", "must be at least 64 bytes"));
+        }
+        if self.sockjs.response_limit < 1024 {
+            return Err(err("sockjs.response_limit", "must be at least 1024 bytes"));
+        }
+        if self.sockjs.max_sessions == 0 {
+            return Err(err("sockjs.max_sessions", "must be at least 1"));
+        }
+        if self.fallback.keepalive_secs == 0 {
+            return Err(err("fallback.keepalive_secs", "must be at least 1"));
         }
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));

@@ -20,7 +20,11 @@ pub mod config;
 mod drivers;
 mod http;
 mod runtime;
+mod sockjs;
 mod ws;
 
-pub use config::{ConfigError, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig};
+pub use config::{
+    ConfigError, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig,
+};
 pub use runtime::{BoundAddrs, Server, StartError};
+pub use sockjs::SockJsConfig;

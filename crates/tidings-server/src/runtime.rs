@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to finish.
     pub(crate) tasks: TaskTracker,
+    /// SockJS endpoints and their sessions (SockJS keeps sessions between requests).
+    pub(crate) sockjs: crate::sockjs::SockJs,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -62,6 +64,7 @@ impl Server {
         let tcp = bind("tcp", config.tcp).await?;
         let shared = Arc::new(Shared {
             hub,
+            sockjs: crate::sockjs::SockJs::new(&config.sockjs, config.conformance),
             config,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -116,12 +119,15 @@ async fn bind(kind: &'static str, listen: Listen) -> Result<Option<TcpListener>,
         .map_err(|source| StartError::Bind { kind, addr, source })
 }
 
-/// Expires aged history and forgets idle topics once a second.
+/// Once a second: expires aged history, forgets idle topics, reclaims abandoned SockJS sessions.
 async fn sweeper(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.hub.sweep(crate::clock::now_ms()),
+            _ = tick.tick() => {
+                shared.hub.sweep(crate::clock::now_ms());
+                shared.sockjs.reap(Duration::from_secs(shared.config.sockjs.disconnect_delay_secs));
+            }
             _ = shared.shutdown.cancelled() => return,
         }
     }

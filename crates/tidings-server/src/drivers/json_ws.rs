@@ -176,18 +176,33 @@ pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
     reply.finish()
 }
 
-struct Driver {
+/// The native protocol's request handling, shared by `/ws` and SockJS sessions: runs one
+/// request and queues its reply in the session's outbox.
+pub(crate) struct Driver {
     session: Session,
     identity: Identity,
     shared: Arc<Shared>,
 }
 
 impl Driver {
+    pub(crate) fn new(session: Session, shared: Arc<Shared>) -> Driver {
+        Driver {
+            session,
+            identity: Identity::anonymous(),
+            shared,
+        }
+    }
+
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
     fn reply(&self, text: String) {
         self.session.outbox().push_reply(Bytes::from(text));
     }
 
-    fn handle(&mut self, frame: &[u8], binary: bool) {
+    /// Runs one request frame (a text frame, or a binary frame with a JSON header line).
+    pub(crate) fn handle(&mut self, frame: &[u8], binary: bool) {
         let req = match json::decode_client(frame, binary) {
             Ok(r) => r,
             Err(e) => return self.reply(e.to_reply()),

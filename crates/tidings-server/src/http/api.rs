@@ -135,7 +135,10 @@ pub(super) fn topics(shared: &Arc<Shared>) -> Response<Body> {
 }
 
 /// The caller's identity from HTTP Basic auth; anonymous without the header.
-fn identity(req: &Request<Incoming>, shared: &Shared) -> Result<Identity, Box<Response<Body>>> {
+pub(super) fn identity(
+    req: &Request<Incoming>,
+    shared: &Shared,
+) -> Result<Identity, Box<Response<Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Identity::anonymous());
     };
@@ -171,7 +174,7 @@ pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
     error(status, code, &e.to_string())
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     json(
         status,
         serde_json::json!({"error": code, "message": message}).to_string(),

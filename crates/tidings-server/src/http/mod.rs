@@ -5,12 +5,15 @@
 //! and upgraded connections finish through their own drivers.
 
 mod api;
+mod fallback;
+pub(crate) use fallback::message_json;
+pub(crate) mod streamed;
 
 use crate::drivers;
 use crate::runtime::Shared;
 use crate::ws;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,7 +22,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub(crate) type Body = Full<Bytes>;
+/// Every response body: whole (`Full`) or streamed (SSE, `/stream`), boxed to one type.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -80,6 +84,10 @@ async fn route(
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
             api::publish(req, &shared).await
         }
+        (_, p) if shared.sockjs.matches(p) => crate::sockjs::handle(req, &shared).await,
+        (_, "/sse") => fallback::handle(req, &shared, fallback::Transport::Sse).await,
+        (_, "/poll") => fallback::handle(req, &shared, fallback::Transport::Poll).await,
+        (_, "/stream") => fallback::handle(req, &shared, fallback::Transport::Stream).await,
         (&Method::GET, "/api/topics") => api::topics(&shared),
         (&Method::GET, "/metrics") => metrics(&shared),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -98,7 +106,7 @@ fn upgrade(
     endpoint: Endpoint,
 ) -> Response<Body> {
     match ws::upgrade(req, &shared.config.websocket) {
-        Err(refusal) => *refusal,
+        Err(refusal) => refusal.map(BodyExt::boxed),
         Ok((resp, pending)) => {
             let shared = shared.clone();
             shared.clone().tasks.spawn(async move {
@@ -110,7 +118,7 @@ fn upgrade(
                     Endpoint::Native => drivers::json_ws::serve(conn, shared).await,
                 }
             });
-            resp
+            resp.map(BodyExt::boxed)
         }
     }
 }
@@ -163,7 +171,13 @@ fn metrics(shared: &Shared) -> Response<Body> {
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
+    let sockjs = (
+        "tidings_sockjs_sessions",
+        "gauge",
+        "Open SockJS sessions.",
+        shared.sockjs.sessions() as u64,
+    );
+    for (name, kind, help, value) in rows.into_iter().chain([sockjs]) {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
@@ -183,6 +197,10 @@ pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
     )
 }
 
+pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
+    respond(status, "application/json", body)
+}
+
 pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
     respond(status, "application/json", Bytes::from(body))
 }
@@ -196,7 +214,7 @@ fn html(body: &'static str) -> Response<Body> {
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Full::new(body).boxed());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -19,18 +19,24 @@ use yawc::{Frame, OpCode, Options, WebSocket};
 /// Close codes we send (RFC 6455 section 7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Close {
+    /// 1000: done.
+    Normal,
     /// 1001: server shutting down, or the peer went idle.
     GoingAway,
     /// 1008: refused by policy (e.g. slow consumer).
     Policy,
+    /// 3000-4999: defined by the application (SockJS uses 3000 "Go away!").
+    Application(u16),
 }
 
 impl Close {
     fn code(self) -> yawc::close::CloseCode {
         use yawc::close::CloseCode;
         match self {
+            Close::Normal => CloseCode::Normal,
             Close::GoingAway => CloseCode::Away,
             Close::Policy => CloseCode::Policy,
+            Close::Application(code) => CloseCode::from(code),
         }
     }
 }

@@ -1,0 +1,114 @@
+//! The pre-WebSocket HTTP transports for the native protocol: Server-Sent Events (`/sse`),
+//! long-polling (`/poll`) and chunked streaming (`/stream`). `POST` to any of them publishes,
+//! exactly like `POST /api/publish`.
+//!
+//! None needs sticky sessions: each request carries its position (a [`cursor`] or `since`),
+//! the messages live in the topic history, and each request is its own short hub session.
+//! Streaming responses go through a small bounded channel; when the client reads slowly the
+//! channel fills, the writer waits, and the session's outbox policy takes over.
+
+mod cursor;
+mod encode;
+pub(crate) use encode::message_json;
+mod feed;
+mod poll;
+mod request;
+mod sse;
+mod stream;
+
+use super::api;
+use super::streamed;
+use super::Body;
+use crate::runtime::Shared;
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, ORIGIN,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Sse,
+    Poll,
+    Stream,
+}
+
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    transport: Transport,
+) -> Response<Body> {
+    if req.method() == Method::POST {
+        return api::publish(req, shared).await;
+    }
+    if req.method() != Method::GET {
+        return api::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "bad_request",
+            "use GET to receive, POST to publish",
+        );
+    }
+    let origin = allowed_origin(&req, shared);
+    let who = match api::identity(&req, shared) {
+        Ok(who) => who,
+        Err(refusal) => return *refusal,
+    };
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    let feed_req = match request::FeedRequest::parse(req.uri().query().unwrap_or(""), last_event_id)
+    {
+        Ok(r) => r,
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
+    };
+    let feed = match feed::Feed::open(shared, &who, &feed_req) {
+        Ok(f) => f,
+        Err(e) => return api::hub_error(&e),
+    };
+    let cfg = &shared.config.fallback;
+    let mut resp = match transport {
+        Transport::Poll => {
+            let secs = feed_req
+                .timeout_secs
+                .unwrap_or(cfg.poll_timeout_secs)
+                .min(cfg.poll_timeout_secs);
+            poll::run(feed, Duration::from_secs(secs)).await
+        }
+        Transport::Sse | Transport::Stream => {
+            let (out, body) = streamed::channel(Duration::from_secs(cfg.keepalive_secs.max(1)));
+            if transport == Transport::Sse {
+                shared.tasks.spawn(sse::run(feed, out));
+            } else {
+                shared.tasks.spawn(stream::run(feed, out));
+            }
+            let mut resp = Response::new(body);
+            let kind = if transport == Transport::Sse {
+                "text/event-stream"
+            } else {
+                "application/x-ndjson"
+            };
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+            resp.headers_mut()
+                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            resp
+        }
+    };
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(origin) = origin {
+        resp.headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    resp
+}
+
+/// The `Origin` to allow in CORS, if the request has one and the allow-list (shared with
+/// WebSocket) permits it.
+fn allowed_origin(req: &Request<Incoming>, shared: &Shared) -> Option<HeaderValue> {
+    let origin = req.headers().get(ORIGIN)?;
+    crate::ws::origin_allowed(req, &shared.config.websocket).then(|| origin.clone())
+}

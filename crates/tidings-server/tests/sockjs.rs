@@ -1,0 +1,415 @@
+//! SockJS 0.3.3 over real sockets: the details the protocol specifies (frames, errors, one
+//! receiver per session, close, jsonp/htmlfile/eventsource framing, CORS, cookies), and that
+//! abandoned sessions are reclaimed.
+
+use std::time::Duration;
+use tidings_server::{Listen, Server, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
+    let mut cfg = ServerConfig {
+        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
+        tcp: Listen(None),
+        udp: Listen(None),
+        stomp: Listen(None),
+        conformance: true,
+        ..Default::default()
+    };
+    f(&mut cfg);
+    Server::start(cfg).await.unwrap()
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// One HTTP/1.0 request; reads until the server closes (or `cap` bytes for streams).
+async fn req(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+    cap: usize,
+) -> Reply {
+    let mut s = TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    s.write_all(text.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while raw.len() < cap {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let split = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
+    assert!(text.len() > 12, "no response to {method} {path}");
+    Reply {
+        status: text[9..12].parse().unwrap(),
+        head: text[..split].to_ascii_lowercase(),
+        body: text[split..].to_owned(),
+    }
+}
+
+const ALL: usize = usize::MAX;
+
+#[tokio::test]
+async fn greeting_info_and_iframe() {
+    let server = server_with(|_| {}).await;
+    let r = req(&server, "GET", "/sockjs-test/echo", "", "", ALL).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "Welcome to SockJS!\n"));
+    let r = req(&server, "GET", "/sockjs-test/echo/info", "", "", ALL).await;
+    let info: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (info["websocket"].as_bool(), info["cookie_needed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(info["entropy"].is_u64() && r.head.contains("no-store"));
+    let info = req(
+        &server,
+        "GET",
+        "/sockjs-test/disabled_websocket_echo/info",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert!(info.body.contains("\"websocket\":false"));
+    let r = req(&server, "GET", "/sockjs-test/echo/iframe.html", "", "", ALL).await;
+    assert!(r.body.contains("SockJS.bootstrap_iframe()") && r.head.contains("etag"));
+    let etag = r
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_owned();
+    let r = req(
+        &server,
+        "GET",
+        "/sockjs-test/echo/iframe.html",
+        &format!("If-None-Match: {etag}\r\n"),
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn xhr_polling_session_lifecycle_and_errors() {
+    let server = server_with(|_| {}).await;
+    let p = "/sockjs-test/echo/000/s1";
+    assert_eq!(
+        req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+            .await
+            .body,
+        "o\n"
+    );
+    assert_eq!(
+        req(
+            &server,
+            "POST",
+            &format!("{p}/xhr_send"),
+            "",
+            r#"["a","\u2028"]"#,
+            ALL
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+            .await
+            .body,
+        "a[\"a\",\"\\u2028\"]\n"
+    );
+    let empty = req(&server, "POST", &format!("{p}/xhr_send"), "", "", ALL).await;
+    assert_eq!(
+        (empty.status, empty.body.as_str()),
+        (500, "Payload expected.")
+    );
+    let broken = req(&server, "POST", &format!("{p}/xhr_send"), "", "[\"x", ALL).await;
+    assert_eq!(
+        (broken.status, broken.body.as_str()),
+        (500, "Broken JSON encoding.")
+    );
+    let unknown = req(
+        &server,
+        "POST",
+        "/sockjs-test/echo/000/nope/xhr_send",
+        "",
+        "[\"x\"]",
+        ALL,
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    // A second receiving request while one is held: "Another connection still open".
+    let held = {
+        let addr = server.addrs().http.unwrap();
+        tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("POST {p}/xhr HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out).await;
+            out
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = req(&server, "POST", &format!("{p}/xhr"), "", "", ALL).await;
+    assert_eq!(second.body, "c[2010,\"Another connection still open\"]\n");
+    req(
+        &server,
+        "POST",
+        &format!("{p}/xhr_send"),
+        "",
+        "[\"wake\"]",
+        ALL,
+    )
+    .await;
+    assert!(held.await.unwrap().ends_with("a[\"wake\"]\n"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn close_app_says_go_away_on_every_transport() {
+    let server = server_with(|_| {}).await;
+    let p = "/sockjs-test/close/000/c1";
+    assert_eq!(
+        req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+            .await
+            .body,
+        "o\n"
+    );
+    assert_eq!(
+        req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+            .await
+            .body,
+        "c[3000,\"Go away!\"]\n"
+    );
+    let s = req(
+        &server,
+        "POST",
+        "/sockjs-test/close/000/c2/xhr_streaming",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(
+        s.body,
+        format!("{}\no\nc[3000,\"Go away!\"]\n", "h".repeat(2048))
+    );
+    let e = req(
+        &server,
+        "GET",
+        "/sockjs-test/close/000/c3/eventsource",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(
+        e.body,
+        "\r\ndata: o\r\n\r\ndata: c[3000,\"Go away!\"]\r\n\r\n"
+    );
+    assert!(e.head.contains("content-type: text/event-stream"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn jsonp_and_htmlfile_framing() {
+    let server = server_with(|_| {}).await;
+    let p = "/sockjs-test/echo/000/j1";
+    let r = req(&server, "GET", &format!("{p}/jsonp"), "", "", ALL).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "\"callback\" parameter required")
+    );
+    let r = req(
+        &server,
+        "GET",
+        &format!("{p}/jsonp?c=%3Cscript%3E"),
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "invalid \"callback\" parameter")
+    );
+    assert_eq!(
+        req(&server, "GET", &format!("{p}/jsonp?c=cb"), "", "", ALL)
+            .await
+            .body,
+        "/**/cb(\"o\");\r\n"
+    );
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let sent = req(
+        &server,
+        "POST",
+        &format!("{p}/jsonp_send"),
+        form,
+        "d=%5B%22x%22%5D",
+        ALL,
+    )
+    .await;
+    assert_eq!((sent.status, sent.body.as_str()), (200, "ok"));
+    assert_eq!(
+        req(&server, "GET", &format!("{p}/jsonp?c=cb"), "", "", ALL)
+            .await
+            .body,
+        "/**/cb(\"a[\\\"x\\\"]\");\r\n"
+    );
+    let h = req(
+        &server,
+        "GET",
+        "/sockjs-test/close/000/h1/htmlfile?c=cb",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert!(
+        h.body.contains("var c = parent.cb;")
+            && h.body.contains("<script>\np(\"o\");\n</script>\r\n")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_ends_at_the_response_limit() {
+    let server = server_with(|_| {}).await;
+    let p = "/sockjs-test/echo/000/big";
+    let addr = server.addrs().http.unwrap();
+    let stream = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("POST {p}/xhr_streaming HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("the response ends")
+            .unwrap();
+        out
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let chunk = format!("[\"{}\"]", "x".repeat(3000));
+    req(&server, "POST", &format!("{p}/xhr_send"), "", &chunk, ALL).await;
+    req(&server, "POST", &format!("{p}/xhr_send"), "", &chunk, ALL).await;
+    let body = stream.await.unwrap();
+    assert!(body.contains("\no\na[\""), "open then messages");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn cors_and_cookies() {
+    let server = server_with(|_| {}).await;
+    let pre = req(
+        &server,
+        "OPTIONS",
+        "/sockjs-test/echo/000/x/xhr",
+        "Origin: http://a.example\r\nAccess-Control-Request-Headers: x-a\r\n",
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(pre.status, 204);
+    assert!(pre
+        .head
+        .contains("access-control-allow-origin: http://a.example"));
+    assert!(pre.head.contains("access-control-allow-credentials: true"));
+    assert!(pre
+        .head
+        .contains("access-control-allow-methods: options, post"));
+    assert!(pre.head.contains("access-control-allow-headers: x-a"));
+    let c = req(
+        &server,
+        "POST",
+        "/sockjs-test/cookie_needed_echo/000/k/xhr",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert!(c.head.contains("set-cookie: jsessionid=dummy; path=/"));
+    let c = req(
+        &server,
+        "POST",
+        "/sockjs-test/cookie_needed_echo/000/k2/xhr",
+        "Cookie: JSESSIONID=abc\r\n",
+        "",
+        ALL,
+    )
+    .await;
+    assert!(c.head.contains("set-cookie: jsessionid=abc; path=/"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn abandoned_sessions_are_reclaimed() {
+    let server = server_with(|c| c.sockjs.disconnect_delay_secs = 1).await;
+    req(&server, "POST", "/sockjs/000/gone/xhr", "", "", ALL).await;
+    let subs = || server.hub().stats().sessions;
+    assert_eq!(subs(), 1, "the session holds a hub session");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(subs(), 0, "reclaimed after the disconnect delay");
+    let r = req(
+        &server,
+        "POST",
+        "/sockjs/000/gone/xhr_send",
+        "",
+        "[\"x\"]",
+        ALL,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn native_protocol_runs_inside_a_session() {
+    let server = server_with(|_| {}).await;
+    let p = "/sockjs/000/n1";
+    assert_eq!(
+        req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+            .await
+            .body,
+        "o\n"
+    );
+    let hello = req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+        .await
+        .body;
+    assert!(
+        hello.starts_with("a[\"{\\\"type\\\":\\\"hello\\\""),
+        "{hello}"
+    );
+    let op = r#"["{\"op\":\"subscribe\",\"id\":1,\"topic\":\"t\"}","{\"op\":\"publish\",\"topic\":\"t\",\"text\":\"hi\"}"]"#;
+    req(&server, "POST", &format!("{p}/xhr_send"), "", op, ALL).await;
+    let got = req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
+        .await
+        .body;
+    assert!(
+        got.contains("\\\"type\\\":\\\"ok\\\"") && got.contains("\\\"text\\\":\\\"hi\\\""),
+        "{got}"
+    );
+    server.shutdown().await;
+}
