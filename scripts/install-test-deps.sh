@@ -37,6 +37,17 @@ else
   say "installed node packages: $(cd "$interop" && npm ls --depth=0 --parseable 2>/dev/null | sed -n 's|.*/node_modules/||p' | tr '\n' ' ')"
 fi
 
+# --- chromium (browser tests drive Debian's chromium with playwright-core) ---------------
+if [[ -x /usr/bin/chromium ]]; then
+  say "chromium present (/usr/bin/chromium)"
+elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  say "chromium missing: apt-get install chromium"
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+else
+  say "error: /usr/bin/chromium is not installed (Debian package: chromium)" >&2; exit 1
+fi
+
 # --- python -----------------------------------------------------------------------------
 need python3 python3
 py=$(command -v python3)

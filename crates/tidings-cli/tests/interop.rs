@@ -1194,3 +1194,15 @@ fn sockjs_client_each_transport_with_ws_and_tcp_clients() {
         .arg(&server.tcp);
     run_program(cmd, "tests/interop/node_sockjs_client.mjs");
 }
+
+#[test]
+fn chromium_sockjs_without_websocket_and_eventsource_resume() {
+    // A small response limit makes the server end SSE responses, so the browser reconnects
+    // with Last-Event-ID by itself while messages keep coming.
+    let server = Server::start_with_config(Some("[fallback]\nresponse_limit = 2048\n"));
+    let mut cmd = node();
+    cmd.arg("browser_fallbacks.mjs")
+        .arg(format!("http://{}", server.http))
+        .arg(&server.tcp);
+    run_program(cmd, "tests/interop/browser_fallbacks.mjs");
+}

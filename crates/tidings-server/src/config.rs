@@ -111,6 +111,9 @@ pub struct FallbackConfig {
     /// Longest a `/poll` request is held when nothing is new, in seconds; a request's
     /// `timeout=` may only shorten it. Default 25 (below common 30 s proxy timeouts).
     pub poll_timeout_secs: u64,
+    /// Bytes an `/sse` or `/stream` response carries before it ends and the client resumes
+    /// on a new one (proxies that buffer whole responses would otherwise grow). Default 16 MiB.
+    pub response_limit: usize,
 }
 
 impl Default for FallbackConfig {
@@ -118,6 +121,7 @@ impl Default for FallbackConfig {
         FallbackConfig {
             keepalive_secs: 15,
             poll_timeout_secs: 25,
+            response_limit: 16 << 20,
         }
     }
 }

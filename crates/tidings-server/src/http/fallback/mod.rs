@@ -80,9 +80,11 @@ pub(crate) async fn handle(
         Transport::Sse | Transport::Stream => {
             let (out, body) = streamed::channel(Duration::from_secs(cfg.keepalive_secs.max(1)));
             if transport == Transport::Sse {
-                shared.tasks.spawn(sse::run(feed, out));
+                shared.tasks.spawn(sse::run(feed, out, cfg.response_limit));
             } else {
-                shared.tasks.spawn(stream::run(feed, out));
+                shared
+                    .tasks
+                    .spawn(stream::run(feed, out, cfg.response_limit));
             }
             let mut resp = Response::new(body);
             let kind = if transport == Transport::Sse {

@@ -16,7 +16,8 @@ use crate::http::streamed::Streamed;
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::CloseReason;
 
-pub(super) async fn run(mut feed: Feed, out: Streamed) {
+pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize) {
+    let mut sent = 0usize;
     let mut head = BytesMut::from(&b"retry: 1000\n\n"[..]);
     for gap in &feed.gaps {
         let data = serde_json::json!({"type": "gap", "gap": gap}).to_string();
@@ -51,7 +52,10 @@ pub(super) async fn run(mut feed: Feed, out: Streamed) {
                 if let Some(CloseReason::SlowConsumer) = batch.closed {
                     chunk.put_slice(b"event: error\ndata: {\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect to resume\"}\n\n");
                 }
-                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() {
+                sent += chunk.len();
+                // Past the response limit the response ends; the client reconnects with its
+                // cursor and resumes (proxies that buffer whole responses need this).
+                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() || sent >= limit {
                     return;
                 }
             }

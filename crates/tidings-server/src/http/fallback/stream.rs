@@ -13,7 +13,8 @@ use crate::http::streamed::Streamed;
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::CloseReason;
 
-pub(super) async fn run(mut feed: Feed, out: Streamed) {
+pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize) {
+    let mut sent = 0usize;
     let first = format!("{}\n", subscribed(&feed.cursor.encode(), &feed.gaps));
     if !out.send(Bytes::from(first)).await {
         return;
@@ -34,7 +35,10 @@ pub(super) async fn run(mut feed: Feed, out: Streamed) {
                 if let Some(CloseReason::SlowConsumer) = batch.closed {
                     chunk.put_slice(b"{\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect with the cursor to resume\"}\n");
                 }
-                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() {
+                sent += chunk.len();
+                // Past the response limit the response ends; the client reconnects with its
+                // cursor and resumes (proxies that buffer whole responses need this).
+                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() || sent >= limit {
                     return;
                 }
             }
