@@ -16,10 +16,11 @@ const topic = "bench.sockjs";
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
 
 const kids = [];
+let connected = 0;
 await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((res) => {
   const n = Math.floor(clients / workers) + (i < clients % workers ? 1 : 0);
   const k = fork(new URL("./worker.mjs", import.meta.url), [JSON.stringify({ url, clients: n, transport, tidings, topic })]);
-  k.once("message", (m) => m.ready && res());
+  k.once("message", (m) => { connected += m.connected; res(); });
   kids.push(k);
 })));
 const pubSock = new SockJS(url, null, { transports: ["websocket"] });
@@ -44,7 +45,7 @@ const received = reports.reduce((a, r) => a + r.received, 0);
 const elapsed = (Date.now() - started) / 1000 - 2;
 const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : NaN);
 console.log(JSON.stringify({
-  server: tidings ? "tidings" : "sockjs-node", transport, clients, rate, sent, expected: sent * clients, received,
+  server: tidings ? "tidings" : "sockjs-node", transport, clients, connected, rate, sent, expected: sent * connected, received,
   deliveries_per_s: Math.round(received / elapsed), p50_ms: q(0.5), p99_ms: q(0.99),
   rss_idle_mib: +(rssIdle / 1024).toFixed(1), rss_peak_mib: +(rssPeak / 1024).toFixed(1),
 }));

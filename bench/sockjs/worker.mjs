@@ -6,17 +6,22 @@ const { url, clients, transport, tidings, topic } = JSON.parse(process.argv[2]);
 const latencies = [];
 let received = 0;
 let ready = 0;
+let failed = 0;
 const socks = [];
+// A connection that never opens (refused, reset under load) counts as failed, not forever pending.
+const settle = () => { if (ready + failed === clients) process.send({ ready: true, connected: ready, failed }); };
+setTimeout(() => { failed = clients - ready; settle(); }, 30000).unref();
 for (let i = 0; i < clients; i++) {
   const s = new SockJS(url, null, { transports: [transport] });
   s.onopen = () => {
     if (tidings) s.send(JSON.stringify({ op: "subscribe", id: 1, topic }));
-    else { ready++; if (ready === clients) process.send({ ready: true }); }
+    else { s.counted = true; ready++; settle(); }
   };
+  s.onclose = () => { if (!s.counted) { s.counted = true; failed++; settle(); } };
   s.onmessage = (e) => {
     let m;
     try { m = JSON.parse(e.data); } catch { return; }
-    if (tidings && m.type === "ok" && m.id === 1) { ready++; if (ready === clients) process.send({ ready: true }); return; }
+    if (tidings && m.type === "ok" && m.id === 1) { s.counted = true; ready++; settle(); return; }
     const body = tidings ? (m.type === "message" ? m.text : undefined) : m.t;
     if (body === undefined) return; // hello and replies are not broadcasts
     const sent = Number(body);
