@@ -22,5 +22,6 @@ mod http;
 mod runtime;
 mod ws;
 
+pub use config::StompConfig;
 pub use config::{ConfigError, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig};
 pub use runtime::{BoundAddrs, Server, StartError};

@@ -73,10 +73,12 @@ pub struct DecodeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
     /// Reading the command and header lines; `pos` is where the first incomplete line starts.
+    /// `command` is `Err(())` for an unknown one: the headers are still read (within the
+    /// limits) so the ERROR can carry the frame's receipt.
     Head {
         pos: usize,
         lines: usize,
-        command: Option<Command>,
+        command: Option<Result<Command, ()>>,
     },
     /// The header block ends at `head`; waiting for the body.
     Body {
@@ -209,7 +211,7 @@ impl Decoder {
         buf: &BytesMut,
         mut pos: usize,
         mut lines: usize,
-        mut command: Option<Command>,
+        mut command: Option<Result<Command, ()>>,
     ) -> Result<Scan, DecodeError> {
         let max_line = self.limits.max_header_length;
         loop {
@@ -245,14 +247,12 @@ impl Decoder {
                 return Err(self.error_at(buf, pos, self.too_large()));
             }
             match command {
-                None => {
-                    let Some(c) = Command::parse(content) else {
-                        let name = String::from_utf8_lossy(content).into_owned();
-                        return Err(self.error(DecodeErrorKind::UnknownCommand(name), None));
-                    };
-                    command = Some(c);
+                None => command = Some(Command::parse(content).ok_or(())),
+                Some(Err(())) if content.is_empty() => {
+                    let name = String::from_utf8_lossy(strip_cr(first_line(buf))).into_owned();
+                    return Err(self.error_at(buf, end + 1, DecodeErrorKind::UnknownCommand(name)));
                 }
-                Some(c) if content.is_empty() => {
+                Some(Ok(c)) if content.is_empty() => {
                     let head = end + 1;
                     let content_length = self.content_length(buf, head)?;
                     return Ok(Scan::Body {

@@ -84,7 +84,7 @@ pub(crate) fn escape_into(text: &str, esc: Escaping, is_name: bool, out: &mut By
     for ch in text.chars() {
         match (ch, esc) {
             ('\n' | '\r', Escaping::None) => out.put_u8(b' '),
-            (':', Escaping::None) => out.put_u8(b'_'),
+            (':', Escaping::None) if is_name => out.put_u8(b'_'),
             ('\\', Escaping::V11 | Escaping::V12) => out.put_slice(b"\\\\"),
             (':', Escaping::V11 | Escaping::V12) => out.put_slice(b"\\c"),
             ('\n', Escaping::V11 | Escaping::V12) => out.put_slice(b"\\n"),
