@@ -58,6 +58,59 @@ impl Default for HistoryLimits {
     }
 }
 
+/// Bounds of point-to-point queues (`[hub.queues]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueLimits {
+    /// Most queues at once; publishing to or consuming from a new queue beyond it is refused.
+    /// Default 10 000.
+    pub max_queues: usize,
+    /// Most messages waiting in one queue for a consumer; publishing beyond it is refused
+    /// (never dropped silently). Default 10 000.
+    pub max_messages: usize,
+    /// Most bytes waiting in one queue (payload + name + overhead). Default 16 MiB.
+    pub max_bytes: usize,
+    /// Unacknowledged messages per consumer when its subscription does not say
+    /// (`prefetch-count`). Default 100.
+    pub default_prefetch: usize,
+    /// Largest prefetch a subscription may ask for; more is lowered to it. Default 10 000.
+    pub max_prefetch: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            max_queues: 10_000,
+            max_messages: 10_000,
+            max_bytes: 16 << 20,
+            default_prefetch: 100,
+            max_prefetch: 10_000,
+        }
+    }
+}
+
+/// Bounds of one open transaction (`[hub.transactions]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionLimits {
+    /// Most staged operations (publishes, acks) in one transaction. Default 1000.
+    pub max_operations: usize,
+    /// Most staged bytes (payloads and headers) in one transaction. Default 4 MiB.
+    pub max_bytes: usize,
+    /// Most transactions one session may have open at once. Default 16.
+    pub max_open: usize,
+}
+
+impl Default for TransactionLimits {
+    fn default() -> Self {
+        TransactionLimits {
+            max_operations: 1000,
+            max_bytes: 4 << 20,
+            max_open: 16,
+        }
+    }
+}
+
 /// Per-topic-pattern settings; the first rule whose pattern matches a topic wins.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +144,10 @@ pub struct HubConfig {
     pub max_subscriptions_per_session: usize,
     /// Users and rights. Default: allow-all.
     pub auth: AuthConfig,
+    /// Point-to-point queue bounds. Default: see [`QueueLimits`].
+    pub queues: QueueLimits,
+    /// Transaction bounds. Default: see [`TransactionLimits`].
+    pub transactions: TransactionLimits,
 }
 
 impl Default for HubConfig {
@@ -103,6 +160,8 @@ impl Default for HubConfig {
             max_topics: 100_000,
             max_subscriptions_per_session: 1024,
             auth: AuthConfig::default(),
+            queues: QueueLimits::default(),
+            transactions: TransactionLimits::default(),
         }
     }
 }
@@ -135,6 +194,25 @@ impl HubConfig {
             return Err(err(
                 "hub.max_subscriptions_per_session",
                 "must be at least 1",
+            ));
+        }
+        let q = &self.queues;
+        if q.max_queues == 0 || q.max_messages == 0 {
+            return Err(err(
+                "hub.queues",
+                "max_queues and max_messages must be at least 1",
+            ));
+        }
+        if q.default_prefetch == 0 || q.max_prefetch < q.default_prefetch {
+            return Err(err(
+                "hub.queues.default_prefetch",
+                "must be at least 1 and at most max_prefetch",
+            ));
+        }
+        if self.transactions.max_operations == 0 || self.transactions.max_open == 0 {
+            return Err(err(
+                "hub.transactions",
+                "max_operations and max_open must be at least 1",
             ));
         }
         for (i, rule) in self.topics.iter().enumerate() {

@@ -10,11 +10,15 @@ use crate::config::{CompiledRules, HubConfig, TopicSettings};
 use crate::history::History;
 use crate::message::{Message, PayloadKind};
 use crate::outbox::{CloseReason, Delivery, Outbox, PresenceEvent, SessionId, Wake};
+use crate::queue::Queues;
 use crate::routing::{Route, Router};
 use crate::topic::{validate_topic, Pattern, TopicError};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod queue_ops;
+pub use queue_ops::ConsumeOptions;
 
 /// Why a hub operation was refused. Each protocol maps it to its own error reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +48,19 @@ pub enum HubError {
     TooManyTopics(usize),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("queue {queue} is full (at most {max_messages} messages, {max_bytes} bytes waiting); try again later")]
+    QueueFull {
+        queue: String,
+        max_messages: usize,
+        max_bytes: usize,
+    },
+    #[error("too many queues (at most {0})")]
+    TooManyQueues(usize),
+    #[error("transaction too large (at most {max_operations} operations, {max_bytes} bytes)")]
+    TransactionTooLarge {
+        max_operations: usize,
+        max_bytes: usize,
+    },
 }
 
 /// Where a client wants to resume from.
@@ -134,6 +151,8 @@ struct TopicState {
 struct SessionEntry {
     outbox: Arc<Outbox>,
     subs: HashMap<Arc<str>, SubEntry>,
+    /// Queue consumers of this session (they live in `State::queues`).
+    consumers: usize,
 }
 
 struct SubEntry {
@@ -167,6 +186,7 @@ struct State {
     stats: HubStats,
     /// The latest `now` seen, for state created by calls that take no time.
     clock: u64,
+    queues: Queues,
 }
 
 /// See the module docs.
@@ -225,6 +245,7 @@ impl Hub {
                 field: "hub.auth".into(),
                 reason,
             })?;
+        let queue_limits = config.queues;
         Ok(Arc::new(Hub {
             rules: CompiledRules::new(&config),
             access,
@@ -240,6 +261,7 @@ impl Hub {
                 shutting_down: false,
                 stats: HubStats::default(),
                 clock: 0,
+                queues: Queues::new(queue_limits),
             }),
         }))
     }
@@ -270,6 +292,7 @@ impl Hub {
             SessionEntry {
                 outbox: outbox.clone(),
                 subs: HashMap::new(),
+                consumers: 0,
             },
         );
         st.stats.sessions = st.sessions.len();
@@ -304,6 +327,19 @@ impl Hub {
         if st.shutting_down {
             return Err(HubError::ShuttingDown);
         }
+        self.publish_locked(st, topic, kind, payload, headers, now)
+    }
+
+    /// [`Hub::publish`] once the topic is validated, the right checked and the lock held.
+    fn publish_locked(
+        &self,
+        st: &mut State,
+        topic: &str,
+        kind: PayloadKind,
+        payload: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        now: u64,
+    ) -> Result<Published, HubError> {
         st.clock = st.clock.max(now);
         let state = self.topic_state(st, topic)?;
         state.last += 1;
@@ -411,7 +447,9 @@ impl Hub {
         };
         let key: Arc<str> = key.into();
         let already = entry.subs.contains_key(&key);
-        if !already && entry.subs.len() >= self.config.max_subscriptions_per_session {
+        if !already
+            && entry.subs.len() + entry.consumers >= self.config.max_subscriptions_per_session
+        {
             return Err(HubError::TooManySubscriptions(
                 self.config.max_subscriptions_per_session,
             ));
@@ -490,6 +528,12 @@ impl Hub {
     }
 
     fn unsubscribe_locked(&self, st: &mut State, id: SessionId, key: &Arc<str>) -> bool {
+        if st.queues.cancel(&(id, key.clone())) {
+            if let Some(entry) = st.sessions.get_mut(&id) {
+                entry.consumers -= 1;
+            }
+            return true;
+        }
         let Some(sub) = st.sessions.get_mut(&id).and_then(|e| e.subs.remove(key)) else {
             return false;
         };
@@ -508,6 +552,7 @@ impl Hub {
             st.router.remove(&sub.pattern, id, &key);
             leave_room(&mut st, sub.pattern.text(), id, sub.presence);
         }
+        st.queues.remove_session(id);
         st.stats.sessions = st.sessions.len();
         st.stats.subscriptions = st.router.len();
     }

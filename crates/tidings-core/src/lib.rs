@@ -2,7 +2,9 @@
 //!
 //! The hub of tidings: topics with exact and wildcard subscriptions (`*` one token, `>` the
 //! rest), per-topic offsets and epochs, bounded history with resume, presence, and per-session
-//! bounded outboxes with slow-consumer policies (`disconnect`, `drop-oldest`, `conflate`).
+//! bounded outboxes with slow-consumer policies (`disconnect`, `drop-oldest`, `conflate`),
+//! point-to-point queues (competing consumers, round-robin, prefetch, ack/nack, redelivery)
+//! and transactions (staged publishes and acks applied all at once).
 //! Every session has an [`Identity`] and every publish and subscribe passes [`Access`].
 //!
 //! What it does not do: I/O of any kind, clocks (callers pass `now` in milliseconds), wire
@@ -26,19 +28,24 @@ mod history;
 pub mod hub;
 pub mod message;
 pub mod outbox;
+pub mod queue;
 mod routing;
 pub mod topic;
+pub mod txn;
 
 pub use auth::{Access, AuthConfig, AuthError, Identity, RightsConfig, UserConfig};
 pub use config::{
-    ConfigError, HistoryLimits, HubConfig, OutboxLimits, SlowConsumerPolicy, TopicRule,
+    ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,
+    TopicRule, TransactionLimits,
 };
 pub use hub::{
-    HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session, SubscribeOptions,
-    Subscribed, TopicInfo,
+    ConsumeOptions, HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session,
+    SubscribeOptions, Subscribed, TopicInfo,
 };
 pub use message::{EncodingSlot, Message, PayloadKind};
 pub use outbox::{
     CloseReason, Delivery, Outbox, OutboxStats, PresenceEvent, PushOutcome, SessionId,
 };
+pub use queue::{QueueStats, Settle};
 pub use topic::{validate_topic, Pattern, TopicError};
+pub use txn::{Committed, Staged, Target, Transaction};

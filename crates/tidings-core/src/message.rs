@@ -41,6 +41,8 @@ pub struct Message {
     pub headers: Vec<(Arc<str>, Arc<str>)>,
     /// Milliseconds on the hub's clock when it was published (drives age-based history).
     pub published_at: u64,
+    /// A queue message delivered again (after a NACK or a consumer that went away).
+    pub redelivered: bool,
     encoded: [OnceLock<Bytes>; SLOTS],
 }
 
@@ -61,7 +63,24 @@ impl Message {
             payload,
             headers: Vec::new(),
             published_at,
+            redelivered: false,
             encoded: Default::default(),
+        }
+    }
+
+    /// The same message marked redelivered, with its own (empty) encoding cache.
+    pub fn redelivery(&self) -> Message {
+        Message {
+            headers: self.headers.clone(),
+            redelivered: true,
+            ..Message::new(
+                self.topic.clone(),
+                self.offset,
+                self.epoch.clone(),
+                self.kind,
+                self.payload.clone(),
+                self.published_at,
+            )
         }
     }
 

@@ -92,3 +92,95 @@ proptest! {
         }
     }
 }
+
+#[derive(Debug, Clone)]
+enum QueueOp {
+    Publish,
+    /// Consumer i settles its oldest outstanding message (ack or nack, one or cumulative).
+    Settle {
+        consumer: usize,
+        nack: bool,
+        cumulative: bool,
+    },
+    /// Consumer i goes away and comes back (a new session).
+    Reconnect(usize),
+}
+
+fn queue_op() -> impl Strategy<Value = QueueOp> {
+    prop_oneof![
+        3 => Just(QueueOp::Publish),
+        3 => (0usize..3, any::<bool>(), any::<bool>()).prop_map(|(consumer, nack, cumulative)| QueueOp::Settle { consumer, nack, cumulative }),
+        1 => (0usize..3).prop_map(QueueOp::Reconnect),
+    ]
+}
+
+proptest! {
+    /// Whatever consumers do, a queue message is held by at most one consumer at a time, every
+    /// message is acknowledged at most once, prefetch holds, and once everyone acks everything
+    /// every published message was acknowledged exactly once.
+    #[test]
+    fn queue_messages_are_never_lost_nor_shared(ops in prop::collection::vec(queue_op(), 1..120), prefetch in 1usize..4) {
+        use std::collections::{BTreeMap, BTreeSet};
+        let hub = hub();
+        let consume = |s: &Session| {
+            hub.consume(s, &anon(), "k", "q", ConsumeOptions { prefetch: Some(prefetch) }, |_| None).unwrap();
+        };
+        let mut sessions: Vec<Session> = (0..3).map(|_| { let s = session(&hub); consume(&s); s }).collect();
+        // Outstanding messages per consumer, in delivery order.
+        let mut held: Vec<Vec<u64>> = vec![Vec::new(); 3];
+        let mut acked: BTreeSet<u64> = BTreeSet::new();
+        let mut published = 0u64;
+        let collect = |sessions: &[Session], held: &mut Vec<Vec<u64>>| {
+            for (i, s) in sessions.iter().enumerate() {
+                for d in drain(s) {
+                    if let Delivery::Message { msg, .. } = d {
+                        held[i].push(msg.offset);
+                    }
+                }
+            }
+        };
+        for op in ops {
+            match op {
+                QueueOp::Publish => {
+                    hub.publish_queue(&anon(), "q", PayloadKind::Text, "x".into(), vec![], 0).unwrap();
+                    published += 1;
+                }
+                QueueOp::Settle { consumer, nack, cumulative } => {
+                    if let Some(&seq) = held[consumer].first() {
+                        let how = if nack { Settle::Requeue } else { Settle::Ack };
+                        // Settle the first one (cumulative covers just it) or the last one.
+                        let target = if cumulative { *held[consumer].last().unwrap() } else { seq };
+                        let n = hub.settle(&sessions[consumer], "k", target, cumulative, how);
+                        let settled: Vec<u64> = if cumulative { held[consumer].drain(..).collect() } else { vec![held[consumer].remove(0)] };
+                        prop_assert_eq!(n, settled.len());
+                        if !nack {
+                            for s in settled { prop_assert!(acked.insert(s), "acked twice: {}", s); }
+                        }
+                    }
+                }
+                QueueOp::Reconnect(i) => {
+                    held[i].clear();
+                    sessions[i] = session(&hub);
+                    consume(&sessions[i]);
+                }
+            }
+            collect(&sessions, &mut held);
+            let mut owners: BTreeMap<u64, usize> = BTreeMap::new();
+            for (i, h) in held.iter().enumerate() {
+                prop_assert!(h.len() <= prefetch);
+                for s in h { prop_assert!(owners.insert(*s, i).is_none(), "{} held twice", s); prop_assert!(!acked.contains(s)); }
+            }
+        }
+        // Everyone acks until nothing is left.
+        for _ in 0..(published as usize + 3) {
+            for i in 0..3 {
+                if let Some(&last) = held[i].last() {
+                    hub.settle(&sessions[i], "k", last, true, Settle::Ack);
+                    for s in held[i].drain(..) { prop_assert!(acked.insert(s)); }
+                }
+            }
+            collect(&sessions, &mut held);
+        }
+        prop_assert_eq!(acked, (1..=published).collect::<BTreeSet<u64>>());
+    }
+}

@@ -10,7 +10,11 @@
 //!   turns a frame into a [`json::ClientOp`]; [`json::encode_message`] writes a delivered
 //!   message once so that every subscriber can share the bytes; [`json::ReplyBuilder`] writes
 //!   `ok` and `error` replies.
-//! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by both.
+//! - [`stomp`]: STOMP 1.0/1.1/1.2 frames, both directions: a stream [`stomp::Decoder`] with
+//!   version-specific header escaping, `content-length` bodies that may hold NUL, heart-beat
+//!   EOLs and limits; [`stomp::ClientFrame`] checks a client's frame against its version;
+//!   [`stomp::FrameWriter`] writes frames.
+//! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by all.
 //!
 //! # What it does not do
 //!
@@ -29,5 +33,6 @@ mod decimal;
 pub mod json;
 pub mod line;
 mod payload;
+pub mod stomp;
 
 pub use payload::{PayloadKind, MAX_INLINE_PAYLOAD};

@@ -45,3 +45,11 @@ fn json_decoder_seeds() {
         harness::json_decoder(&bytes);
     }
 }
+
+#[test]
+fn stomp_decoder_seeds() {
+    for (path, bytes) in seeds("stomp_decoder") {
+        eprintln!("{}", path.display());
+        harness::stomp_decoder(&bytes);
+    }
+}

@@ -126,6 +126,45 @@ impl Default for FallbackConfig {
     }
 }
 
+/// STOMP broker settings (`[stomp_broker]`; the `stomp` key is the listener address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StompConfig {
+    /// Largest frame (command, headers, body), in bytes; bigger gets an ERROR and a close.
+    /// Default 1 MiB (1048576).
+    pub max_frame_size: usize,
+    /// Most headers in one frame. Default 64.
+    pub max_headers: usize,
+    /// Longest header line, in bytes. Default 8192.
+    pub max_header_length: usize,
+    /// The server's `cx`: it never sends heart-beats more often than this, in milliseconds.
+    /// Default 10000; 0 never sends any.
+    pub heart_beat_send_ms: u32,
+    /// The server's `cy`: it wants the client's heart-beats at least this often (a client
+    /// offering more often is held to this), in milliseconds. Default 10000; 0 never asks,
+    /// so silent peers are not detected.
+    pub heart_beat_receive_ms: u32,
+    /// A peer that sent nothing for this many agreed heart-beat intervals is dead: ERROR and
+    /// close. Default 2.
+    pub heart_beat_tolerance: u32,
+    /// Milliseconds a new connection has to send CONNECT. Default 10000.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        StompConfig {
+            max_frame_size: 1 << 20,
+            max_headers: 64,
+            max_header_length: 8192,
+            heart_beat_send_ms: 10_000,
+            heart_beat_receive_ms: 10_000,
+            heart_beat_tolerance: 2,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Everything `tidings serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,7 +175,7 @@ pub struct ServerConfig {
     pub tcp: Listen,
     /// UDP listener. Default 127.0.0.1:7072 (the UDP endpoint is not built yet; see README).
     pub udp: Listen,
-    /// STOMP listener. Default 127.0.0.1:61613 (the STOMP broker is not built yet; see README).
+    /// STOMP listener (STOMP over TCP). Default 127.0.0.1:61613.
     pub stomp: Listen,
     /// Milliseconds to flush outboxes and say goodbye on SIGINT/SIGTERM. Default 5000.
     pub shutdown_grace_ms: u64,
@@ -150,6 +189,7 @@ pub struct ServerConfig {
     /// Default false (`tidings serve --conformance` turns it on).
     pub conformance: bool,
     pub hub: HubConfig,
+    pub stomp_broker: StompConfig,
 }
 
 impl Default for ServerConfig {
@@ -167,6 +207,7 @@ impl Default for ServerConfig {
             sockjs: crate::sockjs::SockJsConfig::default(),
             conformance: false,
             hub: HubConfig::default(),
+            stomp_broker: StompConfig::default(),
         }
     }
 }
@@ -203,6 +244,25 @@ impl ServerConfig {
         }
         if self.fallback.keepalive_secs == 0 {
             return Err(err("fallback.keepalive_secs", "must be at least 1"));
+        }
+        let st = &self.stomp_broker;
+        if st.max_frame_size < 1024 {
+            return Err(err(
+                "stomp_broker.max_frame_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if st.max_header_length < 256 || st.max_headers < 8 {
+            return Err(err(
+                "stomp_broker.max_header_length",
+                "max_header_length must be at least 256 and max_headers at least 8",
+            ));
+        }
+        if st.heart_beat_tolerance == 0 {
+            return Err(err(
+                "stomp_broker.heart_beat_tolerance",
+                "must be at least 1",
+            ));
         }
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));

@@ -23,6 +23,7 @@ mod runtime;
 mod sockjs;
 mod ws;
 
+pub use config::StompConfig;
 pub use config::{
     ConfigError, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig,
 };

@@ -28,6 +28,7 @@ pub(crate) struct Shared {
 pub struct BoundAddrs {
     pub http: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub stomp: Option<SocketAddr>,
 }
 
 /// Why the server could not start.
@@ -62,6 +63,7 @@ impl Server {
         })?;
         let http = bind("http", config.http).await?;
         let tcp = bind("tcp", config.tcp).await?;
+        let stomp = bind("stomp", config.stomp).await?;
         let shared = Arc::new(Shared {
             hub,
             sockjs: crate::sockjs::SockJs::new(&config.sockjs, config.conformance),
@@ -72,12 +74,16 @@ impl Server {
         let addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
             tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
+            stomp: stomp.as_ref().and_then(|l| l.local_addr().ok()),
         };
         if let Some(l) = http {
             tokio::spawn(crate::http::accept_loop(l, shared.clone()));
         }
         if let Some(l) = tcp {
             tokio::spawn(crate::drivers::line::accept_loop(l, shared.clone()));
+        }
+        if let Some(l) = stomp {
+            tokio::spawn(crate::drivers::stomp::accept_loop(l, shared.clone()));
         }
         tokio::spawn(sweeper(shared.clone()));
         Ok(Server { shared, addrs })

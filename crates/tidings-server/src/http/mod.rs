@@ -75,6 +75,13 @@ async fn route(
         (&Method::GET, "/echo") if ws::is_upgrade(&req) => {
             upgrade(&mut req, &shared, Endpoint::Echo)
         }
+        (&Method::GET, "/stomp") if ws::is_upgrade(&req) => {
+            drivers::stomp::upgrade(&mut req, &shared)
+        }
+        (_, "/stomp") => text(
+            StatusCode::UPGRADE_REQUIRED,
+            "STOMP over WebSocket: subprotocols v12.stomp, v11.stomp, v10.stomp\n",
+        ),
         (_, "/ws" | "/echo") => text(
             StatusCode::UPGRADE_REQUIRED,
             "this endpoint speaks WebSocket\n",

@@ -128,6 +128,39 @@ pub(crate) fn upgrade(
     }
 }
 
+/// An accepted upgrade and the subprotocol chosen, if any.
+pub(crate) type Negotiated = (Response<Full<Bytes>>, PendingConn, Option<&'static str>);
+
+/// [`upgrade`] with subprotocol negotiation (`Sec-WebSocket-Protocol`): the first of
+/// `supported` (our order of preference) that the client offered is echoed in the response and
+/// returned. A client that offered none of them gets no header (RFC 6455 section 4.2.2), so
+/// it may go on without a subprotocol or close.
+pub(crate) fn upgrade_with_subprotocol(
+    req: &mut Request<Incoming>,
+    cfg: &WebSocketConfig,
+    supported: &[&'static str],
+) -> Result<Negotiated, Refusal> {
+    use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let chosen = supported
+        .iter()
+        .copied()
+        .find(|p| offered.iter().any(|o| o == p));
+    let (mut resp, pending) = upgrade(req, cfg)?;
+    if let Some(p) = chosen {
+        resp.headers_mut()
+            .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    Ok((resp, pending, chosen))
+}
+
 /// Leaves only the permessage-deflate offer we accept in the request (see `deflate_offer`).
 fn keep_one_deflate_offer<B>(req: &mut Request<B>) {
     use hyper::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS};

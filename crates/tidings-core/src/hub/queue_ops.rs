@@ -1,0 +1,260 @@
+//! The hub's point-to-point side: publishing to queues, consuming, settling (ACK/NACK), and
+//! committing transactions. The queue logic itself is in `crate::queue`; this is the part
+//! that validates, checks rights and holds the hub's lock.
+
+use super::{Hub, HubError, State};
+use crate::auth::Identity;
+use crate::message::{Message, PayloadKind};
+use crate::queue::{QueueStats, Settle};
+use crate::topic::{validate_topic, Pattern};
+use crate::txn::{Committed, Staged, Target, Transaction};
+use crate::Session;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Options of a queue consumer.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumeOptions {
+    /// Most unacknowledged messages at once; `None` takes `hub.queues.default_prefetch`.
+    pub prefetch: Option<usize>,
+}
+
+impl Hub {
+    /// Puts a message on the queue `queue` for exactly one of its consumers (or keeps it,
+    /// bounded, until one comes). Returns its sequence number in the queue.
+    pub fn publish_queue(
+        &self,
+        who: &Identity,
+        queue: &str,
+        kind: PayloadKind,
+        payload: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        now: u64,
+    ) -> Result<u64, HubError> {
+        validate_topic(queue)?;
+        self.access.can_publish(who, queue)?;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        self.publish_queue_locked(st, queue, kind, payload, headers, now)
+    }
+
+    fn publish_queue_locked(
+        &self,
+        st: &mut State,
+        queue: &str,
+        kind: PayloadKind,
+        payload: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        now: u64,
+    ) -> Result<u64, HubError> {
+        st.clock = st.clock.max(now);
+        let cost = queue_cost(queue, &payload);
+        let generation = &mut st.generation;
+        st.queues.publish(
+            queue,
+            cost,
+            || {
+                *generation += 1;
+                self.epoch_for(*generation)
+            },
+            |name, seq, epoch| {
+                let mut msg = Message::new(name, seq, epoch, kind, payload, now);
+                msg.headers = headers;
+                msg
+            },
+        )
+    }
+
+    /// Makes `session` a consumer of `queue` under `key` (unique per session, like a
+    /// subscription's). `ack` encodes the reply that must precede the first message.
+    pub fn consume(
+        &self,
+        session: &Session,
+        who: &Identity,
+        key: &str,
+        queue: &str,
+        opts: ConsumeOptions,
+        ack: impl FnOnce(&QueueStats) -> Option<Bytes>,
+    ) -> Result<(), HubError> {
+        validate_topic(queue)?;
+        self.access.can_subscribe(who, &Pattern::parse(queue)?)?;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        let key: Arc<str> = key.into();
+        let id = session.id;
+        let Some(entry) = st.sessions.get(&id) else {
+            return Err(HubError::ShuttingDown);
+        };
+        let already = entry.subs.contains_key(&key) || st.queues.is_consumer(id, &key);
+        if !already
+            && entry.subs.len() + entry.consumers >= self.config.max_subscriptions_per_session
+        {
+            return Err(HubError::TooManySubscriptions(
+                self.config.max_subscriptions_per_session,
+            ));
+        }
+        if already {
+            self.unsubscribe_locked(st, id, &key);
+        }
+        let generation = &mut st.generation;
+        let outbox = session.outbox.clone();
+        st.queues.consume(
+            queue,
+            (id, key),
+            outbox.clone(),
+            opts.prefetch,
+            || {
+                *generation += 1;
+                self.epoch_for(*generation)
+            },
+            |stats| {
+                if let Some(bytes) = ack(stats) {
+                    outbox.push_reply(bytes);
+                }
+            },
+        )?;
+        if let Some(entry) = st.sessions.get_mut(&id) {
+            entry.consumers += 1;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges (`Settle::Ack`) or gives back (`Settle::Requeue`, NACK) the queue message
+    /// `seq` delivered to `session`'s consumer `key`; with `cumulative`, also every message
+    /// delivered to it before. Returns how many messages were settled (0 for an unknown one).
+    pub fn settle(
+        &self,
+        session: &Session,
+        key: &str,
+        seq: u64,
+        cumulative: bool,
+        how: Settle,
+    ) -> usize {
+        let mut st = self.lock();
+        st.queues
+            .settle(&(session.id, key.into()), seq, cumulative, how)
+    }
+
+    /// Applies a transaction's staged publishes and acknowledgements in order, all under one
+    /// hold of the lock, or none of them when one would fail (bad name, no right, no room).
+    pub fn commit(
+        &self,
+        session: &Session,
+        who: &Identity,
+        tx: Transaction,
+        now: u64,
+    ) -> Result<Committed, HubError> {
+        for op in tx.ops() {
+            if let Staged::Publish { name, .. } = op {
+                validate_topic(name)?;
+                self.access.can_publish(who, name)?;
+            }
+        }
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        self.check_room(st, &tx)?;
+        let mut done = Committed::default();
+        for op in tx.into_ops() {
+            match op {
+                Staged::Publish {
+                    target,
+                    name,
+                    kind,
+                    payload,
+                    headers,
+                } => {
+                    match target {
+                        Target::Topic => {
+                            self.publish_locked(st, &name, kind, payload, headers, now)?;
+                        }
+                        Target::Queue => {
+                            self.publish_queue_locked(st, &name, kind, payload, headers, now)?;
+                        }
+                    }
+                    done.published += 1;
+                }
+                Staged::Ack {
+                    key,
+                    seq,
+                    cumulative,
+                } => {
+                    done.settled +=
+                        st.queues
+                            .settle(&(session.id, key), seq, cumulative, Settle::Ack)
+                }
+                Staged::Nack {
+                    key,
+                    seq,
+                    cumulative,
+                } => {
+                    done.settled +=
+                        st.queues
+                            .settle(&(session.id, key), seq, cumulative, Settle::Requeue)
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Fails when the transaction's publishes would not all fit (topics, queues).
+    fn check_room(&self, st: &State, tx: &Transaction) -> Result<(), HubError> {
+        let mut new_topics = HashSet::new();
+        let mut per_queue: HashMap<&str, (usize, usize)> = HashMap::new();
+        for op in tx.ops() {
+            match op {
+                Staged::Publish {
+                    target: Target::Topic,
+                    name,
+                    ..
+                } if !st.topics.contains_key(name.as_str()) => {
+                    new_topics.insert(name.as_str());
+                }
+                Staged::Publish {
+                    target: Target::Queue,
+                    name,
+                    payload,
+                    ..
+                } => {
+                    let e = per_queue.entry(name).or_default();
+                    e.0 += 1;
+                    e.1 += queue_cost(name, payload);
+                }
+                _ => {}
+            }
+        }
+        if st.topics.len() + new_topics.len() > self.config.max_topics {
+            return Err(HubError::TooManyTopics(self.config.max_topics));
+        }
+        let new_queues = per_queue
+            .keys()
+            .filter(|q| st.queues.stats(q).is_none())
+            .count();
+        if st.queues.len() + new_queues > self.config.queues.max_queues {
+            return Err(HubError::TooManyQueues(self.config.queues.max_queues));
+        }
+        for (name, (count, bytes)) in per_queue {
+            st.queues.check_room(name, count, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Counters of the queue `queue`, if it exists.
+    pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
+        self.lock().queues.stats(queue)
+    }
+}
+
+/// What a queued message costs against the queue's byte bound (as [`Message::cost`]).
+fn queue_cost(queue: &str, payload: &Bytes) -> usize {
+    payload.len() + queue.len() + 64
+}

@@ -1,0 +1,350 @@
+//! Point-to-point queues (STOMP's `/queue/<name>`): each message goes to exactly one consumer.
+//!
+//! ```text
+//! publish ─> ready (bounded: messages, bytes) ─dispatch─> consumer with credit, round-robin
+//!                 ^                                         │ unacked (≤ prefetch), in delivery order
+//!                 └─ requeued at the front, redelivered ────┤ NACK, unsubscribe, session gone
+//!                                                           └ ACK (one, or cumulative): gone
+//! ```
+//!
+//! A consumer has credit while it holds fewer unacknowledged messages than its prefetch, so a
+//! slow consumer stops receiving and the messages wait in the queue (or go to a faster
+//! consumer) instead of piling up in its outbox. In `auto` ack mode the driver acknowledges
+//! what it wrote to the socket, so the same flow control applies. A queue with nothing ready,
+//! nothing unacknowledged and no consumer is forgotten at once.
+//!
+//! [`Queues`] holds no lock: the hub owns it inside its own state and calls it under its lock.
+
+use crate::config::{QueueLimits, SlowConsumerPolicy};
+use crate::hub::HubError;
+use crate::message::Message;
+use crate::outbox::{Delivery, Outbox, SessionId};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A consumer is known by its session and the key it subscribed with.
+type ConsumerId = (SessionId, Arc<str>);
+
+/// Counters of one queue, for tests, metrics and `GET /api/...`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages waiting for a consumer.
+    pub ready: usize,
+    /// Messages sent to a consumer and not yet acknowledged.
+    pub unacked: usize,
+    pub consumers: usize,
+    /// Messages published so far (the last sequence number).
+    pub published: u64,
+}
+
+/// What a NACK or a lost consumer does with a message's next delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// ACK: the message is done.
+    Ack,
+    /// NACK: deliver it again, preferably to another consumer.
+    Requeue,
+}
+
+struct QueueState {
+    name: Arc<str>,
+    epoch: Arc<str>,
+    ready: VecDeque<Arc<Message>>,
+    bytes: usize,
+    last_seq: u64,
+    /// Round-robin order of consumers.
+    consumers: Vec<ConsumerId>,
+    /// Index in `consumers` of the next one to try.
+    cursor: usize,
+}
+
+struct Consumer {
+    queue: Arc<str>,
+    outbox: Arc<Outbox>,
+    prefetch: usize,
+    /// (sequence, message) in delivery order, so a cumulative ACK covers what was delivered
+    /// before, even when a redelivered old message arrived after newer ones.
+    unacked: VecDeque<(u64, Arc<Message>)>,
+}
+
+/// Every queue of a hub. See the module docs.
+pub(crate) struct Queues {
+    limits: QueueLimits,
+    queues: HashMap<Arc<str>, QueueState>,
+    consumers: HashMap<ConsumerId, Consumer>,
+}
+
+impl Queues {
+    pub(crate) fn new(limits: QueueLimits) -> Queues {
+        Queues {
+            limits,
+            queues: HashMap::new(),
+            consumers: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    pub(crate) fn is_consumer(&self, session: SessionId, key: &Arc<str>) -> bool {
+        self.consumers.contains_key(&(session, key.clone()))
+    }
+
+    /// The queue `name`, created if needed with `epoch` (a function: only new queues need one).
+    fn queue(
+        &mut self,
+        name: &str,
+        epoch: impl FnOnce() -> Arc<str>,
+    ) -> Result<&mut QueueState, HubError> {
+        if !self.queues.contains_key(name) {
+            if self.queues.len() >= self.limits.max_queues {
+                return Err(HubError::TooManyQueues(self.limits.max_queues));
+            }
+            let name: Arc<str> = name.into();
+            self.queues.insert(
+                name.clone(),
+                QueueState {
+                    name,
+                    epoch: epoch(),
+                    ready: VecDeque::new(),
+                    bytes: 0,
+                    last_seq: 0,
+                    consumers: Vec::new(),
+                    cursor: 0,
+                },
+            );
+        }
+        self.queues.get_mut(name).ok_or(HubError::ShuttingDown)
+    }
+
+    /// Would `count` more messages of `bytes` fit in `name` now? (Transactions check every
+    /// queue before applying anything.)
+    pub(crate) fn check_room(
+        &self,
+        name: &str,
+        count: usize,
+        bytes: usize,
+    ) -> Result<(), HubError> {
+        let (ready, held) = match self.queues.get(name) {
+            Some(q) => (q.ready.len(), q.bytes),
+            None if self.queues.len() >= self.limits.max_queues => {
+                return Err(HubError::TooManyQueues(self.limits.max_queues))
+            }
+            None => (0, 0),
+        };
+        if ready + count > self.limits.max_messages || held + bytes > self.limits.max_bytes {
+            return Err(HubError::QueueFull {
+                queue: name.into(),
+                max_messages: self.limits.max_messages,
+                max_bytes: self.limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a message (built by `make` with its sequence number and the queue's epoch)
+    /// and dispatches. Returns the sequence number.
+    pub(crate) fn publish(
+        &mut self,
+        name: &str,
+        cost: usize,
+        epoch: impl FnOnce() -> Arc<str>,
+        make: impl FnOnce(Arc<str>, u64, Arc<str>) -> Message,
+    ) -> Result<u64, HubError> {
+        self.check_room(name, 1, cost)?;
+        let q = self.queue(name, epoch)?;
+        q.last_seq += 1;
+        let msg = Arc::new(make(q.name.clone(), q.last_seq, q.epoch.clone()));
+        q.bytes += msg.cost();
+        q.ready.push_back(msg);
+        let seq = q.last_seq;
+        let name = q.name.clone();
+        self.dispatch(&name, None);
+        Ok(seq)
+    }
+
+    /// Adds a consumer and dispatches to it. `before` runs first (the driver's reply, which
+    /// must precede the first message).
+    pub(crate) fn consume(
+        &mut self,
+        name: &str,
+        id: ConsumerId,
+        outbox: Arc<Outbox>,
+        prefetch: Option<usize>,
+        epoch: impl FnOnce() -> Arc<str>,
+        before: impl FnOnce(&QueueStats),
+    ) -> Result<(), HubError> {
+        let prefetch = prefetch
+            .unwrap_or(self.limits.default_prefetch)
+            .clamp(1, self.limits.max_prefetch);
+        let q = self.queue(name, epoch)?;
+        q.consumers.push(id.clone());
+        let name = q.name.clone();
+        self.consumers.insert(
+            id,
+            Consumer {
+                queue: name.clone(),
+                outbox,
+                prefetch,
+                unacked: VecDeque::new(),
+            },
+        );
+        if let Some(stats) = self.stats(&name) {
+            before(&stats);
+        }
+        self.dispatch(&name, None);
+        Ok(())
+    }
+
+    /// Removes a consumer; what it had not acknowledged goes back to the front of the queue,
+    /// marked redelivered, for the others. False when there was no such consumer.
+    pub(crate) fn cancel(&mut self, id: &ConsumerId) -> bool {
+        let Some(consumer) = self.consumers.remove(id) else {
+            return false;
+        };
+        if let Some(q) = self.queues.get_mut(&consumer.queue) {
+            if let Some(i) = q.consumers.iter().position(|c| c == id) {
+                q.consumers.remove(i);
+                if q.cursor > i {
+                    q.cursor -= 1;
+                }
+            }
+            requeue(q, consumer.unacked.into_iter().map(|(_, m)| m));
+        }
+        self.dispatch(&consumer.queue, None);
+        self.forget_if_idle(&consumer.queue);
+        true
+    }
+
+    /// Cancels every consumer of a session that is going away.
+    pub(crate) fn remove_session(&mut self, session: SessionId) {
+        let mine: Vec<ConsumerId> = self
+            .consumers
+            .keys()
+            .filter(|(s, _)| *s == session)
+            .cloned()
+            .collect();
+        for id in mine {
+            self.cancel(&id);
+        }
+    }
+
+    /// ACKs or NACKs the unacknowledged message `seq` of a consumer, and with `cumulative`
+    /// every message delivered to it before that one. Returns how many were settled (0 when
+    /// `seq` is not unacknowledged there: already settled, or never delivered).
+    pub(crate) fn settle(
+        &mut self,
+        id: &ConsumerId,
+        seq: u64,
+        cumulative: bool,
+        how: Settle,
+    ) -> usize {
+        let Some(consumer) = self.consumers.get_mut(id) else {
+            return 0;
+        };
+        let Some(pos) = consumer.unacked.iter().position(|(s, _)| *s == seq) else {
+            return 0;
+        };
+        let settled: Vec<Arc<Message>> = if cumulative {
+            consumer.unacked.drain(..=pos).map(|(_, m)| m).collect()
+        } else {
+            consumer
+                .unacked
+                .remove(pos)
+                .map(|(_, m)| m)
+                .into_iter()
+                .collect()
+        };
+        let n = settled.len();
+        let queue = consumer.queue.clone();
+        if how == Settle::Requeue {
+            if let Some(q) = self.queues.get_mut(&queue) {
+                requeue(q, settled);
+            }
+            self.dispatch(&queue, Some(id));
+        } else {
+            // Credit came back.
+            self.dispatch(&queue, None);
+        }
+        n
+    }
+
+    /// Hands ready messages to consumers with credit, round-robin. `avoid` (a consumer that
+    /// just NACKed) is used only when no other consumer has credit.
+    fn dispatch(&mut self, name: &str, avoid: Option<&ConsumerId>) {
+        let Some(q) = self.queues.get_mut(name) else {
+            return;
+        };
+        while !q.ready.is_empty() && !q.consumers.is_empty() {
+            let n = q.consumers.len();
+            let has_credit = |id: &ConsumerId| {
+                self.consumers
+                    .get(id)
+                    .is_some_and(|c| c.unacked.len() < c.prefetch && !c.outbox.is_closed())
+            };
+            let pick = (0..n)
+                .map(|i| (q.cursor + i) % n)
+                .find(|&i| Some(&q.consumers[i]) != avoid && has_credit(&q.consumers[i]))
+                .or_else(|| {
+                    (0..n)
+                        .map(|i| (q.cursor + i) % n)
+                        .find(|&i| has_credit(&q.consumers[i]))
+                });
+            let Some(i) = pick else { break };
+            let Some(msg) = q.ready.pop_front() else {
+                break;
+            };
+            q.bytes -= msg.cost();
+            q.cursor = (i + 1) % n;
+            let id = &q.consumers[i];
+            if let Some(c) = self.consumers.get_mut(id) {
+                c.unacked.push_back((msg.offset, msg.clone()));
+                // A message that does not fit closes the session; it stays unacknowledged
+                // and is redelivered when the session goes.
+                c.outbox.push(
+                    Delivery::Message {
+                        sub: id.1.clone(),
+                        msg,
+                    },
+                    SlowConsumerPolicy::Disconnect,
+                );
+            }
+        }
+    }
+
+    fn forget_if_idle(&mut self, name: &str) {
+        let idle = self
+            .queues
+            .get(name)
+            .is_some_and(|q| q.ready.is_empty() && q.consumers.is_empty());
+        if idle {
+            self.queues.remove(name);
+        }
+    }
+
+    pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
+        let q = self.queues.get(name)?;
+        Some(QueueStats {
+            ready: q.ready.len(),
+            unacked: q
+                .consumers
+                .iter()
+                .filter_map(|id| self.consumers.get(id))
+                .map(|c| c.unacked.len())
+                .sum(),
+            consumers: q.consumers.len(),
+            published: q.last_seq,
+        })
+    }
+}
+
+/// Puts messages back at the front of the queue in their order, marked redelivered. They are
+/// not counted against the queue's bounds twice: they were admitted once.
+fn requeue(q: &mut QueueState, msgs: impl IntoIterator<Item = Arc<Message>>) {
+    let again: Vec<Arc<Message>> = msgs.into_iter().map(|m| Arc::new(m.redelivery())).collect();
+    for m in again.into_iter().rev() {
+        q.bytes += m.cost();
+        q.ready.push_front(m);
+    }
+}

@@ -1,0 +1,299 @@
+//! Deterministic tests of point-to-point queues (round-robin, prefetch, ack modes, NACK,
+//! redelivery, bounds, rights) and transactions.
+#![allow(clippy::field_reassign_with_default)] // tests tweak one field of a default config
+mod common;
+use common::*;
+use std::sync::Arc;
+use tidings_core::*;
+
+fn consume(hub: &Hub, s: &Session, key: &str, queue: &str, prefetch: Option<usize>) {
+    hub.consume(s, &anon(), key, queue, ConsumeOptions { prefetch }, |_| {
+        None
+    })
+    .unwrap();
+}
+
+fn put(hub: &Hub, queue: &str, text: &str) -> u64 {
+    hub.publish_queue(
+        &anon(),
+        queue,
+        PayloadKind::Text,
+        text.to_owned().into(),
+        vec![],
+        0,
+    )
+    .unwrap()
+}
+
+/// (sequence, payload, redelivered) of each delivered queue message.
+fn got(s: &Session) -> Vec<(u64, String, bool)> {
+    drain(s)
+        .into_iter()
+        .filter_map(|d| match d {
+            Delivery::Message { msg, .. } => Some((
+                msg.offset,
+                String::from_utf8_lossy(&msg.payload).into_owned(),
+                msg.redelivered,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn seqs(s: &Session) -> Vec<u64> {
+    got(s).into_iter().map(|m| m.0).collect()
+}
+
+#[test]
+fn each_message_goes_to_exactly_one_consumer_round_robin() {
+    let hub = hub();
+    let (a, b) = (session(&hub), session(&hub));
+    consume(&hub, &a, "s1", "work", Some(100));
+    consume(&hub, &b, "s2", "work", Some(100));
+    for i in 1..=6 {
+        put(&hub, "work", &i.to_string());
+    }
+    assert_eq!(seqs(&a), [1, 3, 5]);
+    assert_eq!(seqs(&b), [2, 4, 6]);
+    let st = hub.queue_stats("work").unwrap();
+    assert_eq!((st.ready, st.unacked, st.consumers), (0, 6, 2));
+    // Topic subscribers of the same name see nothing: queues are their own namespace.
+    let c = session(&hub);
+    sub(&hub, &c, "work");
+    put(&hub, "work", "7");
+    assert!(messages(&c).is_empty());
+}
+
+#[test]
+fn messages_wait_bounded_while_no_consumer() {
+    let mut cfg = HubConfig::default();
+    cfg.queues.max_messages = 3;
+    let hub = hub_with(cfg);
+    for i in 1..=3 {
+        put(&hub, "q", &i.to_string());
+    }
+    let full = hub.publish_queue(&anon(), "q", PayloadKind::Text, "4".into(), vec![], 0);
+    assert!(matches!(full, Err(HubError::QueueFull { .. })), "{full:?}");
+    let a = session(&hub);
+    consume(&hub, &a, "s", "q", None);
+    assert_eq!(
+        got(&a),
+        [
+            (1, "1".into(), false),
+            (2, "2".into(), false),
+            (3, "3".into(), false)
+        ]
+    );
+    // Delivered messages no longer count against the bound.
+    put(&hub, "q", "4");
+}
+
+#[test]
+fn prefetch_limits_unacknowledged_messages_and_acks_give_credit() {
+    let hub = hub();
+    let a = session(&hub);
+    consume(&hub, &a, "s", "q", Some(2));
+    for i in 1..=5 {
+        put(&hub, "q", &i.to_string());
+    }
+    assert_eq!(seqs(&a), [1, 2]);
+    assert_eq!(hub.queue_stats("q").unwrap().ready, 3);
+    // client-individual: one at a time.
+    assert_eq!(hub.settle(&a, "s", 2, false, Settle::Ack), 1);
+    assert_eq!(seqs(&a), [3]);
+    // Settling something not outstanding does nothing.
+    assert_eq!(hub.settle(&a, "s", 2, false, Settle::Ack), 0);
+    assert_eq!(hub.settle(&a, "s", 99, true, Settle::Ack), 0);
+    // client (cumulative): ACK of 3 covers 1 and 3.
+    assert_eq!(hub.settle(&a, "s", 3, true, Settle::Ack), 2);
+    assert_eq!(seqs(&a), [4, 5]);
+}
+
+#[test]
+fn nack_gives_the_message_to_another_consumer_marked_redelivered() {
+    let hub = hub();
+    let (a, b) = (session(&hub), session(&hub));
+    consume(&hub, &a, "s", "q", Some(10));
+    consume(&hub, &b, "s", "q", Some(10));
+    put(&hub, "q", "one");
+    assert_eq!(got(&a), [(1, "one".into(), false)]);
+    assert_eq!(hub.settle(&a, "s", 1, false, Settle::Requeue), 1);
+    assert_eq!(got(&b), [(1, "one".into(), true)]);
+    assert!(got(&a).is_empty());
+    // With a single consumer, a NACKed message comes back to it.
+    drop(b);
+    assert_eq!(got(&a), [(1, "one".into(), true)]);
+}
+
+#[test]
+fn a_consumer_that_goes_away_gives_back_what_it_did_not_ack() {
+    let hub = hub();
+    let (a, b) = (session(&hub), session(&hub));
+    consume(&hub, &a, "s", "q", Some(3));
+    for i in 1..=3 {
+        put(&hub, "q", &i.to_string());
+    }
+    assert_eq!(seqs(&a), [1, 2, 3]);
+    hub.settle(&a, "s", 1, false, Settle::Ack);
+    consume(&hub, &b, "t", "q", Some(10));
+    drop(a);
+    assert_eq!(got(&b), [(2, "2".into(), true), (3, "3".into(), true)]);
+    // Unsubscribing does the same.
+    let c = session(&hub);
+    consume(&hub, &c, "u", "q", Some(10));
+    hub.unsubscribe(&b, "t").unwrap();
+    assert_eq!(seqs(&c), [2, 3]);
+    drop(c);
+    drop(b);
+    // Nobody left: the messages wait.
+    assert_eq!(hub.queue_stats("q").unwrap().ready, 2);
+}
+
+#[test]
+fn queue_rights_are_the_topic_rights_of_the_name() {
+    let mut cfg = HubConfig::default();
+    cfg.auth = AuthConfig {
+        users: vec![UserConfig {
+            name: "u".into(),
+            password: "p".into(),
+            rights: RightsConfig {
+                publish: vec!["jobs.>".into()],
+                subscribe: vec!["jobs.>".into()],
+            },
+        }],
+        anonymous: RightsConfig::default(),
+    };
+    let hub = hub_with(cfg);
+    let u = hub.authenticate("u", "p").unwrap();
+    let s = session(&hub);
+    assert!(hub
+        .publish_queue(&u, "jobs.a", PayloadKind::Text, "x".into(), vec![], 0)
+        .is_ok());
+    assert!(matches!(
+        hub.publish_queue(&u, "other", PayloadKind::Text, "x".into(), vec![], 0),
+        Err(HubError::Denied(_))
+    ));
+    assert!(matches!(
+        hub.consume(
+            &s,
+            &anon(),
+            "k",
+            "jobs.a",
+            ConsumeOptions::default(),
+            |_| None
+        ),
+        Err(HubError::Denied(_))
+    ));
+    assert!(hub
+        .consume(&s, &u, "k", "jobs.a", ConsumeOptions::default(), |_| None)
+        .is_ok());
+    assert!(matches!(
+        hub.consume(&s, &u, "w", "jobs.*", ConsumeOptions::default(), |_| None),
+        Err(HubError::Topic(TopicError::Wildcard(_)))
+    ));
+}
+
+#[test]
+fn the_consume_reply_precedes_the_first_message() {
+    let hub = hub();
+    put(&hub, "q", "waiting");
+    let a = session(&hub);
+    hub.consume(&a, &anon(), "s", "q", ConsumeOptions::default(), |st| {
+        assert_eq!(st.ready, 1);
+        Some("OK".into())
+    })
+    .unwrap();
+    let out = drain(&a);
+    assert!(matches!(&out[0], Delivery::Reply(b) if &b[..] == b"OK"));
+    assert!(matches!(&out[1], Delivery::Message { sub, .. } if &**sub == "s"));
+}
+
+fn publish_op(target: Target, name: &str, text: &str) -> Staged {
+    Staged::Publish {
+        target,
+        name: name.into(),
+        kind: PayloadKind::Text,
+        payload: text.to_owned().into(),
+        headers: vec![(Arc::from("k"), Arc::from("v"))],
+    }
+}
+
+#[test]
+fn a_commit_applies_everything_at_once_and_an_abort_nothing() {
+    let hub = hub();
+    let (a, watcher) = (session(&hub), session(&hub));
+    sub(&hub, &watcher, "news");
+    consume(&hub, &a, "s", "q", Some(10));
+    put(&hub, "q", "1");
+    assert_eq!(seqs(&a), [1]);
+
+    let mut tx = Transaction::new(TransactionLimits::default());
+    tx.stage(publish_op(Target::Topic, "news", "a")).unwrap();
+    tx.stage(publish_op(Target::Queue, "q", "2")).unwrap();
+    tx.stage(Staged::Ack {
+        key: "s".into(),
+        seq: 1,
+        cumulative: false,
+    })
+    .unwrap();
+    // Nothing happens before the commit.
+    assert!(messages(&watcher).is_empty());
+    assert_eq!(hub.queue_stats("q").unwrap().unacked, 1);
+    let done = hub.commit(&a, &anon(), tx, 0).unwrap();
+    assert_eq!((done.published, done.settled), (2, 1));
+    let w = drain(&watcher);
+    assert!(
+        matches!(&w[0], Delivery::Message { msg, .. } if &msg.payload[..] == b"a" && msg.headers[0].0.as_ref() == "k")
+    );
+    assert_eq!(seqs(&a), [2]);
+    assert_eq!(hub.queue_stats("q").unwrap().unacked, 1);
+
+    // Abort: drop the transaction.
+    let mut tx = Transaction::new(TransactionLimits::default());
+    tx.stage(publish_op(Target::Topic, "news", "b")).unwrap();
+    drop(tx);
+    assert!(messages(&watcher).is_empty());
+}
+
+#[test]
+fn a_commit_that_cannot_apply_everything_applies_nothing() {
+    let mut cfg = HubConfig::default();
+    cfg.queues.max_messages = 2;
+    let hub = hub_with(cfg);
+    let (a, watcher) = (session(&hub), session(&hub));
+    sub(&hub, &watcher, "news");
+    let mut tx = Transaction::new(TransactionLimits::default());
+    tx.stage(publish_op(Target::Topic, "news", "a")).unwrap();
+    for i in 0..3 {
+        tx.stage(publish_op(Target::Queue, "q", &i.to_string()))
+            .unwrap();
+    }
+    let r = hub.commit(&a, &anon(), tx, 0);
+    assert!(matches!(r, Err(HubError::QueueFull { .. })), "{r:?}");
+    assert!(messages(&watcher).is_empty());
+    assert!(hub.queue_stats("q").is_none());
+
+    let mut tx = Transaction::new(TransactionLimits::default());
+    tx.stage(publish_op(Target::Topic, "news", "a")).unwrap();
+    tx.stage(publish_op(Target::Topic, "bad..name", "b"))
+        .unwrap();
+    assert!(hub.commit(&a, &anon(), tx, 0).is_err());
+    assert!(messages(&watcher).is_empty());
+}
+
+#[test]
+fn transactions_are_bounded() {
+    let limits = TransactionLimits {
+        max_operations: 2,
+        max_bytes: 1 << 20,
+        max_open: 1,
+    };
+    let mut tx = Transaction::new(limits);
+    tx.stage(publish_op(Target::Topic, "t", "1")).unwrap();
+    tx.stage(publish_op(Target::Topic, "t", "2")).unwrap();
+    assert!(matches!(
+        tx.stage(publish_op(Target::Topic, "t", "3")),
+        Err(HubError::TransactionTooLarge { .. })
+    ));
+    assert_eq!(tx.len(), 2);
+}

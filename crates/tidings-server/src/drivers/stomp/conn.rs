@@ -1,0 +1,261 @@
+//! The per-connection loop, the same for STOMP over TCP and over WebSocket: one task selects
+//! between the peer's bytes, the outbox's wake-up and the heart-beat/CONNECT timer.
+//!
+//! Everything queued is encoded into one buffer and written at once: one `write` on TCP, one
+//! flush of WebSocket frames (one STOMP frame per WebSocket message, as STOMP clients
+//! expect). Queue messages of `auto` subscriptions are acknowledged once written, so prefetch
+//! bounds what sits unread in socket buffers too.
+
+use super::deliver;
+use super::session::{Flow, StompSession};
+use crate::runtime::Shared;
+use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::time::Duration;
+use tidings_core::{CloseReason, Delivery, Settle};
+use tidings_proto::stomp::{self, AckMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// The byte stream under STOMP.
+pub(super) enum Transport {
+    Tcp(TcpStream),
+    /// Boxed: yawc's connection is large and TCP's is small.
+    Ws(Box<WsConn>),
+}
+
+/// Encoded frames waiting to be written, with their boundaries (for WebSocket messages).
+#[derive(Default)]
+struct Outgoing {
+    buf: BytesMut,
+    ends: Vec<usize>,
+}
+
+impl Outgoing {
+    fn mark(&mut self) {
+        if self.ends.last() != Some(&self.buf.len()) {
+            self.ends.push(self.buf.len());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+impl Transport {
+    /// Appends what the peer sent; `Ok(0)` when it is gone.
+    async fn recv(&mut self, buf: &mut BytesMut) -> Result<usize, ()> {
+        match self {
+            Transport::Tcp(s) => {
+                if buf.capacity() - buf.len() < 1024 {
+                    buf.reserve(8192);
+                }
+                s.read_buf(buf).await.map_err(|_| ())
+            }
+            Transport::Ws(ws) => match ws.recv().await {
+                Ok(WsMessage::Text(b) | WsMessage::Binary(b)) => {
+                    buf.extend_from_slice(&b);
+                    // An empty message (or a ping) still proves the peer alive.
+                    Ok(b.len().max(1))
+                }
+                Ok(WsMessage::Control) => Ok(1),
+                Err(_) => Ok(0),
+            },
+        }
+    }
+
+    async fn send(&mut self, out: &mut Outgoing) -> Result<(), ()> {
+        out.mark();
+        let result = match self {
+            Transport::Tcp(s) => s.write_all(&out.buf).await.map_err(|_| ()),
+            Transport::Ws(ws) => {
+                let all = out.buf.split().freeze();
+                let mut start = 0;
+                let frames = out.ends.iter().map(|&end| {
+                    let f = all.slice(start..end);
+                    start = end;
+                    match std::str::from_utf8(&f) {
+                        Ok(_) => OutFrame::Text(f),
+                        Err(_) => OutFrame::Binary(f),
+                    }
+                });
+                let frames: Vec<OutFrame> = frames.collect();
+                ws.send_all(frames).await.map_err(|_| ())
+            }
+        };
+        out.buf.clear();
+        out.ends.clear();
+        if out.buf.capacity() > 256 * 1024 {
+            out.buf = BytesMut::new(); // give back what a burst made it grow to
+        }
+        result
+    }
+
+    async fn close(self, code: Close, reason: &str) {
+        match self {
+            Transport::Tcp(mut s) => {
+                let _ = s.shutdown().await;
+            }
+            Transport::Ws(ws) => ws.close(code, reason).await,
+        }
+    }
+}
+
+/// Serves one connection until it ends.
+pub(super) async fn run(mut transport: Transport, shared: Arc<Shared>) {
+    let (session, wake) = match crate::drivers::open_session(&shared) {
+        Ok(pair) => pair,
+        Err(e) => {
+            let mut out = Outgoing::default();
+            stomp::encode_error(&e.to_string(), None, "", stomp::Version::V1_2, &mut out.buf);
+            let _ = transport.send(&mut out).await;
+            return transport
+                .close(Close::GoingAway, "server shutting down")
+                .await;
+        }
+    };
+    let cfg = shared.config.stomp_broker;
+    let mut st = StompSession::new(session, shared.clone());
+    let connect_deadline = Instant::now() + Duration::from_millis(cfg.connect_timeout_ms);
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut out = Outgoing::default();
+    let mut batch = Vec::new();
+    let mut auto_acks: Vec<(Arc<str>, u64)> = Vec::new();
+    let mut last_read = Instant::now();
+    let mut last_write = Instant::now();
+    loop {
+        let (send_every, expect_every) = st.heart_beat;
+        let deadline = if !st.is_connected() {
+            Some(connect_deadline)
+        } else {
+            let beat = (send_every > 0).then(|| last_write + ms(send_every));
+            let dead =
+                (expect_every > 0).then(|| last_read + ms(expect_every) * cfg.heart_beat_tolerance);
+            beat.into_iter().chain(dead).min()
+        };
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {
+                let closed = st.session.outbox().drain_into(&mut batch);
+                encode_batch(&st, &mut batch, &mut out, &mut auto_acks);
+                if let Some(reason) = &closed {
+                    let message = match reason {
+                        CloseReason::SlowConsumer => "slow consumer: too many messages queued; closing",
+                        _ => "server shutting down",
+                    };
+                    stomp::encode_error(message, None, "", st.version, &mut out.buf);
+                }
+                if !out.is_empty() {
+                    if transport.send(&mut out).await.is_err() {
+                        return;
+                    }
+                    last_write = Instant::now();
+                }
+                settle_auto(&st, &mut auto_acks);
+                if closed.is_some() {
+                    return transport.close(Close::GoingAway, "closing").await;
+                }
+            }
+            r = transport.recv(&mut rbuf) => {
+                if !matches!(r, Ok(n) if n > 0) {
+                    return; // the peer is gone: the session is dropped (and queue messages it held go back)
+                }
+                last_read = Instant::now();
+                if st.handle_input(&mut rbuf) == Flow::Close {
+                    return finish(&st, transport, &mut batch, &mut out).await;
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 64 * 1024 {
+                    rbuf = BytesMut::with_capacity(4096);
+                }
+            }
+            _ = timer => {
+                let now = Instant::now();
+                if !st.is_connected() {
+                    st.error("no CONNECT frame in time", None, "");
+                    return finish(&st, transport, &mut batch, &mut out).await;
+                }
+                if expect_every > 0 && now >= last_read + ms(expect_every) * cfg.heart_beat_tolerance {
+                    st.error("heart-beat timeout: nothing received in time", None, "");
+                    return finish(&st, transport, &mut batch, &mut out).await;
+                }
+                if send_every > 0 && now >= last_write + ms(send_every) {
+                    out.buf.extend_from_slice(b"\n");
+                    if transport.send(&mut out).await.is_err() {
+                        return;
+                    }
+                    last_write = now;
+                }
+            }
+        }
+    }
+}
+
+fn ms(n: u32) -> Duration {
+    Duration::from_millis(u64::from(n))
+}
+
+/// Writes what is queued (ending with the RECEIPT or ERROR that ended the conversation) and
+/// closes.
+async fn finish(
+    st: &StompSession,
+    mut transport: Transport,
+    batch: &mut Vec<Delivery>,
+    out: &mut Outgoing,
+) {
+    let mut ignored = Vec::new();
+    st.session.outbox().drain_into(batch);
+    encode_batch(st, batch, out, &mut ignored);
+    if !out.is_empty() && transport.send(out).await.is_err() {
+        return;
+    }
+    transport.close(Close::Normal, "bye").await;
+}
+
+/// Encodes every delivery; records the last queue message written per `auto` subscription.
+fn encode_batch(
+    st: &StompSession,
+    batch: &mut Vec<Delivery>,
+    out: &mut Outgoing,
+    auto_acks: &mut Vec<(Arc<str>, u64)>,
+) {
+    for d in batch.drain(..) {
+        match d {
+            Delivery::Message { sub, msg } => {
+                // A subscription cancelled meanwhile: its queue messages were already given
+                // back by the hub, its topic messages are no longer wanted.
+                let Some(info) = st.subs.get(&sub) else {
+                    continue;
+                };
+                deliver::encode_message(&msg, info, st.version, &mut out.buf);
+                if info.queue && info.ack == AckMode::Auto {
+                    match auto_acks.iter_mut().find(|(k, _)| *k == sub) {
+                        Some(entry) => entry.1 = msg.offset,
+                        None => auto_acks.push((sub, msg.offset)),
+                    }
+                }
+            }
+            Delivery::Reply(bytes) => out.buf.extend_from_slice(&bytes),
+            // STOMP subscriptions do not watch presence.
+            Delivery::Presence(_) => continue,
+        }
+        out.mark();
+    }
+}
+
+/// Acknowledges what `auto` subscriptions were sent: cumulatively, up to the last one written.
+fn settle_auto(st: &StompSession, auto_acks: &mut Vec<(Arc<str>, u64)>) {
+    for (key, seq) in auto_acks.drain(..) {
+        st.session
+            .hub()
+            .settle(&st.session, &key, seq, true, Settle::Ack);
+    }
+}

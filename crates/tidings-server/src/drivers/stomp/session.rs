@@ -1,0 +1,423 @@
+//! One STOMP connection's protocol state: frames in, hub operations, replies queued in the
+//! session's outbox (so a RECEIPT is written only after what it confirms took effect, and
+//! in order with the messages around it).
+//!
+//! ```text
+//! AwaitingConnect ──CONNECT/STOMP ok──> Connected ──DISCONNECT──> (RECEIPT) close
+//!        │                                  │
+//!        └──any other frame, bad input──────┴──bad input, refused op──> ERROR, close
+//! ```
+
+use super::deliver::{self, SubInfo};
+use super::destination::Dest;
+use crate::runtime::Shared;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tidings_core::{
+    ConsumeOptions, HubError, Identity, PayloadKind, Resume, Session, Settle, Staged,
+    SubscribeOptions, Target, Transaction,
+};
+use tidings_proto::stomp::{
+    self, AckMode, ClientFrame, ClientOp, Decoder, HeartBeat, Limits, Version,
+};
+
+/// What the connection loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    /// Write what is queued (the last item is a RECEIPT or an ERROR), then close.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingConnect,
+    Connected,
+}
+
+/// A refusal: the ERROR frame's `message`, and its body.
+struct Refused {
+    message: String,
+    detail: String,
+}
+
+impl Refused {
+    fn new(message: impl std::fmt::Display) -> Refused {
+        Refused {
+            message: message.to_string(),
+            detail: String::new(),
+        }
+    }
+}
+
+impl From<HubError> for Refused {
+    fn from(e: HubError) -> Refused {
+        Refused::new(e)
+    }
+}
+
+/// The server's name in CONNECTED.
+const SERVER: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"));
+
+pub(super) struct StompSession {
+    pub(super) session: Session,
+    shared: Arc<Shared>,
+    identity: Identity,
+    phase: Phase,
+    pub(super) version: Version,
+    decoder: Decoder,
+    /// By subscription id (also the hub key).
+    pub(super) subs: HashMap<Arc<str>, SubInfo>,
+    /// Open transactions by id, at most `hub.transactions.max_open`.
+    txs: HashMap<String, Transaction>,
+    /// Agreed heart-beat intervals in ms: (we send every, we expect every); 0 = never.
+    pub(super) heart_beat: (u32, u32),
+}
+
+impl StompSession {
+    pub(super) fn new(session: Session, shared: Arc<Shared>) -> StompSession {
+        let cfg = shared.config.stomp_broker;
+        let limits = Limits {
+            max_frame_size: cfg.max_frame_size,
+            max_headers: cfg.max_headers,
+            max_header_length: cfg.max_header_length,
+        };
+        StompSession {
+            session,
+            shared,
+            identity: Identity::anonymous(),
+            phase: Phase::AwaitingConnect,
+            version: Version::V1_2,
+            decoder: Decoder::new(limits, Version::V1_2),
+            subs: HashMap::new(),
+            txs: HashMap::new(),
+            heart_beat: (0, 0),
+        }
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    fn reply(&self, f: impl FnOnce(&mut BytesMut)) {
+        let mut b = BytesMut::new();
+        f(&mut b);
+        self.session.outbox().push_reply(b.freeze());
+    }
+
+    fn receipt_bytes(&self, receipt: Option<&str>) -> Option<Bytes> {
+        receipt.map(|id| {
+            let mut b = BytesMut::new();
+            stomp::encode_receipt(id, self.version, &mut b);
+            b.freeze()
+        })
+    }
+
+    /// Queues an ERROR frame; the caller closes after writing it.
+    pub(super) fn error(&self, message: &str, receipt: Option<&str>, detail: &str) {
+        tracing::debug!(session = %self.session.id(), "stomp ERROR: {message}");
+        self.reply(|b| stomp::encode_error(message, receipt, detail, self.version, b));
+    }
+
+    /// Decodes and handles every whole frame in `buf`.
+    pub(super) fn handle_input(&mut self, buf: &mut BytesMut) -> Flow {
+        loop {
+            match self.decoder.decode(buf) {
+                Ok(None) => return Flow::Continue,
+                Ok(Some(frame)) => {
+                    let command = frame.command;
+                    let receipt = frame.header("receipt").map(str::to_owned);
+                    let result = match ClientFrame::from_frame(frame, self.version) {
+                        Ok(f) => self.handle(f),
+                        Err(e) => Err(Refused::new(e)),
+                    };
+                    match result {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close) => return Flow::Close,
+                        Err(r) => {
+                            let detail = match r.detail.is_empty() {
+                                true => format!("in a {command} frame"),
+                                false => r.detail,
+                            };
+                            self.error(&r.message, receipt.as_deref(), &detail);
+                            return Flow::Close;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.error(
+                        &e.to_string(),
+                        e.receipt.as_deref(),
+                        "the connection cannot be read any further",
+                    );
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, frame: ClientFrame) -> Result<Flow, Refused> {
+        let receipt = frame.receipt;
+        if self.phase == Phase::AwaitingConnect {
+            return match frame.op {
+                ClientOp::Connect {
+                    accept_version,
+                    login,
+                    passcode,
+                    heart_beat,
+                    ..
+                } => self.connect(accept_version.as_deref(), login, passcode, heart_beat),
+                _ => Err(Refused::new("expected CONNECT or STOMP first")),
+            };
+        }
+        let hub = self.shared.hub.clone();
+        let now = crate::clock::now_ms();
+        match frame.op {
+            ClientOp::Connect { .. } => return Err(Refused::new("already connected")),
+            ClientOp::Send {
+                destination,
+                transaction,
+                headers,
+                body,
+            } => {
+                let dest = Dest::parse(&destination).map_err(Refused::new)?;
+                let kind = kind_of(&headers, &body);
+                let headers: Vec<(Arc<str>, Arc<str>)> = headers
+                    .into_iter()
+                    .map(|(n, v)| (Arc::from(n), Arc::from(v)))
+                    .collect();
+                match transaction {
+                    Some(tx) => {
+                        let (target, name) = match dest {
+                            Dest::Topic(n) => (Target::Topic, n),
+                            Dest::Queue(n) => (Target::Queue, n),
+                        };
+                        // Refuse what the commit would refuse now, at the offending SEND.
+                        tidings_core::validate_topic(&name).map_err(HubError::from)?;
+                        hub.access()
+                            .can_publish(&self.identity, &name)
+                            .map_err(HubError::from)?;
+                        self.tx(&tx)?.stage(Staged::Publish {
+                            target,
+                            name,
+                            kind,
+                            payload: body,
+                            headers,
+                        })?;
+                    }
+                    None => match dest {
+                        Dest::Topic(name) => {
+                            hub.publish(&self.identity, &name, kind, body, headers, now)?;
+                        }
+                        Dest::Queue(name) => {
+                            hub.publish_queue(&self.identity, &name, kind, body, headers, now)?;
+                        }
+                    },
+                }
+            }
+            ClientOp::Subscribe {
+                destination,
+                id,
+                ack,
+                prefetch,
+                since,
+                epoch,
+            } => {
+                let key: Arc<str> = Arc::from(id.as_str());
+                if self.subs.contains_key(&key) {
+                    return Err(Refused::new(format!(
+                        "subscription id {id:?} is already in use on this connection"
+                    )));
+                }
+                let dest = Dest::parse(&destination).map_err(Refused::new)?;
+                let receipt = self.receipt_bytes(receipt.as_deref());
+                let queue = matches!(dest, Dest::Queue(_));
+                // Known before the hub queues anything for it (the encoder looks it up).
+                self.subs
+                    .insert(key.clone(), SubInfo::new(&id, ack, queue, self.version));
+                let result = match dest {
+                    Dest::Topic(pattern) => {
+                        let opts = SubscribeOptions {
+                            resume: since.map(|since| Resume { since, epoch }),
+                            presence: false,
+                        };
+                        hub.subscribe(&self.session, &self.identity, &id, &pattern, opts, |_| {
+                            receipt
+                        })
+                        .map(|_| ())
+                    }
+                    Dest::Queue(name) => {
+                        let opts = ConsumeOptions {
+                            prefetch: prefetch.map(|p| p as usize),
+                        };
+                        hub.consume(&self.session, &self.identity, &id, &name, opts, |_| receipt)
+                    }
+                };
+                if let Err(e) = result {
+                    self.subs.remove(&key);
+                    return Err(e.into());
+                }
+                return Ok(Flow::Continue);
+            }
+            ClientOp::Unsubscribe { id } => {
+                // Unknown ids are not an error: the effect (no such subscription) holds.
+                if self.subs.remove(id.as_str()).is_some() {
+                    let _ = hub.unsubscribe(&self.session, &id);
+                }
+            }
+            ClientOp::Ack {
+                id, transaction, ..
+            } => self.settle(&id, transaction.as_deref(), Settle::Ack)?,
+            ClientOp::Nack {
+                id, transaction, ..
+            } => self.settle(&id, transaction.as_deref(), Settle::Requeue)?,
+            ClientOp::Begin { transaction } => {
+                let max = hub.config().transactions.max_open;
+                if self.txs.contains_key(&transaction) {
+                    return Err(Refused::new(format!(
+                        "transaction {transaction:?} is already open"
+                    )));
+                }
+                if self.txs.len() >= max {
+                    return Err(Refused::new(format!(
+                        "too many open transactions (at most {max})"
+                    )));
+                }
+                self.txs
+                    .insert(transaction, Transaction::new(hub.config().transactions));
+            }
+            ClientOp::Commit { transaction } => {
+                let tx = self
+                    .txs
+                    .remove(&transaction)
+                    .ok_or_else(|| unknown_tx(&transaction))?;
+                hub.commit(&self.session, &self.identity, tx, now)?;
+            }
+            ClientOp::Abort { transaction } => {
+                self.txs
+                    .remove(&transaction)
+                    .ok_or_else(|| unknown_tx(&transaction))?;
+            }
+            ClientOp::Disconnect => {
+                if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+                    self.session.outbox().push_reply(b);
+                }
+                return Ok(Flow::Close);
+            }
+            _ => return Err(Refused::new("unsupported frame")),
+        }
+        if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+            self.session.outbox().push_reply(b);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn connect(
+        &mut self,
+        accept_version: Option<&str>,
+        login: Option<String>,
+        passcode: Option<String>,
+        client_hb: HeartBeat,
+    ) -> Result<Flow, Refused> {
+        let Some(version) = Version::negotiate(accept_version) else {
+            // The spec's answer: ERROR with the versions we speak.
+            return Err(Refused {
+                message: "supported protocol versions are 1.0,1.1,1.2".into(),
+                detail: format!("the client accepts {}", accept_version.unwrap_or("")),
+            });
+        };
+        self.version = version;
+        self.decoder.set_version(version);
+        let hub = &self.shared.hub;
+        self.identity = match login {
+            Some(user) => hub
+                .authenticate(&user, passcode.as_deref().unwrap_or(""))
+                .map_err(|_| Refused {
+                    message: "access refused: unknown login or wrong passcode".into(),
+                    detail: format!("login {user:?}"),
+                })?,
+            None => Identity::anonymous(),
+        };
+        let cfg = self.shared.config.stomp_broker;
+        let ours = HeartBeat {
+            send: cfg.heart_beat_send_ms,
+            receive: cfg.heart_beat_receive_ms,
+        };
+        self.heart_beat = HeartBeat::negotiate(client_hb, ours);
+        let agreed = HeartBeat {
+            send: self.heart_beat.0,
+            receive: self.heart_beat.1,
+        };
+        self.phase = Phase::Connected;
+        let session = self.session.id().to_string();
+        self.reply(|b| stomp::encode_connected(version, agreed, &session, SERVER, b));
+        Ok(Flow::Continue)
+    }
+
+    fn tx(&mut self, id: &str) -> Result<&mut Transaction, Refused> {
+        self.txs.get_mut(id).ok_or_else(|| unknown_tx(id))
+    }
+
+    /// ACK/NACK of a queue message, now or staged in a transaction. Ids of topic messages,
+    /// of auto-acknowledged subscriptions and of messages already settled are accepted and
+    /// change nothing.
+    fn settle(&mut self, id: &str, transaction: Option<&str>, how: Settle) -> Result<(), Refused> {
+        let Some((seq, sub)) = deliver::parse_queue_ack(id) else {
+            return match transaction {
+                Some(tx) => self.tx(tx).map(|_| ()),
+                None => Ok(()),
+            };
+        };
+        let Some(info) = self
+            .subs
+            .get(sub)
+            .filter(|s| s.queue && s.ack != AckMode::Auto)
+        else {
+            return Ok(());
+        };
+        let key: Arc<str> = Arc::from(sub);
+        let cumulative = info.ack == AckMode::Client;
+        match transaction {
+            Some(tx) => {
+                let op = match how {
+                    Settle::Ack => Staged::Ack {
+                        key,
+                        seq,
+                        cumulative,
+                    },
+                    Settle::Requeue => Staged::Nack {
+                        key,
+                        seq,
+                        cumulative,
+                    },
+                };
+                self.tx(tx)?.stage(op)?;
+            }
+            None => {
+                self.shared
+                    .hub
+                    .settle(&self.session, &key, seq, cumulative, how);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unknown_tx(id: &str) -> Refused {
+    Refused::new(format!("unknown transaction {id:?} (BEGIN it first)"))
+}
+
+/// The payload kind of a SEND: JSON when it says so and is, else text when UTF-8, else binary.
+fn kind_of(headers: &[(String, String)], body: &Bytes) -> PayloadKind {
+    let json = headers
+        .iter()
+        .any(|(n, v)| n == "content-type" && v.starts_with("application/json"));
+    if json && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return PayloadKind::Json;
+    }
+    match std::str::from_utf8(body) {
+        Ok(_) => PayloadKind::Text,
+        Err(_) => PayloadKind::Binary,
+    }
+}
