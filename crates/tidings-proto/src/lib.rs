@@ -10,6 +10,9 @@
 //!   turns a frame into a [`json::ClientOp`]; [`json::encode_message`] writes a delivered
 //!   message once so that every subscriber can share the bytes; [`json::ReplyBuilder`] writes
 //!   `ok` and `error` replies.
+//! - [`udp`]: the datagram protocol of the UDP port (publish, subscribe with a cookie that
+//!   proves the address, lease renewal, and one message per datagram). [`udp::decode_request`]
+//!   and [`udp::decode_reply`] borrow from the datagram; encoders write into any `BufMut`.
 //! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by both.
 //!
 //! # What it does not do
@@ -29,5 +32,6 @@ mod decimal;
 pub mod json;
 pub mod line;
 mod payload;
+pub mod udp;
 
 pub use payload::{PayloadKind, MAX_INLINE_PAYLOAD};

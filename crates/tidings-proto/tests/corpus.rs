@@ -45,3 +45,11 @@ fn json_decoder_seeds() {
         harness::json_decoder(&bytes);
     }
 }
+
+#[test]
+fn udp_decoder_seeds() {
+    for (path, bytes) in seeds("udp_decoder") {
+        eprintln!("{}", path.display());
+        harness::udp_decoder(&bytes);
+    }
+}
