@@ -1,6 +1,6 @@
 //! # tidings-server
 //!
-//! The I/O runtime of tidings (tokio): the listeners (HTTP, TCP), the transports (WebSocket
+//! The I/O runtime of tidings (tokio): the listeners (HTTP, TCP, UDP), the transports (WebSocket
 //! via one internal seam, the HTTP API), and the protocol drivers that join a transport's
 //! decoded frames to the hub in tidings-core and write the hub's deliveries back, coalesced.
 //!
@@ -22,5 +22,7 @@ mod http;
 mod runtime;
 mod ws;
 
-pub use config::{ConfigError, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig};
+pub use config::{
+    ConfigError, DatagramConfig, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig,
+};
 pub use runtime::{BoundAddrs, Server, StartError};

@@ -163,7 +163,7 @@ fn metrics(shared: &Shared) -> Response<Body> {
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
+    for (name, kind, help, value) in rows.into_iter().chain(shared.udp.rows()) {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
