@@ -6,7 +6,8 @@ use tidings_client::{Client, ClientConfig, Event, Events, Payload, UdpClient};
 
 #[derive(Args, Debug)]
 pub(crate) struct ConnectArgs {
-    /// Server URL: tcp://HOST:PORT (line protocol) or ws://HOST:PORT/ws (WebSocket).
+    /// Server URL: tcp://HOST:PORT (line protocol), ws://HOST:PORT/ws (WebSocket) or
+    /// udp://HOST:PORT (datagrams).
     #[arg(
         long,
         short,

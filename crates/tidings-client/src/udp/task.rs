@@ -364,7 +364,9 @@ impl Task {
                 continue;
             }
             self.send(&p.datagram).await;
-            p.due = now + FIRST_RETRY * 2u32.pow(u32::from(p.tries));
+            // Backoff, but never slower than the renewal period, so a lost lease is
+            // noticed soon after the network lets datagrams through again.
+            p.due = now + (FIRST_RETRY * 2u32.pow(u32::from(p.tries))).min(self.lease / 3);
             p.tries += 1;
             self.pending.insert(id, p);
         }
