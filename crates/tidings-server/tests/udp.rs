@@ -583,3 +583,15 @@ async fn each_source_address_is_rate_limited() {
     assert!(m["tidings_udp_rate_limited_total"] >= 42, "{m:?}");
     server.shutdown().await;
 }
+
+#[test]
+fn datagram_config_errors_name_the_field() {
+    let mut cfg = ServerConfig::default();
+    cfg.datagram.max_payload = 70_000;
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("datagram.max_payload"), "{err}");
+    let mut cfg = ServerConfig::default();
+    cfg.datagram.cookie_secs = 5;
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("datagram.cookie_secs"), "{err}");
+}

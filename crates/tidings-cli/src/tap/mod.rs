@@ -190,3 +190,37 @@ fn clock() -> String {
         ms % 1000
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tap: TapArgs,
+    }
+
+    fn args(list: &[&str]) -> TapArgs {
+        Cli::parse_from([&["tap"], list].concat()).tap
+    }
+
+    #[test]
+    fn ports_and_connection_filters() {
+        let a = args(&[]);
+        assert_eq!(a.role(7070), Some(Role::Http));
+        assert_eq!(a.role(61613), Some(Role::Stomp));
+        assert_eq!(a.role(9999), None);
+        let a = args(&["--tcp", "0", "-p", "7072", "-p", "7070"]);
+        assert_eq!(a.role(7071), None, "0 ignores a port");
+        assert_eq!(a.role(7072), Some(Role::Udp));
+        assert_eq!(a.role(61613), None, "not among --port");
+        let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = args(&["-c", "tcp#3", "-c", "127.0.0.1:6000"]);
+        assert!(a.wants(Some(3), client));
+        assert!(!a.wants(Some(4), client));
+        assert!(a.wants(None, "127.0.0.1:6000".parse().unwrap()));
+        assert!(args(&[]).wants(Some(9), client));
+    }
+}
