@@ -575,12 +575,13 @@ async fn each_source_address_is_rate_limited() {
         assert!(matches!(got, Got::Published(_)));
         acks += 1;
     }
-    assert!((5..=8).contains(&acks), "{acks} acks");
+    // The burst, plus what refills at 10/s while a loaded machine sends the 50.
+    assert!((5..=15).contains(&acks), "{acks} acks");
     // Another address is not affected.
     let mut calm = Peer::new(&server).await;
     calm.publish("r", "y").await;
     let m = metrics(&server).await;
-    assert!(m["tidings_udp_rate_limited_total"] >= 42, "{m:?}");
+    assert!(m["tidings_udp_rate_limited_total"] >= 35, "{m:?}");
     server.shutdown().await;
 }
 
