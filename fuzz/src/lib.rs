@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use tidings_proto::json::{self, EncodedFrame, Op};
 use tidings_proto::line::{self, Command, Limits, LineError, Reply, ReplyError};
 use tidings_proto::stomp;
+use tidings_proto::udp;
 
 /// The `line_decoder` target: `data` as a byte stream into both line-protocol decoders.
 pub fn line_decoder(data: &[u8]) {
@@ -188,6 +189,73 @@ fn check_stomp_error(error: &stomp::DecodeError, version: stomp::Version) {
     if let Some(receipt) = &error.receipt {
         if version == stomp::Version::V1_2 || clean(receipt) {
             assert_eq!(frame.header("receipt-id"), Some(receipt.as_str()));
+        }
+    }
+}
+
+/// The `udp_decoder` target: `data` as one datagram into both UDP decoders.
+///
+/// Datagram encodings are canonical (length-prefixed fields, zero padding), so whatever
+/// decodes must re-encode to exactly the input; an error reply always fits in the request.
+pub fn udp_decoder(data: &[u8]) {
+    let tiny = udp::Limits { max_datagram: 16 };
+    for limits in [udp::Limits::default(), tiny] {
+        match udp::decode_request(data, limits) {
+            Ok(request) => {
+                assert!(data.len() <= limits.max_datagram);
+                let mut again = Vec::new();
+                udp::encode_request(&request, data.len(), &mut again);
+                assert_eq!(again, data, "a request re-encodes to its datagram");
+                assert_eq!(udp::peek_request_id(data), Some(request.id()));
+                if let udp::Request::Publish {
+                    kind,
+                    topic,
+                    payload,
+                    ..
+                } = request
+                {
+                    let message = udp::Reply::Message {
+                        kind,
+                        offset: 7,
+                        epoch: "e1",
+                        topic,
+                        payload,
+                    };
+                    let mut bytes = Vec::new();
+                    udp::encode_reply(&message, &mut bytes);
+                    assert_eq!(bytes.len(), udp::message_len(topic, "e1", payload));
+                    let big = udp::Limits {
+                        max_datagram: usize::MAX,
+                    };
+                    assert_eq!(udp::decode_reply(&bytes, big), Ok(message));
+                }
+            }
+            Err(error) => {
+                if let Some(id) = udp::peek_request_id(data) {
+                    let mut reply = Vec::new();
+                    if udp::encode_error(
+                        id,
+                        udp::ErrorCode::BadRequest,
+                        &error.to_string(),
+                        data.len(),
+                        &mut reply,
+                    ) {
+                        assert!(reply.len() <= data.len(), "an error fits its request");
+                        let decoded = udp::decode_reply(
+                            &reply,
+                            udp::Limits {
+                                max_datagram: usize::MAX,
+                            },
+                        );
+                        assert!(matches!(decoded, Ok(udp::Reply::Error { .. })));
+                    }
+                }
+            }
+        }
+        if let Ok(reply) = udp::decode_reply(data, limits) {
+            let mut again = Vec::new();
+            udp::encode_reply(&reply, &mut again);
+            assert_eq!(again, data, "a reply re-encodes to its datagram");
         }
     }
 }

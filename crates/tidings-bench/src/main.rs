@@ -1,7 +1,9 @@
 //! `tidings-bench`: benchmark programs that print numbers (markdown tables), one subcommand per
-//! scenario, each measuring tidings and a peer server side by side in the same run.
+//! scenario, each measuring tidings (and, where one exists, a peer server side by side in the
+//! same run). Run them with `--release`; they are programs, not tests.
 
 mod stomp;
+mod udp;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "tidings-bench",
-    about = "Benchmarks of tidings against peer servers"
+    about = "Benchmarks of tidings against peer servers (markdown tables)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,12 +22,14 @@ struct Cli {
 enum Scenario {
     /// STOMP pub/sub throughput and p99 latency: tidings vs RabbitMQ's STOMP plugin.
     Stomp(stomp::Args),
+    /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
+    Udp(udp::UdpArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.scenario {
+    let result = match Cli::parse().scenario {
         Scenario::Stomp(args) => stomp::run(args),
+        Scenario::Udp(args) => udp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
-//! `tidings`: run the server, publish, subscribe.
+//! `tidings`: run the server, publish, subscribe, trace the traffic.
 
 mod pubsub;
 mod serve;
+mod tap;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Pub(pubsub::PubArgs),
     /// Subscribe to topics and print messages as they arrive.
     Sub(pubsub::SubArgs),
+    /// Trace tidings' traffic live from a raw packet socket (Linux; root or CAP_NET_RAW).
+    Tap(tap::TapArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Pub(args) => pubsub::publish(args).await,
             Command::Sub(args) => pubsub::subscribe(args).await,
+            Command::Tap(args) => tap::run(args).await,
         }
     });
     match result {

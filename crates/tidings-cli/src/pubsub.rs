@@ -2,24 +2,46 @@
 
 use clap::Args;
 use std::io::Write;
-use tidings_client::{Client, ClientConfig, Event, Payload};
+use tidings_client::{Client, ClientConfig, Event, Events, Payload, UdpClient};
 
 #[derive(Args, Debug)]
 pub(crate) struct ConnectArgs {
-    /// Server URL: tcp://HOST:PORT (line protocol) or ws://HOST:PORT/ws (WebSocket).
+    /// Server URL: tcp://HOST:PORT (line protocol), ws://HOST:PORT/ws (WebSocket) or
+    /// udp://HOST:PORT (datagrams).
     #[arg(
         long,
         short,
         env = "TIDINGS_SERVER",
-        default_value = "tcp://127.0.0.1:7071"
+        default_value = DEFAULT_SERVER
     )]
     server: String,
     /// Log in as USER:PASSWORD.
     #[arg(long, env = "TIDINGS_AUTH")]
     auth: Option<String>,
+    /// Use the UDP endpoint (udp://127.0.0.1:7072 unless --server names a udp:// URL):
+    /// datagrams, unordered and lossy; offsets show gaps. Also implied by a udp:// server.
+    #[arg(long)]
+    udp: bool,
 }
 
+/// The default of `--server`, replaced by the UDP default under `--udp`.
+const DEFAULT_SERVER: &str = "tcp://127.0.0.1:7071";
+
 impl ConnectArgs {
+    /// The UDP server URL when UDP is asked for (`--udp` or a `udp://` server).
+    fn udp_url(&self) -> Result<Option<String>, String> {
+        if self.server.starts_with("udp://") {
+            return Ok(Some(self.server.clone()));
+        }
+        match (self.udp, self.server.as_str()) {
+            (false, _) => Ok(None),
+            (true, DEFAULT_SERVER) => Ok(Some("udp://127.0.0.1:7072".into())),
+            (true, other) => Err(format!(
+                "--udp needs a udp:// server (or none), not {other:?}"
+            )),
+        }
+    }
+
     fn config(&self, reconnect: bool) -> Result<ClientConfig, String> {
         let mut cfg = ClientConfig::new(self.server.clone());
         cfg.reconnect = reconnect;
@@ -63,6 +85,16 @@ pub(crate) async fn publish(args: PubArgs) -> Result<(), String> {
         }
         p => p,
     };
+    if let Some(url) = args.connect.udp_url()? {
+        let (client, _events) = UdpClient::connect(ClientConfig::new(url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let published = client.publish_acked(&args.topic, payload).await;
+        client.close().await;
+        let published = published.map_err(|e| e.to_string())?;
+        println!("{} {}", args.topic, published.offset);
+        return Ok(());
+    }
     let (client, _events) = Client::connect(args.connect.config(false)?)
         .await
         .map_err(|e| e.to_string())?;
@@ -94,7 +126,24 @@ pub(crate) struct SubArgs {
 }
 
 pub(crate) async fn subscribe(args: SubArgs) -> Result<(), String> {
-    let (client, mut events) = Client::connect(args.connect.config(true)?)
+    if let Some(url) = args.connect.udp_url()? {
+        if args.since.is_some() {
+            return Err("--since: UDP delivers live messages only (no history)".into());
+        }
+        let (client, events) = UdpClient::connect(ClientConfig::new(url))
+            .await
+            .map_err(|e| e.to_string())?;
+        for topic in &args.topics {
+            client
+                .subscribe(topic)
+                .await
+                .map_err(|e| format!("subscribe {topic}: {e}"))?;
+        }
+        print_events(&args, events).await;
+        client.close().await;
+        return Ok(());
+    }
+    let (client, events) = Client::connect(args.connect.config(true)?)
         .await
         .map_err(|e| e.to_string())?;
     for topic in &args.topics {
@@ -104,6 +153,14 @@ pub(crate) async fn subscribe(args: SubArgs) -> Result<(), String> {
         };
         result.map_err(|e| format!("subscribe {topic}: {e}"))?;
     }
+    print_events(&args, events).await;
+    client.close().await;
+    Ok(())
+}
+
+/// Prints messages (and reports gaps and connection changes on stderr) until `--count` or
+/// the end of the events.
+async fn print_events(args: &SubArgs, mut events: Events) {
     let mut seen = 0u64;
     let mut out = std::io::stdout();
     while let Some(event) = events.next().await {
@@ -156,6 +213,4 @@ pub(crate) async fn subscribe(args: SubArgs) -> Result<(), String> {
             break;
         }
     }
-    client.close().await;
-    Ok(())
 }

@@ -15,7 +15,7 @@ pub(crate) struct ServeArgs {
     /// TCP line-protocol listener: HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_TCP", value_parser = Listen::parse)]
     tcp: Option<Listen>,
-    /// UDP listener: HOST:PORT or `off` (the UDP endpoint is not built yet).
+    /// UDP listener (datagrams): HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_UDP", value_parser = Listen::parse)]
     udp: Option<Listen>,
     /// STOMP-over-TCP listener: HOST:PORT or `off`.
@@ -57,25 +57,21 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     // Listen for signals before announcing the listeners: a script may send SIGTERM as soon
     // as it reads them, and the default action would kill us without a goodbye.
     let signal = shutdown_signal()?;
-    let udp = config.udp;
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();
+        let addrs = server.addrs();
         for (kind, addr) in [
-            ("http", server.addrs().http),
-            ("tcp", server.addrs().tcp),
-            ("stomp", server.addrs().stomp),
+            ("http", addrs.http),
+            ("tcp", addrs.tcp),
+            ("udp", addrs.udp),
+            ("stomp", addrs.stomp),
         ] {
             if let Some(addr) = addr {
                 let _ = writeln!(out, "tidings: {kind} listening on {addr}");
             }
         }
         let _ = out.flush();
-    }
-    for (kind, listen) in [("udp", udp)] {
-        if listen.0.is_some() {
-            tracing::info!("{kind} listener requested but not built yet; nothing listens there");
-        }
     }
     signal.await;
     eprintln!("tidings: shutting down");

@@ -47,6 +47,10 @@ pub struct Events {
 }
 
 impl Events {
+    pub(crate) fn from_receiver(rx: mpsc::Receiver<Event>) -> Self {
+        Events { rx }
+    }
+
     /// The next event; `None` once the client is closed (or gave up reconnecting) and the
     /// buffer is empty.
     pub async fn next(&mut self) -> Option<Event> {

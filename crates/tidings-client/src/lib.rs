@@ -13,6 +13,9 @@
 //!   topic after the last offset it delivered, so nothing is lost or repeated while the
 //!   server's history still holds it. When it does not, an [`Event::Gap`] says which offsets
 //!   were lost and delivery continues with what history still holds.
+//! - [`UdpClient`]: publish with one datagram and subscribe with a lease over the UDP endpoint
+//!   (`udp://127.0.0.1:7072`): unordered and lossy by design, with offsets that reveal gaps
+//!   ([`Event::Gap`]) and duplicates dropped.
 //! - [`BlockingClient`]: the same for programs without an async runtime; a reader thread
 //!   receives while the caller's thread sends.
 //! - Bounds everything: requests in flight, the event buffer (when it is full the client stops
@@ -83,9 +86,11 @@ mod conn;
 mod error;
 mod task;
 mod types;
+mod udp;
 
 pub use blocking::{BlockingClient, RecvTimeoutError};
 pub use client::{Client, Events};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use types::{Event, Message, Payload, Published, Subscribed};
+pub use udp::UdpClient;

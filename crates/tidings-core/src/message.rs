@@ -23,9 +23,11 @@ pub enum EncodingSlot {
     Json = 1,
     Stomp = 2,
     Other = 3,
+    /// One UDP `MESSAGE` datagram, sent as is to every UDP subscriber.
+    Udp = 4,
 }
 
-const SLOTS: usize = 4;
+const SLOTS: usize = 5;
 
 /// A message as stored in history and delivered to subscribers.
 #[derive(Debug)]

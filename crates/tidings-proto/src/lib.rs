@@ -14,6 +14,9 @@
 //!   version-specific header escaping, `content-length` bodies that may hold NUL, heart-beat
 //!   EOLs and limits; [`stomp::ClientFrame`] checks a client's frame against its version;
 //!   [`stomp::FrameWriter`] writes frames.
+//! - [`udp`]: the datagram protocol of the UDP port (publish, subscribe with a cookie that
+//!   proves the address, lease renewal, and one message per datagram). [`udp::decode_request`]
+//!   and [`udp::decode_reply`] borrow from the datagram; encoders write into any `BufMut`.
 //! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by all.
 //!
 //! # What it does not do
@@ -34,5 +37,6 @@ pub mod json;
 pub mod line;
 mod payload;
 pub mod stomp;
+pub mod udp;
 
 pub use payload::{PayloadKind, MAX_INLINE_PAYLOAD};

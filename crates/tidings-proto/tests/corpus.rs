@@ -53,3 +53,11 @@ fn stomp_decoder_seeds() {
         harness::stomp_decoder(&bytes);
     }
 }
+
+#[test]
+fn udp_decoder_seeds() {
+    for (path, bytes) in seeds("udp_decoder") {
+        eprintln!("{}", path.display());
+        harness::udp_decoder(&bytes);
+    }
+}

@@ -165,6 +165,57 @@ impl Default for StompConfig {
     }
 }
 
+/// UDP endpoint settings (`[datagram]`; the address itself is the top-level `udp`, as the
+/// line protocol's is `tcp` beside `[line]`). See docs/udp.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatagramConfig {
+    /// Largest UDP payload sent or accepted, in bytes: one whole datagram (header, topic,
+    /// epoch and message). Default 1200, so datagrams are not fragmented on any IPv6 path
+    /// (minimum MTU 1280) and on nearly every IPv4 one. A message that does not fit is not
+    /// sent to UDP subscribers, and is counted. 128 to 65507.
+    pub max_payload: usize,
+    /// Lease of a subscriber address, in seconds: its subscriptions end unless it renews
+    /// (clients renew every third of it). Default 30.
+    pub lease_secs: u64,
+    /// How long a cookie proves an address, in seconds. Default 60, two leases: a client that
+    /// renews on time always holds a fresh one (every answer carries a new cookie).
+    pub cookie_secs: u64,
+    /// Datagrams per second accepted from one source address (IP and port), sustained.
+    /// Default 1000; 0 turns rate limiting off.
+    pub rate_per_sec: u32,
+    /// Datagrams one source address may send at once above that rate. Default 2000.
+    pub rate_burst: u32,
+    /// Source addresses tracked for rate limiting. Default 65536; when full, datagrams from
+    /// new addresses are dropped until idle entries are forgotten (each second), so a flood
+    /// of spoofed sources costs bounded memory.
+    pub max_sources: usize,
+    /// Subscriber addresses at once. Default 10000 (each holds one hub session and outbox).
+    pub max_subscribers: usize,
+    /// Subscriptions of one subscriber address. Default 64.
+    pub max_subscriptions: usize,
+    /// Kernel send and receive buffer asked for the socket, in bytes. Default 4 MiB; Linux
+    /// grants at most `net.core.rmem_max`/`wmem_max`. Bursts beyond it are lost, as on any
+    /// UDP socket.
+    pub socket_buffer: usize,
+}
+
+impl Default for DatagramConfig {
+    fn default() -> Self {
+        DatagramConfig {
+            max_payload: 1200,
+            lease_secs: 30,
+            cookie_secs: 60,
+            rate_per_sec: 1000,
+            rate_burst: 2000,
+            max_sources: 65536,
+            max_subscribers: 10_000,
+            max_subscriptions: 64,
+            socket_buffer: 4 << 20,
+        }
+    }
+}
+
 /// Everything `tidings serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -173,7 +224,7 @@ pub struct ServerConfig {
     pub http: Listen,
     /// TCP line protocol listener. Default 127.0.0.1:7071.
     pub tcp: Listen,
-    /// UDP listener. Default 127.0.0.1:7072 (the UDP endpoint is not built yet; see README).
+    /// UDP listener (datagrams, see `[datagram]`). Default 127.0.0.1:7072.
     pub udp: Listen,
     /// STOMP listener (STOMP over TCP). Default 127.0.0.1:61613.
     pub stomp: Listen,
@@ -181,6 +232,7 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     pub websocket: WebSocketConfig,
     pub line: LineConfig,
+    pub datagram: DatagramConfig,
     #[serde(rename = "http_api")]
     pub http_api: HttpConfig,
     pub fallback: FallbackConfig,
@@ -202,6 +254,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 5000,
             websocket: WebSocketConfig::default(),
             line: LineConfig::default(),
+            datagram: DatagramConfig::default(),
             http_api: HttpConfig::default(),
             fallback: FallbackConfig::default(),
             sockjs: crate::sockjs::SockJsConfig::default(),
@@ -261,6 +314,28 @@ impl ServerConfig {
         if st.heart_beat_tolerance == 0 {
             return Err(err(
                 "stomp_broker.heart_beat_tolerance",
+                "must be at least 1",
+            ));
+        }
+        let d = &self.datagram;
+        if !(128..=65507).contains(&d.max_payload) {
+            return Err(err("datagram.max_payload", "must be 128 to 65507 bytes"));
+        }
+        if d.lease_secs == 0 || d.lease_secs > 86_400 {
+            return Err(err("datagram.lease_secs", "must be 1 to 86400 seconds"));
+        }
+        if d.cookie_secs < d.lease_secs || d.cookie_secs > 86_400 {
+            return Err(err(
+                "datagram.cookie_secs",
+                "must be at least lease_secs and at most 86400",
+            ));
+        }
+        if d.rate_per_sec > 0 && d.rate_burst == 0 {
+            return Err(err("datagram.rate_burst", "must be at least 1"));
+        }
+        if d.max_sources == 0 || d.max_subscribers == 0 || d.max_subscriptions == 0 {
+            return Err(err(
+                "datagram.max_sources/max_subscribers/max_subscriptions",
                 "must be at least 1",
             ));
         }

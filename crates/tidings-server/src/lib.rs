@@ -1,6 +1,6 @@
 //! # tidings-server
 //!
-//! The I/O runtime of tidings (tokio): the listeners (HTTP, TCP), the transports (WebSocket
+//! The I/O runtime of tidings (tokio): the listeners (HTTP, TCP, UDP), the transports (WebSocket
 //! via one internal seam, the HTTP API), and the protocol drivers that join a transport's
 //! decoded frames to the hub in tidings-core and write the hub's deliveries back, coalesced.
 //!
@@ -25,7 +25,8 @@ mod ws;
 
 pub use config::StompConfig;
 pub use config::{
-    ConfigError, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig,
+    ConfigError, DatagramConfig, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig,
+    WebSocketConfig,
 };
 pub use runtime::{BoundAddrs, Server, StartError};
 pub use sockjs::SockJsConfig;

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// SockJS endpoints and their sessions (SockJS keeps sessions between requests).
     pub(crate) sockjs: crate::sockjs::SockJs,
+    /// Counters of the UDP endpoint, read by `/metrics`.
+    pub(crate) udp: crate::drivers::udp::stats::UdpStats,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -29,6 +31,7 @@ pub struct BoundAddrs {
     pub http: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub stomp: Option<SocketAddr>,
+    pub udp: Option<SocketAddr>,
 }
 
 /// Why the server could not start.
@@ -64,17 +67,31 @@ impl Server {
         let http = bind("http", config.http).await?;
         let tcp = bind("tcp", config.tcp).await?;
         let stomp = bind("stomp", config.stomp).await?;
+        let udp = match config.udp.0 {
+            None => None,
+            Some(addr) => Some(
+                crate::drivers::udp::bind(addr, config.datagram.socket_buffer)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        kind: "udp",
+                        addr,
+                        source,
+                    })?,
+            ),
+        };
         let shared = Arc::new(Shared {
             hub,
             sockjs: crate::sockjs::SockJs::new(&config.sockjs, config.conformance),
             config,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            udp: Default::default(),
         });
         let addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
             tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
             stomp: stomp.as_ref().and_then(|l| l.local_addr().ok()),
+            udp: udp.as_ref().and_then(|s| s.local_addr().ok()),
         };
         if let Some(l) = http {
             tokio::spawn(crate::http::accept_loop(l, shared.clone()));
@@ -84,6 +101,16 @@ impl Server {
         }
         if let Some(l) = stomp {
             tokio::spawn(crate::drivers::stomp::accept_loop(l, shared.clone()));
+        }
+        if let Some(socket) = udp {
+            let addr = addrs.udp.or(shared.config.udp.0);
+            crate::drivers::udp::spawn(socket, shared.clone()).map_err(|source| {
+                StartError::Bind {
+                    kind: "udp",
+                    addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                    source,
+                }
+            })?;
         }
         tokio::spawn(sweeper(shared.clone()));
         Ok(Server { shared, addrs })

@@ -4,6 +4,7 @@
 pub(crate) mod json_ws;
 pub(crate) mod line;
 pub(crate) mod stomp;
+pub(crate) mod udp;
 
 use crate::runtime::Shared;
 use std::sync::Arc;

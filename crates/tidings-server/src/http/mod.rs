@@ -184,7 +184,7 @@ fn metrics(shared: &Shared) -> Response<Body> {
         "Open SockJS sessions.",
         shared.sockjs.sessions() as u64,
     );
-    for (name, kind, help, value) in rows.into_iter().chain([sockjs]) {
+    for (name, kind, help, value) in rows.into_iter().chain([sockjs]).chain(shared.udp.rows()) {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));

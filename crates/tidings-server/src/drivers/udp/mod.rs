@@ -1,0 +1,329 @@
+//! The UDP endpoint: publish with one datagram, subscribe with a lease, one message per
+//! datagram. Unordered, may lose or duplicate; every message carries topic, offset and epoch.
+//!
+//! ```text
+//!  recv_from ─> rate limit (per source) ─> decode ─> PUBLISH ────────> Hub::publish
+//!                                                  SUBSCRIBE/RENEW/UNSUBSCRIBE
+//!                                                    no valid cookie ─> CHALLENGE
+//!                                                    valid cookie ────> Peers (session, lease)
+//!  Hub ─> peer's Outbox ─wake─> Ready queue ─> sender task ─> one MESSAGE datagram each
+//! ```
+//!
+//! Abuse resistance, because source addresses can be forged:
+//! - an address becomes a subscriber only by echoing a cookie (`cookie.rs`), so messages
+//!   only ever go to addresses that proved they receive there;
+//! - a reply to an address that holds no lease is never longer than the datagram it answers
+//!   (`reply`): a forged request cannot make the server amplify traffic at a victim;
+//! - leases expire; every source address is rate limited (`rate.rs`); tables are bounded.
+//!
+//! Two tasks: this one receives and answers (replies use `try_send_to`, so a full send
+//! buffer never stalls receiving), and `sender.rs` drains outboxes.
+
+mod cookie;
+mod peers;
+mod rate;
+mod sender;
+pub(crate) mod stats;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tidings_core::{HubError, Identity, PayloadKind as CoreKind};
+use tidings_proto::udp::{self, ErrorCode, Reply, Request};
+use tidings_proto::PayloadKind;
+use tokio::net::UdpSocket;
+
+use crate::runtime::Shared;
+use cookie::Cookies;
+use peers::{Peers, Ready, SubscribeError};
+use rate::RateLimiter;
+use stats::UdpStats;
+
+/// Binds the UDP socket and sizes its kernel buffers.
+pub(crate) async fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr).await?;
+    let sock = socket2::SockRef::from(&socket);
+    // The kernel caps these at net.core.{r,w}mem_max; a smaller buffer only means bursts
+    // are lost sooner, which UDP's semantics allow.
+    let _ = sock.set_recv_buffer_size(buffer);
+    let _ = sock.set_send_buffer_size(buffer);
+    Ok(socket)
+}
+
+/// State of the endpoint shared by the receiver and the sender.
+pub(crate) struct Endpoint {
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    /// Subscriber addresses; locked briefly by the receiver (subscribe, renew), the sender
+    /// (find an outbox) and the lease sweep. Taken before the hub's lock, never after.
+    peers: Mutex<Peers>,
+    ready: Arc<Ready>,
+    cookies: Cookies,
+    limits: udp::Limits,
+    lease_ms: u64,
+}
+
+/// Runs the endpoint until shutdown.
+pub(crate) fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<()> {
+    let cfg = shared.config.datagram;
+    let endpoint = Arc::new(Endpoint {
+        socket,
+        peers: Mutex::new(Peers::new(
+            cfg.max_subscribers,
+            cfg.max_subscriptions,
+            cfg.lease_secs * 1000,
+        )),
+        ready: Arc::new(Ready::default()),
+        cookies: Cookies::new(cfg.cookie_secs)?,
+        limits: udp::Limits {
+            max_datagram: cfg.max_payload,
+        },
+        lease_ms: cfg.lease_secs * 1000,
+        shared: shared.clone(),
+    });
+    shared.tasks.spawn(receive_loop(endpoint.clone()));
+    shared.tasks.spawn(sender::run(endpoint));
+    Ok(())
+}
+
+impl Endpoint {
+    fn stats(&self) -> &UdpStats {
+        &self.shared.udp
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, Peers> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a reply, unless `to` holds no lease and the reply is longer than the request
+    /// (the anti-amplification rule: an unvalidated address never gets more than it sent).
+    fn reply(&self, to: SocketAddr, reply: &[u8], request_len: usize) {
+        if reply.len() > request_len && !self.peers().is_validated(to) {
+            UdpStats::bump(&self.stats().replies_withheld);
+            return;
+        }
+        if self.socket.try_send_to(reply, to).is_err() {
+            UdpStats::bump(&self.stats().send_errors);
+        }
+    }
+
+    fn error(&self, to: SocketAddr, id: u32, code: ErrorCode, message: &str, request_len: usize) {
+        let budget = match self.peers().is_validated(to) {
+            true => self.limits.max_datagram,
+            false => request_len,
+        };
+        let mut out = Vec::new();
+        if udp::encode_error(id, code, message, budget, &mut out) {
+            self.reply(to, &out, request_len);
+        } else {
+            UdpStats::bump(&self.stats().replies_withheld);
+        }
+    }
+
+    fn challenge(&self, to: SocketAddr, id: u32, request_len: usize, now: u64) {
+        UdpStats::bump(&self.stats().challenges);
+        let cookie = self.cookies.mint(to, now);
+        let mut out = Vec::new();
+        udp::encode_reply(
+            &Reply::Challenge {
+                id,
+                cookie: &cookie,
+            },
+            &mut out,
+        );
+        self.reply(to, &out, request_len);
+    }
+
+    /// Handles one datagram from `from`.
+    fn handle(&self, datagram: &[u8], from: SocketAddr, now: u64) {
+        let len = datagram.len();
+        let request = match udp::decode_request(datagram, self.limits) {
+            Ok(request) => request,
+            Err(e) => {
+                UdpStats::bump(&self.stats().bad);
+                tracing::debug!("udp: bad datagram from {from}: {e}");
+                if !e.is_foreign() {
+                    if let Some(id) = udp::peek_request_id(datagram).filter(|&id| id != 0) {
+                        self.error(from, id, ErrorCode::BadRequest, &e.to_string(), len);
+                    }
+                }
+                return;
+            }
+        };
+        let hub = &self.shared.hub;
+        match request {
+            Request::Publish {
+                id,
+                kind,
+                topic,
+                payload,
+            } => {
+                let kind = match kind {
+                    PayloadKind::Text => CoreKind::Text,
+                    PayloadKind::Json => CoreKind::Json,
+                    PayloadKind::Binary => CoreKind::Binary,
+                };
+                let payload = Bytes::copy_from_slice(payload);
+                let anon = Identity::anonymous();
+                match hub.publish(&anon, topic, kind, payload, Vec::new(), now) {
+                    Ok(p) if id != 0 => {
+                        let mut out = Vec::new();
+                        let reply = Reply::Published {
+                            id,
+                            offset: p.offset,
+                            epoch: &p.epoch,
+                        };
+                        udp::encode_reply(&reply, &mut out);
+                        self.reply(from, &out, len);
+                    }
+                    Ok(_) => {}
+                    Err(e) if id != 0 => {
+                        self.error(from, id, code_of(&e), &format!("PUBLISH {topic}: {e}"), len)
+                    }
+                    Err(_) => {}
+                }
+            }
+            Request::Subscribe {
+                id,
+                cookie,
+                pattern,
+            } => {
+                let valid = cookie.is_some_and(|c| self.cookies.check(from, c, now).is_ok());
+                if !valid {
+                    return self.challenge(from, id, len, now);
+                }
+                let result = self.peers().subscribe(hub, &self.ready, from, pattern, now);
+                self.count_subscribers();
+                match result {
+                    Ok(info) => {
+                        let cookie = self.cookies.mint(from, now);
+                        let reply = Reply::Subscribed {
+                            id,
+                            lease_ms: self.lease_ms as u32,
+                            last_offset: info.last_offset,
+                            epoch: info.epoch.as_deref().unwrap_or(""),
+                            cookie: &cookie,
+                        };
+                        let mut out = Vec::new();
+                        udp::encode_reply(&reply, &mut out);
+                        // The cookie validated the address: no size limit on this reply.
+                        if self.socket.try_send_to(&out, from).is_err() {
+                            UdpStats::bump(&self.stats().send_errors);
+                        }
+                    }
+                    Err(e) => {
+                        let (code, text) = match e {
+                            SubscribeError::Hub(e) => (code_of(&e), e.to_string()),
+                            SubscribeError::TooManySubscribers => (
+                                ErrorCode::Busy,
+                                "too many UDP subscribers; try later".to_owned(),
+                            ),
+                            SubscribeError::TooManySubscriptions => (
+                                ErrorCode::TooManySubscriptions,
+                                "too many subscriptions for this address".to_owned(),
+                            ),
+                        };
+                        // Validated by its cookie, so the whole message may go.
+                        let mut out = Vec::new();
+                        let text = format!("SUBSCRIBE {pattern}: {text}");
+                        udp::encode_error(id, code, &text, self.limits.max_datagram, &mut out);
+                        let _ = self.socket.try_send_to(&out, from);
+                    }
+                }
+            }
+            Request::Renew { id, cookie } => {
+                if self.cookies.check(from, cookie, now).is_err() {
+                    return self.challenge(from, id, len, now);
+                }
+                let count = self.peers().renew(from, now);
+                let cookie = self.cookies.mint(from, now);
+                let reply = Reply::Renewed {
+                    id,
+                    lease_ms: self.lease_ms as u32,
+                    subscriptions: count.min(u16::MAX as usize) as u16,
+                    cookie: &cookie,
+                };
+                let mut out = Vec::new();
+                udp::encode_reply(&reply, &mut out);
+                let _ = self.socket.try_send_to(&out, from);
+            }
+            Request::Unsubscribe {
+                id,
+                cookie,
+                pattern,
+            } => {
+                if self.cookies.check(from, cookie, now).is_err() {
+                    return self.challenge(from, id, len, now);
+                }
+                let removed = self.peers().unsubscribe(hub, from, pattern);
+                self.count_subscribers();
+                let mut out = Vec::new();
+                let reply = Reply::Unsubscribed {
+                    id,
+                    removed: removed.min(u16::MAX as usize) as u16,
+                };
+                udp::encode_reply(&reply, &mut out);
+                let _ = self.socket.try_send_to(&out, from);
+            }
+        }
+    }
+
+    fn count_subscribers(&self) {
+        let n = self.peers().len() as u64;
+        self.stats()
+            .subscribers
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn code_of(e: &HubError) -> ErrorCode {
+    match e {
+        HubError::Topic(_) | HubError::ResumeNeedsExactTopic(_) => ErrorCode::BadRequest,
+        HubError::Denied(_) => ErrorCode::Forbidden,
+        HubError::NotSubscribed(_) => ErrorCode::NotFound,
+        HubError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
+        HubError::TooManyTopics(_) => ErrorCode::Busy,
+        HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// Receives and answers datagrams until shutdown; once a second expires leases and forgets
+/// idle rate-limit entries.
+async fn receive_loop(endpoint: Arc<Endpoint>) {
+    let cfg = endpoint.shared.config.datagram;
+    let mut rate = RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst, cfg.max_sources);
+    // One byte more than the limit, so an oversized datagram is seen as such rather than
+    // silently truncated to a valid-looking one.
+    let mut buf = vec![0u8; cfg.max_payload + 1];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let shutdown = endpoint.shared.shutdown.clone();
+    loop {
+        let (n, from) = tokio::select! {
+            r = endpoint.socket.recv_from(&mut buf) => match r {
+                Ok(pair) => pair,
+                // ICMP errors of earlier sends surface here on some systems; not fatal.
+                Err(_) => continue,
+            },
+            _ = tick.tick() => {
+                let now = crate::clock::now_ms();
+                rate.sweep(now);
+                let expired = endpoint.peers().expire(now);
+                UdpStats::add(&endpoint.stats().leases_expired, expired as u64);
+                endpoint.count_subscribers();
+                continue;
+            }
+            _ = shutdown.cancelled() => return,
+        };
+        let stats = endpoint.stats();
+        UdpStats::bump(&stats.received);
+        let now = crate::clock::now_ms();
+        if !rate.allow(from, now) {
+            UdpStats::bump(&stats.rate_limited);
+            continue;
+        }
+        endpoint.handle(&buf[..n], from, now);
+    }
+}
