@@ -3,6 +3,7 @@
 #   - node packages of tests/interop (package-lock.json, `npm ci`) -> tests/interop/node_modules
 #   - Python packages of tests/interop/requirements.txt -> a venv in tests/interop/.venv
 #     (falls back to `pip install --target tests/interop/.pydeps` where venv is unavailable)
+#   - Debian's chromium (/usr/bin/chromium) for the Socket.IO browser test (as root, apt-get)
 # The Rust interop tests (crates/tidings-cli/tests/interop.rs) look for exactly these places.
 #   TIDINGS_SKIP_AUTOBAHN=1  do not pre-install Autobahn|Testsuite (scripts/test.sh needs it)
 set -euo pipefail
@@ -61,6 +62,19 @@ else
     echo "$want" > "$pydeps/.tidings-stamp"
   fi
   say "installed python packages: $(tr '\n' ' ' < <(grep -v '^#' "$interop/requirements.txt"))"
+fi
+
+# --- chromium (the Socket.IO browser test drives Debian's chromium with playwright-core) ----
+if [[ -x /usr/bin/chromium ]]; then
+  say "chromium present (/usr/bin/chromium)"
+elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  say "chromium missing: apt-get install chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package lists are refreshed only when the install cannot find the package.
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+else
+  say "error: /usr/bin/chromium is not installed (Debian package: chromium)" >&2; exit 1
 fi
 
 # --- autobahn (used by scripts/test.sh; its installer is idempotent and prints wstest's path) --

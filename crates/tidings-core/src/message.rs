@@ -22,10 +22,11 @@ pub enum EncodingSlot {
     Line = 0,
     Json = 1,
     Stomp = 2,
-    Other = 3,
+    SocketIo = 3,
+    Other = 4,
 }
 
-const SLOTS: usize = 4;
+const SLOTS: usize = 5;
 
 /// A message as stored in history and delivered to subscribers.
 #[derive(Debug)]

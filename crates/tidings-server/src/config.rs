@@ -1,6 +1,7 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
+use crate::socketio::SocketIoConfig;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -119,6 +120,7 @@ pub struct ServerConfig {
     pub line: LineConfig,
     #[serde(rename = "http_api")]
     pub http_api: HttpConfig,
+    pub socketio: SocketIoConfig,
     pub hub: HubConfig,
 }
 
@@ -133,6 +135,7 @@ impl Default for ServerConfig {
             websocket: WebSocketConfig::default(),
             line: LineConfig::default(),
             http_api: HttpConfig::default(),
+            socketio: SocketIoConfig::default(),
             hub: HubConfig::default(),
         }
     }
@@ -165,6 +168,12 @@ impl ServerConfig {
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));
         }
+        self.socketio
+            .validate()
+            .map_err(|(field, reason)| ConfigError {
+                field: format!("socketio.{field}"),
+                reason,
+            })?;
         self.hub.validate().map_err(|e| ConfigError {
             field: e.field,
             reason: e.reason,

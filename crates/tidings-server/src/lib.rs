@@ -20,7 +20,9 @@ pub mod config;
 mod drivers;
 mod http;
 mod runtime;
+pub mod socketio;
 mod ws;
 
 pub use config::{ConfigError, HttpConfig, LineConfig, Listen, ServerConfig, WebSocketConfig};
 pub use runtime::{BoundAddrs, Server, StartError};
+pub use socketio::SocketIoConfig;

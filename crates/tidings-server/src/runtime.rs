@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to finish.
     pub(crate) tasks: TaskTracker,
+    /// Socket.IO at `/socket.io/`, joined to the hub; `None` when disabled.
+    pub(crate) socketio: Option<crate::socketio::SocketIo>,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -60,11 +62,21 @@ impl Server {
         })?;
         let http = bind("http", config.http).await?;
         let tcp = bind("tcp", config.tcp).await?;
+        let tasks = TaskTracker::new();
+        let socketio = config.socketio.enabled.then(|| {
+            let bridge = crate::drivers::socketio::Bridge::new(
+                hub.clone(),
+                config.socketio.clone(),
+                tasks.clone(),
+            );
+            crate::socketio::SocketIo::new(&config.socketio, "/socket.io", Arc::new(bridge))
+        });
         let shared = Arc::new(Shared {
             hub,
             config,
             shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            tasks,
+            socketio,
         });
         let addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
@@ -94,6 +106,9 @@ impl Server {
     pub async fn shutdown(self) -> usize {
         self.shared.shutdown.cancel();
         self.shared.hub.shutdown();
+        if let Some(sio) = &self.shared.socketio {
+            sio.close_idle();
+        }
         self.shared.tasks.close();
         let grace = self.shared.config.shutdown_grace();
         if tokio::time::timeout(grace, self.shared.tasks.wait())
