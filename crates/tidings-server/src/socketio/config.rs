@@ -102,15 +102,15 @@ impl SocketIoConfig {
         Ok(())
     }
 
-    pub(crate) fn ping_interval(&self) -> Duration {
+    pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_interval_ms)
     }
 
-    pub(crate) fn ping_timeout(&self) -> Duration {
+    pub fn ping_timeout(&self) -> Duration {
         Duration::from_millis(self.ping_timeout_ms)
     }
 
-    pub(crate) fn connect_timeout(&self) -> Duration {
+    pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
