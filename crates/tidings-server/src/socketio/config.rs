@@ -32,8 +32,9 @@ pub struct SocketIoConfig {
     /// Namespaces clients may connect to, e.g. `["/", "/chat"]`. Default empty: `/` and any
     /// one-token namespace (`/chat` sees the topics under `chat.`); others get CONNECT_ERROR.
     pub namespaces: Vec<String>,
-    /// Engine.IO packets queued per connection ahead of its transport. Default 1024: the
-    /// writer waits (and the hub outbox holds the rest, under its policy) when it is full.
+    /// Engine.IO packets queued per connection ahead of its transport. Default 32: beyond
+    /// that the hub outbox holds the messages (a shared pointer each, under the topic's
+    /// slow-consumer policy) instead of a copy of each encoded packet (about 0.5 KiB).
     pub max_buffered_packets: usize,
     /// Connection state recovery: how long a disconnected session's subscriptions and
     /// positions are kept for the client to come back, in milliseconds. Default 120000
@@ -55,7 +56,7 @@ impl Default for SocketIoConfig {
             cors_origins: Vec::new(),
             cors_credentials: false,
             namespaces: Vec::new(),
-            max_buffered_packets: 1024,
+            max_buffered_packets: 32,
             recovery_ms: 120_000,
             recovery_max_sessions: 10_000,
         }
@@ -77,8 +78,8 @@ impl SocketIoConfig {
         if self.connect_timeout_ms == 0 {
             return Err(("connect_timeout_ms", "must be at least 1".into()));
         }
-        if self.max_buffered_packets < 2 {
-            return Err(("max_buffered_packets", "must be at least 2".into()));
+        if self.max_buffered_packets < 4 {
+            return Err(("max_buffered_packets", "must be at least 4".into()));
         }
         if self.transports.is_empty() {
             return Err(("transports", "needs at least one transport".into()));

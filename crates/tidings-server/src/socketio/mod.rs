@@ -142,13 +142,26 @@ impl SocketRef {
         }
     }
 
+    /// A permit for one packet, leaving at least one more slot free in the connection's
+    /// queue: Engine.IO's heartbeat queues its ping there without waiting, and a full queue
+    /// at that moment would end the connection.
+    fn permit(&self) -> Result<engineioxide::socket::Permit<'_>, SendError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        let reserve = || {
+            self.eio.reserve().map_err(|e| match e {
+                TrySendError::Full(()) => SendError::Full,
+                TrySendError::Closed(()) => SendError::Closed,
+            })
+        };
+        let permit = reserve()?;
+        let spare = reserve()?;
+        drop(spare);
+        Ok(permit)
+    }
+
     /// Queues a packet (its text and attachments together) without waiting.
     pub fn try_send(&self, packet: Outgoing) -> Result<(), SendError> {
-        use tokio::sync::mpsc::error::TrySendError;
-        let permit = self.eio.reserve().map_err(|e| match e {
-            TrySendError::Full(()) => SendError::Full,
-            TrySendError::Closed(()) => SendError::Closed,
-        })?;
+        let permit = self.permit()?;
         let text = engineioxide::Str::from(packet.text);
         if packet.attachments.is_empty() {
             permit.emit(text);
@@ -160,11 +173,7 @@ impl SocketRef {
 
     /// Queues a packet whose text is shared (copied, not re-encoded) and attachments.
     pub fn try_send_shared(&self, text: &str, attachments: &[Bytes]) -> Result<(), SendError> {
-        use tokio::sync::mpsc::error::TrySendError;
-        let permit = self.eio.reserve().map_err(|e| match e {
-            TrySendError::Full(()) => SendError::Full,
-            TrySendError::Closed(()) => SendError::Closed,
-        })?;
+        let permit = self.permit()?;
         let text = engineioxide::Str::copy_from_slice(text);
         if attachments.is_empty() {
             permit.emit(text);

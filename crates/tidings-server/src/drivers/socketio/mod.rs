@@ -16,8 +16,8 @@
 mod recovery;
 
 use crate::socketio::{
-    packet, Accepted, App, ConnectRequest, Disconnect, Event, Handler, Refusal, SendError,
-    SocketIoConfig, SocketRef,
+    packet, Accepted, App, ConnectRequest, Disconnect, Event, Handler, Outgoing, Refusal,
+    SendError, SocketIoConfig, SocketRef,
 };
 use bytes::Bytes;
 use recovery::{Record, Store, Tracker};
@@ -316,22 +316,26 @@ impl Handler for Conn {
 
     fn on_event(&mut self, event: Event) {
         let result = self.handle(&event);
-        let ack = event.ack;
-        let sent = match (result, ack) {
-            (Ok(None), _) | (Ok(Some(_)), None) => Ok(()),
-            (Ok(Some((fields, bins))), Some(id)) => {
-                self.socket
-                    .ack(id, &format!("[{{\"ok\":true{fields}}}]"), bins)
-            }
-            (Err(f), Some(id)) => self.socket.ack(id, &failure_json(&f, None), Vec::new()),
-            (Err(f), None) => self.socket.emit(
+        let nsp = self.socket.namespace();
+        let reply = match (result, event.ack) {
+            (Ok(None), _) | (Ok(Some(_)), None) => None,
+            (Ok(Some((fields, bins))), Some(id)) => Some(packet::ack(
+                nsp,
+                id,
+                &format!("[{{\"ok\":true{fields}}}]"),
+                bins,
+            )),
+            (Err(f), Some(id)) => Some(packet::ack(nsp, id, &failure_json(&f, None), Vec::new())),
+            (Err(f), None) => Some(packet::event(
+                nsp,
                 &format!("[\"error\",{}", &failure_json(&f, Some(&event.name))[1..]),
                 Vec::new(),
-            ),
+            )),
         };
-        if sent == Err(SendError::Full) {
-            // A reply that cannot be queued: like the hub's outboxes, close rather than drop.
-            self.socket.close_connection();
+        // Replies travel through the outbox like deliveries: one order, one writer, and
+        // the outbox's bounds (a reply that cannot be queued closes the session).
+        if let (Some(out), Some(session)) = (reply, &self.session) {
+            session.outbox().push_reply(reply_blob(&out));
         }
     }
 
@@ -436,7 +440,7 @@ impl Conn {
                                 info.last_offset, info.replayed
                             ));
                             let args = format!("[{{\"ok\":true{fields}}}]");
-                            Bytes::from(packet::ack(&nsp, id, &args, Vec::new()).text)
+                            reply_blob(&packet::ack(&nsp, id, &args, Vec::new()))
                         })
                     })?;
                 let exact = !full.contains(['*', '>', '#']);
@@ -600,6 +604,50 @@ fn message_packet(m: &Message, nsp: &str, shown_topic: &str, recovery: bool) -> 
     packet::event(nsp, &args, bins).text
 }
 
+/// A reply packet as one outbox item: `T<text>`, or `M` then `<u32 len><text>` and
+/// `<u32 len><bytes>` per attachment (big-endian lengths), so that a packet and its
+/// attachments stay together.
+fn reply_blob(out: &Outgoing) -> Bytes {
+    if out.attachments.is_empty() {
+        let mut b = Vec::with_capacity(out.text.len() + 1);
+        b.push(b'T');
+        b.extend_from_slice(out.text.as_bytes());
+        return Bytes::from(b);
+    }
+    let parts = std::iter::once(out.text.as_bytes()).chain(out.attachments.iter().map(|a| &a[..]));
+    let mut b = Vec::with_capacity(
+        1 + out.text.len() + 4 + out.attachments.iter().map(|a| a.len() + 4).sum::<usize>(),
+    );
+    b.push(b'M');
+    for part in parts {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(part);
+    }
+    Bytes::from(b)
+}
+
+/// The packet text and attachments of a [`reply_blob`].
+fn parse_blob(blob: &Bytes) -> Option<(&str, Vec<Bytes>)> {
+    match blob.first()? {
+        b'T' => Some((std::str::from_utf8(&blob[1..]).ok()?, Vec::new())),
+        b'M' => {
+            let mut parts = Vec::new();
+            let mut at = 1;
+            while at < blob.len() {
+                let len = u32::from_be_bytes(blob.get(at..at + 4)?.try_into().ok()?) as usize;
+                let end = at.checked_add(4 + len)?;
+                parts.push(blob.get(at + 4..end)?);
+                at = end;
+            }
+            let (text, bins) = parts.split_first()?;
+            let bins = bins.iter().map(|b| blob.slice_ref(b)).collect();
+            Some((std::str::from_utf8(text).ok()?, bins))
+        }
+        _ => None,
+    }
+}
+
 /// Drains one namespace connection's outbox into its Engine.IO queue.
 struct Writer {
     socket: SocketRef,
@@ -643,9 +691,9 @@ impl Writer {
                         let out = packet::event(self.socket.namespace(), &args, Vec::new());
                         self.send(&out.text, &[]).await
                     }
-                    Delivery::Reply(bytes) => match std::str::from_utf8(&bytes) {
-                        Ok(text) => self.send(text, &[]).await,
-                        Err(_) => true,
+                    Delivery::Reply(blob) => match parse_blob(&blob) {
+                        Some((text, bins)) => self.send(text, &bins).await,
+                        None => true,
                     },
                 };
                 if !ok {
@@ -718,10 +766,52 @@ impl Writer {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.stop.cancelled() => return false,
                     }
-                    wait = (wait * 2).min(Duration::from_millis(50));
+                    wait = (wait * 2).min(Duration::from_millis(8));
                 }
                 Err(_) => return false,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_blobs_keep_a_packet_and_its_attachments_together() {
+        let plain = packet::ack("/", 1, "[{}]", Vec::new());
+        assert_eq!(
+            parse_blob(&reply_blob(&plain)),
+            Some(("31[{}]", Vec::new()))
+        );
+        let bins = vec![Bytes::from_static(b"\x00\x01"), Bytes::new()];
+        let with = packet::ack("/c", 2, "[1]", bins.clone());
+        assert_eq!(parse_blob(&reply_blob(&with)), Some(("62-/c,2[1]", bins)));
+        assert_eq!(
+            parse_blob(&Bytes::from_static(b"M\x00\x00\x00\x09ab")),
+            None
+        );
+        assert_eq!(parse_blob(&Bytes::new()), None);
+    }
+
+    #[test]
+    fn payloads_by_kind() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        let bin = [Bytes::from_static(b"\xff")];
+        assert_eq!(
+            payload_of(&raw(r#""hi""#), &[]).ok(),
+            Some((PayloadKind::Text, Bytes::from("hi")))
+        );
+        assert_eq!(
+            payload_of(&raw(r#"{"a": 1}"#), &[]).ok(),
+            Some((PayloadKind::Json, Bytes::from(r#"{"a": 1}"#)))
+        );
+        assert_eq!(
+            payload_of(&raw(r#"{"_placeholder":true,"num":0}"#), &bin).ok(),
+            Some((PayloadKind::Binary, bin[0].clone()))
+        );
+        assert!(payload_of(&raw(r#"{"_placeholder":true,"num":1}"#), &bin).is_err());
+        assert!(payload_of(&raw(r#"[{"_placeholder":true,"num":0}]"#), &bin).is_err());
     }
 }
