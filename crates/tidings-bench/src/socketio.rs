@@ -135,12 +135,34 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         println!("| {name} | {d:.0} | {r:.1} MiB | {i:.1} MiB |");
         medians.push((name.clone(), d, r));
     }
-    if let [(a, da, ra), (b, db, rb)] = medians.as_slice() {
+    if let ([(a, da, ra), (b, db, rb)], [(_, sa), (_, sb)]) =
+        (medians.as_slice(), results.as_slice())
+    {
         println!();
         println!(
-            "{a} vs {b}: {:.2}x the deliveries/s, {:.2}x the memory (RSS while broadcasting)",
+            "{a} vs {b}, medians: {:.2}x the deliveries/s, {:.2}x the memory (RSS while broadcasting)",
             da / db,
             ra / rb
+        );
+        // Each run measures both servers back to back: the per-run ratio is the fairest on a
+        // machine whose load changes.
+        let per_run = |f: fn(&Sample) -> f64| -> Vec<f64> {
+            sa.iter().zip(sb).map(|(x, y)| f(x) / f(y)).collect()
+        };
+        let speed = per_run(|s| s.deliveries_per_sec);
+        let memory = per_run(|s| s.rss_mib);
+        let show = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{a} vs {b}, per run: deliveries/s {} (median {:.2}x); RSS {} (median {:.2}x)",
+            show(&speed),
+            median(speed.iter().copied()),
+            show(&memory),
+            median(memory.iter().copied())
         );
     }
     Ok(())
