@@ -3,6 +3,7 @@
 #   - node packages of tests/interop (package-lock.json, `npm ci`) -> tests/interop/node_modules
 #   - Python packages of tests/interop/requirements.txt -> a venv in tests/interop/.venv
 #     (falls back to `pip install --target tests/interop/.pydeps` where venv is unavailable)
+#   - Debian's chromium (/usr/bin/chromium) for the browser tests (as root, apt-get)
 # The Rust interop tests (crates/tidings-cli/tests/interop.rs) look for exactly these places.
 #   TIDINGS_SKIP_AUTOBAHN=1  do not pre-install Autobahn|Testsuite (scripts/test.sh needs it)
 set -euo pipefail

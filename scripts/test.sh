@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run execs this):
-#   1. install test dependencies (scripts/install-test-deps.sh: node ws, Python websockets, Autobahn)
+#   1. install test dependencies (scripts/install-test-deps.sh: node ws, socket.io-client, playwright-core,
+#      Python websockets, python-socketio, Debian chromium, Autobahn)
 #   2. cargo fmt --all --check
 #   3. cargo clippy --workspace --all-targets -- -D warnings
 #   4. cargo test --workspace   (includes crates/tidings-cli/tests/interop.rs: real clients)

@@ -2,6 +2,7 @@
 //! scenario, each measuring tidings (and, where one exists, a peer server side by side in the
 //! same run). Run them with `--release`; they are programs, not tests.
 
+mod socketio;
 mod stomp;
 mod udp;
 
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// Socket.IO broadcast: N clients in one room, deliveries/s and server memory, tidings
+    /// against the official Node socket.io server.
+    Socketio(socketio::Args),
     /// STOMP pub/sub throughput and p99 latency: tidings vs RabbitMQ's STOMP plugin.
     Stomp(stomp::Args),
     /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
@@ -28,6 +32,7 @@ enum Scenario {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().scenario {
+        Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
         Scenario::Udp(args) => udp::run(args),
     };

@@ -1,6 +1,7 @@
 //! Interoperability tests: the real `tidings` binary on 127.0.0.1 (port 0) against real
 //! clients — `nc`-style raw TCP, a WebSocket client (tungstenite), plain HTTP/1.1, and the
-//! third-party client programs in `tests/interop/` (Python `websockets`, node `ws`).
+//! third-party client programs in `tests/interop/` (Python `websockets`, node `ws`, Socket.IO:
+//! socket.io-client in Node and in headless Chromium, python-socketio).
 //!
 //! The third-party packages are installed by `scripts/install-test-deps.sh`; when they are
 //! missing these tests fail (they never skip) and say so.
@@ -1205,4 +1206,44 @@ fn chromium_sockjs_without_websocket_and_eventsource_resume() {
         .arg(format!("http://{}", server.http))
         .arg(&server.tcp);
     run_program(cmd, "tests/interop/browser_fallbacks.mjs");
+}
+
+// ---------------------------------------------------------------------------------------
+// Socket.IO: the official clients (tests/interop/sio_*.mjs, py_socketio_client.py) meeting
+// WebSocket-native and TCP line clients on the same topics
+// ---------------------------------------------------------------------------------------
+
+fn socketio_program(mut cmd: Command, script: &str, server: &Server, extra: &[&str]) {
+    cmd.arg(script)
+        .arg(format!("http://{}", server.http))
+        .arg(&server.tcp)
+        .args(extra);
+    run_program(cmd, &format!("tests/interop/{script}"));
+}
+
+#[test]
+fn socketio_node_client_transports_acks_binary_recovery_namespaces() {
+    let server = Server::start();
+    socketio_program(node(), "sio_node_client.mjs", &server, &[]);
+}
+
+#[test]
+fn socketio_node_client_handshake_auth() {
+    let server = Server::start_with_config(Some(
+        "[[hub.auth.users]]\nname = \"alice\"\npassword = \"secret\"\npublish = [\"chat.>\"]\n\
+         subscribe = [\">\"]\n[hub.auth.anonymous]\nsubscribe = [\">\"]\n",
+    ));
+    socketio_program(node(), "sio_node_client.mjs", &server, &["--auth"]);
+}
+
+#[test]
+fn socketio_python_client() {
+    let server = Server::start();
+    socketio_program(python(), "py_socketio_client.py", &server, &[]);
+}
+
+#[test]
+fn socketio_browser_bundle_in_headless_chromium() {
+    let server = Server::start_with_config(Some("[socketio]\ncors_origins = [\"*\"]\n"));
+    socketio_program(node(), "sio_browser.mjs", &server, &[]);
 }

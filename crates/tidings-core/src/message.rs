@@ -25,9 +25,11 @@ pub enum EncodingSlot {
     Other = 3,
     /// One UDP `MESSAGE` datagram, sent as is to every UDP subscriber.
     Udp = 4,
+    /// A Socket.IO `message` event packet, shared by every root-namespace subscriber.
+    SocketIo = 5,
 }
 
-const SLOTS: usize = 5;
+const SLOTS: usize = 6;
 
 /// A message as stored in history and delivered to subscribers.
 #[derive(Debug)]

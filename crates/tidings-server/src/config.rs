@@ -1,6 +1,7 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
+use crate::socketio::SocketIoConfig;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -240,6 +241,7 @@ pub struct ServerConfig {
     /// Also serve the endpoints the SockJS protocol test suite expects under `/sockjs-test/`.
     /// Default false (`tidings serve --conformance` turns it on).
     pub conformance: bool,
+    pub socketio: SocketIoConfig,
     pub hub: HubConfig,
     pub stomp_broker: StompConfig,
 }
@@ -259,6 +261,7 @@ impl Default for ServerConfig {
             fallback: FallbackConfig::default(),
             sockjs: crate::sockjs::SockJsConfig::default(),
             conformance: false,
+            socketio: SocketIoConfig::default(),
             hub: HubConfig::default(),
             stomp_broker: StompConfig::default(),
         }
@@ -342,6 +345,12 @@ impl ServerConfig {
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));
         }
+        self.socketio
+            .validate()
+            .map_err(|(field, reason)| ConfigError {
+                field: format!("socketio.{field}"),
+                reason,
+            })?;
         self.hub.validate().map_err(|e| ConfigError {
             field: e.field,
             reason: e.reason,

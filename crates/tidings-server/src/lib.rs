@@ -20,6 +20,7 @@ pub mod config;
 mod drivers;
 mod http;
 mod runtime;
+pub mod socketio;
 mod sockjs;
 mod ws;
 
@@ -29,4 +30,5 @@ pub use config::{
     WebSocketConfig,
 };
 pub use runtime::{BoundAddrs, Server, StartError};
+pub use socketio::SocketIoConfig;
 pub use sockjs::SockJsConfig;

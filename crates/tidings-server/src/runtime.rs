@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) sockjs: crate::sockjs::SockJs,
     /// Counters of the UDP endpoint, read by `/metrics`.
     pub(crate) udp: crate::drivers::udp::stats::UdpStats,
+    /// Socket.IO at `/socket.io/`, joined to the hub; `None` when disabled.
+    pub(crate) socketio: Option<crate::socketio::SocketIo>,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -66,6 +68,15 @@ impl Server {
         })?;
         let http = bind("http", config.http).await?;
         let tcp = bind("tcp", config.tcp).await?;
+        let tasks = TaskTracker::new();
+        let socketio = config.socketio.enabled.then(|| {
+            let bridge = crate::drivers::socketio::Bridge::new(
+                hub.clone(),
+                config.socketio.clone(),
+                tasks.clone(),
+            );
+            crate::socketio::SocketIo::new(&config.socketio, "/socket.io", Arc::new(bridge))
+        });
         let stomp = bind("stomp", config.stomp).await?;
         let udp = match config.udp.0 {
             None => None,
@@ -84,8 +95,9 @@ impl Server {
             sockjs: crate::sockjs::SockJs::new(&config.sockjs, config.conformance),
             config,
             shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            tasks,
             udp: Default::default(),
+            socketio,
         });
         let addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
@@ -130,6 +142,9 @@ impl Server {
     pub async fn shutdown(self) -> usize {
         self.shared.shutdown.cancel();
         self.shared.hub.shutdown();
+        if let Some(sio) = &self.shared.socketio {
+            sio.close_idle();
+        }
         self.shared.tasks.close();
         let grace = self.shared.config.shutdown_grace();
         if tokio::time::timeout(grace, self.shared.tasks.wait())

@@ -3,6 +3,7 @@
 
 pub(crate) mod json_ws;
 pub(crate) mod line;
+pub(crate) mod socketio;
 pub(crate) mod stomp;
 pub(crate) mod udp;
 

@@ -86,6 +86,10 @@ async fn route(
             StatusCode::UPGRADE_REQUIRED,
             "this endpoint speaks WebSocket\n",
         ),
+        (_, p) if p == "/socket.io" || p.starts_with("/socket.io/") => match &shared.socketio {
+            Some(sio) => sio.handle(req).await.map(BodyExt::boxed),
+            None => text(StatusCode::NOT_FOUND, "socket.io is disabled\n"),
+        },
         (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
         (&Method::GET, "/") => html(include_str!("../../../../web/index.html")),
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {

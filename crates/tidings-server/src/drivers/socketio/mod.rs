@@ -1,0 +1,817 @@
+//! Socket.IO joined to the hub: each namespace connection is a hub session.
+//!
+//! Client events (each may take an acknowledgement callback, which gets one object:
+//! `{ok: true, ...}` or `{ok: false, error, message}`):
+//! `subscribe(topic, {since?, epoch?, presence?}?)`, `unsubscribe(topic)`,
+//! `publish(topic, data)` (ack has the offset), `history(topic, {since?, limit?}?)`,
+//! `presence(topic)`. Server events: `message {topic, offset, epoch, data}` (plus the
+//! recovery offset as last argument), `presence {topic, event, client, user}`, and
+//! `error {event, error, message}` for a failed request that had no callback.
+//! `data` is a string (text payloads), any other JSON value (JSON payloads) or binary (an
+//! attachment). The namespace `/x` sees the topics under `x.`, named relative to it.
+//!
+//! One task per namespace connection drains the session's outbox into the Engine.IO queue;
+//! a message's packet is encoded once for every subscriber in the root namespace.
+
+mod recovery;
+
+use crate::socketio::{
+    packet, Accepted, App, ConnectRequest, Disconnect, Event, Handler, Outgoing, Refusal,
+    SendError, SocketIoConfig, SocketRef,
+};
+use bytes::Bytes;
+use recovery::{Record, Store, Tracker};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tidings_core::{
+    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, PayloadKind, Resume,
+    Session, SubscribeOptions,
+};
+use tidings_proto::json::ErrorCode;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Most messages one `history` request returns.
+const MAX_HISTORY_PAGE: usize = 1000;
+/// How long a closing writer lets the transport flush before the goodbye.
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
+
+/// The hub bridge: the product's Socket.IO [`App`].
+pub(crate) struct Bridge {
+    shared: Arc<BridgeShared>,
+}
+
+struct BridgeShared {
+    hub: Arc<Hub>,
+    config: SocketIoConfig,
+    /// Disconnected sessions awaiting their client (connection state recovery).
+    store: Store,
+    /// Writer tasks, so shutdown waits for their goodbyes.
+    tasks: TaskTracker,
+}
+
+impl Bridge {
+    pub(crate) fn new(hub: Arc<Hub>, config: SocketIoConfig, tasks: TaskTracker) -> Self {
+        let store = Store::new(
+            Duration::from_millis(config.recovery_ms),
+            config.recovery_max_sessions,
+        );
+        Bridge {
+            shared: Arc::new(BridgeShared {
+                hub,
+                config,
+                store,
+                tasks,
+            }),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Deserialize, Default)]
+struct AuthFields {
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl App for Bridge {
+    fn connect(&self, req: ConnectRequest<'_>) -> Result<Accepted, Refusal> {
+        let shared = &self.shared;
+        if !shared.config.allows_namespace(req.namespace) {
+            return Err(Refusal::invalid_namespace());
+        }
+        let auth: AuthFields = req
+            .auth
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        let identity = match auth.user {
+            None => Identity::anonymous(),
+            Some(user) => shared
+                .hub
+                .authenticate(&user, auth.password.as_deref().unwrap_or(""))
+                .map_err(|e| refusal(&e))?,
+        };
+        let prefix: Option<Arc<str>> = match &req.namespace[1..] {
+            "" => None,
+            name => Some(format!("{name}.").into()),
+        };
+        let recovery = shared.config.recovery_ms > 0;
+        let restored = match (&req.recover, recovery) {
+            (Some((pid, offset)), true) => shared
+                .store
+                .take(pid)
+                .filter(|r| *r.namespace == *req.namespace)
+                .and_then(|r| self.restore(&identity, r, offset.as_deref()))
+                .map(|(session, wake, tracker, sid)| (session, wake, tracker, sid, pid.clone())),
+            _ => None,
+        };
+        let (session, wake, tracker, sid, pid) = match restored {
+            Some(r) => r,
+            None => {
+                let (session, wake) = open_session(&shared.hub).map_err(|e| refusal(&e))?;
+                (session, wake, Tracker::default(), random_id(), random_id())
+            }
+        };
+        let conn = Conn {
+            shared: shared.clone(),
+            socket: req.socket,
+            session: Some(session),
+            wake,
+            identity,
+            prefix,
+            tracker: Arc::new(Mutex::new(tracker)),
+            stop: CancellationToken::new(),
+            pid: recovery.then(|| pid.clone()),
+            sid: sid.clone(),
+        };
+        Ok(Accepted {
+            handler: Box::new(conn),
+            sid,
+            pid: recovery.then_some(pid),
+        })
+    }
+}
+
+impl Bridge {
+    /// Re-creates a disconnected session: every subscription resumed from history after
+    /// what the client got. `None` (a fresh session) if any of it cannot be done exactly.
+    fn restore(
+        &self,
+        identity: &Identity,
+        record: Record,
+        client_offset: Option<&str>,
+    ) -> Option<(Session, Arc<Notify>, Tracker, String)> {
+        let points = record.tracker.resume_points(client_offset)?;
+        let (session, wake) = open_session(&self.shared.hub).ok()?;
+        let mut tracker = Tracker::default();
+        for (sub, since) in points {
+            let opts = SubscribeOptions {
+                resume: Some(Resume {
+                    since,
+                    epoch: sub.epoch.as_ref().map(|e| e.to_string()),
+                }),
+                presence: sub.presence,
+            };
+            let info = self
+                .shared
+                .hub
+                .subscribe(&session, identity, &sub.pattern, &sub.pattern, opts, |_| {
+                    None
+                })
+                .ok()?;
+            tracker.subscribed(&sub.pattern, sub.presence, true, info.epoch, since);
+        }
+        Some((session, wake, tracker, record.sid))
+    }
+}
+
+fn open_session(hub: &Arc<Hub>) -> Result<(Session, Arc<Notify>), HubError> {
+    let wake = Arc::new(Notify::new());
+    let waker = wake.clone();
+    let session = hub.open_session(Box::new(move || waker.notify_one()))?;
+    Ok((session, wake))
+}
+
+fn refusal(e: &HubError) -> Refusal {
+    let code = error_code(e);
+    Refusal {
+        message: e.to_string(),
+        data: Some(format!(
+            "{{\"code\":{}}}",
+            packet::json_string(code.as_str())
+        )),
+    }
+}
+
+fn error_code(e: &HubError) -> ErrorCode {
+    match e {
+        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
+        HubError::Denied(_) => ErrorCode::Forbidden,
+        HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
+        HubError::NotSubscribed(_) => ErrorCode::NotFound,
+        HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// A random id (128 bits, hex) from std's per-process random hasher keys.
+fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+/// One namespace connection (see the module docs).
+struct Conn {
+    shared: Arc<BridgeShared>,
+    socket: SocketRef,
+    /// `None` once disconnected: dropping it leaves every subscription and presence room.
+    session: Option<Session>,
+    wake: Arc<Notify>,
+    identity: Identity,
+    /// `x.` in namespace `/x`: prepended to the topics the client names.
+    prefix: Option<Arc<str>>,
+    tracker: Arc<Mutex<Tracker>>,
+    /// Stops the writer task.
+    stop: CancellationToken,
+    pid: Option<String>,
+    sid: String,
+}
+
+/// What a failed request answers.
+struct Failure {
+    code: ErrorCode,
+    message: String,
+    /// Extra raw JSON fields (`,"k":v`…).
+    extra: String,
+}
+
+impl Failure {
+    fn bad(message: impl Into<String>) -> Self {
+        Failure {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+            extra: String::new(),
+        }
+    }
+}
+
+impl From<HubError> for Failure {
+    fn from(e: HubError) -> Self {
+        let mut extra = String::new();
+        if let HubError::ResumeUnavailable {
+            epoch,
+            earliest,
+            last,
+            ..
+        } = &e
+        {
+            extra = format!(
+                ",\"epoch\":{},\"earliest\":{earliest},\"offset\":{last}",
+                packet::json_string(epoch)
+            );
+        }
+        Failure {
+            code: error_code(&e),
+            message: e.to_string(),
+            extra,
+        }
+    }
+}
+
+/// A successful reply: the fields of the ack object (raw JSON, `"k":v,…`) and attachments.
+type Reply = (String, Vec<Bytes>);
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SubscribeOpts {
+    since: Option<u64>,
+    epoch: Option<String>,
+    presence: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HistoryOpts {
+    since: u64,
+    limit: Option<usize>,
+}
+
+impl Handler for Conn {
+    fn on_connected(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let writer = Writer {
+            socket: self.socket.clone(),
+            outbox: session.outbox().clone(),
+            wake: self.wake.clone(),
+            tracker: self.tracker.clone(),
+            stop: self.stop.clone(),
+            prefix: self.prefix.clone(),
+            recovery: self.pid.is_some(),
+        };
+        self.shared.tasks.spawn(writer.run());
+        // Replayed history (a recovered session) is already queued: make the writer look.
+        self.wake.notify_one();
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let result = self.handle(&event);
+        let nsp = self.socket.namespace();
+        let reply = match (result, event.ack) {
+            (Ok(None), _) | (Ok(Some(_)), None) => None,
+            (Ok(Some((fields, bins))), Some(id)) => Some(packet::ack(
+                nsp,
+                id,
+                &format!("[{{\"ok\":true{fields}}}]"),
+                bins,
+            )),
+            (Err(f), Some(id)) => Some(packet::ack(nsp, id, &failure_json(&f, None), Vec::new())),
+            (Err(f), None) => Some(packet::event(
+                nsp,
+                &format!("[\"error\",{}", &failure_json(&f, Some(&event.name))[1..]),
+                Vec::new(),
+            )),
+        };
+        // Replies travel through the outbox like deliveries: one order, one writer, and
+        // the outbox's bounds (a reply that cannot be queued closes the session).
+        if let (Some(out), Some(session)) = (reply, &self.session) {
+            session.outbox().push_reply(reply_blob(&out));
+        }
+    }
+
+    fn on_disconnect(&mut self, reason: Disconnect) {
+        self.stop.cancel();
+        self.session = None;
+        if let (Disconnect::Transport(_), Some(pid)) = (&reason, &self.pid) {
+            let tracker = std::mem::take(&mut *lock(&self.tracker));
+            self.shared.store.put(
+                pid.clone(),
+                Record {
+                    namespace: self.socket.namespace().into(),
+                    sid: self.sid.clone(),
+                    tracker,
+                },
+            );
+        }
+    }
+}
+
+/// `[{"ok":false,"error":..,"message":..}]`, with `"event"` first when it is an error event.
+fn failure_json(f: &Failure, event: Option<&str>) -> String {
+    let event = event
+        .map(|e| format!("\"event\":{},", packet::json_string(e)))
+        .unwrap_or_else(|| "\"ok\":false,".into());
+    format!(
+        "[{{{event}\"error\":\"{}\",\"message\":{}{}}}]",
+        f.code.as_str(),
+        packet::json_string(&f.message),
+        f.extra
+    )
+}
+
+fn string_arg(event: &Event, i: usize, what: &str) -> Result<String, Failure> {
+    event
+        .args
+        .get(i)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .ok_or_else(|| {
+            Failure::bad(format!(
+                "{}: argument {} must be the {what}",
+                event.name,
+                i + 1
+            ))
+        })
+}
+
+fn opts_arg<T: for<'de> Deserialize<'de> + Default>(event: &Event, i: usize) -> Result<T, Failure> {
+    match event.args.get(i) {
+        None => Ok(T::default()),
+        Some(raw) if raw.get() == "null" => Ok(T::default()),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| Failure::bad(format!("{}: bad options: {e}", event.name))),
+    }
+}
+
+impl Conn {
+    fn full(&self, topic: &str) -> String {
+        match &self.prefix {
+            None => topic.to_owned(),
+            Some(p) => format!("{p}{topic}"),
+        }
+    }
+
+    fn shown<'a>(&self, topic: &'a str) -> &'a str {
+        match &self.prefix {
+            None => topic,
+            Some(p) => topic.strip_prefix(&**p).unwrap_or(topic),
+        }
+    }
+
+    fn handle(&mut self, event: &Event) -> Result<Option<Reply>, Failure> {
+        let Some(session) = &self.session else {
+            return Err(HubError::ShuttingDown.into());
+        };
+        let hub = &self.shared.hub;
+        match event.name.as_str() {
+            "subscribe" => {
+                let topic = string_arg(event, 0, "topic")?;
+                let opts: SubscribeOpts = opts_arg(event, 1)?;
+                let full = self.full(&topic);
+                let resume = opts.since.map(|since| Resume {
+                    since,
+                    epoch: opts.epoch.clone(),
+                });
+                let since = opts.since;
+                let sub_opts = SubscribeOptions {
+                    resume,
+                    presence: opts.presence,
+                };
+                let nsp = self.socket.namespace().to_owned();
+                let info =
+                    hub.subscribe(session, &self.identity, &full, &full, sub_opts, |info| {
+                        // Queued in the outbox ahead of any replayed or live message.
+                        event.ack.map(|id| {
+                            let mut fields = format!(",\"topic\":{}", packet::json_string(&topic));
+                            if let Some(e) = &info.epoch {
+                                fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
+                            }
+                            fields.push_str(&format!(
+                                ",\"offset\":{},\"replayed\":{}",
+                                info.last_offset, info.replayed
+                            ));
+                            let args = format!("[{{\"ok\":true{fields}}}]");
+                            reply_blob(&packet::ack(&nsp, id, &args, Vec::new()))
+                        })
+                    })?;
+                let exact = !full.contains(['*', '>', '#']);
+                lock(&self.tracker).subscribed(
+                    &full,
+                    opts.presence,
+                    exact,
+                    info.epoch.clone(),
+                    since.unwrap_or(info.last_offset),
+                );
+                Ok(None) // the ack, if any, is already queued
+            }
+            "unsubscribe" => {
+                let topic = string_arg(event, 0, "topic")?;
+                let full = self.full(&topic);
+                hub.unsubscribe(session, &full)?;
+                lock(&self.tracker).unsubscribed(&full);
+                Ok(Some((
+                    format!(",\"topic\":{}", packet::json_string(&topic)),
+                    Vec::new(),
+                )))
+            }
+            "publish" => {
+                let topic = string_arg(event, 0, "topic")?;
+                let data = event
+                    .args
+                    .get(1)
+                    .ok_or_else(|| Failure::bad("publish: argument 2 must be the data"))?;
+                let (kind, payload) = payload_of(data, &event.attachments)?;
+                let p = hub.publish(
+                    &self.identity,
+                    &self.full(&topic),
+                    kind,
+                    payload,
+                    Vec::new(),
+                    crate::clock::now_ms(),
+                )?;
+                Ok(Some((
+                    format!(
+                        ",\"topic\":{},\"offset\":{},\"epoch\":{}",
+                        packet::json_string(&topic),
+                        p.offset,
+                        packet::json_string(&p.epoch)
+                    ),
+                    Vec::new(),
+                )))
+            }
+            "history" => {
+                let topic = string_arg(event, 0, "topic")?;
+                let opts: HistoryOpts = opts_arg(event, 1)?;
+                let limit = opts.limit.unwrap_or(100).min(MAX_HISTORY_PAGE);
+                let page = hub.history(&self.identity, &self.full(&topic), opts.since, limit)?;
+                let mut fields = format!(",\"topic\":{}", packet::json_string(&topic));
+                if let Some(e) = &page.epoch {
+                    fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
+                }
+                fields.push_str(&format!(
+                    ",\"earliest\":{},\"offset\":{},\"messages\":[",
+                    page.earliest, page.last_offset
+                ));
+                let mut bins = Vec::new();
+                for (i, m) in page.messages.iter().enumerate() {
+                    if i > 0 {
+                        fields.push(',');
+                    }
+                    fields.push_str(&message_json(m, self.shown(&m.topic), bins.len()));
+                    if m.kind == PayloadKind::Binary {
+                        bins.push(m.payload.clone());
+                    }
+                }
+                fields.push(']');
+                Ok(Some((fields, bins)))
+            }
+            "presence" => {
+                let topic = string_arg(event, 0, "topic")?;
+                let members = hub.presence(&self.identity, &self.full(&topic))?;
+                let list: Vec<String> = members
+                    .iter()
+                    .map(|m| {
+                        let user = m
+                            .user
+                            .as_deref()
+                            .map(packet::json_string)
+                            .unwrap_or_else(|| "null".into());
+                        format!("{{\"client\":\"{}\",\"user\":{user}}}", m.client)
+                    })
+                    .collect();
+                Ok(Some((
+                    format!(
+                        ",\"topic\":{},\"members\":[{}]",
+                        packet::json_string(&topic),
+                        list.join(",")
+                    ),
+                    Vec::new(),
+                )))
+            }
+            other => Err(Failure {
+                code: ErrorCode::BadRequest,
+                message: format!("unknown event {other:?}"),
+                extra: String::new(),
+            }),
+        }
+    }
+}
+
+/// A `publish` data argument as a payload: a string is text, a binary placeholder is
+/// binary, any other JSON value is JSON (kept as the client wrote it).
+fn payload_of(data: &RawValue, attachments: &[Bytes]) -> Result<(PayloadKind, Bytes), Failure> {
+    if let Some(n) = packet::placeholder(data) {
+        let bin = attachments
+            .get(n)
+            .ok_or_else(|| Failure::bad("publish: missing binary attachment"))?;
+        return Ok((PayloadKind::Binary, bin.clone()));
+    }
+    if data.get().contains("\"_placeholder\"") {
+        return Err(Failure::bad(
+            "publish: binary data must be the whole data argument",
+        ));
+    }
+    match serde_json::from_str::<String>(data.get()) {
+        Ok(text) => Ok((PayloadKind::Text, Bytes::from(text))),
+        Err(_) => Ok((
+            PayloadKind::Json,
+            Bytes::copy_from_slice(data.get().as_bytes()),
+        )),
+    }
+}
+
+/// `{"topic":..,"offset":..,"epoch":..,"data":..}`; a binary payload is placeholder `bin`.
+fn message_json(m: &Message, shown_topic: &str, bin: usize) -> String {
+    let data = match m.kind {
+        PayloadKind::Text => packet::json_string(&String::from_utf8_lossy(&m.payload)),
+        PayloadKind::Json => match std::str::from_utf8(&m.payload) {
+            Ok(json) => json.to_owned(),
+            Err(_) => packet::json_string(&String::from_utf8_lossy(&m.payload)),
+        },
+        PayloadKind::Binary => packet::placeholder_json(bin),
+    };
+    format!(
+        "{{\"topic\":{},\"offset\":{},\"epoch\":{},\"data\":{data}}}",
+        packet::json_string(shown_topic),
+        m.offset,
+        packet::json_string(&m.epoch)
+    )
+}
+
+/// The `message` event packet for `m` in namespace `nsp`.
+fn message_packet(m: &Message, nsp: &str, shown_topic: &str, recovery: bool) -> String {
+    let mut args = String::with_capacity(m.payload.len() + 96);
+    args.push_str("[\"message\",");
+    args.push_str(&message_json(m, shown_topic, 0));
+    if recovery {
+        args.push(',');
+        args.push_str(&packet::json_string(&format!("{}:{}", m.offset, m.topic)));
+    }
+    args.push(']');
+    let bins = match m.kind {
+        PayloadKind::Binary => vec![m.payload.clone()],
+        _ => Vec::new(),
+    };
+    packet::event(nsp, &args, bins).text
+}
+
+/// A reply packet as one outbox item: `T<text>`, or `M` then `<u32 len><text>` and
+/// `<u32 len><bytes>` per attachment (big-endian lengths), so that a packet and its
+/// attachments stay together.
+fn reply_blob(out: &Outgoing) -> Bytes {
+    if out.attachments.is_empty() {
+        let mut b = Vec::with_capacity(out.text.len() + 1);
+        b.push(b'T');
+        b.extend_from_slice(out.text.as_bytes());
+        return Bytes::from(b);
+    }
+    let parts = std::iter::once(out.text.as_bytes()).chain(out.attachments.iter().map(|a| &a[..]));
+    let mut b = Vec::with_capacity(
+        1 + out.text.len() + 4 + out.attachments.iter().map(|a| a.len() + 4).sum::<usize>(),
+    );
+    b.push(b'M');
+    for part in parts {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(part);
+    }
+    Bytes::from(b)
+}
+
+/// The packet text and attachments of a [`reply_blob`].
+fn parse_blob(blob: &Bytes) -> Option<(&str, Vec<Bytes>)> {
+    match blob.first()? {
+        b'T' => Some((std::str::from_utf8(&blob[1..]).ok()?, Vec::new())),
+        b'M' => {
+            let mut parts = Vec::new();
+            let mut at = 1;
+            while at < blob.len() {
+                let len = u32::from_be_bytes(blob.get(at..at + 4)?.try_into().ok()?) as usize;
+                let end = at.checked_add(4 + len)?;
+                parts.push(blob.get(at + 4..end)?);
+                at = end;
+            }
+            let (text, bins) = parts.split_first()?;
+            let bins = bins.iter().map(|b| blob.slice_ref(b)).collect();
+            Some((std::str::from_utf8(text).ok()?, bins))
+        }
+        _ => None,
+    }
+}
+
+/// Drains one namespace connection's outbox into its Engine.IO queue.
+struct Writer {
+    socket: SocketRef,
+    outbox: Arc<tidings_core::Outbox>,
+    wake: Arc<Notify>,
+    tracker: Arc<Mutex<Tracker>>,
+    stop: CancellationToken,
+    prefix: Option<Arc<str>>,
+    recovery: bool,
+}
+
+impl Writer {
+    async fn run(self) {
+        let mut batch = Vec::new();
+        let mut sent = Vec::new();
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = self.stop.cancelled() => return,
+            }
+            let closed = self.outbox.drain_into(&mut batch);
+            for d in batch.drain(..) {
+                let ok = match d {
+                    Delivery::Message { msg, .. } => {
+                        let ok = self.send_message(&msg).await;
+                        sent.push((msg.topic.clone(), msg.offset));
+                        ok
+                    }
+                    Delivery::Presence(p) => {
+                        let user = p
+                            .user
+                            .as_deref()
+                            .map(packet::json_string)
+                            .unwrap_or_else(|| "null".into());
+                        let args = format!(
+                            "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}}}]",
+                            packet::json_string(self.shown(&p.topic)),
+                            if p.joined { "join" } else { "leave" },
+                            p.client
+                        );
+                        let out = packet::event(self.socket.namespace(), &args, Vec::new());
+                        self.send(&out.text, &[]).await
+                    }
+                    Delivery::Reply(blob) => match parse_blob(&blob) {
+                        Some((text, bins)) => self.send(text, &bins).await,
+                        None => true,
+                    },
+                };
+                if !ok {
+                    return;
+                }
+            }
+            if !sent.is_empty() {
+                let mut tracker = lock(&self.tracker);
+                for (topic, offset) in sent.drain(..) {
+                    tracker.sent(&topic, offset);
+                }
+            }
+            match closed {
+                None => {}
+                Some(CloseReason::SlowConsumer) => {
+                    let args = "[\"error\",{\"error\":\"slow_consumer\",\"message\":\"too many messages queued; closing\"}]";
+                    let _ = self.socket.emit(args, Vec::new());
+                    tokio::time::sleep(FLUSH_GRACE).await;
+                    return self.socket.close_connection();
+                }
+                Some(_) => {
+                    tokio::time::sleep(FLUSH_GRACE).await;
+                    return self.socket.close_connection();
+                }
+            }
+        }
+    }
+
+    fn shown<'a>(&self, topic: &'a str) -> &'a str {
+        match &self.prefix {
+            None => topic,
+            Some(p) => topic.strip_prefix(&**p).unwrap_or(topic),
+        }
+    }
+
+    async fn send_message(&self, msg: &Arc<Message>) -> bool {
+        let bins = match msg.kind {
+            PayloadKind::Binary => std::slice::from_ref(&msg.payload),
+            _ => &[],
+        };
+        if self.prefix.is_none() {
+            // The root namespace's packet is the same for every subscriber: encode it once.
+            let recovery = self.recovery;
+            let text = msg.encoded(EncodingSlot::SocketIo, |m| {
+                Bytes::from(message_packet(m, "/", &m.topic, recovery))
+            });
+            match std::str::from_utf8(&text) {
+                Ok(text) => self.send(text, bins).await,
+                Err(_) => true,
+            }
+        } else {
+            let text = message_packet(
+                msg,
+                self.socket.namespace(),
+                self.shown(&msg.topic),
+                self.recovery,
+            );
+            self.send(&text, bins).await
+        }
+    }
+
+    /// Queues a packet, waiting while the Engine.IO queue is full. False once closed.
+    async fn send(&self, text: &str, bins: &[Bytes]) -> bool {
+        let mut wait = Duration::from_millis(1);
+        loop {
+            match self.socket.try_send_shared(text, bins) {
+                Ok(()) => return true,
+                Err(SendError::Full) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => return false,
+                    }
+                    wait = (wait * 2).min(Duration::from_millis(8));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_blobs_keep_a_packet_and_its_attachments_together() {
+        let plain = packet::ack("/", 1, "[{}]", Vec::new());
+        assert_eq!(
+            parse_blob(&reply_blob(&plain)),
+            Some(("31[{}]", Vec::new()))
+        );
+        let bins = vec![Bytes::from_static(b"\x00\x01"), Bytes::new()];
+        let with = packet::ack("/c", 2, "[1]", bins.clone());
+        assert_eq!(parse_blob(&reply_blob(&with)), Some(("62-/c,2[1]", bins)));
+        assert_eq!(
+            parse_blob(&Bytes::from_static(b"M\x00\x00\x00\x09ab")),
+            None
+        );
+        assert_eq!(parse_blob(&Bytes::new()), None);
+    }
+
+    #[test]
+    fn payloads_by_kind() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        let bin = [Bytes::from_static(b"\xff")];
+        assert_eq!(
+            payload_of(&raw(r#""hi""#), &[]).ok(),
+            Some((PayloadKind::Text, Bytes::from("hi")))
+        );
+        assert_eq!(
+            payload_of(&raw(r#"{"a": 1}"#), &[]).ok(),
+            Some((PayloadKind::Json, Bytes::from(r#"{"a": 1}"#)))
+        );
+        assert_eq!(
+            payload_of(&raw(r#"{"_placeholder":true,"num":0}"#), &bin).ok(),
+            Some((PayloadKind::Binary, bin[0].clone()))
+        );
+        assert!(payload_of(&raw(r#"{"_placeholder":true,"num":1}"#), &bin).is_err());
+        assert!(payload_of(&raw(r#"[{"_placeholder":true,"num":0}]"#), &bin).is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! Socket.IO (protocol 5, over Engine.IO 4) at `/socket.io/`.
+//!
+//! Layers, bottom up:
+//! - Engine.IO — long-polling, WebSocket, the polling-to-WebSocket upgrade, heartbeats and
+//!   payload limits — is socketioxide's `engineioxide`.
+//! - Packet framing is socketioxide's common parser; [`packet`] encodes what we send.
+//! - This module is the Socket.IO session layer: namespaces (CONNECT / CONNECT_ERROR /
+//!   DISCONNECT, the connect timeout), events, acknowledgements, binary attachments, and the
+//!   connection-state-recovery handshake (`pid` in CONNECT, the client's `pid` + `offset`).
+//! - What a namespace does is an [`App`]: the product's is the hub bridge in
+//!   `drivers/socketio`, the conformance fixture (`examples/socketio_conformance.rs`) has its own.
+//!
+//! Why not socketioxide's `SocketIo` on top: its CONNECT reply cannot carry the `pid` that
+//! the official client needs for connection state recovery, and its emit serializes per
+//! socket, while a hub message is encoded once for every subscriber.
+
+pub mod config;
+mod engine;
+mod http;
+pub mod packet;
+
+pub use config::SocketIoConfig;
+pub use http::SocketIo;
+pub use packet::{Event, Outgoing};
+
+use bytes::Bytes;
+use engineioxide::socket::DisconnectReason as EioReason;
+use serde_json::value::RawValue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+type EioSocket = engineioxide::Socket<engine::SocketState>;
+
+/// What serves the namespaces: decides who may connect and handles each connection.
+pub trait App: Send + Sync + 'static {
+    /// A client asks to connect to a namespace. Nothing may be sent before the layer sends
+    /// the CONNECT reply; use [`Handler::on_connected`] for that.
+    fn connect(&self, req: ConnectRequest<'_>) -> Result<Accepted, Refusal>;
+}
+
+/// One client's connection to one namespace.
+pub trait Handler: Send + 'static {
+    /// The CONNECT reply has been queued; the handler may now send.
+    fn on_connected(&mut self) {}
+    /// The client emitted an event. Do not call [`SocketRef::disconnect`] from here for this
+    /// same namespace; return and let the writer or a task do it.
+    fn on_event(&mut self, event: Event);
+    /// The namespace connection ended (the handler is dropped right after).
+    fn on_disconnect(&mut self, reason: Disconnect);
+}
+
+/// A namespace connection request.
+pub struct ConnectRequest<'a> {
+    pub namespace: &'a str,
+    /// The handshake `auth` object (raw JSON), if the client sent one.
+    pub auth: Option<&'a RawValue>,
+    /// Connection state recovery: the session id the client held, and the offset of the last
+    /// event it received (`None` if it received none).
+    pub recover: Option<(String, Option<String>)>,
+    /// Where to send packets for this namespace connection.
+    pub socket: SocketRef,
+}
+
+/// An accepted namespace connection.
+pub struct Accepted {
+    pub handler: Box<dyn Handler>,
+    /// The Socket.IO session id (`socket.id` on the client).
+    pub sid: String,
+    /// Connection state recovery id; `None` when recovery is off.
+    pub pid: Option<String>,
+}
+
+/// A refused namespace connection: sent as CONNECT_ERROR `{"message", "data"?}`.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub message: String,
+    /// Raw JSON for the error's `data`.
+    pub data: Option<String>,
+}
+
+impl Refusal {
+    /// The reference server's refusal of an unknown namespace.
+    pub fn invalid_namespace() -> Self {
+        Refusal {
+            message: "Invalid namespace".into(),
+            data: None,
+        }
+    }
+}
+
+/// Why a namespace connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// The client sent DISCONNECT for this namespace: it left on purpose.
+    ClientLeft,
+    /// The server disconnected it ([`SocketRef::disconnect`]).
+    ServerLeft,
+    /// The underlying connection ended (closed, lost, heartbeat timeout, bad packet, shutdown):
+    /// the client will usually reconnect.
+    Transport(String),
+}
+
+/// Why a packet could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection's queue is full: the client is not reading fast enough.
+    #[error("the connection's queue is full")]
+    Full,
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// A handle on one namespace connection, to send packets to it.
+#[derive(Clone)]
+pub struct SocketRef {
+    eio: Arc<EioSocket>,
+    namespace: Arc<str>,
+}
+
+impl std::fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketRef")
+            .field("eio", &self.eio.id)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl SocketRef {
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The Engine.IO transport in use (`polling` or `websocket`).
+    pub fn transport(&self) -> &'static str {
+        match self.eio.transport_type() {
+            engineioxide::TransportType::Polling => "polling",
+            engineioxide::TransportType::Websocket => "websocket",
+        }
+    }
+
+    /// A permit for one packet, leaving at least one more slot free in the connection's
+    /// queue: Engine.IO's heartbeat queues its ping there without waiting, and a full queue
+    /// at that moment would end the connection.
+    fn permit(&self) -> Result<engineioxide::socket::Permit<'_>, SendError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        let reserve = || {
+            self.eio.reserve().map_err(|e| match e {
+                TrySendError::Full(()) => SendError::Full,
+                TrySendError::Closed(()) => SendError::Closed,
+            })
+        };
+        let permit = reserve()?;
+        let spare = reserve()?;
+        drop(spare);
+        Ok(permit)
+    }
+
+    /// Queues a packet (its text and attachments together) without waiting.
+    pub fn try_send(&self, packet: Outgoing) -> Result<(), SendError> {
+        let permit = self.permit()?;
+        let text = engineioxide::Str::from(packet.text);
+        if packet.attachments.is_empty() {
+            permit.emit(text);
+        } else {
+            permit.emit_many(text, VecDeque::from(packet.attachments));
+        }
+        Ok(())
+    }
+
+    /// Queues a packet whose text is shared (copied, not re-encoded) and attachments.
+    pub fn try_send_shared(&self, text: &str, attachments: &[Bytes]) -> Result<(), SendError> {
+        let permit = self.permit()?;
+        let text = engineioxide::Str::copy_from_slice(text);
+        if attachments.is_empty() {
+            permit.emit(text);
+        } else {
+            permit.emit_many(text, attachments.iter().cloned().collect());
+        }
+        Ok(())
+    }
+
+    /// Queues an event: `args_json` is the whole array, event name first.
+    pub fn emit(&self, args_json: &str, attachments: Vec<Bytes>) -> Result<(), SendError> {
+        self.try_send(packet::event(&self.namespace, args_json, attachments))
+    }
+
+    /// Acknowledges the client's event `id` with the JSON array `args_json`.
+    pub fn ack(&self, id: i64, args_json: &str, attachments: Vec<Bytes>) -> Result<(), SendError> {
+        self.try_send(packet::ack(&self.namespace, id, args_json, attachments))
+    }
+
+    /// Ends this namespace connection from the server side (DISCONNECT packet); the handler's
+    /// `on_disconnect` runs with [`Disconnect::ServerLeft`].
+    pub fn disconnect(&self) {
+        let _ = self.try_send(packet::disconnect(&self.namespace));
+        engine::remove_namespace(&self.eio, &self.namespace, Disconnect::ServerLeft);
+    }
+
+    /// Closes the whole connection (every namespace on it); the client may reconnect.
+    pub fn close_connection(&self) {
+        self.eio.close(EioReason::ClosingServer);
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.eio.is_closed()
+    }
+}
