@@ -218,15 +218,15 @@ impl Decoder {
             let window_end = pos.saturating_add(max_line).saturating_add(2);
             let window = &buf[pos..window_end.min(buf.len())];
             let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-                if buf.len() >= window_end {
-                    return Err(self.error_at(
-                        buf,
-                        pos,
-                        DecodeErrorKind::HeaderTooLong { max: max_line },
-                    ));
-                }
-                if buf.len() > self.limits.max_frame_size {
-                    return Err(self.error_at(buf, pos, self.too_large()));
+                // Whichever limit the line crosses first decides, so the outcome does not
+                // depend on how the input was split into reads.
+                let frame_end = self.limits.max_frame_size.saturating_add(1);
+                if buf.len() >= window_end.min(frame_end) {
+                    let kind = match window_end <= frame_end {
+                        true => DecodeErrorKind::HeaderTooLong { max: max_line },
+                        false => self.too_large(),
+                    };
+                    return Err(self.error_at(buf, pos, kind));
                 }
                 return Ok(Scan::Head {
                     pos,
@@ -237,11 +237,12 @@ impl Decoder {
             let end = pos + newline;
             let content = strip_cr(&buf[pos..end]);
             if content.len() > max_line {
-                return Err(self.error_at(
-                    buf,
-                    pos,
-                    DecodeErrorKind::HeaderTooLong { max: max_line },
-                ));
+                // As above: the frame limit wins if it was crossed before this line end.
+                let kind = match end <= self.limits.max_frame_size {
+                    true => DecodeErrorKind::HeaderTooLong { max: max_line },
+                    false => self.too_large(),
+                };
+                return Err(self.error_at(buf, pos, kind));
             }
             if end + 1 > self.limits.max_frame_size {
                 return Err(self.error_at(buf, pos, self.too_large()));
