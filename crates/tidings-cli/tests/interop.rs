@@ -1247,3 +1247,13 @@ fn socketio_browser_bundle_in_headless_chromium() {
     let server = Server::start_with_config(Some("[socketio]\ncors_origins = [\"*\"]\n"));
     socketio_program(node(), "sio_browser.mjs", &server, &[]);
 }
+
+#[test]
+fn stompjs_over_sockjs_client_each_transport() {
+    let server = Server::start();
+    let mut cmd = node();
+    cmd.arg("node_stomp_sockjs.mjs")
+        .arg(format!("http://{}", server.http))
+        .arg(&server.tcp);
+    run_program(cmd, "tests/interop/node_stomp_sockjs.mjs");
+}

@@ -66,6 +66,9 @@ pub enum CloseReason {
     SlowConsumer,
     /// The server is shutting down: flush what is queued, then say goodbye.
     Shutdown,
+    /// The application behind the session ended it (e.g. STOMP after DISCONNECT): flush
+    /// what is queued, then close normally.
+    Finished,
 }
 
 /// What a push did.
@@ -285,14 +288,14 @@ impl Outbox {
         st.closed.clone()
     }
 
-    /// Closes the outbox. `Shutdown` keeps what is queued so it can be flushed; other reasons
-    /// drop it.
+    /// Closes the outbox. `Shutdown` and `Finished` keep what is queued so it can be flushed;
+    /// a slow consumer's queue is dropped.
     pub fn close(&self, reason: CloseReason) {
         let mut st = self.lock();
         if st.closed.is_some() {
             return;
         }
-        if reason != CloseReason::Shutdown {
+        if reason == CloseReason::SlowConsumer {
             clear(&mut st);
         }
         st.closed = Some(reason);

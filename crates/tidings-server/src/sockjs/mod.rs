@@ -99,6 +99,13 @@ impl SockJs {
             cfg.websocket,
             cfg.cookie_needed,
         )];
+        endpoints.push(endpoint(
+            "/sockjs-stomp",
+            AppKind::Stomp,
+            cfg.response_limit,
+            cfg.websocket,
+            cfg.cookie_needed,
+        ));
         if conformance {
             endpoints.push(endpoint(
                 "/sockjs-test/echo",
@@ -437,6 +444,7 @@ fn raw_websocket(
                         conn.close(crate::ws::Close::Application(3000), "Go away!")
                             .await
                     }
+                    AppKind::Stomp => crate::drivers::stomp::serve_ws(conn, shared2).await,
                 }
             });
             resp.map(BodyExt::boxed)

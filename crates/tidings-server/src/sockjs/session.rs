@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tidings_core::{CloseReason, Delivery, HubError, Session};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 /// What runs inside a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,19 +25,31 @@ pub(crate) enum AppKind {
     Echo,
     /// Conformance: closes with 3000 "Go away!" as soon as it opens.
     Close,
+    /// STOMP: each SockJS message carries STOMP frames (the way Spring does STOMP over SockJS).
+    Stomp,
 }
 
 enum App {
     Native(Box<Driver>),
     Echo(Session),
     Close(Session),
+    /// The session's own hub session is the bounded queue of frames for the client; the STOMP
+    /// connection (with its own hub session) runs in a task fed through `to_broker`.
+    Stomp {
+        session: Session,
+        to_broker: mpsc::Sender<Bytes>,
+    },
 }
+
+/// Client messages queued for a STOMP connection over SockJS; more means the client sends
+/// faster than the broker reads, and the session is closed.
+const STOMP_INBOX: usize = 64;
 
 impl App {
     fn session(&self) -> &Session {
         match self {
             App::Native(d) => d.session(),
-            App::Echo(s) | App::Close(s) => s,
+            App::Echo(s) | App::Close(s) | App::Stomp { session: s, .. } => s,
         }
     }
 }
@@ -90,6 +102,16 @@ impl SockSession {
             }
             AppKind::Echo => App::Echo(session),
             AppKind::Close => App::Close(session),
+            AppKind::Stomp => {
+                let (to_broker, incoming) = mpsc::channel(STOMP_INBOX);
+                let outgoing = session.outbox().clone();
+                shared.tasks.spawn(crate::drivers::stomp::run_over_messages(
+                    incoming,
+                    outgoing,
+                    shared.clone(),
+                ));
+                App::Stomp { session, to_broker }
+            }
         };
         let state = State {
             opened: false,
@@ -152,6 +174,14 @@ impl SockSession {
                     s.outbox().push_reply(Bytes::copy_from_slice(m.as_bytes()));
                 }
                 App::Close(_) => {}
+                App::Stomp { session, to_broker } => {
+                    if to_broker
+                        .try_send(Bytes::copy_from_slice(m.as_bytes()))
+                        .is_err()
+                    {
+                        session.outbox().close(CloseReason::SlowConsumer);
+                    }
+                }
             }
         }
     }

@@ -10,13 +10,15 @@ use super::deliver;
 use super::session::{Flow, StompSession};
 use crate::runtime::Shared;
 use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use bytes::Bytes;
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Duration;
-use tidings_core::{CloseReason, Delivery, Settle};
+use tidings_core::{CloseReason, Delivery, Outbox, PushOutcome, Settle};
 use tidings_proto::stomp::{self, AckMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// The byte stream under STOMP.
@@ -24,6 +26,13 @@ pub(super) enum Transport {
     Tcp(TcpStream),
     /// Boxed: yawc's connection is large and TCP's is small.
     Ws(Box<WsConn>),
+    /// A message-oriented carrier such as a SockJS session: what the client sent arrives on
+    /// `incoming`; each frame written goes to `outgoing` (the carrier's bounded outbox) as one
+    /// message.
+    Channel {
+        incoming: mpsc::Receiver<Bytes>,
+        outgoing: Arc<Outbox>,
+    },
 }
 
 /// Encoded frames waiting to be written, with their boundaries (for WebSocket messages).
@@ -64,6 +73,13 @@ impl Transport {
                 Ok(WsMessage::Control) => Ok(1),
                 Err(_) => Ok(0),
             },
+            Transport::Channel { incoming, .. } => match incoming.recv().await {
+                Some(b) => {
+                    buf.extend_from_slice(&b);
+                    Ok(b.len().max(1))
+                }
+                None => Ok(0),
+            },
         }
     }
 
@@ -85,6 +101,20 @@ impl Transport {
                 let frames: Vec<OutFrame> = frames.collect();
                 ws.send_all(frames).await.map_err(|_| ())
             }
+            Transport::Channel { outgoing, .. } => {
+                let all = out.buf.split().freeze();
+                let mut start = 0;
+                let mut result = Ok(());
+                for &end in &out.ends {
+                    let outcome = outgoing.push_reply(all.slice(start..end));
+                    start = end;
+                    if matches!(outcome, PushOutcome::Overflowed | PushOutcome::Closed) {
+                        result = Err(());
+                        break;
+                    }
+                }
+                result
+            }
         };
         out.buf.clear();
         out.ends.clear();
@@ -100,6 +130,8 @@ impl Transport {
                 let _ = s.shutdown().await;
             }
             Transport::Ws(ws) => ws.close(code, reason).await,
+            // The carrier ends once what was written is delivered.
+            Transport::Channel { outgoing, .. } => outgoing.close(CloseReason::Finished),
         }
     }
 }

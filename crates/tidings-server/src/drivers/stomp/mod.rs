@@ -46,6 +46,21 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Runs a STOMP connection over a message carrier (a SockJS session): `incoming` brings what
+/// the client sent, frames go to `outgoing` one message each; ends when `incoming` closes.
+pub(crate) async fn run_over_messages(
+    incoming: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    outgoing: Arc<tidings_core::Outbox>,
+    shared: Arc<Shared>,
+) {
+    conn::run(conn::Transport::Channel { incoming, outgoing }, shared).await
+}
+
+/// Runs STOMP over an already accepted WebSocket (SockJS's raw `/sockjs-stomp/websocket`).
+pub(crate) async fn serve_ws(conn: crate::ws::WsConn, shared: Arc<Shared>) {
+    conn::run(conn::Transport::Ws(Box::new(conn)), shared).await
+}
+
 /// Answers a WebSocket upgrade on `/stomp`, negotiating the subprotocol.
 pub(crate) fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
     debug_assert!(SUBPROTOCOLS
