@@ -2,6 +2,8 @@
 //! scenario, each measuring tidings (and, where one exists, a peer server side by side in the
 //! same run). Run them with `--release`; they are programs, not tests.
 
+mod echo;
+mod peer;
 mod socketio;
 mod stomp;
 mod udp;
@@ -21,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// WebSocket echo: C connections with messages in flight, echoes/s and server RSS, tidings'
+    /// `/echo` vs node `ws`, per message size.
+    Echo(echo::Args),
     /// Socket.IO broadcast: N clients in one room, deliveries/s and server memory, tidings
     /// against the official Node socket.io server.
     Socketio(socketio::Args),
@@ -32,6 +37,7 @@ enum Scenario {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().scenario {
+        Scenario::Echo(args) => echo::run(args),
         Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
         Scenario::Udp(args) => udp::run(args),
