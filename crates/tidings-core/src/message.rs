@@ -27,9 +27,11 @@ pub enum EncodingSlot {
     Udp = 4,
     /// A Socket.IO `message` event packet, shared by every root-namespace subscriber.
     SocketIo = 5,
+    /// A message quoted as one SockJS message (its `/ws` JSON as a JSON string).
+    SockJs = 6,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 7;
 
 /// A message as stored in history and delivered to subscribers.
 #[derive(Debug)]

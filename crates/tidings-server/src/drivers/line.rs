@@ -17,21 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("tcp accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shared.shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        shared.tasks.spawn(serve(stream, shared.clone()));
-    }
+    super::accept_loop(listener, shared, "tcp", serve).await
 }
 
 /// What to do after a command.

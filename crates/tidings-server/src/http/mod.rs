@@ -27,39 +27,26 @@ pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (stream, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!("http accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shared.shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let shared2 = shared.clone();
-        let shutdown = shared.shutdown.clone();
-        shared.tasks.spawn(async move {
-            let service = service_fn(move |req| route(req, shared2.clone()));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = shutdown.cancelled() => {
-                    // Finishes the request in flight, then closes; upgraded sockets live on
-                    // in their drivers, which say their own goodbye.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+    drivers::accept_loop(listener, shared, "http", serve_connection).await
+}
+
+/// Serves one HTTP/1.1 connection (with upgrades) until it ends or shutdown begins.
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let shutdown = shared.shutdown.clone();
+    let service = service_fn(move |req| route(req, shared.clone()));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            // Finishes the request in flight, then closes; upgraded sockets live on
+            // in their drivers, which say their own goodbye.
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

@@ -16,16 +16,26 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
     out.freeze()
 }
 
-/// `a["m1","m2",...]`.
-pub(crate) fn messages<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
-    let mut out = BytesMut::from(&b"a["[..]);
-    for (i, item) in items.into_iter().enumerate() {
+/// `a["m1","m2",...]` from messages already [`quoted`].
+pub(crate) fn messages(quoted_items: &[Bytes]) -> Bytes {
+    let len = quoted_items.iter().map(|q| q.len() + 1).sum::<usize>() + 3;
+    let mut out = BytesMut::with_capacity(len);
+    out.put_slice(b"a[");
+    for (i, item) in quoted_items.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        quote(&mut out, &String::from_utf8_lossy(item));
+        out.put_slice(item);
     }
     out.put_u8(b']');
+    out.freeze()
+}
+
+/// One message as a quoted JSON string, ready for [`messages`]. A published message's
+/// quoted form is cached in the message, so a broadcast quotes it once, not per session.
+pub(crate) fn quoted(text: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(text.len() + text.len() / 8 + 2);
+    quote(&mut out, &String::from_utf8_lossy(text));
     out.freeze()
 }
 
@@ -33,7 +43,17 @@ pub(crate) fn messages<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
 /// (control characters, surrogates, and the ranges browsers treat specially).
 pub(crate) fn quote(out: &mut BytesMut, s: &str) {
     out.put_u8(b'"');
-    for c in s.chars() {
+    // Plain ASCII (the bulk of JSON) is copied in runs; only the rest is looked at per char.
+    let mut rest = s;
+    while !rest.is_empty() {
+        let plain = rest
+            .bytes()
+            .position(|b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.put_slice(&rest.as_bytes()[..plain]);
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
         match c {
             '"' => out.put_slice(b"\\\""),
             '\\' => out.put_slice(b"\\\\"),
@@ -69,7 +89,7 @@ mod tests {
     fn frames_look_like_the_spec() {
         assert_eq!(&close(3000, "Go away!")[..], br#"c[3000,"Go away!"]"#);
         assert_eq!(
-            &messages([&b"a"[..], &br#"{"x":"y"}"#[..]])[..],
+            &messages(&[quoted(b"a"), quoted(br#"{"x":"y"}"#)])[..],
             br#"a["a","{\"x\":\"y\"}"]"#
         );
         let mut out = BytesMut::new();

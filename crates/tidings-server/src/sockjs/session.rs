@@ -13,7 +13,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tidings_core::{CloseReason, Delivery, HubError, Session};
+use tidings_core::{CloseReason, Delivery, EncodingSlot, HubError, Session};
 use tokio::sync::{mpsc, Notify};
 
 /// What runs inside a session.
@@ -190,13 +190,15 @@ impl SockSession {
     pub(crate) fn drain(&self) -> Drained {
         let mut batch = Vec::new();
         let closed = self.app().session().outbox().drain_into(&mut batch);
-        let texts: Vec<Bytes> = batch.into_iter().map(delivery_text).collect();
-        let messages = (!texts.is_empty()).then(|| frame::messages(texts.iter().map(|b| &b[..])));
+        let quoted: Vec<Bytes> = batch.into_iter().map(delivery_quoted).collect();
+        let messages = (!quoted.is_empty()).then(|| frame::messages(&quoted));
         let close = closed.map(|reason| {
             let frame = match reason {
                 CloseReason::SlowConsumer => {
                     frame::close(3008, "Slow consumer: too many messages queued")
                 }
+                // The application (STOMP after DISCONNECT or ERROR) ended the session.
+                CloseReason::Finished => frame::close(3000, "Go away!"),
                 _ => frame::close(1001, "Server shutting down"),
             };
             self.state().closed = Some(frame.clone());
@@ -211,24 +213,30 @@ impl SockSession {
     }
 }
 
-/// A delivery as the text of one SockJS message (the `/ws` JSON; binary as base64).
-fn delivery_text(d: Delivery) -> Bytes {
+/// A delivery as one quoted SockJS message (the `/ws` JSON; binary as base64). A published
+/// message is quoted once and shared by every SockJS session that receives it.
+fn delivery_quoted(d: Delivery) -> Bytes {
     match d {
-        Delivery::Message { msg, .. } => crate::http::message_json(&msg),
+        Delivery::Message { msg, .. } => msg.encoded(EncodingSlot::SockJs, |_| {
+            frame::quoted(&crate::http::message_json(&msg))
+        }),
         Delivery::Presence(p) => {
             let event = if p.joined {
                 tidings_proto::json::PresenceEvent::Join
             } else {
                 tidings_proto::json::PresenceEvent::Leave
             };
-            Bytes::from(tidings_proto::json::encode_presence(
-                &p.topic,
-                event,
-                &p.client.to_string(),
-                p.user.as_deref(),
-            ))
+            frame::quoted(
+                tidings_proto::json::encode_presence(
+                    &p.topic,
+                    event,
+                    &p.client.to_string(),
+                    p.user.as_deref(),
+                )
+                .as_bytes(),
+            )
         }
-        Delivery::Reply(b) => b,
+        Delivery::Reply(b) => frame::quoted(&b),
     }
 }
 

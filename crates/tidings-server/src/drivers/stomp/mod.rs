@@ -27,23 +27,10 @@ const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
 /// Accepts STOMP-over-TCP connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("stomp accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shared.shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        shared
-            .tasks
-            .spawn(conn::run(conn::Transport::Tcp(stream), shared.clone()));
-    }
+    super::accept_loop(listener, shared, "stomp", |stream, shared| {
+        conn::run(conn::Transport::Tcp(stream), shared)
+    })
+    .await
 }
 
 /// Runs a STOMP connection over a message carrier (a SockJS session): `incoming` brings what
