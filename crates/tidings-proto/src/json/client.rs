@@ -505,7 +505,7 @@ fn read_publish(wire: &Wire<'_>, payload: Option<&[u8]>) -> Result<Op, JsonError
 /// True when raw JSON text has a `\uXXXX` escape for half a surrogate pair without its other
 /// half. serde_json checks only the escape syntax when it keeps a value raw, so this is the
 /// one thing left to check before raw text is passed on. One pass, no allocation.
-pub(crate) fn has_lone_surrogate(raw: &str) -> bool {
+pub fn has_lone_surrogate(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     let unit = |at: usize| -> Option<u16> {
         let hex = bytes.get(at..at + 4)?;

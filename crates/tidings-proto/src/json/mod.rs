@@ -39,8 +39,10 @@ mod client;
 mod server;
 mod write;
 
-pub(crate) use client::has_lone_surrogate;
-pub use client::{decode_client, encode_client, ClientOp, JsonError, JsonErrorKind, Op, RequestId};
+pub use client::{
+    decode_client, encode_client, has_lone_surrogate, ClientOp, JsonError, JsonErrorKind, Op,
+    RequestId,
+};
 pub use server::{
     encode_hello, encode_message, encode_pong, encode_presence, ErrorCode, Member, MessageRef,
     PresenceEvent, ReplyBuilder, SERVER,

@@ -14,14 +14,13 @@ use tidings_core::{
     SubscribeOptions,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
-use tidings_proto::PayloadKind as WireKind;
 use tokio::time::Instant;
 
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
 
 pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
-    let (session, wake) = match super::open_session(&shared) {
+    let (session, wake) = match super::open_session(&shared.hub) {
         Ok(pair) => pair,
         Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
     };
@@ -98,8 +97,14 @@ fn frame_of(d: Delivery) -> OutFrame {
     match d {
         Delivery::Message { msg, .. } => {
             let bytes = msg.encoded(EncodingSlot::Json, |m| {
-                json::encode_message(&m.topic, m.offset, &m.epoch, wire_kind(m.kind), &m.payload)
-                    .bytes
+                json::encode_message(
+                    &m.topic,
+                    m.offset,
+                    &m.epoch,
+                    super::wire_kind(m.kind),
+                    &m.payload,
+                )
+                .bytes
             });
             if msg.kind == PayloadKind::Binary {
                 OutFrame::Binary(bytes)
@@ -124,42 +129,19 @@ fn frame_of(d: Delivery) -> OutFrame {
     }
 }
 
-pub(crate) fn wire_kind(k: PayloadKind) -> WireKind {
-    match k {
-        PayloadKind::Text => WireKind::Text,
-        PayloadKind::Json => WireKind::Json,
-        PayloadKind::Binary => WireKind::Binary,
-    }
-}
-
-fn core_kind(k: WireKind) -> PayloadKind {
-    match k {
-        WireKind::Text => PayloadKind::Text,
-        WireKind::Json => PayloadKind::Json,
-        _ => PayloadKind::Binary,
-    }
-}
-
 fn message_ref(m: &Message) -> MessageRef<'_> {
     MessageRef {
         topic: &m.topic,
         offset: m.offset,
         epoch: &m.epoch,
-        kind: wire_kind(m.kind),
+        kind: super::wire_kind(m.kind),
         payload: &m.payload,
     }
 }
 
 /// The protocol's error reply for a hub error.
 pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
-    let code = match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
-        HubError::Denied(_) => ErrorCode::Forbidden,
-        HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
-        HubError::NotSubscribed(_) => ErrorCode::NotFound,
-        HubError::ShuttingDown => ErrorCode::ShuttingDown,
-        _ => ErrorCode::BadRequest,
-    };
+    let code = super::error_code(e);
     let mut reply = ReplyBuilder::error(id, code, &e.to_string());
     if let HubError::ResumeUnavailable {
         epoch,
@@ -253,7 +235,7 @@ impl Driver {
                 hub.publish(
                     &self.identity,
                     &topic,
-                    core_kind(kind),
+                    super::core_kind(kind),
                     payload,
                     Vec::new(),
                     now,

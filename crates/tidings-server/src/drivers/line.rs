@@ -28,7 +28,7 @@ enum Flow {
 }
 
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
-    let (session, wake) = match super::open_session(&shared) {
+    let (session, wake) = match super::open_session(&shared.hub) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = BytesMut::new();

@@ -10,18 +10,16 @@ pub(crate) mod udp;
 use crate::runtime::Shared;
 use std::future::Future;
 use std::sync::Arc;
-use tidings_core::{HubError, Session};
+use tidings_core::{Hub, HubError, Session};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 /// Opens a hub session whose outbox wakes the returned `Notify` when it has something to
 /// write; the driver's task waits on it.
-pub(crate) fn open_session(shared: &Shared) -> Result<(Session, Arc<Notify>), HubError> {
+pub(crate) fn open_session(hub: &Arc<Hub>) -> Result<(Session, Arc<Notify>), HubError> {
     let wake = Arc::new(Notify::new());
     let waker = wake.clone();
-    let session = shared
-        .hub
-        .open_session(Box::new(move || waker.notify_one()))?;
+    let session = hub.open_session(Box::new(move || waker.notify_one()))?;
     Ok((session, wake))
 }
 
@@ -50,5 +48,41 @@ pub(crate) async fn accept_loop<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         shared.tasks.spawn(serve(stream, shared.clone()));
+    }
+}
+
+/// The native protocol's error code for a hub error; the JSON drivers (`/ws`, SockJS,
+/// Socket.IO) all answer with it.
+pub(crate) fn error_code(e: &HubError) -> tidings_proto::json::ErrorCode {
+    use tidings_proto::json::ErrorCode;
+    match e {
+        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
+        HubError::Denied(_) => ErrorCode::Forbidden,
+        HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
+        HubError::NotSubscribed(_) => ErrorCode::NotFound,
+        HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// The wire's name for a payload kind (proto and core each define their own, on purpose).
+pub(crate) fn wire_kind(k: tidings_core::PayloadKind) -> tidings_proto::PayloadKind {
+    use tidings_core::PayloadKind as Core;
+    use tidings_proto::PayloadKind as Wire;
+    match k {
+        Core::Text => Wire::Text,
+        Core::Json => Wire::Json,
+        Core::Binary => Wire::Binary,
+    }
+}
+
+/// The core's payload kind for what a decoder read.
+pub(crate) fn core_kind(k: tidings_proto::PayloadKind) -> tidings_core::PayloadKind {
+    use tidings_core::PayloadKind as Core;
+    use tidings_proto::PayloadKind as Wire;
+    match k {
+        Wire::Text => Core::Text,
+        Wire::Json => Core::Json,
+        _ => Core::Binary,
     }
 }

@@ -89,7 +89,7 @@ pub(crate) struct Drained {
 
 impl SockSession {
     pub(crate) fn new(shared: &Arc<Shared>, kind: AppKind) -> Result<SockSession, HubError> {
-        let (session, wake) = crate::drivers::open_session(shared)?;
+        let (session, wake) = crate::drivers::open_session(&shared.hub)?;
         let app = match kind {
             AppKind::Native => {
                 // The same greeting as `/ws`, first in the session's stream.

@@ -114,7 +114,8 @@ impl App for Bridge {
         let (session, wake, tracker, sid, pid) = match restored {
             Some(r) => r,
             None => {
-                let (session, wake) = open_session(&shared.hub).map_err(|e| refusal(&e))?;
+                let (session, wake) =
+                    crate::drivers::open_session(&shared.hub).map_err(|e| refusal(&e))?;
                 (session, wake, Tracker::default(), random_id(), random_id())
             }
         };
@@ -148,7 +149,7 @@ impl Bridge {
         client_offset: Option<&str>,
     ) -> Option<(Session, Arc<Notify>, Tracker, String)> {
         let points = record.tracker.resume_points(client_offset)?;
-        let (session, wake) = open_session(&self.shared.hub).ok()?;
+        let (session, wake) = crate::drivers::open_session(&self.shared.hub).ok()?;
         let mut tracker = Tracker::default();
         for (sub, since) in points {
             let opts = SubscribeOptions {
@@ -171,32 +172,14 @@ impl Bridge {
     }
 }
 
-fn open_session(hub: &Arc<Hub>) -> Result<(Session, Arc<Notify>), HubError> {
-    let wake = Arc::new(Notify::new());
-    let waker = wake.clone();
-    let session = hub.open_session(Box::new(move || waker.notify_one()))?;
-    Ok((session, wake))
-}
-
 fn refusal(e: &HubError) -> Refusal {
-    let code = error_code(e);
+    let code = super::error_code(e);
     Refusal {
         message: e.to_string(),
         data: Some(format!(
             "{{\"code\":{}}}",
             packet::json_string(code.as_str())
         )),
-    }
-}
-
-fn error_code(e: &HubError) -> ErrorCode {
-    match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
-        HubError::Denied(_) => ErrorCode::Forbidden,
-        HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
-        HubError::NotSubscribed(_) => ErrorCode::NotFound,
-        HubError::ShuttingDown => ErrorCode::ShuttingDown,
-        _ => ErrorCode::BadRequest,
     }
 }
 
@@ -264,13 +247,14 @@ impl From<HubError> for Failure {
             ..
         } = &e
         {
-            extra = format!(
-                ",\"epoch\":{},\"earliest\":{earliest},\"offset\":{last}",
-                packet::json_string(epoch)
-            );
+            // The same fields as the native protocol's resume_unavailable error.
+            if !epoch.is_empty() {
+                extra = format!(",\"epoch\":{}", packet::json_string(epoch));
+            }
+            extra.push_str(&format!(",\"earliest\":{earliest},\"last\":{last}"));
         }
         Failure {
-            code: error_code(&e),
+            code: super::error_code(&e),
             message: e.to_string(),
             extra,
         }
@@ -560,6 +544,11 @@ fn payload_of(data: &RawValue, attachments: &[Bytes]) -> Result<(PayloadKind, By
             "publish: binary data must be the whole data argument",
         ));
     }
+    // serde keeps `data` raw after checking only escape syntax: refuse what would travel on
+    // as invalid JSON or text, as the native protocol does.
+    if tidings_proto::json::has_lone_surrogate(data.get()) {
+        return Err(Failure::bad("publish: data has a lone surrogate escape"));
+    }
     match serde_json::from_str::<String>(data.get()) {
         Ok(text) => Ok((PayloadKind::Text, Bytes::from(text))),
         Err(_) => Ok((
@@ -673,7 +662,9 @@ impl Writer {
                 let ok = match d {
                     Delivery::Message { msg, .. } => {
                         let ok = self.send_message(&msg).await;
-                        sent.push((msg.topic.clone(), msg.offset));
+                        if self.recovery {
+                            sent.push((msg.topic.clone(), msg.offset));
+                        }
                         ok
                     }
                     Delivery::Presence(p) => {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Duration;
-use tidings_core::{CloseReason, Delivery, Outbox, PushOutcome, Settle};
+use tidings_core::{CloseReason, Delivery, Outbox, PayloadKind, PushOutcome, Settle};
 use tidings_proto::stomp::{self, AckMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,17 +35,19 @@ pub(super) enum Transport {
     },
 }
 
-/// Encoded frames waiting to be written, with their boundaries (for WebSocket messages).
+/// Encoded frames waiting to be written, with their boundaries and whether each must go as a
+/// binary WebSocket message (known when encoding, so nothing is rescanned per subscriber).
 #[derive(Default)]
 struct Outgoing {
     buf: BytesMut,
-    ends: Vec<usize>,
+    ends: Vec<(usize, bool)>,
 }
 
 impl Outgoing {
-    fn mark(&mut self) {
-        if self.ends.last() != Some(&self.buf.len()) {
-            self.ends.push(self.buf.len());
+    /// Ends the frame written since the last mark; `binary` when its body is not text.
+    fn mark(&mut self, binary: bool) {
+        if self.ends.last().map(|e| e.0) != Some(self.buf.len()) {
+            self.ends.push((self.buf.len(), binary));
         }
     }
 
@@ -84,18 +86,19 @@ impl Transport {
     }
 
     async fn send(&mut self, out: &mut Outgoing) -> Result<(), ()> {
-        out.mark();
+        out.mark(false);
         let result = match self {
             Transport::Tcp(s) => s.write_all(&out.buf).await.map_err(|_| ()),
             Transport::Ws(ws) => {
                 let all = out.buf.split().freeze();
                 let mut start = 0;
-                let frames = out.ends.iter().map(|&end| {
+                let frames = out.ends.iter().map(|&(end, binary)| {
                     let f = all.slice(start..end);
                     start = end;
-                    match std::str::from_utf8(&f) {
-                        Ok(_) => OutFrame::Text(f),
-                        Err(_) => OutFrame::Binary(f),
+                    if binary {
+                        OutFrame::Binary(f)
+                    } else {
+                        OutFrame::Text(f)
                     }
                 });
                 let frames: Vec<OutFrame> = frames.collect();
@@ -105,7 +108,7 @@ impl Transport {
                 let all = out.buf.split().freeze();
                 let mut start = 0;
                 let mut result = Ok(());
-                for &end in &out.ends {
+                for &(end, _) in &out.ends {
                     let outcome = outgoing.push_reply(all.slice(start..end));
                     start = end;
                     if matches!(outcome, PushOutcome::Overflowed | PushOutcome::Closed) {
@@ -138,7 +141,7 @@ impl Transport {
 
 /// Serves one connection until it ends.
 pub(super) async fn run(mut transport: Transport, shared: Arc<Shared>) {
-    let (session, wake) = match crate::drivers::open_session(&shared) {
+    let (session, wake) = match crate::drivers::open_session(&shared.hub) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = Outgoing::default();
@@ -260,7 +263,7 @@ fn encode_batch(
     auto_acks: &mut Vec<(Arc<str>, u64)>,
 ) {
     for d in batch.drain(..) {
-        match d {
+        let binary = match d {
             Delivery::Message { sub, msg } => {
                 // A subscription cancelled meanwhile: its queue messages were already given
                 // back by the hub, its topic messages are no longer wanted.
@@ -274,12 +277,17 @@ fn encode_batch(
                         None => auto_acks.push((sub, msg.offset)),
                     }
                 }
+                // The hub only stores Text and Json payloads that are UTF-8.
+                msg.kind == PayloadKind::Binary
             }
-            Delivery::Reply(bytes) => out.buf.extend_from_slice(&bytes),
+            Delivery::Reply(bytes) => {
+                out.buf.extend_from_slice(&bytes);
+                false
+            }
             // STOMP subscriptions do not watch presence.
             Delivery::Presence(_) => continue,
-        }
-        out.mark();
+        };
+        out.mark(binary);
     }
 }
 

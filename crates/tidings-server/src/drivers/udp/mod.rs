@@ -30,9 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tidings_core::{HubError, Identity, PayloadKind as CoreKind};
+use tidings_core::{HubError, Identity};
 use tidings_proto::udp::{self, ErrorCode, Reply, Request};
-use tidings_proto::PayloadKind;
 use tokio::net::UdpSocket;
 
 use crate::runtime::Shared;
@@ -109,6 +108,13 @@ impl Endpoint {
         }
     }
 
+    /// Sends to an address its cookie just validated (no size rule), counting failures.
+    fn send_validated(&self, datagram: &[u8], to: SocketAddr) {
+        if self.socket.try_send_to(datagram, to).is_err() {
+            UdpStats::bump(&self.stats().send_errors);
+        }
+    }
+
     fn error(&self, to: SocketAddr, id: u32, code: ErrorCode, message: &str, request_len: usize) {
         let budget = match self.peers().is_validated(to) {
             true => self.limits.max_datagram,
@@ -160,11 +166,7 @@ impl Endpoint {
                 topic,
                 payload,
             } => {
-                let kind = match kind {
-                    PayloadKind::Text => CoreKind::Text,
-                    PayloadKind::Json => CoreKind::Json,
-                    PayloadKind::Binary => CoreKind::Binary,
-                };
+                let kind = crate::drivers::core_kind(kind);
                 let payload = Bytes::copy_from_slice(payload);
                 let anon = Identity::anonymous();
                 match hub.publish(&anon, topic, kind, payload, Vec::new(), now) {
@@ -209,9 +211,7 @@ impl Endpoint {
                         let mut out = Vec::new();
                         udp::encode_reply(&reply, &mut out);
                         // The cookie validated the address: no size limit on this reply.
-                        if self.socket.try_send_to(&out, from).is_err() {
-                            UdpStats::bump(&self.stats().send_errors);
-                        }
+                        self.send_validated(&out, from);
                     }
                     Err(e) => {
                         let (code, text) = match e {
@@ -229,7 +229,7 @@ impl Endpoint {
                         let mut out = Vec::new();
                         let text = format!("SUBSCRIBE {pattern}: {text}");
                         udp::encode_error(id, code, &text, self.limits.max_datagram, &mut out);
-                        let _ = self.socket.try_send_to(&out, from);
+                        self.send_validated(&out, from);
                     }
                 }
             }
@@ -247,7 +247,7 @@ impl Endpoint {
                 };
                 let mut out = Vec::new();
                 udp::encode_reply(&reply, &mut out);
-                let _ = self.socket.try_send_to(&out, from);
+                self.send_validated(&out, from);
             }
             Request::Unsubscribe {
                 id,
@@ -265,7 +265,7 @@ impl Endpoint {
                     removed: removed.min(u16::MAX as usize) as u16,
                 };
                 udp::encode_reply(&reply, &mut out);
-                let _ = self.socket.try_send_to(&out, from);
+                self.send_validated(&out, from);
             }
         }
     }

@@ -11,9 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tidings_core::{CloseReason, Delivery, EncodingSlot, Message, PayloadKind as CoreKind};
+use tidings_core::{CloseReason, Delivery, EncodingSlot, Message};
 use tidings_proto::udp::{self, Reply};
-use tidings_proto::PayloadKind;
 
 use super::stats::UdpStats;
 use super::Endpoint;
@@ -73,11 +72,7 @@ async fn flush(endpoint: &Endpoint, addr: SocketAddr, batch: &mut Vec<Delivery>)
 
 /// The `MESSAGE` datagram of `m`.
 fn encode(m: &Message) -> Bytes {
-    let kind = match m.kind {
-        CoreKind::Text => PayloadKind::Text,
-        CoreKind::Json => PayloadKind::Json,
-        CoreKind::Binary => PayloadKind::Binary,
-    };
+    let kind = crate::drivers::wire_kind(m.kind);
     let mut out = Vec::with_capacity(udp::message_len(&m.topic, &m.epoch, &m.payload));
     udp::encode_reply(
         &Reply::Message {

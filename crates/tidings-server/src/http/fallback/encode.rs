@@ -15,7 +15,7 @@ pub(crate) fn message_json(msg: &Arc<Message>) -> Bytes {
                 &m.topic,
                 m.offset,
                 &m.epoch,
-                crate::drivers::json_ws::wire_kind(m.kind),
+                crate::drivers::wire_kind(m.kind),
                 &m.payload,
             )
             .bytes

@@ -44,7 +44,7 @@ impl Feed {
         who: &Identity,
         req: &FeedRequest,
     ) -> Result<Feed, HubError> {
-        let (session, wake) = crate::drivers::open_session(shared)?;
+        let (session, wake) = crate::drivers::open_session(&shared.hub)?;
         let mut feed = Feed {
             session,
             wake,

@@ -12,6 +12,7 @@ mod encode;
 pub(crate) use encode::message_json;
 mod feed;
 mod poll;
+mod pump;
 mod request;
 mod sse;
 mod stream;
@@ -80,11 +81,13 @@ pub(crate) async fn handle(
         Transport::Sse | Transport::Stream => {
             let (out, body) = streamed::channel(Duration::from_secs(cfg.keepalive_secs.max(1)));
             if transport == Transport::Sse {
-                shared.tasks.spawn(sse::run(feed, out, cfg.response_limit));
+                shared
+                    .tasks
+                    .spawn(pump::run(feed, out, cfg.response_limit, sse::Sse));
             } else {
                 shared
                     .tasks
-                    .spawn(stream::run(feed, out, cfg.response_limit));
+                    .spawn(pump::run(feed, out, cfg.response_limit, stream::Ndjson));
             }
             let mut resp = Response::new(body);
             let kind = if transport == Transport::Sse {

@@ -12,59 +12,44 @@
 
 use super::encode::{message_json, subscribed};
 use super::feed::Feed;
-use crate::http::streamed::Streamed;
+use super::pump::Format;
 use bytes::{BufMut, Bytes, BytesMut};
-use tidings_core::CloseReason;
+use std::sync::Arc;
+use tidings_core::Message;
 
-pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize) {
-    let mut sent = 0usize;
-    let mut head = BytesMut::from(&b"retry: 1000\n\n"[..]);
-    for gap in &feed.gaps {
-        let data = serde_json::json!({"type": "gap", "gap": gap}).to_string();
-        head.put_slice(format!("event: gap\ndata: {data}\n\n").as_bytes());
-    }
-    let cursor = feed.cursor.encode();
-    head.put_slice(
-        format!(
-            "id: {cursor}\nevent: subscribed\ndata: {}\n\n",
-            subscribed(&cursor, &feed.gaps)
-        )
-        .as_bytes(),
-    );
-    if !out.send(head.freeze()).await {
-        return;
-    }
-    loop {
-        tokio::select! {
-            biased;
-            _ = feed.wake.notified() => {
-                let batch = feed.drain();
-                let mut chunk = BytesMut::new();
-                let n = batch.messages.len();
-                for (i, msg) in batch.messages.iter().enumerate() {
-                    chunk.put_slice(b"event: message\ndata: ");
-                    chunk.put_slice(&message_json(msg));
-                    if i + 1 == n {
-                        chunk.put_slice(format!("\nid: {}", feed.cursor.encode()).as_bytes());
-                    }
-                    chunk.put_slice(b"\n\n");
-                }
-                if let Some(CloseReason::SlowConsumer) = batch.closed {
-                    chunk.put_slice(b"event: error\ndata: {\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect to resume\"}\n\n");
-                }
-                sent += chunk.len();
-                // Past the response limit the response ends; the client reconnects with its
-                // cursor and resumes (proxies that buffer whole responses need this).
-                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() || sent >= limit {
-                    return;
-                }
-            }
-            _ = out.keepalive() => {
-                if !out.send(Bytes::from_static(b": keep-alive\n\n")).await {
-                    return;
-                }
-            }
-            _ = out.gone() => return,
+pub(super) struct Sse;
+
+impl Format for Sse {
+    fn head(&self, feed: &Feed) -> Bytes {
+        let mut head = BytesMut::from(&b"retry: 1000\n\n"[..]);
+        for gap in &feed.gaps {
+            let data = serde_json::json!({"type": "gap", "gap": gap}).to_string();
+            head.put_slice(format!("event: gap\ndata: {data}\n\n").as_bytes());
         }
+        let cursor = feed.cursor.encode();
+        let hello = subscribed(&cursor, &feed.gaps);
+        head.put_slice(format!("id: {cursor}\nevent: subscribed\ndata: {hello}\n\n").as_bytes());
+        head.freeze()
+    }
+
+    fn batch(&self, out: &mut BytesMut, messages: &[Arc<Message>], cursor: &str) {
+        for (i, msg) in messages.iter().enumerate() {
+            out.put_slice(b"event: message\ndata: ");
+            out.put_slice(&message_json(msg));
+            // Only the last event of a batch carries the id: the browser resumes after it.
+            if i + 1 == messages.len() {
+                out.put_slice(b"\nid: ");
+                out.put_slice(cursor.as_bytes());
+            }
+            out.put_slice(b"\n\n");
+        }
+    }
+
+    fn slow_consumer(&self) -> &'static [u8] {
+        b"event: error\ndata: {\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect to resume\"}\n\n"
+    }
+
+    fn keepalive(&self) -> &'static [u8] {
+        b": keep-alive\n\n"
     }
 }

@@ -9,45 +9,34 @@
 
 use super::encode::{message_json, subscribed};
 use super::feed::Feed;
-use crate::http::streamed::Streamed;
+use super::pump::Format;
 use bytes::{BufMut, Bytes, BytesMut};
-use tidings_core::CloseReason;
+use std::sync::Arc;
+use tidings_core::Message;
 
-pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize) {
-    let mut sent = 0usize;
-    let first = format!("{}\n", subscribed(&feed.cursor.encode(), &feed.gaps));
-    if !out.send(Bytes::from(first)).await {
-        return;
+pub(super) struct Ndjson;
+
+impl Format for Ndjson {
+    fn head(&self, feed: &Feed) -> Bytes {
+        Bytes::from(format!(
+            "{}\n",
+            subscribed(&feed.cursor.encode(), &feed.gaps)
+        ))
     }
-    loop {
-        tokio::select! {
-            biased;
-            _ = feed.wake.notified() => {
-                let batch = feed.drain();
-                let mut chunk = BytesMut::new();
-                for msg in &batch.messages {
-                    chunk.put_slice(&message_json(msg));
-                    chunk.put_u8(b'\n');
-                }
-                if !batch.messages.is_empty() {
-                    chunk.put_slice(format!("{{\"type\":\"cursor\",\"cursor\":\"{}\"}}\n", feed.cursor.encode()).as_bytes());
-                }
-                if let Some(CloseReason::SlowConsumer) = batch.closed {
-                    chunk.put_slice(b"{\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect with the cursor to resume\"}\n");
-                }
-                sent += chunk.len();
-                // Past the response limit the response ends; the client reconnects with its
-                // cursor and resumes (proxies that buffer whole responses need this).
-                if !chunk.is_empty() && !out.send(chunk.freeze()).await || batch.closed.is_some() || sent >= limit {
-                    return;
-                }
-            }
-            _ = out.keepalive() => {
-                if !out.send(Bytes::from_static(b"{\"type\":\"ping\"}\n")).await {
-                    return;
-                }
-            }
-            _ = out.gone() => return,
+
+    fn batch(&self, out: &mut BytesMut, messages: &[Arc<Message>], cursor: &str) {
+        for msg in messages {
+            out.put_slice(&message_json(msg));
+            out.put_u8(b'\n');
         }
+        out.put_slice(format!("{{\"type\":\"cursor\",\"cursor\":\"{cursor}\"}}\n").as_bytes());
+    }
+
+    fn slow_consumer(&self) -> &'static [u8] {
+        b"{\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect with the cursor to resume\"}\n"
+    }
+
+    fn keepalive(&self) -> &'static [u8] {
+        b"{\"type\":\"ping\"}\n"
     }
 }
