@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use serde_json::value::RawValue;
 use tidings_proto::json::{self, EncodedFrame, Op};
 use tidings_proto::line::{self, Command, Limits, LineError, Reply, ReplyError};
+use tidings_proto::sockjs;
 use tidings_proto::stomp;
 use tidings_proto::udp;
 
@@ -436,4 +437,30 @@ fn chunks(data: &[u8]) -> Vec<&[u8]> {
         rest = tail;
     }
     out
+}
+
+/// The `sockjs_decoder` target: `data` as an `xhr_send` body and as a `jsonp_send` body (form
+/// and raw). Whatever decodes must quote back into SockJS messages that are valid JSON and
+/// give back exactly the strings decoded; an error is one of the two SockJS texts.
+pub fn sockjs_decoder(data: &[u8]) {
+    for result in [
+        sockjs::xhr_body(data),
+        sockjs::jsonp_body(data, true),
+        sockjs::jsonp_body(data, false),
+    ] {
+        match result {
+            Ok(messages) => {
+                let quoted: Vec<bytes::Bytes> = messages
+                    .iter()
+                    .map(|m| sockjs::quoted(m.as_bytes()))
+                    .collect();
+                let frame = sockjs::messages(&quoted);
+                assert_eq!(frame[0], b'a');
+                let back: Vec<String> = serde_json::from_slice(&frame[1..])
+                    .expect("an `a` frame is a JSON array of strings");
+                assert_eq!(back, messages, "quoting round-trips");
+            }
+            Err(e) => assert!(["Payload expected.", "Broken JSON encoding."].contains(&e.text())),
+        }
+    }
 }

@@ -17,6 +17,7 @@
 //! - [`udp`]: the datagram protocol of the UDP port (publish, subscribe with a cookie that
 //!   proves the address, lease renewal, and one message per datagram). [`udp::decode_request`]
 //!   and [`udp::decode_reply`] borrow from the datagram; encoders write into any `BufMut`.
+//! - [`sockjs`]: SockJS frames (quoting as sockjs-node does) and `xhr_send`/`jsonp_send` bodies.
 //! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by all.
 //!
 //! # What it does not do
@@ -36,6 +37,7 @@ mod decimal;
 pub mod json;
 pub mod line;
 mod payload;
+pub mod sockjs;
 pub mod stomp;
 pub mod udp;
 

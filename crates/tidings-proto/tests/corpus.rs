@@ -61,3 +61,11 @@ fn udp_decoder_seeds() {
         harness::udp_decoder(&bytes);
     }
 }
+
+#[test]
+fn sockjs_decoder_seeds() {
+    for (path, bytes) in seeds("sockjs_decoder") {
+        eprintln!("{}", path.display());
+        harness::sockjs_decoder(&bytes);
+    }
+}

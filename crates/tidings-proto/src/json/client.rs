@@ -202,6 +202,10 @@ const OPS: &str = "subscribe, unsubscribe, publish, history, presence, ping, aut
 ///
 /// Unknown fields are ignored. `null` counts as absent, except for `data`, where it is the
 /// JSON value `null`.
+///
+/// Limits: a frame is one whole message, so its size is bounded by the transport that read it
+/// (`websocket.max_message`, `http_api.max_body`); nesting is bounded by serde_json's recursion
+/// limit (128). Decoding allocates only what the returned op owns.
 pub fn decode_client(frame: &[u8], binary: bool) -> Result<ClientOp, JsonError> {
     let no_id = |kind| JsonError { id: None, kind };
     let first = frame.iter().copied().find(|b| !is_json_space(*b));

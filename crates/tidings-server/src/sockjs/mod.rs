@@ -13,11 +13,13 @@
 //! request or one server message). With `--conformance`, `/sockjs-test/{echo,
 //! disabled_websocket_echo,cookie_needed_echo,close}` serve the SockJS protocol test suite.
 
-mod frame;
 mod receive;
-mod send;
 mod session;
 mod websocket;
+
+// The wire formats are sans-IO and live in tidings-proto (fuzzed there).
+use tidings_proto::sockjs as frame;
+use tidings_proto::sockjs as send;
 
 use crate::http::{streamed, Body};
 use crate::runtime::Shared;

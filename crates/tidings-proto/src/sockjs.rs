@@ -1,14 +1,20 @@
-//! SockJS frames (protocol 0.3.3): `o` open, `h` heartbeat, `a[...]` messages, `c[code,"reason"]`
-//! close. Messages are JSON strings, escaped the way sockjs-node does so that browsers and
-//! proxies do not mangle them.
+//! SockJS 0.3.3 wire formats (<https://github.com/sockjs/sockjs-protocol>): the frames a
+//! server sends (`o` open, `h` heartbeat, `a[...]` messages, `c[code,"reason"]` close; messages
+//! are JSON strings escaped the way sockjs-node does, so browsers and proxies do not mangle
+//! them) and the bodies clients send (`xhr_send`: a JSON array of strings; `jsonp_send`: the
+//! same in the form field `d`). The transports, sessions and HTTP live in tidings-server.
+//!
+//! Limits: a body is bounded by whoever read it (the server's `http_api.max_body`); decoding
+//! allocates only the strings it returns and never panics.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
 
-pub(crate) const OPEN: &[u8] = b"o";
-pub(crate) const HEARTBEAT: &[u8] = b"h";
+pub const OPEN: &[u8] = b"o";
+pub const HEARTBEAT: &[u8] = b"h";
 
 /// `c[code,"reason"]`.
-pub(crate) fn close(code: u16, reason: &str) -> Bytes {
+pub fn close(code: u16, reason: &str) -> Bytes {
     let mut out = BytesMut::new();
     out.put_slice(format!("c[{code},").as_bytes());
     quote(&mut out, reason);
@@ -17,7 +23,7 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
 }
 
 /// `a["m1","m2",...]` from messages already [`quoted`].
-pub(crate) fn messages(quoted_items: &[Bytes]) -> Bytes {
+pub fn messages(quoted_items: &[Bytes]) -> Bytes {
     let len = quoted_items.iter().map(|q| q.len() + 1).sum::<usize>() + 3;
     let mut out = BytesMut::with_capacity(len);
     out.put_slice(b"a[");
@@ -33,7 +39,7 @@ pub(crate) fn messages(quoted_items: &[Bytes]) -> Bytes {
 
 /// One message as a quoted JSON string, ready for [`messages`]. A published message's
 /// quoted form is cached in the message, so a broadcast quotes it once, not per session.
-pub(crate) fn quoted(text: &[u8]) -> Bytes {
+pub fn quoted(text: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(text.len() + text.len() / 8 + 2);
     quote(&mut out, &String::from_utf8_lossy(text));
     out.freeze()
@@ -41,7 +47,7 @@ pub(crate) fn quoted(text: &[u8]) -> Bytes {
 
 /// A JSON string literal that also escapes the characters SockJS requires escaped
 /// (control characters, surrogates, and the ranges browsers treat specially).
-pub(crate) fn quote(out: &mut BytesMut, s: &str) {
+pub fn quote(out: &mut BytesMut, s: &str) {
     out.put_u8(b'"');
     // Plain ASCII (the bulk of JSON) is copied in runs; only the rest is looked at per char.
     let mut rest = s;
@@ -81,8 +87,62 @@ fn needs_escape(c: char) -> bool {
         | 0x200c..=0x200f | 0x2028..=0x202f | 0x2060..=0x206f | 0xfeff | 0xfff0..=0xffff)
 }
 
+/// Why a send body was refused (each maps to SockJS's status and text).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    PayloadExpected,
+    BrokenJson,
+}
+
+impl SendError {
+    pub fn text(&self) -> &'static str {
+        match self {
+            SendError::PayloadExpected => "Payload expected.",
+            SendError::BrokenJson => "Broken JSON encoding.",
+        }
+    }
+}
+
+/// The messages in an `xhr_send` body: a JSON array of strings (or one string).
+pub fn xhr_body(body: &[u8]) -> Result<Vec<String>, SendError> {
+    if body.is_empty() {
+        return Err(SendError::PayloadExpected);
+    }
+    parse(body)
+}
+
+/// The messages in a `jsonp_send` body: the form field `d`, or the raw body.
+pub fn jsonp_body(body: &[u8], form: bool) -> Result<Vec<String>, SendError> {
+    let payload: Vec<u8> = if form {
+        form_urlencoded::parse(body)
+            .find(|(k, _)| k == "d")
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default()
+    } else {
+        body.to_vec()
+    };
+    if payload.is_empty() {
+        return Err(SendError::PayloadExpected);
+    }
+    parse(&payload)
+}
+
+fn parse(json: &[u8]) -> Result<Vec<String>, SendError> {
+    match serde_json::from_slice::<Value>(json) {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Ok(other.to_string()),
+            })
+            .collect(),
+        Ok(Value::String(s)) => Ok(vec![s]),
+        _ => Err(SendError::BrokenJson),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+mod frame_tests {
     use super::*;
 
     #[test]
@@ -110,5 +170,20 @@ mod tests {
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, s);
         }
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    #[test]
+    fn bodies_as_sockjs_specifies() {
+        assert_eq!(xhr_body(br#"["a","b"]"#).unwrap(), ["a", "b"]);
+        assert_eq!(xhr_body(b""), Err(SendError::PayloadExpected));
+        assert_eq!(xhr_body(b"[\"x"), Err(SendError::BrokenJson));
+        assert_eq!(jsonp_body(b"d=%5B%22x%22%5D", true).unwrap(), ["x"]);
+        assert_eq!(jsonp_body(b"d=", true), Err(SendError::PayloadExpected));
+        assert_eq!(jsonp_body(br#"["y"]"#, false).unwrap(), ["y"]);
     }
 }
