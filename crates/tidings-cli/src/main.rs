@@ -1,5 +1,7 @@
-//! `tidings`: run the server, publish, subscribe, trace the traffic.
+//! `tidings`: run the server, publish, subscribe, chat, run demo feeds, trace the traffic.
 
+mod chat;
+mod demo;
 mod pubsub;
 mod serve;
 mod tap;
@@ -26,6 +28,11 @@ enum Command {
     Pub(pubsub::PubArgs),
     /// Subscribe to topics and print messages as they arrive.
     Sub(pubsub::SubArgs),
+    /// Chat in a room (topic chat.ROOM) from the terminal: history on join, who comes and
+    /// goes, messages as they arrive; each line typed is sent.
+    Chat(chat::ChatArgs),
+    /// Feeds for the demo pages (`tidings demo ticker`).
+    Demo(demo::DemoArgs),
     /// Trace tidings' traffic live from a raw packet socket (Linux; root or CAP_NET_RAW).
     Tap(tap::TapArgs),
 }
@@ -54,6 +61,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Pub(args) => pubsub::publish(args).await,
             Command::Sub(args) => pubsub::subscribe(args).await,
+            Command::Chat(args) => chat::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Tap(args) => tap::run(args).await,
         }
     });

@@ -24,6 +24,13 @@ pub(crate) struct ServeArgs {
     /// Also serve the conformance fixtures (SockJS protocol test suite under /sockjs-test/).
     #[arg(long)]
     conformance: bool,
+    /// Run the demo stock ticker in-process: simulated prices on prices.<SYMBOL>, shown at
+    /// http://HOST:PORT/ticker.
+    #[arg(long)]
+    demo_ticker: bool,
+    /// Price updates per second of --demo-ticker, over all symbols.
+    #[arg(long, default_value_t = crate::demo::ticker::DEFAULT_RATE)]
+    demo_ticker_rate: u32,
 }
 
 fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
@@ -72,6 +79,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             }
         }
         let _ = out.flush();
+    }
+    if args.demo_ticker {
+        let hub = server.hub().clone();
+        tokio::spawn(crate::demo::ticker::run_in_process(
+            hub,
+            args.demo_ticker_rate,
+        ));
     }
     signal.await;
     eprintln!("tidings: shutting down");

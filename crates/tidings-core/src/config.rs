@@ -125,6 +125,23 @@ pub struct TopicRule {
     pub history: Option<HistoryLimits>,
 }
 
+impl TopicRule {
+    /// `prices.>`: conflate, keep the newest message. Price feeds (the demo ticker) publish
+    /// faster than a browser tab may read; a slow tab should see the newest price, not be
+    /// disconnected or fall behind.
+    pub fn ticker_default() -> TopicRule {
+        TopicRule {
+            pattern: "prices.>".into(),
+            slow_consumer: Some(SlowConsumerPolicy::Conflate),
+            history: Some(HistoryLimits {
+                max_messages: 1,
+                max_bytes: 65536,
+                max_age_ms: 0,
+            }),
+        }
+    }
+}
+
 /// The hub's configuration (`[hub]` in the TOML file).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -135,7 +152,9 @@ pub struct HubConfig {
     pub history: HistoryLimits,
     /// Slow-consumer policy for topics no rule names. Default `disconnect`.
     pub slow_consumer: SlowConsumerPolicy,
-    /// Per-pattern overrides, first match wins. Default: none.
+    /// Per-pattern overrides, first match wins. Default: one rule, `prices.>` conflated with
+    /// the newest message kept (see [`TopicRule::ticker_default`]); a config file that lists
+    /// `[[hub.topics]]` replaces it.
     pub topics: Vec<TopicRule>,
     /// Most topics with state (offsets, history) at once; publishing to a new topic beyond it
     /// is refused. Default 100 000.
@@ -156,7 +175,7 @@ impl Default for HubConfig {
             outbox: OutboxLimits::default(),
             history: HistoryLimits::default(),
             slow_consumer: SlowConsumerPolicy::Disconnect,
-            topics: Vec::new(),
+            topics: vec![TopicRule::ticker_default()],
             max_topics: 100_000,
             max_subscriptions_per_session: 1024,
             auth: AuthConfig::default(),

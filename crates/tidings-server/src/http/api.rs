@@ -1,4 +1,8 @@
-//! The HTTP API: `POST /api/publish`, `GET /api/topics`.
+//! The HTTP API: `POST /api/publish`, `GET /api/topics`, `GET /api/history/<topic>`,
+//! `GET /api/presence/<topic>`.
+//!
+//! History and presence are here for clients whose protocol has no such request (STOMP,
+//! SSE, long-polling): the demo chat page uses them on every transport.
 //!
 //! Publish takes either a JSON envelope (`{"topic":"t","data":...}` or `"text":"..."`) or a
 //! raw body with the topic in the path (`/api/publish/chat.lobby`) or query (`?topic=`).
@@ -132,6 +136,77 @@ pub(super) fn topics(shared: &Arc<Shared>) -> Response<Body> {
         StatusCode::OK,
         serde_json::json!({ "topics": rows }).to_string(),
     )
+}
+
+/// Messages a history reply holds when `limit=` does not say; and the most it may ask for.
+const HISTORY_LIMIT: (usize, usize) = (100, 1000);
+
+/// `GET /api/history/<topic>?since=N&limit=M`: the stored messages after offset `since`
+/// (default 0), at most `limit`, as the native protocol's `history` reply gives them.
+pub(super) fn history(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let who = match identity(req, shared) {
+        Ok(who) => who,
+        Err(refusal) => return *refusal,
+    };
+    let topic = percent_decode(req.uri().path().trim_start_matches("/api/history/"));
+    let (mut since, mut limit) = (0u64, HISTORY_LIMIT.0);
+    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        let number = value.parse::<u64>();
+        match (&*key, number) {
+            ("since", Ok(n)) => since = n,
+            ("limit", Ok(n)) => limit = (n as usize).min(HISTORY_LIMIT.1),
+            ("since" | "limit", Err(_)) => {
+                let why = format!("{key}={value:?} must be a whole number, 0 or more");
+                return error(StatusCode::BAD_REQUEST, "bad_request", &why);
+            }
+            _ => {}
+        }
+    }
+    let page = match shared.hub.history(&who, &topic, since, usize::MAX) {
+        Ok(page) => page,
+        Err(e) => return hub_error(&e),
+    };
+    // The newest `limit` after `since`: a chat joining late wants the latest lines.
+    let skip = page.messages.len().saturating_sub(limit);
+    let mut body = bytes::BytesMut::new();
+    body.extend_from_slice(
+        format!(
+            r#"{{"topic":{},"epoch":{},"earliest":{},"offset":{},"messages":"#,
+            serde_json::Value::from(topic.as_str()),
+            serde_json::to_string(&page.epoch.as_deref()).unwrap_or_default(),
+            page.earliest,
+            page.last_offset
+        )
+        .as_bytes(),
+    );
+    super::fallback::json_array(
+        &mut body,
+        page.messages[skip..].iter().map(super::message_json),
+    );
+    body.extend_from_slice(b"}");
+    super::json_bytes(StatusCode::OK, body.freeze())
+}
+
+/// `GET /api/presence/<topic>`: who is subscribed under that exact name.
+pub(super) fn presence(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let who = match identity(req, shared) {
+        Ok(who) => who,
+        Err(refusal) => return *refusal,
+    };
+    let topic = percent_decode(req.uri().path().trim_start_matches("/api/presence/"));
+    match shared.hub.presence(&who, &topic) {
+        Ok(members) => {
+            let members: Vec<serde_json::Value> = members
+                .iter()
+                .map(|m| serde_json::json!({"client": m.client.to_string(), "user": m.user.as_deref()}))
+                .collect();
+            json(
+                StatusCode::OK,
+                serde_json::json!({"topic": topic, "members": members}).to_string(),
+            )
+        }
+        Err(e) => hub_error(&e),
+    }
 }
 
 /// The caller's identity from HTTP Basic auth; anonymous without the header.

@@ -6,6 +6,7 @@
 
 mod api;
 mod fallback;
+mod pages;
 pub(crate) use fallback::message_json;
 pub(crate) mod streamed;
 
@@ -78,7 +79,6 @@ async fn route(
             None => text(StatusCode::NOT_FOUND, "socket.io is disabled\n"),
         },
         (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
-        (&Method::GET, "/") => html(include_str!("../../../../web/index.html")),
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
             api::publish(req, &shared).await
         }
@@ -87,7 +87,17 @@ async fn route(
         (_, "/poll") => fallback::handle(req, &shared, fallback::Transport::Poll).await,
         (_, "/stream") => fallback::handle(req, &shared, fallback::Transport::Stream).await,
         (&Method::GET, "/api/topics") => api::topics(&shared),
+        (&Method::GET, p) if p.starts_with("/api/history/") => api::history(&req, &shared),
+        (&Method::GET, p) if p.starts_with("/api/presence/") => api::presence(&req, &shared),
         (&Method::GET, "/metrics") => metrics(&shared),
+        (&Method::GET, p) => match pages::find(p) {
+            Some(page) => respond(
+                StatusCode::OK,
+                page.content_type,
+                Bytes::from_static(page.body),
+            ),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
@@ -201,14 +211,6 @@ pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
 
 pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
     respond(status, "application/json", Bytes::from(body))
-}
-
-fn html(body: &'static str) -> Response<Body> {
-    respond(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        Bytes::from_static(body.as_bytes()),
-    )
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {

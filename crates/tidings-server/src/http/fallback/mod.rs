@@ -9,7 +9,7 @@
 
 mod cursor;
 mod encode;
-pub(crate) use encode::message_json;
+pub(crate) use encode::{json_array, message_json};
 mod feed;
 mod poll;
 mod pump;
@@ -52,6 +52,7 @@ pub(crate) async fn handle(
         );
     }
     let origin = allowed_origin(&req, shared);
+    let basic = req.headers().contains_key(hyper::header::AUTHORIZATION);
     let who = match api::identity(&req, shared) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
@@ -64,6 +65,13 @@ pub(crate) async fn handle(
     {
         Ok(r) => r,
         Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
+    };
+    let who = match &feed_req.login {
+        Some((user, password)) if !basic => match shared.hub.authenticate(user, password) {
+            Ok(who) => who,
+            Err(e) => return api::hub_error(&e),
+        },
+        _ => who,
     };
     let feed = match feed::Feed::open(shared, &who, &feed_req) {
         Ok(f) => f,

@@ -4,6 +4,8 @@
 //! GET /sse?topic=chat.lobby&topic=news.*                    live from now
 //! GET /poll?topic=chat.lobby&since=12&epoch=8b085532        resume one exact topic
 //! GET /stream?topic=a&topic=b&cursor=<cursor>               resume where a cursor says
+//! GET /sse?topic=chat.lobby&user=ann&password=secret         log in (EventSource cannot
+//!                                                            send an Authorization header)
 //! ```
 
 use super::cursor::{Cursor, MAX_CURSOR_TOPICS};
@@ -14,6 +16,9 @@ pub(crate) struct FeedRequest {
     pub(crate) cursor: Cursor,
     /// `/poll` only: seconds to hold the request when nothing is new.
     pub(crate) timeout_secs: Option<u64>,
+    /// `user=` and `password=` (empty when absent): the session's identity, so presence shows
+    /// who it is. HTTP Basic auth, when sent, wins.
+    pub(crate) login: Option<(String, String)>,
 }
 
 impl FeedRequest {
@@ -21,6 +26,7 @@ impl FeedRequest {
     pub(crate) fn parse(query: &str, last_event_id: Option<&str>) -> Result<FeedRequest, String> {
         let mut req = FeedRequest::default();
         let (mut since, mut epoch, mut cursor) = (None, None, None);
+        let (mut user, mut password) = (None, None);
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "topic" => req.topics.push(value.into_owned()),
@@ -33,6 +39,8 @@ impl FeedRequest {
                 }
                 "epoch" => epoch = Some(value.into_owned()),
                 "cursor" => cursor = Some(value.into_owned()),
+                "user" => user = Some(value.into_owned()),
+                "password" => password = Some(value.into_owned()),
                 "timeout" => {
                     req.timeout_secs = Some(
                         value
@@ -42,6 +50,11 @@ impl FeedRequest {
                 }
                 _ => {}
             }
+        }
+        if let Some(user) = user {
+            req.login = Some((user, password.unwrap_or_default()));
+        } else if password.is_some() {
+            return Err("password= needs user=".into());
         }
         if req.topics.is_empty() {
             return Err("name at least one topic: ?topic=chat.lobby".into());
@@ -82,5 +95,10 @@ mod tests {
         assert!(FeedRequest::parse("", None).is_err());
         assert!(FeedRequest::parse("topic=a&topic=b&since=1", None).is_err());
         assert!(FeedRequest::parse("topic=a&since=x", None).is_err());
+        let r = FeedRequest::parse("topic=a&user=ann%20b&password=pw", None).unwrap();
+        assert_eq!(r.login, Some(("ann b".to_owned(), "pw".to_owned())));
+        let r = FeedRequest::parse("topic=a&user=ann", None).unwrap();
+        assert_eq!(r.login, Some(("ann".to_owned(), String::new())));
+        assert!(FeedRequest::parse("topic=a&password=pw", None).is_err());
     }
 }
