@@ -79,6 +79,9 @@ function nativeProtocol(label, makeSocket) {
       drop: () => sock?.close(),
       close: () => {
         closed = true;
+        // Leave the room first: a polling SockJS transport has no way to tell the server it
+        // went away, which would keep this page "here" until its session expires.
+        if (sock?.readyState === 1) sock.send(JSON.stringify({ op: "unsubscribe", topic }));
         sock?.close();
       },
     };

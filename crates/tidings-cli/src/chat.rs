@@ -19,7 +19,8 @@ pub(crate) struct ChatArgs {
     #[arg(long)]
     nick: String,
     /// Password for the nick, when the server has users configured.
-    #[arg(long, env = "TIDINGS_PASSWORD", default_value = "")]
+    /// (Any password is accepted when the server has no users; the protocols need one.)
+    #[arg(long, env = "TIDINGS_PASSWORD", default_value = "-")]
     password: String,
     /// Server: tcp://HOST:PORT (line protocol), HOST:PORT (the same) or ws://HOST:PORT/ws.
     #[arg(

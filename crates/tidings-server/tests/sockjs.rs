@@ -386,6 +386,34 @@ async fn abandoned_sessions_are_reclaimed() {
 }
 
 #[tokio::test]
+async fn a_session_whose_client_hung_up_mid_poll_is_reclaimed() {
+    let server = server_with(|c| c.sockjs.disconnect_delay_secs = 1).await;
+    req(&server, "POST", "/sockjs/000/left/xhr", "", "", ALL).await;
+    let hello = req(&server, "POST", "/sockjs/000/left/xhr", "", "", ALL).await;
+    assert!(hello.body.contains("hello"), "{}", hello.body);
+    // The next poll is held (nothing to say yet); the client goes away while it waits, as a
+    // closed browser tab does. The session must not stay attached to the dead request.
+    let mut held = TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    held.write_all(b"POST /sockjs/000/left/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+    let sessions = || server.hub().stats().sessions;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sessions() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session outlived its client by 5 s (disconnect delay 1 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn native_protocol_runs_inside_a_session() {
     let server = server_with(|_| {}).await;
     let p = "/sockjs/000/n1";

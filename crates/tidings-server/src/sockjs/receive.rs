@@ -96,6 +96,15 @@ fn htmlfile_prelude(callback: &str) -> Bytes {
     Bytes::from(page)
 }
 
+/// Detaches the receiving request from its session when dropped.
+struct Detach<'a>(&'a SockSession);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
+}
+
 /// A polling request: one frame, now or when something arrives, or `h` after `heartbeat`.
 pub(crate) async fn poll(session: Arc<SockSession>, style: &Style, heartbeat: Duration) -> Bytes {
     match session.attach() {
@@ -103,6 +112,9 @@ pub(crate) async fn poll(session: Arc<SockSession>, style: &Style, heartbeat: Du
         Attach::Busy => style.wrap(&frame::close(2010, "Another connection still open")),
         Attach::Closed(close) => style.wrap(&close),
         Attach::Attached => {
+            // Detaches however this ends: hyper drops the request's future when the client
+            // goes away mid-poll, and a session left attached would never be reclaimed.
+            let _attached = Detach(&session);
             let deadline = tokio::time::Instant::now() + heartbeat;
             let mut drained = session.drain();
             // A wake-up may be stale (left by a push an earlier request already drained), so
@@ -118,7 +130,6 @@ pub(crate) async fn poll(session: Arc<SockSession>, style: &Style, heartbeat: Du
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 drained = session.drain();
             }
-            session.detach();
             match (drained.messages, drained.close) {
                 (Some(m), _) => style.wrap(&m),
                 (None, Some(c)) => style.wrap(&c),
