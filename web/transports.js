@@ -218,7 +218,16 @@ const socketio = (transports) => ({ topic, nick, position, on }) => {
       return ack;
     },
     drop: () => socket.io.engine?.close(),
-    close: () => socket.disconnect(),
+    close: () => {
+      // On long-polling, the request carrying the goodbye may not outlive a closing tab, and
+      // the server would count this page present until the heartbeat gives up (45 s); a
+      // beacon does outlive it. "41" is Socket.IO's DISCONNECT inside an Engine.IO message.
+      const engine = socket.io.engine;
+      if (engine?.transport?.name === "polling" && engine.id && navigator.sendBeacon) {
+        navigator.sendBeacon(`${base()}/socket.io/?EIO=4&transport=polling&sid=${engine.id}`, "41");
+      }
+      socket.disconnect();
+    },
   };
 };
 

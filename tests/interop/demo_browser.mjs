@@ -263,7 +263,11 @@ async function ticker() {
   const page = await ctx.newPage();
   await page.goto(`${base}/ticker`);
   await page.waitForSelector("#status.up", { timeout: WAIT_MS });
-  await page.waitForFunction(() => document.querySelectorAll(".quote").length >= 20, null, { timeout: WAIT_MS });
+  await page.waitForFunction(
+    () => [...document.querySelectorAll(".quote .price")].filter((p) => p.textContent).length >= 20,
+    null,
+    { timeout: WAIT_MS },
+  );
   const prices = () =>
     page.$$eval(".quote", (qs) => Object.fromEntries(qs.map((q) => [q.dataset.symbol, q.querySelector(".price").textContent])));
   const first = await prices();

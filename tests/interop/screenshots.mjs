@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Screenshots of the demo pages for the README, taken in headless Chromium from a running
+// `tidings serve --demo-ticker` (scripts/screenshots.sh starts one and calls this).
+//
+//   node screenshots.mjs http://127.0.0.1:PORT OUT_DIR     -> OUT_DIR/chat.png, OUT_DIR/ticker.png
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, out] = process.argv.slice(2);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const viewport = { width: 1100, height: 620 };
+
+async function publish(topic, body, json = true) {
+  await fetch(`${base}/api/publish/${topic}`, {
+    method: "POST",
+    headers: { "content-type": json ? "application/json" : "text/plain" },
+    body: json ? JSON.stringify(body) : body,
+  });
+}
+
+async function chatPage(nick, transport) {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  await page.goto(`${base}/chat?room=lobby&nick=${nick}&transport=${transport}&join=1`);
+  await page.waitForSelector("#status.up");
+  return page;
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+  await sleep(250);
+}
+
+try {
+  // Earlier conversation: the page shows it as history on join.
+  await publish("chat.lobby", { nick: "bob", text: "morning! anyone tried the new ticker page?" });
+  await publish("chat.lobby", { nick: "cy", text: "yes, 200 updates/s and the tab stays smooth (prices.> is conflated)" });
+  await publish("chat.lobby", "deploy finished (sent with nc: PUB chat.lobby ...)", false);
+  const bob = await chatPage("bob", "sse");
+  const cy = await chatPage("cy", "stomp");
+  const ann = await chatPage("ann", "ws");
+  await say(ann, "hi all, I'm on the native WebSocket");
+  await say(bob, "SSE + POST here");
+  await say(cy, "STOMP over WebSocket, same room");
+  await sleep(2500); // a presence refresh
+  await ann.fill("#text", "and a terminal: tidings chat lobby --nick dan");
+  await ann.screenshot({ path: path.join(out, "chat.png") });
+
+  const ticker = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+  await ticker.goto(`${base}/ticker`);
+  await ticker.waitForFunction(() => document.querySelectorAll(".quote").length >= 20);
+  await sleep(6000); // sparklines fill in
+  await ticker.screenshot({ path: path.join(out, "ticker.png") });
+  console.log(`wrote ${path.join(out, "chat.png")} and ${path.join(out, "ticker.png")}`);
+} finally {
+  await browser.close();
+}
