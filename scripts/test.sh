@@ -4,7 +4,8 @@
 #      Python websockets, python-socketio, Debian chromium, Autobahn)
 #   2. cargo fmt --all --check
 #   3. cargo clippy --workspace --all-targets -- -D warnings
-#   4. cargo test --workspace   (includes crates/tidings-cli/tests/interop.rs: real clients)
+#   4. cargo test --workspace   (includes crates/tidings-cli/tests/interop.rs: real clients, and
+#      tests/demo.rs: the demo pages in headless Chromium, tidings chat)
 #   5. Autobahn|Testsuite quick run against `tidings serve`'s /echo
 # Every step runs even when an earlier one failed (except a failed install); the exit status is
 # non-zero when any step failed, and the last line sums up.
