@@ -259,8 +259,10 @@ const stomp = ({ topic, nick, position, on }) => {
   };
   client.onStompError = (frame) => {
     // A resume that history cannot serve: start from what history still holds next time.
-    const m = /earliest[ =:]+(\d+)/.exec(frame.headers.message + frame.body);
-    if (/resume/.test(frame.headers.message)) on.gap({ earliest: m ? Number(m[1]) : 1, epoch: null });
+    // The hub says "cannot resume T after offset N: ... (epoch E, history holds A..=B)".
+    const text = `${frame.headers.message} ${frame.body}`;
+    const held = /epoch (\w+), history holds (\d+)\.\.=/.exec(text);
+    if (/cannot resume/.test(text)) on.gap({ earliest: held ? Number(held[2]) : 1, epoch: held ? held[1] : null });
     on.status(false, `${label}: ${frame.headers.message}`);
   };
   client.onWebSocketClose = () => on.status(false, `${label}: connection lost, reconnecting`);
