@@ -270,10 +270,15 @@ async function ticker() {
   );
   const prices = () =>
     page.$$eval(".quote", (qs) => Object.fromEntries(qs.map((q) => [q.dataset.symbol, q.querySelector(".price").textContent])));
+  const published = async () =>
+    Number(/^tidings_published_total (\d+)/m.exec(await (await fetch(`${base}/metrics`)).text())[1]);
+  const [p0, t0, n0] = [await published(), Date.now(), Number(await page.textContent("#total"))];
   const first = await prices();
   check(Object.values(first).every((p) => /^\d+\.\d\d$/.test(p)), `price cells: ${JSON.stringify(first)}`);
   await sleep(1500);
   const later = await prices();
+  const [p1, t1, n1] = [await published(), Date.now(), Number(await page.textContent("#total"))];
+  const secs = (t1 - t0) / 1000;
   const moved = Object.keys(first).filter((s) => first[s] !== later[s]);
   check(moved.length >= 5, `prices hardly moved in 1.5 s: ${JSON.stringify(first)} -> ${JSON.stringify(later)}`);
   const rate = Number(await page.textContent("#rate"));
@@ -289,6 +294,7 @@ async function ticker() {
   check(sparkline > 50, `the sparkline is blank (${sparkline} pixels drawn)`);
   await ctx.close();
   console.log(`ok: the ticker page shows ${Object.keys(first).length} symbols, ${moved.length} prices changed in 1.5 s, ${rate} messages/s, sparklines drawn`);
+  console.log(`ticker: the server published ${Math.round((p1 - p0) / secs)} prices/s, the page received ${Math.round((n1 - n0) / secs)}/s (prices.> is conflated)`);
 }
 
 try {
