@@ -128,7 +128,7 @@ const sse = ({ topic, nick, position, on }) => {
       const payload = "data" in f ? f.data : "text" in f ? f.text : { binary: f.base64 };
       on.message({ offset: f.offset, epoch: f.epoch, payload });
     });
-    me.addEventListener("gap", (e) => on.gap(JSON.parse(e.data)));
+    me.addEventListener("gap", (e) => on.gap(JSON.parse(e.data).gap)); // {"type":"gap","gap":{...}}
     me.onerror = () => {
       if (es !== me) return;
       me.close();

@@ -5,6 +5,7 @@
 //
 //   node demo_browser.mjs chat   http://127.0.0.1:PORT 127.0.0.1:TCPPORT
 //   node demo_browser.mjs resume http://127.0.0.1:PORT 127.0.0.1:TCPPORT
+//   node demo_browser.mjs gap    http://127.0.0.1:PORT 127.0.0.1:TCPPORT  (history of 3 messages)
 //   node demo_browser.mjs ticker http://127.0.0.1:PORT      (server runs --demo-ticker)
 //
 // chat:   pages on different transports (every transport of the picker, in pairs) exchange
@@ -13,6 +14,8 @@
 //         exchange messages.
 // resume: a page loses its connection (network offline + its socket dropped), misses
 //         messages, comes back online and shows exactly the missed ones, once each.
+// gap:    the same, but history no longer holds all it missed: the page says which messages
+//         are gone and shows what is still held.
 // ticker: the ticker page shows prices from the feed, changing, and a messages/s figure.
 //
 // Prints `ok: ...` lines; exits 1 with `FAIL: ...`.
@@ -256,6 +259,39 @@ async function resume() {
   }
 }
 
+// --- gap: what was missed is no longer held (the server keeps 3 messages per topic) ---------
+
+const GAPPERS = ["ws", "sse", "poll", "stomp", "socketio", "sockjs-xhr-polling"];
+
+async function gap() {
+  for (const [i, transport] of GAPPERS.entries()) {
+    const room = `gap${i}${run}`;
+    const away = await openChat({ room, nick: `away${i}`, transport });
+    const stays = await openChat({ room, nick: `stays${i}`, transport: "ws" });
+    await say(stays, "before");
+    await seeLine(away, stays.nick, "before", "before the loss");
+    await away.ctx.setOffline(true);
+    await away.page.evaluate(() => window.tidingsChat.drop());
+    await away.page.waitForSelector("#status.down", { timeout: WAIT_MS });
+    for (const n of [1, 2, 3, 4, 5, 6]) await say(stays, `lost ${n}`);
+    await seeLine(stays, stays.nick, "lost 6", "sent while the other is away");
+    await away.ctx.setOffline(false);
+    await waitConnected(away.page, `${transport} after coming back`);
+    await seeLine(away, stays.nick, "lost 6", `${transport} after coming back`);
+    await say(stays, "after");
+    await seeLine(away, stays.nick, "after", `${transport} live again`);
+    const shown = await away.page.$$eval("#messages li", (lis) =>
+      lis.map((li) => (li.classList.contains("notice") ? `[${li.textContent}]` : li.querySelector(".text").textContent)),
+    );
+    // Offsets: before = 1, lost n = n + 1; the server holds 5..7 (lost 4..6) when the page is back.
+    const want = ["before", "[messages up to #4 are no longer held by the server]", "lost 4", "lost 5", "lost 6", "after"];
+    check(JSON.stringify(shown) === JSON.stringify(want), `${transport}: the page shows ${JSON.stringify(shown)}`);
+    await away.ctx.close();
+    await stays.ctx.close();
+    console.log(`ok: ${transport}: back after history moved on, the page says which messages are gone and shows what is held`);
+  }
+}
+
 // --- ticker ------------------------------------------------------------------------------------
 
 async function ticker() {
@@ -302,8 +338,9 @@ try {
     await chatPairs();
     await chatWithLineClient();
   } else if (mode === "resume") await resume();
+  else if (mode === "gap") await gap();
   else if (mode === "ticker") await ticker();
-  else throw new Error(`unknown mode ${mode}; use chat, resume or ticker`);
+  else throw new Error(`unknown mode ${mode}; use chat, resume, gap or ticker`);
   clearTimeout(overall);
   await browser.close();
   process.exit(0);

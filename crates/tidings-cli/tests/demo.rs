@@ -1,6 +1,6 @@
 //! The demos end to end, with the real binary: the chat and ticker pages in headless Chromium
 //! (tests/interop/demo_browser.mjs: pages on every transport, presence, history, resume after
-//! a lost connection, a TCP line client), `tidings chat` as a real process over TCP and
+//! a lost connection, gaps told plainly, a TCP line client), `tidings chat` as a real process over TCP and
 //! WebSocket, and the ticker feed (`tidings demo ticker`, `tidings serve --demo-ticker`).
 //!
 //! The browser tests need scripts/install-test-deps.sh (node packages, Debian chromium); they
@@ -100,6 +100,16 @@ fn chat_pages_on_every_transport_exchange_messages_and_presence() {
 fn chat_page_that_lost_its_connection_shows_what_it_missed() {
     let server = serve(&[]);
     browser_script("resume", &server);
+}
+
+#[test]
+fn chat_page_is_told_when_missed_messages_are_gone() {
+    // History of 3 messages per topic: a page away for 6 cannot get them all back.
+    let config = std::env::temp_dir().join(format!("tidings-demo-gap-{}.toml", std::process::id()));
+    std::fs::write(&config, "[hub.history]\nmax_messages = 3\n").unwrap();
+    let server = serve(&["--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
+    browser_script("gap", &server);
 }
 
 #[test]
@@ -311,7 +321,7 @@ fn terminal_chat_over_websocket() {
     terminal_chat(&server, |s| format!("ws://{}/ws", s.addr("http")));
 }
 
-/// `tidings demo ticker` publishes JSON prices on prices.<SYMBOL> at about the rate asked.
+/// `tidings demo ticker` publishes JSON prices on prices.<SYMBOL>, no faster than asked.
 #[test]
 fn demo_ticker_command_publishes_prices() {
     let server = serve(&[]);
@@ -339,8 +349,9 @@ fn demo_ticker_command_publishes_prices() {
         .lines()
         .filter(|l| l.starts_with("MSG prices."))
         .collect();
+    // Not a timing test: it published, and never faster than asked (100/s for 2 s).
     assert!(
-        (100..=260).contains(&prices.len()),
+        (10..=210).contains(&prices.len()),
         "{} price messages in 2 s at 100/s",
         prices.len()
     );

@@ -98,13 +98,17 @@ where
     let mut feed = Feed::new(u64::from(std::process::id()));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let per_tick = f64::from(rate) * TICK.as_secs_f64();
-    let mut owed = 0.0;
+    let start = tokio::time::Instant::now();
+    let rate = u64::from(rate);
+    let mut sent = 0u64;
     loop {
         tick.tick().await;
-        owed += per_tick;
-        while owed >= 1.0 {
-            owed -= 1.0;
+        // What is due by the clock, so late ticks do not lower the rate; after a stall of
+        // more than a second the feed skips ahead rather than bursting to catch up.
+        let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
+        sent = sent.max(due.saturating_sub(rate));
+        while sent < due {
+            sent += 1;
             let (topic, payload) = feed.next_update();
             publish(topic, payload).await?;
         }
