@@ -51,7 +51,8 @@ pub struct SockJsConfig {
     /// Tell clients to send a JSESSIONID cookie (for sticky load balancers). Default false.
     pub cookie_needed: bool,
     /// Where the iframe page loads sockjs-client from.
-    /// Default "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".
+    /// Default "/vendor/sockjs.min.js": the copy this binary serves, so iframe transports work
+    /// offline and from the same origin.
     pub client_url: String,
 }
 
@@ -64,7 +65,7 @@ impl Default for SockJsConfig {
             max_sessions: 10_000,
             websocket: true,
             cookie_needed: false,
-            client_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
+            client_url: "/vendor/sockjs.min.js".into(),
         }
     }
 }
