@@ -185,8 +185,9 @@ try {
   });
   console.log("ok: the browser publishes text and binary (acked offsets 1, 2); ws and tcp receive them");
 
-  w.ws.send(JSON.stringify({ op: "publish", topic, data: { from: "ws" } }));
-  await sleep(50);
+  // The ws publish must take offset 3 before tcp publishes: wait for its ack, not a sleep.
+  w.ws.send(JSON.stringify({ op: "publish", id: 2, topic, data: { from: "ws" } }));
+  await until("the ws publish ack", () => w.frames.some((f) => f.id === 2));
   t.sock.write(`PUB ${topic} from tcp\r\n`);
   const s2 = await until("the page's messages", async () => {
     const s = await state();
