@@ -55,6 +55,7 @@ impl Sample {
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
     args.common.pin_load_generator()?;
+    let load = crate::stats::load_average();
     let mut results: Vec<(Target, Vec<Sample>)> =
         args.targets.iter().map(|&t| (t, Vec::new())).collect();
     for run in 1..=args.runs {
@@ -69,7 +70,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             samples.push(s);
         }
     }
-    report(&args, &results)
+    report(&args, &results, load)
 }
 
 fn measure(args: &Args, target: Target) -> Result<Sample, String> {
@@ -112,9 +113,10 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
     })
 }
 
-fn report(args: &Args, results: &[(Target, Vec<Sample>)]) -> Result<(), String> {
+fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(), String> {
     let n = args.connections;
     let mut out = Output::new(args.common.out.as_deref())?;
+    out.note(&crate::stats::load_note(load));
     out.note(&format!(
         "{n} idle WebSocket connections per server, opened by {} worker process(es) from source addresses 127.0.0.2.. ({} per address), 256 handshakes in flight per worker; RSS read {} s after the last connection; median of {} runs, servers alternating.",
         n.div_ceil(args.per_worker), args.per_source, args.settle, args.runs

@@ -51,6 +51,7 @@ const SERVERS: [&str; 2] = ["tidings /echo", "node ws"];
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
     args.common.pin_load_generator()?;
+    let load = crate::stats::load_average();
     let tidings = peer::tidings_binary(args.common.tidings.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -82,7 +83,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             }
         }
     }
-    report(&args, &results)
+    report(&args, &results, load)
 }
 
 /// Opens the connections, runs one second of warm-up, then counts echoes for `seconds`.
@@ -155,8 +156,9 @@ async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<
     })
 }
 
-fn report(args: &Args, results: &[[Vec<Sample>; 2]]) -> Result<(), String> {
+fn report(args: &Args, results: &[[Vec<Sample>; 2]], load: f64) -> Result<(), String> {
     let mut out = Output::new(args.common.out.as_deref())?;
+    out.note(&crate::stats::load_note(load));
     out.note(&format!(
         "{} connections, each keeping {} messages in flight (text frames, no compression offered); server on CPU {}, load generator ({} tokio threads) on CPU {}; servers alternating, median of {} runs of {} s after 1 s of warm-up.",
         args.connections, args.window, args.common.server_cpu, args.threads, args.common.client_cpu, args.runs, args.seconds
@@ -167,6 +169,7 @@ fn report(args: &Args, results: &[[Vec<Sample>; 2]]) -> Result<(), String> {
         "echoes/s",
         "vs node ws",
         "server CPU µs per echo",
+        "echoes per server CPU-second",
         "server RSS MiB",
     ]);
     let mut series: Vec<(String, Vec<f64>)> = SERVERS
@@ -178,15 +181,14 @@ fn report(args: &Args, results: &[[Vec<Sample>; 2]]) -> Result<(), String> {
         let node = rate(1);
         for (si, name) in SERVERS.iter().enumerate() {
             let samples = &results[zi][si];
+            let cpu_us = median(samples.iter().map(|s| s.server_cpu_us_per_echo));
             table.row(vec![
                 format!("{size} B"),
                 (*name).into(),
                 format!("{:.0}", rate(si)),
                 format!("{:.2}x", rate(si) / node.max(1e-9)),
-                format!(
-                    "{:.2}",
-                    median(samples.iter().map(|s| s.server_cpu_us_per_echo))
-                ),
+                format!("{cpu_us:.2}"),
+                format!("{:.0}", 1e6 / cpu_us.max(1e-9)),
                 format!("{:.1}", median(samples.iter().map(|s| s.rss_mib))),
             ]);
             series[si].1.push(rate(si));

@@ -68,6 +68,7 @@ struct Sample {
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
     args.common.pin_load_generator()?;
+    let load = crate::stats::load_average();
     // results[s][t] = samples of subscriber count s on target t.
     let mut results: Vec<Vec<Vec<Sample>>> =
         vec![vec![Vec::new(); args.targets.len()]; args.subscribers.len()];
@@ -86,7 +87,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             }
         }
     }
-    report(&args, &results)
+    report(&args, &results, load)
 }
 
 fn measure(args: &Args, target: Target, subs: usize) -> Result<Sample, String> {
@@ -232,8 +233,9 @@ fn latency(
     Ok(((sent1 - sent0) as f64 / elapsed, Percentiles::of(&hist)))
 }
 
-fn report(args: &Args, results: &[Vec<Vec<Sample>>]) -> Result<(), String> {
+fn report(args: &Args, results: &[Vec<Vec<Sample>>], load: f64) -> Result<(), String> {
     let mut out = Output::new(args.common.out.as_deref())?;
+    out.note(&crate::stats::load_note(load));
     out.note(&format!(
         "One publisher, S subscribers of one topic, {} B payloads; subscribers spread over worker processes ({} each); saturation: the publisher at most {} messages ahead of the slowest subscriber, {} s measured after {} s; latency: {} s recorded at each fixed rate; median of {} runs, servers alternating. Client CPU: share of the load generator's core used while saturated (near 100 % means the load generator may be the limit).",
         args.payload, args.per_worker, args.window, args.seconds, args.warmup, args.latency_seconds, args.runs
@@ -245,6 +247,8 @@ fn report(args: &Args, results: &[Vec<Vec<Sample>>]) -> Result<(), String> {
         "deliveries/s",
         "tidings is",
         "server CPU µs per delivery",
+        "deliveries per server CPU-second",
+        "tidings is (per CPU-second)",
         "client CPU",
     ]);
     let mut series: Vec<(String, Vec<f64>)> = args
@@ -257,10 +261,18 @@ fn report(args: &Args, results: &[Vec<Vec<Sample>>]) -> Result<(), String> {
             .iter()
             .map(|s| median(s.iter().map(|x| x.deliveries_per_sec)))
             .collect();
+        let cpu_us: Vec<f64> = results[si]
+            .iter()
+            .map(|s| median(s.iter().map(|x| x.server_cpu_us_per_delivery)))
+            .collect();
         for (ti, target) in args.targets.iter().enumerate() {
             let samples = &results[si][ti];
             let ratio = match base_index {
                 Some(b) if b != ti && rates[ti] > 0.0 => format!("{:.1}x", rates[b] / rates[ti]),
+                _ => String::new(),
+            };
+            let cpu_ratio = match base_index {
+                Some(b) if b != ti && cpu_us[b] > 0.0 => format!("{:.1}x", cpu_us[ti] / cpu_us[b]),
                 _ => String::new(),
             };
             table.row(vec![
@@ -268,10 +280,9 @@ fn report(args: &Args, results: &[Vec<Vec<Sample>>]) -> Result<(), String> {
                 target.name().into(),
                 format!("{:.0}", rates[ti]),
                 ratio,
-                format!(
-                    "{:.2}",
-                    median(samples.iter().map(|x| x.server_cpu_us_per_delivery))
-                ),
+                format!("{:.2}", cpu_us[ti]),
+                format!("{:.0}", 1e6 / cpu_us[ti].max(1e-9)),
+                cpu_ratio,
                 format!(
                     "{:.0} %",
                     median(samples.iter().map(|x| x.client_cpu)) * 100.0

@@ -92,6 +92,23 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The 1-minute load average (0 when unreadable).
+pub(crate) fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A line saying how busy the machine was, from the load average when the scenario started
+/// and now: other jobs share this machine, and their load shows in every rate.
+pub(crate) fn load_note(at_start: f64) -> String {
+    format!(
+        "Machine load (1-minute load average, 2 cores): {at_start:.1} at the start, {:.1} at the end.",
+        load_average()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,8 +259,12 @@ async fn open(
         };
         match result {
             Ok(ws) => return ws,
-            Err(_) => {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                let failed = shared.failed.fetch_add(1, Ordering::Relaxed);
+                if failed < 3 {
+                    // A few reasons on stderr say why attempts fail; the count says how often.
+                    eprintln!("tidings-bench worker: attempt from {source} failed: {e}");
+                }
                 attempt += 1;
                 // Back off a little, spread by connection, as reconnecting clients do.
                 let ms = 50 * u64::from(attempt.min(10)) + (source_jitter(source) % 50);
