@@ -111,6 +111,12 @@ fn measure(args: &Args, target: Target, subs: usize) -> Result<Sample, String> {
     )?;
     let mut published = 0u64;
     let mut sample = Sample::default();
+    // Latency first, on a server with nothing queued; saturation last, since a server that
+    // cannot keep up leaves a backlog behind.
+    for &rate in &args.latency_rates {
+        let r = latency(args, target, addr, &mut fleet, &mut published, rate)?;
+        sample.latency.push(r);
+    }
     saturate(
         args,
         target,
@@ -119,10 +125,6 @@ fn measure(args: &Args, target: Target, subs: usize) -> Result<Sample, String> {
         &mut published,
         &mut sample,
     )?;
-    for &rate in &args.latency_rates {
-        let r = latency(args, target, addr, &mut fleet, &mut published, rate)?;
-        sample.latency.push(r);
-    }
     let closed = fleet.totals().closed;
     fleet.stop()?;
     if closed > 0 {

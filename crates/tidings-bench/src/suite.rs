@@ -67,7 +67,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         subscribers: 15_000,
         targets: vec![Target::Tidings, Target::NodeWs],
         runs: args.runs,
-        rate: 5.0,
+        rate: 2.0,
         steady: 2,
         concurrency: 256,
         per_worker: 5000,
