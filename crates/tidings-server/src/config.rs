@@ -51,8 +51,9 @@ pub struct WebSocketConfig {
     /// Allowed `Origin` headers (exact match, e.g. `https://app.example.com`). Requests
     /// without an Origin (non-browser clients) are always allowed. Default: empty = any.
     pub allowed_origins: Vec<String>,
-    /// Initial read/write buffer per connection, in bytes. Default 4096: small keeps idle
-    /// connections cheap; buffers grow for big frames and shrink back.
+    /// Initial read/write buffer per connection, in bytes. Default 512: idle connections are
+    /// most of a server's connections, and this is most of what each costs; buffers grow for
+    /// big frames and shrink back (docs/performance.md has the measurements).
     pub buffer_size: usize,
 }
 
@@ -64,7 +65,7 @@ impl Default for WebSocketConfig {
             ping_interval_secs: 25,
             idle_timeout_secs: 60,
             allowed_origins: Vec::new(),
-            buffer_size: 4096,
+            buffer_size: 512,
         }
     }
 }

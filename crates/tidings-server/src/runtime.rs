@@ -157,14 +157,29 @@ impl Server {
     }
 }
 
+/// Connections the kernel may hold for us before we accept them. tokio's default is 1024;
+/// a reconnect storm of 15k clients overflows that, and an overflowed backlog drops SYNs,
+/// which clients retry only after a second or more. The kernel caps it at `somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
 async fn bind(kind: &'static str, listen: Listen) -> Result<Option<TcpListener>, StartError> {
     let Some(addr) = listen.0 else {
         return Ok(None);
     };
-    TcpListener::bind(addr)
-        .await
+    listener(addr)
         .map(Some)
         .map_err(|source| StartError::Bind { kind, addr, source })
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's own bind does: a restarted server can listen while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Once a second: expires aged history, forgets idle topics, reclaims abandoned SockJS sessions.

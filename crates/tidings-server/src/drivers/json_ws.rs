@@ -19,6 +19,9 @@ use tokio::time::Instant;
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
 
+/// Most requests handled from one read before their replies are written.
+const MAX_REQUESTS_PER_WRITE: usize = 64;
+
 pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
     let (session, wake) = match super::open_session(&shared.hub) {
         Ok(pair) => pair,
@@ -38,24 +41,26 @@ pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
     };
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
-    let mut batch = Vec::new();
-    loop {
-        let deadline = [next_ping, idle_after.map(|i| last_heard + i)]
+    let deadline = |next_ping: Option<Instant>, last_heard: Instant| {
+        [next_ping, idle_after.map(|i| last_heard + i)]
             .into_iter()
             .flatten()
-            .min();
-        let timer = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+            .min()
+    };
+    // One timer for the connection's life, moved only when it fires: re-arming it on every
+    // message would cost a timer-wheel insert and remove per wake-up. When it fires early
+    // (the peer was heard since), it is simply set to the new deadline.
+    let first = deadline(next_ping, last_heard);
+    let timer = tokio::time::sleep_until(first.unwrap_or_else(Instant::now));
+    tokio::pin!(timer);
+    let timed = first.is_some();
+    let mut batch = Vec::new();
+    loop {
         tokio::select! {
             biased;
             _ = wake.notified() => {
                 let closed = driver.session.outbox().drain_into(&mut batch);
-                let frames: Vec<OutFrame> = batch.drain(..).map(frame_of).collect();
-                let sent = conn.send_all(frames).await;
+                let sent = conn.send_all(batch.drain(..).map(frame_of)).await;
                 match closed {
                     Some(CloseReason::SlowConsumer) => {
                         let text = ReplyBuilder::error(None, ErrorCode::SlowConsumer, "too many messages queued; closing").finish();
@@ -69,14 +74,18 @@ pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
             }
             msg = conn.recv() => {
                 last_heard = Instant::now();
-                match msg {
-                    Ok(WsMessage::Text(b)) => driver.handle(&b, false),
-                    Ok(WsMessage::Binary(b)) => driver.handle(&b, true),
-                    Ok(WsMessage::Control) => {}
-                    Err(_) => return,
+                let Ok(msg) = msg else { return };
+                driver.handle_message(msg);
+                // Requests that arrived together are answered together: their replies
+                // queue in the outbox and leave in one write.
+                for _ in 1..MAX_REQUESTS_PER_WRITE {
+                    match conn.recv_ready() {
+                        Some(msg) => driver.handle_message(msg),
+                        None => break,
+                    }
                 }
             }
-            _ = timer => {
+            _ = &mut timer, if timed => {
                 let now = Instant::now();
                 if idle_after.is_some_and(|i| now >= last_heard + i) {
                     return conn.close(Close::GoingAway, "idle timeout").await;
@@ -86,6 +95,9 @@ pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
                     if conn.ping().await.is_err() {
                         return;
                     }
+                }
+                if let Some(d) = deadline(next_ping, last_heard) {
+                    timer.as_mut().reset(d);
                 }
             }
         }
@@ -181,6 +193,14 @@ impl Driver {
 
     fn reply(&self, text: String) {
         self.session.outbox().push_reply(Bytes::from(text));
+    }
+
+    fn handle_message(&mut self, msg: WsMessage) {
+        match msg {
+            WsMessage::Text(b) => self.handle(&b, false),
+            WsMessage::Binary(b) => self.handle(&b, true),
+            WsMessage::Control => {}
+        }
     }
 
     /// Runs one request frame (a text frame, or a binary frame with a JSON header line).

@@ -106,16 +106,24 @@ fn upgrade(
     match ws::upgrade(req, &shared.config.websocket) {
         Err(refusal) => refusal.map(BodyExt::boxed),
         Ok((resp, pending)) => {
+            use futures::FutureExt;
+            let tasks = shared.tasks.clone();
             let shared = shared.clone();
-            shared.clone().tasks.spawn(async move {
-                let Some(conn) = pending.accept().await else {
+            // `then`, not one async block: the pending upgrade and the driver are states of
+            // one enum, so the pending upgrade's room is not kept for the connection's life;
+            // the driver is boxed so the task does not reserve room for the larger of two.
+            let task = pending.accept().then(move |conn| async move {
+                let Some(conn) = conn else {
                     return;
                 };
                 match endpoint {
-                    Endpoint::Echo => ws::echo::serve(conn, shared.shutdown.clone()).await,
-                    Endpoint::Native => drivers::json_ws::serve(conn, shared).await,
+                    Endpoint::Echo => {
+                        Box::pin(ws::echo::serve(conn, shared.shutdown.clone())).await
+                    }
+                    Endpoint::Native => Box::pin(drivers::json_ws::serve(conn, shared)).await,
                 }
             });
+            tasks.spawn(task);
             resp.map(BodyExt::boxed)
         }
     }

@@ -96,7 +96,10 @@ pub(crate) struct PendingConn(yawc::UpgradeFut);
 impl PendingConn {
     /// Waits for hyper to hand over the socket once the 101 response is written.
     pub(crate) async fn accept(self) -> Option<WsConn> {
-        self.0.await.ok().map(|inner| WsConn { inner })
+        self.0.await.ok().map(|inner| WsConn {
+            inner: Box::new(inner),
+            held: None,
+        })
     }
 }
 
@@ -197,25 +200,70 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 /// An accepted WebSocket connection.
 pub(crate) struct WsConn {
-    inner: WebSocket<yawc::HttpStream>,
+    /// Boxed: yawc's connection is about 900 bytes, and a driver's state machine keeps a
+    /// slot for every value it holds across an await, so inline it would be paid for more
+    /// than once per connection (see docs/performance.md).
+    inner: Box<WebSocket<yawc::HttpStream>>,
+    /// A close or error met by [`WsConn::recv_ready`], answered by the next `recv`.
+    held: Option<Box<Result<Frame, yawc::WebSocketError>>>,
 }
 
 impl WsConn {
     /// The next whole message. Cancel-safe: partial frames stay buffered inside.
     pub(crate) async fn recv(&mut self) -> Result<WsMessage, WsClosed> {
-        match self.inner.next_frame().await {
+        let frame = match self.held.take() {
+            Some(frame) => *frame,
+            None => self.inner.next_frame().await,
+        };
+        self.message_of(frame).await
+    }
+
+    /// The next message if one can be had without waiting (already read into the buffer,
+    /// or in the socket). Drivers use it to handle everything one read brought before
+    /// writing, so replies to a burst leave in one write instead of one each. A close or an
+    /// error is not taken here: it is kept for the next [`WsConn::recv`], so whatever the
+    /// driver answers to the messages before it is still sent first.
+    pub(crate) fn recv_ready(&mut self) -> Option<WsMessage> {
+        if self.held.is_some() {
+            return None;
+        }
+        let frame = futures::FutureExt::now_or_never(self.inner.next_frame())?;
+        match &frame {
+            Ok(f) if f.opcode() == OpCode::Text || f.opcode() == OpCode::Binary => {
+                let text = f.opcode() == OpCode::Text;
+                let payload = frame.ok()?.into_payload();
+                Some(if text {
+                    WsMessage::Text(payload)
+                } else {
+                    WsMessage::Binary(payload)
+                })
+            }
+            Ok(f) if f.opcode() != OpCode::Close => Some(WsMessage::Control),
+            _ => {
+                self.held = Some(Box::new(frame));
+                None
+            }
+        }
+    }
+
+    async fn message_of(
+        &mut self,
+        frame: Result<Frame, yawc::WebSocketError>,
+    ) -> Result<WsMessage, WsClosed> {
+        match frame {
             Ok(frame) => match frame.opcode() {
                 OpCode::Text => Ok(WsMessage::Text(frame.into_payload())),
                 OpCode::Binary => Ok(WsMessage::Binary(frame.into_payload())),
                 OpCode::Close => {
-                    // yawc queued the echoing close frame; push it out.
-                    self.flush_queued_control().await;
+                    // yawc queued the echoing close frame; push it out. Boxed, like every
+                    // rare path here, so waiting for a message stays a small future.
+                    Box::pin(self.flush_queued_control()).await;
                     Err(WsClosed)
                 }
                 _ => Ok(WsMessage::Control),
             },
             Err(e) => {
-                self.fail(&e).await;
+                Box::pin(self.fail(&e)).await;
                 Err(WsClosed)
             }
         }
@@ -282,20 +330,24 @@ impl WsConn {
     }
 
     /// Sends a close frame with `code` and `reason`, then waits briefly for the peer's.
-    pub(crate) async fn close(mut self, code: Close, reason: &str) {
-        let reason = &reason[..reason.len().min(120)];
-        if self
-            .inner
-            .send(Frame::close(code.code(), reason))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-            while self.inner.next_frame().await.is_ok() {}
+    ///
+    /// The returned future is boxed: closing happens once, and callers hold this future
+    /// in their state machine, which every idle connection pays for.
+    pub(crate) fn close(
+        mut self,
+        code: Close,
+        reason: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let frame = Frame::close(code.code(), &reason[..reason.len().min(120)]);
+        Box::pin(async move {
+            if self.inner.send(frame).await.is_err() {
+                return;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                while self.inner.next_frame().await.is_ok() {}
+            })
+            .await;
         })
-        .await;
     }
 }
 
