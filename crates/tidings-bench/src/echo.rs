@@ -44,6 +44,8 @@ pub(crate) struct Args {
 struct Sample {
     echoes_per_sec: f64,
     server_cpu_us_per_echo: f64,
+    /// Share of its core the load generator used (near 100 %: it may be the limit).
+    client_cpu: f64,
     rss_mib: f64,
 }
 
@@ -137,13 +139,14 @@ async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu0 = server.cpu_secs();
+    let own_cpu = || crate::stats::cpu_secs(std::process::id()).unwrap_or(0.0);
+    let (cpu0, own0) = (server.cpu_secs(), own_cpu());
     counting.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let total = counted.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu1 = server.cpu_secs();
+    let (cpu1, own1) = (server.cpu_secs(), own_cpu());
     let rss_mib = server.rss_mib();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -152,6 +155,7 @@ async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<
     Ok(Sample {
         echoes_per_sec: total as f64 / elapsed,
         server_cpu_us_per_echo: (cpu1 - cpu0) * 1e6 / total.max(1) as f64,
+        client_cpu: (own1 - own0) / elapsed,
         rss_mib,
     })
 }
@@ -171,6 +175,7 @@ fn report(args: &Args, results: &[[Vec<Sample>; 2]], load: f64) -> Result<(), St
         "server CPU µs per echo",
         "echoes per server CPU-second",
         "server RSS MiB",
+        "client CPU",
     ]);
     let mut series: Vec<(String, Vec<f64>)> = SERVERS
         .iter()
@@ -190,6 +195,7 @@ fn report(args: &Args, results: &[[Vec<Sample>; 2]], load: f64) -> Result<(), St
                 format!("{cpu_us:.2}"),
                 format!("{:.0}", 1e6 / cpu_us.max(1e-9)),
                 format!("{:.1}", median(samples.iter().map(|s| s.rss_mib))),
+                format!("{:.0} %", median(samples.iter().map(|s| s.client_cpu)) * 100.0),
             ]);
             series[si].1.push(rate(si));
         }
