@@ -195,7 +195,10 @@ fn report(args: &Args, results: &[[Vec<Sample>; 2]], load: f64) -> Result<(), St
                 format!("{cpu_us:.2}"),
                 format!("{:.0}", 1e6 / cpu_us.max(1e-9)),
                 format!("{:.1}", median(samples.iter().map(|s| s.rss_mib))),
-                format!("{:.0} %", median(samples.iter().map(|s| s.client_cpu)) * 100.0),
+                format!(
+                    "{:.0} %",
+                    median(samples.iter().map(|s| s.client_cpu)) * 100.0
+                ),
             ]);
             series[si].1.push(rate(si));
         }
