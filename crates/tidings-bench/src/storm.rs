@@ -61,6 +61,8 @@ struct Sample {
     behind: bool,
     published: u64,
     server_cpu_secs: f64,
+    /// Share of its core the load generator used from the drop until all were back.
+    client_cpu: f64,
 }
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
@@ -122,7 +124,7 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
     );
     std::thread::sleep(Duration::from_secs(args.steady));
     let failed_before = fleet.totals().failed;
-    let cpu0 = server.cpu_secs();
+    let (cpu0, client0) = (server.cpu_secs(), fleet.cpu_secs());
     fleet.send(Command::Drop)?;
     let dropped = Instant::now();
     let bar = progress::count_bar(&format!("{} reconnecting", target.name()), n as u64);
@@ -136,7 +138,8 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     bar.finish_and_clear();
-    let cpu1 = server.cpu_secs();
+    let (cpu1, client1) = (server.cpu_secs(), fleet.cpu_secs());
+    let storm_secs = dropped.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(args.steady));
     let published = publisher.stop()?;
     // Let the last messages arrive: with resume, each subscriber's count of distinct offsets
@@ -158,6 +161,7 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
         behind: last_min < published,
         published,
         server_cpu_secs: cpu1 - cpu0,
+        client_cpu: (client1 - client0) / storm_secs,
     })
 }
 
@@ -214,6 +218,7 @@ fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(
         "all caught up",
         "published",
         "server CPU s in storm",
+        "client CPU in storm",
     ]);
     let mut series = Vec::new();
     for (target, samples) in results {
@@ -234,6 +239,7 @@ fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(
             ),
             format!("{:.0}", m(&|s| s.published as f64)),
             format!("{:.2}", m(&|s| s.server_cpu_secs)),
+            format!("{:.0} %", m(&|s| s.client_cpu) * 100.0),
         ]);
         // The run with the median 99 % time stands for the server in the chart.
         let mut by_p99: Vec<&Sample> = samples.iter().collect();
