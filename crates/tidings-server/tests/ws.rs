@@ -269,3 +269,31 @@ async fn shutdown_flushes_and_says_goodbye_with_1001() {
         "every connection finished within the grace period"
     );
 }
+
+/// `/echo` answers everything one read brought with one write; a close or bad frame in the
+/// same read must still come after the echoes of the messages before it.
+#[tokio::test]
+async fn echo_of_a_burst_keeps_order_up_to_a_close_or_bad_frame() {
+    let server = server_with(|_| {}).await;
+    for (last, code) in [
+        (Frame::close(CloseCode::Normal, ""), CloseCode::Normal),
+        (Frame::text(vec![0xff, 0xfe]), CloseCode::Invalid),
+    ] {
+        let mut ws = connect(&server, "/echo").await;
+        for i in 0..100 {
+            ws.feed(Frame::text(format!("m{i}"))).await.unwrap();
+        }
+        ws.feed(last).await.unwrap();
+        ws.flush().await.unwrap();
+        for i in 0..100 {
+            let f = next(&mut ws).await;
+            assert_eq!(
+                (f.opcode(), f.payload().as_ref()),
+                (OpCode::Text, format!("m{i}").as_bytes()),
+                "echo {i} (then {code:?})"
+            );
+        }
+        assert_eq!(close_code(&mut ws).await, Some(code));
+    }
+    server.shutdown().await;
+}

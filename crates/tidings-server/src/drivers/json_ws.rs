@@ -19,9 +19,6 @@ use tokio::time::Instant;
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
 
-/// Most requests handled from one read before their replies are written.
-const MAX_REQUESTS_PER_WRITE: usize = 64;
-
 pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
     let (session, wake) = match super::open_session(&shared.hub) {
         Ok(pair) => pair,
@@ -76,14 +73,6 @@ pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
                 last_heard = Instant::now();
                 let Ok(msg) = msg else { return };
                 driver.handle_message(msg);
-                // Requests that arrived together are answered together: their replies
-                // queue in the outbox and leave in one write.
-                for _ in 1..MAX_REQUESTS_PER_WRITE {
-                    match conn.recv_ready() {
-                        Some(msg) => driver.handle_message(msg),
-                        None => break,
-                    }
-                }
             }
             _ = &mut timer, if timed => {
                 let now = Instant::now();

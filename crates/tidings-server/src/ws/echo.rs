@@ -2,16 +2,16 @@
 //!
 //! Everything one read brought is echoed with one write (at most [`MAX_BATCH`] messages):
 //! a client with several messages in flight gets them back together, not one syscall each.
+//! Each echo is fed to yawc before the next message is read, so a close that came in the
+//! same read is answered after the echoes (see `WsConn::recv_ready`).
 
 use super::{Close, OutFrame, WsConn, WsMessage};
 use tokio_util::sync::CancellationToken;
 
-/// Most messages echoed with one flush; bounds the batch (each message is bounded by
-/// `websocket.max_message`).
+/// Most messages echoed with one flush.
 const MAX_BATCH: usize = 64;
 
 pub(crate) async fn serve(mut conn: WsConn, shutdown: CancellationToken) {
-    let mut batch = Vec::new();
     loop {
         let msg = tokio::select! {
             m = conn.recv() => m,
@@ -20,28 +20,30 @@ pub(crate) async fn serve(mut conn: WsConn, shutdown: CancellationToken) {
                 return;
             }
         };
-        if push(&mut batch, msg) {
-            return;
-        }
-        while batch.len() < MAX_BATCH {
+        let Ok(mut msg) = msg else { return };
+        let mut fed = 0;
+        loop {
+            let echo = match msg {
+                WsMessage::Text(b) => Some(OutFrame::Text(b)),
+                WsMessage::Binary(b) => Some(OutFrame::Binary(b)),
+                WsMessage::Control => None,
+            };
+            if let Some(echo) = echo {
+                if conn.feed(echo).await.is_err() {
+                    return;
+                }
+                fed += 1;
+            }
+            if fed == MAX_BATCH {
+                break;
+            }
             match conn.recv_ready() {
-                Some(msg) => _ = push(&mut batch, Ok(msg)),
+                Some(next) => msg = next,
                 None => break,
             }
         }
-        if conn.send_all(batch.drain(..)).await.is_err() {
+        if conn.flush().await.is_err() {
             return;
         }
     }
-}
-
-/// Queues an echo of `msg`; true when the connection has ended.
-fn push(batch: &mut Vec<OutFrame>, msg: Result<WsMessage, super::WsClosed>) -> bool {
-    match msg {
-        Ok(WsMessage::Text(b)) => batch.push(OutFrame::Text(b)),
-        Ok(WsMessage::Binary(b)) => batch.push(OutFrame::Binary(b)),
-        Ok(WsMessage::Control) => {}
-        Err(_) => return true,
-    }
-    false
 }

@@ -219,10 +219,12 @@ impl WsConn {
     }
 
     /// The next message if one can be had without waiting (already read into the buffer,
-    /// or in the socket). Drivers use it to handle everything one read brought before
-    /// writing, so replies to a burst leave in one write instead of one each. A close or an
-    /// error is not taken here: it is kept for the next [`WsConn::recv`], so whatever the
-    /// driver answers to the messages before it is still sent first.
+    /// or in the socket), so a driver can answer everything one read brought with one
+    /// write. A close or an error is not returned here but kept for the next
+    /// [`WsConn::recv`]. yawc queues its reply to a close (or to a framing error) as soon as
+    /// it reads it, and writes that queue before any frame fed later: so a driver must
+    /// [`WsConn::feed`] its answer to each message before asking for the next one, and
+    /// flush at the end, for its answers to leave before the close.
     pub(crate) fn recv_ready(&mut self) -> Option<WsMessage> {
         if self.held.is_some() {
             return None;
@@ -313,12 +315,22 @@ impl WsConn {
         frames: impl IntoIterator<Item = OutFrame>,
     ) -> Result<(), WsClosed> {
         for f in frames {
-            let frame = match f {
-                OutFrame::Text(b) => Frame::text(b),
-                OutFrame::Binary(b) => Frame::binary(b),
-            };
-            self.inner.feed(frame).await.map_err(|_| WsClosed)?;
+            self.feed(f).await?;
         }
+        self.flush().await
+    }
+
+    /// Queues a frame in yawc's write buffer without writing it (yawc writes when the buffer
+    /// passes its backpressure boundary); [`WsConn::flush`] writes what is queued.
+    pub(crate) async fn feed(&mut self, frame: OutFrame) -> Result<(), WsClosed> {
+        let frame = match frame {
+            OutFrame::Text(b) => Frame::text(b),
+            OutFrame::Binary(b) => Frame::binary(b),
+        };
+        self.inner.feed(frame).await.map_err(|_| WsClosed)
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), WsClosed> {
         self.inner.flush().await.map_err(|_| WsClosed)
     }
 
