@@ -1,12 +1,30 @@
 //! `tidings-bench`: benchmark programs that print numbers (markdown tables), one subcommand per
-//! scenario, each measuring tidings (and, where one exists, a peer server side by side in the
-//! same run). Run them with `--release`; they are programs, not tests.
+//! scenario, each measuring tidings and the peer servers users would pick instead, side by
+//! side in the same run. Run them with `--release`; they are programs, not tests.
+//!
+//! The suite scenarios (capacity, echo, fanout, storm, all) share one load generator:
+//! `client` (the WebSocket client and its dialects), `fleet` + `worker` + `protocol` (worker
+//! processes holding the connections), `publisher`, `peer` + `target` (the servers), `stats`,
+//! `progress` and `report` (markdown tables and SVG charts).
 
+mod capacity;
+mod client;
 mod echo;
+mod fanout;
+mod fleet;
 mod peer;
+mod progress;
+mod protocol;
+mod publisher;
+mod report;
 mod socketio;
+mod stats;
 mod stomp;
+mod storm;
+mod suite;
+mod target;
 mod udp;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -14,7 +32,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "tidings-bench",
-    about = "Benchmarks of tidings against peer servers (markdown tables)"
+    about = "Benchmarks of tidings against peer servers (markdown tables, SVG charts)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,9 +41,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// WebSocket echo: C connections with messages in flight, echoes/s and server RSS, tidings'
-    /// `/echo` vs node `ws`, per message size.
+    /// The suite: capacity, echo, fanout and storm with defaults that fit in ~15 minutes,
+    /// results in bench/results/<scenario>/.
+    All(suite::Args),
+    /// Idle WebSocket connections: connection rate and server RSS per connection.
+    Capacity(capacity::Args),
+    /// WebSocket echo: C connections with messages in flight, echoes/s, server CPU per echo,
+    /// tidings' `/echo` vs node `ws`, per message size.
     Echo(echo::Args),
+    /// Broadcast fan-out: one publisher to S subscribers; deliveries/s at saturation and
+    /// latency percentiles at fixed rates.
+    Fanout(fanout::Args),
+    /// Reconnect storm: drop every subscriber at once; time until they are back, messages
+    /// missed with resume.
+    Storm(storm::Args),
     /// Socket.IO broadcast: N clients in one room, deliveries/s and server memory, tidings
     /// against the official Node socket.io server.
     Socketio(socketio::Args),
@@ -33,14 +62,22 @@ enum Scenario {
     Stomp(stomp::Args),
     /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
     Udp(udp::UdpArgs),
+    /// A load-generator worker process (started by the scenarios themselves).
+    #[command(hide = true)]
+    Worker(worker::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().scenario {
+        Scenario::All(args) => suite::run(args),
+        Scenario::Capacity(args) => capacity::run(args),
         Scenario::Echo(args) => echo::run(args),
+        Scenario::Fanout(args) => fanout::run(args),
+        Scenario::Storm(args) => storm::run(args),
         Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
         Scenario::Udp(args) => udp::run(args),
+        Scenario::Worker(args) => worker::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

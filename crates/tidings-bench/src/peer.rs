@@ -1,19 +1,13 @@
-//! What every scenario needs: peer server processes (killed on drop, their RSS read from
-//! /proc) and medians.
+//! Server processes under test (tidings and the peers of bench/peers/): started (pinned to a
+//! CPU with `taskset` when asked), their address read from the line they print on start, their
+//! RSS and CPU time read from /proc, killed on drop.
 
+use crate::stats;
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The median of `values` (0 when empty).
-pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
+pub(crate) use crate::stats::median;
 
 /// A server process, killed on drop.
 pub(crate) struct Peer {
@@ -40,6 +34,7 @@ impl Peer {
                 }
                 _ => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     return Err(format!("{cmd:?} ended without printing {banner:?}"));
                 }
             }
@@ -49,16 +44,19 @@ impl Peer {
         Ok(Peer { child, addr })
     }
 
+    /// The process id (`taskset` execs the server, so this is the server itself).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident set size in MiB.
     pub(crate) fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kib| kib / 1024.0)
-            .unwrap_or(0.0)
+        stats::rss_kib(self.pid()) as f64 / 1024.0
+    }
+
+    /// CPU seconds (user + system) used so far.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        stats::cpu_secs(self.pid()).unwrap_or(0.0)
     }
 }
 
@@ -67,4 +65,72 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `cmd` run under `taskset -c cpu` when a CPU is given.
+pub(crate) fn pinned(cmd: Command, cpu: Option<usize>) -> Command {
+    let Some(cpu) = cpu else { return cmd };
+    let mut t = Command::new("taskset");
+    t.arg("-c")
+        .arg(cpu.to_string())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    t
+}
+
+/// Pins this process (every thread of it) to `cpu`, so the load generator and the server do
+/// not compete for one core; children inherit it.
+pub(crate) fn pin_self(cpu: usize) -> Result<(), String> {
+    let status = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset could not pin the load generator to CPU {cpu}"
+        ))
+    }
+}
+
+/// The tidings binary: `explicit`, or `tidings` next to this program.
+pub(crate) fn tidings_binary(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    match explicit {
+        Some(p) => Ok(p.to_owned()),
+        None => Ok(std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("tidings")),
+    }
+}
+
+/// Starts `tidings serve` with only the HTTP listener, on a free port.
+pub(crate) fn start_tidings(binary: &Path, cpu: Option<usize>) -> Result<Peer, String> {
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--tcp",
+        "off",
+        "--udp",
+        "off",
+        "--stomp",
+        "off",
+    ]);
+    Peer::start(&mut pinned(cmd, cpu), "tidings: http listening on ")
+}
+
+/// Starts a node script of bench/peers/ on a free port (it prints `banner` then the address).
+pub(crate) fn start_node(script: &Path, banner: &str, cpu: Option<usize>) -> Result<Peer, String> {
+    let mut cmd = Command::new("node");
+    cmd.arg(script).arg("0");
+    Peer::start(&mut pinned(cmd, cpu), banner)
 }
