@@ -186,7 +186,7 @@ try {
   console.log("ok: the browser publishes text and binary (acked offsets 1, 2); ws and tcp receive them");
 
   // The ws publish must take offset 3 before tcp publishes: wait for its ack, not a sleep.
-  w.ws.send(JSON.stringify({ op: "publish", id: 2, topic, data: { from: "ws" } }));
+  w.ws.send(JSON.stringify({ op: "publish", id: 2, topic, data: { from: "ws" }, ack: true }));
   await until("the ws publish ack", () => w.frames.some((f) => f.id === 2));
   t.sock.write(`PUB ${topic} from tcp\r\n`);
   const s2 = await until("the page's messages", async () => {
