@@ -11,7 +11,6 @@
 
 use futures::{SinkExt, StreamExt};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-use crate::peer::{median, Peer};
+use crate::peer::{median, start_node, start_tidings, tidings_binary, Peer};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
@@ -77,12 +76,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let tidings = match &args.tidings {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("tidings"),
-    };
+    let tidings = tidings_binary(args.tidings.as_deref())?;
     println!(
         "socketio broadcast: {} clients in one room, {}-byte payloads, window {} per client, {} s measured after {} s warm-up, {} runs",
         args.clients, args.payload, args.window, args.seconds, args.warmup, args.runs
@@ -95,24 +89,8 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     for run in 1..=args.runs {
         for (name, samples) in results.iter_mut() {
             let server = match name.as_str() {
-                "tidings" => Peer::start(
-                    Command::new(&tidings).args([
-                        "serve",
-                        "--http",
-                        "127.0.0.1:0",
-                        "--tcp",
-                        "off",
-                        "--udp",
-                        "off",
-                        "--stomp",
-                        "off",
-                    ]),
-                    "tidings: http listening on ",
-                )?,
-                "node" => Peer::start(
-                    Command::new("node").arg(&args.peer).arg("0"),
-                    "socketio-server: listening on ",
-                )?,
+                "tidings" => start_tidings(&tidings, None)?,
+                "node" => start_node(&args.peer, "socketio-server: listening on ", None)?,
                 other => return Err(format!("unknown server {other:?} (tidings, node)")),
             };
             let sample = runtime.block_on(measure(&args, &server))?;
