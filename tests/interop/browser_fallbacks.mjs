@@ -14,13 +14,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 
-let chromium;
-try {
-  ({ chromium } = await import("playwright-core"));
-} catch {
-  console.error("FAIL: node package playwright-core missing: run scripts/install-test-deps.sh");
-  process.exit(3);
-}
+import { launchChromium } from "./chromium.mjs";
+
 const require = createRequire(import.meta.url);
 const sockjsBundle = readFileSync(require.resolve("sockjs-client/dist/sockjs.min.js"), "utf8");
 
@@ -56,11 +51,7 @@ const until = async (what, pred, ms = 15000) => {
   throw new Error(`timeout: ${what}`);
 };
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
   // Test pages and the sockjs-client bundle are served on the tidings origin itself, so every

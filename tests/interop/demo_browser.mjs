@@ -22,13 +22,7 @@
 import net from "node:net";
 import { randomBytes } from "node:crypto";
 
-let chromium;
-try {
-  ({ chromium } = await import("playwright-core"));
-} catch {
-  console.error("FAIL: node package playwright-core missing: run scripts/install-test-deps.sh");
-  process.exit(3);
-}
+import { launchChromium } from "./chromium.mjs";
 
 const [mode, base, tcpAddr] = process.argv.slice(2);
 const WAIT_MS = 10000;
@@ -38,12 +32,7 @@ const check = (cond, msg) => {
   if (!cond) throw new Error(msg);
 };
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  // The machine has no network: without these flags Chromium hangs on refused connections.
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const overall = setTimeout(async () => {
   console.error(`FAIL: ${mode}: overall timeout of 150 s exceeded`);
   await browser.close().catch(() => {});

@@ -4,15 +4,11 @@
 //
 //   node screenshots.mjs http://127.0.0.1:PORT OUT_DIR     -> OUT_DIR/chat.png, OUT_DIR/ticker.png
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, out] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const viewport = { width: 1100, height: 620 };
 
 async function publish(topic, body, json = true) {

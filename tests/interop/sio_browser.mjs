@@ -14,6 +14,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { CHROMIUM, CHROMIUM_ARGS } from "./chromium.mjs";
 
 let chromium, WebSocket;
 try {
@@ -27,7 +28,6 @@ try {
 const [base, tcpAddr] = process.argv.slice(2);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bundle = path.join(here, "node_modules/socket.io-client/dist/socket.io.min.js");
-const CHROMIUM = "/usr/bin/chromium";
 const WAIT_MS = 8000;
 let browser;
 let profile;
@@ -140,16 +140,7 @@ try {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
   browser = context;
   const tab = context.pages()[0] ?? (await context.newPage());
