@@ -24,6 +24,7 @@
 
 pub mod auth;
 pub mod config;
+mod error;
 mod history;
 pub mod hub;
 pub mod message;
@@ -38,8 +39,9 @@ pub use config::{
     ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,
     TopicRule, TransactionLimits,
 };
+pub use error::HubError;
 pub use hub::{
-    ConsumeOptions, HistoryPage, Hub, HubError, HubStats, Member, Published, Resume, Session,
+    ConsumeOptions, HistoryPage, Hub, HubStats, Member, Published, Resume, Session,
     SubscribeOptions, Subscribed, TopicInfo,
 };
 pub use message::{EncodingSlot, Message, PayloadKind};

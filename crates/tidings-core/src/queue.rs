@@ -16,7 +16,7 @@
 //! [`Queues`] holds no lock: the hub owns it inside its own state and calls it under its lock.
 
 use crate::config::{QueueLimits, SlowConsumerPolicy};
-use crate::hub::HubError;
+use crate::error::HubError;
 use crate::message::Message;
 use crate::outbox::{Delivery, Outbox, SessionId};
 use std::collections::{HashMap, VecDeque};

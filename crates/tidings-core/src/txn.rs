@@ -11,7 +11,7 @@
 //! (it still counts against prefetch), a staged publish is seen by nobody.
 
 use crate::config::TransactionLimits;
-use crate::hub::HubError;
+use crate::error::HubError;
 use crate::message::PayloadKind;
 use bytes::Bytes;
 use std::sync::Arc;

@@ -1,0 +1,48 @@
+//! The error every hub operation returns. It sits below the hub, the queues and the
+//! transactions (they all refuse work with it), so none of them imports another for it.
+
+use crate::auth::AuthError;
+use crate::topic::TopicError;
+
+/// Why a hub operation was refused. Each protocol maps it to its own error reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error(transparent)]
+    Denied(#[from] AuthError),
+    /// What was missed is no longer (or never was) in history; the client must start over.
+    #[error("cannot resume {topic} after offset {since}: {reason} (epoch {epoch}, history holds {earliest}..={last})")]
+    ResumeUnavailable {
+        topic: String,
+        since: u64,
+        epoch: String,
+        earliest: u64,
+        last: u64,
+        reason: &'static str,
+    },
+    #[error("resuming needs an exact topic, not the pattern {0}")]
+    ResumeNeedsExactTopic(String),
+    #[error("too many subscriptions (at most {0} per session)")]
+    TooManySubscriptions(usize),
+    #[error("not subscribed to {0}")]
+    NotSubscribed(String),
+    #[error("too many topics (at most {0}); publish to an existing topic")]
+    TooManyTopics(usize),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("queue {queue} is full (at most {max_messages} messages, {max_bytes} bytes waiting); try again later")]
+    QueueFull {
+        queue: String,
+        max_messages: usize,
+        max_bytes: usize,
+    },
+    #[error("too many queues (at most {0})")]
+    TooManyQueues(usize),
+    #[error("transaction too large (at most {max_operations} operations, {max_bytes} bytes)")]
+    TransactionTooLarge {
+        max_operations: usize,
+        max_bytes: usize,
+    },
+}
