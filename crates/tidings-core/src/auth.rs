@@ -8,24 +8,81 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Who a session is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How an identity was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// No credentials: the configured anonymous rights.
+    Anonymous,
+    /// A configured user and its password.
+    Password,
+    /// A token (e.g. a JWT) whose claims carried the rights.
+    Token,
+}
+
+/// Who a session is and what it may do, resolved once at authentication so that permission
+/// checks read the identity, not a table (a token's claims can carry rights the config does
+/// not know). Get one from [`Access::anonymous`] or [`Access::authenticate`] (or build one
+/// from a verified token with [`Identity::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// `None` while anonymous.
     pub user: Option<Arc<str>>,
+    /// Shared: every session of a user holds the same compiled patterns.
+    pub rights: Arc<Rights>,
+    pub method: AuthMethod,
+    /// When the identity stops being valid, in milliseconds on the hub's clock (a token's
+    /// `exp`). `None`: never.
+    pub expires_at: Option<u64>,
 }
 
 impl Identity {
-    pub fn anonymous() -> Self {
-        Identity { user: None }
-    }
-    pub fn user(name: &str) -> Self {
+    pub fn new(
+        user: Option<&str>,
+        rights: Arc<Rights>,
+        method: AuthMethod,
+        expires_at: Option<u64>,
+    ) -> Identity {
         Identity {
-            user: Some(name.into()),
+            user: user.map(Into::into),
+            rights,
+            method,
+            expires_at,
         }
     }
+
     pub fn name(&self) -> &str {
         self.user.as_deref().unwrap_or("-")
+    }
+
+    /// Refuses an identity whose expiry is at or before `now`.
+    pub fn check_expiry(&self, now: u64) -> Result<(), AuthError> {
+        match self.expires_at {
+            Some(at) if at <= now => Err(AuthError::Expired {
+                user: self.name().into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn can_publish(&self, topic: &str) -> Result<(), AuthError> {
+        if self.rights.may_publish(topic) {
+            return Ok(());
+        }
+        Err(AuthError::PublishDenied {
+            user: self.name().into(),
+            topic: topic.into(),
+        })
+    }
+
+    pub fn can_subscribe(&self, pattern: &Pattern) -> Result<(), AuthError> {
+        if self.rights.may_subscribe(pattern) {
+            return Ok(());
+        }
+        Err(AuthError::SubscribeDenied {
+            user: self.name().into(),
+            pattern: pattern.as_str().into(),
+        })
     }
 }
 
@@ -74,25 +131,55 @@ pub enum AuthError {
     PublishDenied { user: String, topic: String },
     #[error("{user} may not subscribe to {pattern}")]
     SubscribeDenied { user: String, pattern: String },
+    #[error("the credentials of {user} have expired")]
+    Expired { user: String },
 }
 
-#[derive(Debug, Clone, Default)]
-struct Rights {
+/// What an identity may do: topic patterns it may publish to and subscribe within.
+/// Bounded by what configured it (the config file, a token's claims).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rights {
+    /// Everything (no users configured: allow-all).
+    all: bool,
     publish: Vec<Pattern>,
     subscribe: Vec<Pattern>,
 }
 
 impl Rights {
-    fn compile(cfg: &RightsConfig) -> Result<Self, (String, TopicError)> {
+    /// May do everything.
+    pub fn all() -> Rights {
+        Rights {
+            all: true,
+            ..Rights::default()
+        }
+    }
+
+    /// May publish to topics matching one of `publish` and subscribe to patterns inside one
+    /// of `subscribe`.
+    pub fn new(publish: Vec<Pattern>, subscribe: Vec<Pattern>) -> Rights {
+        Rights {
+            all: false,
+            publish,
+            subscribe,
+        }
+    }
+
+    pub fn may_publish(&self, topic: &str) -> bool {
+        self.all || self.publish.iter().any(|p| p.matches(topic))
+    }
+
+    pub fn may_subscribe(&self, pattern: &Pattern) -> bool {
+        self.all || self.subscribe.iter().any(|p| p.covers(pattern))
+    }
+
+    /// Compiles config rights; the error names the bad pattern.
+    pub fn compile(cfg: &RightsConfig) -> Result<Self, (String, TopicError)> {
         let parse = |list: &[String]| -> Result<Vec<Pattern>, (String, TopicError)> {
             list.iter()
                 .map(|p| Pattern::parse(p).map_err(|e| (p.clone(), e)))
                 .collect()
         };
-        Ok(Rights {
-            publish: parse(&cfg.publish)?,
-            subscribe: parse(&cfg.subscribe)?,
-        })
+        Ok(Rights::new(parse(&cfg.publish)?, parse(&cfg.subscribe)?))
     }
 }
 
@@ -105,8 +192,8 @@ pub struct Access {
 
 #[derive(Debug, Clone, Default)]
 struct UserTable {
-    users: HashMap<String, (String, Rights)>,
-    anonymous: Rights,
+    users: HashMap<String, (String, Arc<Rights>)>,
+    anonymous: Arc<Rights>,
 }
 
 impl Access {
@@ -126,13 +213,13 @@ impl Access {
         for u in &cfg.users {
             let rights = Rights::compile(&u.rights).map_err(|e| bad(&u.name, e))?;
             if users
-                .insert(u.name.clone(), (u.password.clone(), rights))
+                .insert(u.name.clone(), (u.password.clone(), Arc::new(rights)))
                 .is_some()
             {
                 return Err(format!("auth: user {:?} is listed twice", u.name));
             }
         }
-        let anonymous = Rights::compile(&cfg.anonymous).map_err(|e| bad("anonymous", e))?;
+        let anonymous = Arc::new(Rights::compile(&cfg.anonymous).map_err(|e| bad("anonymous", e))?);
         Ok(Access {
             table: Some(UserTable { users, anonymous }),
         })
@@ -142,47 +229,44 @@ impl Access {
         self.table.is_none()
     }
 
-    /// Checks a user name and password. With allow-all any credentials are accepted as given.
+    /// The identity of a session that did not authenticate: the configured anonymous
+    /// rights (everything under allow-all).
+    pub fn anonymous(&self) -> Identity {
+        let rights = match &self.table {
+            None => Arc::new(Rights::all()),
+            Some(t) => t.anonymous.clone(),
+        };
+        Identity::new(None, rights, AuthMethod::Anonymous, None)
+    }
+
+    /// Checks a user name and password and resolves the user's rights. With allow-all any
+    /// credentials are accepted as given, with every right.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<Identity, AuthError> {
-        match &self.table {
-            None => Ok(Identity::user(user)),
+        let rights = match &self.table {
+            None => Arc::new(Rights::all()),
             Some(t) => match t.users.get(user) {
-                Some((pw, _)) if constant_time_eq(pw.as_bytes(), password.as_bytes()) => {
-                    Ok(Identity::user(user))
+                Some((pw, rights)) if constant_time_eq(pw.as_bytes(), password.as_bytes()) => {
+                    rights.clone()
                 }
-                _ => Err(AuthError::BadCredentials),
+                _ => return Err(AuthError::BadCredentials),
             },
-        }
+        };
+        Ok(Identity::new(
+            Some(user),
+            rights,
+            AuthMethod::Password,
+            None,
+        ))
     }
 
-    fn rights(&self, who: &Identity) -> Option<&Rights> {
-        let t = self.table.as_ref()?;
-        Some(match &who.user {
-            Some(u) => t.users.get(&**u).map(|(_, r)| r).unwrap_or(&t.anonymous),
-            None => &t.anonymous,
-        })
-    }
-
+    /// Same as [`Identity::can_publish`] (kept here for callers holding the hub's access).
     pub fn can_publish(&self, who: &Identity, topic: &str) -> Result<(), AuthError> {
-        match self.rights(who) {
-            None => Ok(()),
-            Some(r) if r.publish.iter().any(|p| p.matches(topic)) => Ok(()),
-            Some(_) => Err(AuthError::PublishDenied {
-                user: who.name().into(),
-                topic: topic.into(),
-            }),
-        }
+        who.can_publish(topic)
     }
 
+    /// Same as [`Identity::can_subscribe`].
     pub fn can_subscribe(&self, who: &Identity, pattern: &Pattern) -> Result<(), AuthError> {
-        match self.rights(who) {
-            None => Ok(()),
-            Some(r) if r.subscribe.iter().any(|p| p.covers(pattern)) => Ok(()),
-            Some(_) => Err(AuthError::SubscribeDenied {
-                user: who.name().into(),
-                pattern: pattern.as_str().into(),
-            }),
-        }
+        who.can_subscribe(pattern)
     }
 }
 
@@ -215,9 +299,9 @@ mod tests {
     #[test]
     fn allow_all_allows() {
         let a = Access::allow_all();
-        assert!(a.can_publish(&Identity::anonymous(), "x").is_ok());
+        assert!(a.can_publish(&a.anonymous(), "x").is_ok());
         assert!(a
-            .can_subscribe(&Identity::anonymous(), &Pattern::parse(">").unwrap())
+            .can_subscribe(&a.anonymous(), &Pattern::parse(">").unwrap())
             .is_ok());
     }
 
@@ -231,7 +315,12 @@ mod tests {
         );
         assert!(a.can_publish(&alice, "chat.lobby").is_ok());
         assert!(a.can_publish(&alice, "admin.x").is_err());
-        let anon = Identity::anonymous();
+        let anon = a.anonymous();
+        assert_eq!(anon.method, AuthMethod::Anonymous);
+        assert_eq!(alice.method, AuthMethod::Password);
+        let expiring = Identity::new(Some("t"), alice.rights.clone(), AuthMethod::Token, Some(10));
+        assert!(expiring.check_expiry(9).is_ok());
+        assert!(expiring.check_expiry(10).is_err());
         assert!(a.can_publish(&anon, "chat.lobby").is_err());
         assert!(a
             .can_subscribe(&anon, &Pattern::parse("public.news").unwrap())

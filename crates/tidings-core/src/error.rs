@@ -24,6 +24,12 @@ pub enum HubError {
     },
     #[error("resuming needs an exact topic, not the pattern {0}")]
     ResumeNeedsExactTopic(String),
+    /// A per-topic position of a pattern subscribe is unusable (not matching, too many).
+    #[error("bad position for {topic}: {reason}")]
+    BadPosition { topic: String, reason: &'static str },
+    /// The session's outbox was closed (slow consumer, shutdown) before the operation ended.
+    #[error("the session is closed")]
+    SessionClosed,
     #[error("too many subscriptions (at most {0} per session)")]
     TooManySubscriptions(usize),
     #[error("not subscribed to {0}")]

@@ -11,10 +11,10 @@
 //! formats (see tidings-proto) or async runtimes. Drivers in tidings-server join the two.
 //!
 //! ```
-//! use tidings_core::{Hub, HubConfig, Identity, PayloadKind, SubscribeOptions, Delivery};
+//! use tidings_core::{Hub, HubConfig, PayloadKind, SessionMeta, SubscribeOptions, Delivery};
 //! let hub = Hub::new(HubConfig::default(), 7).unwrap();
-//! let session = hub.open_session(Box::new(|| {})).unwrap();
-//! let anon = Identity::anonymous();
+//! let session = hub.open_session(Box::new(|| {}), SessionMeta::new("doc", None)).unwrap();
+//! let anon = hub.access().anonymous();
 //! hub.subscribe(&session, &anon, "chat.*", "chat.*", SubscribeOptions::default(), |_| None).unwrap();
 //! hub.publish(&anon, "chat.lobby", PayloadKind::Text, "hi".into(), vec![], 0).unwrap();
 //! let mut out = Vec::new();
@@ -24,9 +24,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine;
+mod epoch;
 mod error;
 mod history;
 pub mod hub;
+mod merge;
 pub mod message;
 pub mod outbox;
 pub mod queue;
@@ -34,20 +37,28 @@ mod routing;
 pub mod topic;
 pub mod txn;
 
-pub use auth::{Access, AuthConfig, AuthError, Identity, RightsConfig, UserConfig};
+pub use auth::{
+    Access, AuthConfig, AuthError, AuthMethod, Identity, Rights, RightsConfig, UserConfig,
+};
 pub use config::{
     ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,
     TopicRule, TransactionLimits,
 };
+pub use engine::{
+    Engine, HistoryPage, LogInfo, Member, MemoryLog, MemoryPresence, PresenceStore, TopicLog,
+};
 pub use error::HubError;
 pub use hub::{
-    ConsumeOptions, HistoryPage, Hub, HubStats, Member, Published, Resume, Session,
-    SubscribeOptions, Subscribed, TopicInfo,
+    ConsumeOptions, Hub, HubStats, PendingSubscribe, Published, Resume, Session, SessionInfo,
+    SessionMeta, SubscribeOptions, Subscribed, TopicInfo, MAX_POSITIONS,
 };
-pub use message::{EncodingSlot, Message, PayloadKind};
+pub use merge::{HistoryWant, TopicResume};
+pub use message::{Draft, EncodingSlot, Message, PayloadKind};
 pub use outbox::{
-    CloseReason, Delivery, Outbox, OutboxStats, PresenceEvent, PushOutcome, SessionId,
+    CloseReason, Delivery, Gap, GapReason, Outbox, OutboxStats, PresenceEvent, PushOutcome,
+    SessionId,
 };
 pub use queue::{QueueStats, Settle};
+pub use routing::{InterestEvent, MAX_INTEREST_EVENTS};
 pub use topic::{validate_topic, Pattern, TopicError};
 pub use txn::{Committed, Staged, Target, Transaction};

@@ -102,3 +102,21 @@ impl Message {
             .clone()
     }
 }
+
+/// A message before a topic log numbered it: what a publisher gives. The log adds the topic's
+/// next offset, its epoch and the time, and turns it into a [`Message`].
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub kind: PayloadKind,
+    pub payload: Bytes,
+    pub headers: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Draft {
+    /// The message numbered `offset` in `epoch` of `topic`, published at `now`.
+    pub fn into_message(self, topic: Arc<str>, offset: u64, epoch: Arc<str>, now: u64) -> Message {
+        let mut msg = Message::new(topic, offset, epoch, self.kind, self.payload, now);
+        msg.headers = self.headers;
+        msg
+    }
+}

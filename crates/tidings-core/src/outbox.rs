@@ -46,6 +46,56 @@ pub enum Delivery {
     Presence(PresenceEvent),
     /// A reply already encoded in the session's protocol; written as is, in order.
     Reply(Bytes),
+    /// Messages of a topic the subscription `sub` should have had are missing here; the
+    /// driver turns it into its protocol's error or gap notice.
+    Gap(Gap),
+}
+
+/// Why a subscriber cannot have some messages of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GapReason {
+    /// The topic's epoch is not the one the client saw: its history was lost (restart,
+    /// topic forgotten and recreated).
+    EpochChanged,
+    /// The client's offset is beyond the topic's last offset.
+    BeyondLast,
+    /// Messages after the client's offset are no longer in history.
+    Evicted,
+    /// The history read while subscribing ended before the first live message.
+    Incomplete,
+}
+
+impl GapReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::EpochChanged => "the topic's history was lost (epoch changed)",
+            GapReason::BeyondLast => "that offset is beyond the topic's last offset",
+            GapReason::Evicted => "messages after it are no longer in history",
+            GapReason::Incomplete => "history ended before the first live message",
+        }
+    }
+}
+
+impl std::fmt::Display for GapReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Messages of `topic` after offset `since` (in the subscriber's epoch) cannot be delivered
+/// to the subscription `sub`; delivery goes on with the next message there is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub sub: Arc<str>,
+    pub topic: Arc<str>,
+    /// The last offset the subscriber has (its resume position, or the last one delivered).
+    pub since: u64,
+    /// The topic's current epoch, when known.
+    pub epoch: Option<Arc<str>>,
+    /// The offset delivered next, when already known.
+    pub next: Option<u64>,
+    pub reason: GapReason,
 }
 
 impl Delivery {
@@ -54,6 +104,7 @@ impl Delivery {
             Delivery::Message { msg, .. } => msg.cost(),
             Delivery::Presence(p) => p.topic.len() + 64,
             Delivery::Reply(b) => b.len() + 16,
+            Delivery::Gap(g) => g.topic.len() + 64,
         }
     }
 }

@@ -96,6 +96,7 @@ fn resume_replays_exactly_what_was_missed_before_live_messages() {
             SubscribeOptions {
                 resume: Some(resume),
                 presence: false,
+                ..Default::default()
             },
             |_| Some("ACK".into()),
         )
@@ -132,6 +133,7 @@ fn resume_beyond_the_window_or_after_epoch_change_says_so() {
             epoch: epoch.map(str::to_owned),
         }),
         presence: false,
+        ..Default::default()
     };
     match hub.subscribe(&s, &anon(), "t", "t", opts(2, None), |_| None) {
         Err(HubError::ResumeUnavailable {
@@ -216,12 +218,13 @@ fn presence_lists_members_and_tells_watchers_of_joins_and_leaves() {
     let watcher = session(&hub);
     hub.subscribe(
         &watcher,
-        &Identity::user("ann"),
+        &hub.authenticate("ann", "").unwrap(),
         "room",
         "room",
         SubscribeOptions {
             resume: None,
             presence: true,
+            ..Default::default()
         },
         |_| None,
     )
@@ -229,7 +232,7 @@ fn presence_lists_members_and_tells_watchers_of_joins_and_leaves() {
     let bob = session(&hub);
     hub.subscribe(
         &bob,
-        &Identity::user("bob"),
+        &hub.authenticate("bob", "").unwrap(),
         "room",
         "room",
         SubscribeOptions::default(),
@@ -279,7 +282,14 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
         .publish(&alice, "chat.x", PayloadKind::Text, "a".into(), vec![], 0)
         .is_ok());
     assert!(matches!(
-        hub.publish(&anon(), "chat.x", PayloadKind::Text, "a".into(), vec![], 0),
+        hub.publish(
+            &hub.access().anonymous(),
+            "chat.x",
+            PayloadKind::Text,
+            "a".into(),
+            vec![],
+            0
+        ),
         Err(HubError::Denied(_))
     ));
     assert!(hub
@@ -295,8 +305,10 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
             |_| None
         )
         .is_ok());
-    assert!(hub.history(&anon(), "chat.x", 0, 1).is_err());
-    assert!(hub.presence(&anon(), "chat.x").is_err());
+    assert!(hub
+        .history(&hub.access().anonymous(), "chat.x", 0, 1)
+        .is_err());
+    assert!(hub.presence(&hub.access().anonymous(), "chat.x").is_err());
 }
 
 #[test]
@@ -376,9 +388,12 @@ fn replies_are_never_dropped_and_wake_fires_once_per_batch() {
     let w = wakes.clone();
     let hub = hub();
     let s = hub
-        .open_session(Box::new(move || {
-            w.fetch_add(1, Ordering::SeqCst);
-        }))
+        .open_session(
+            Box::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }),
+            SessionMeta::new("test", None),
+        )
         .unwrap();
     for _ in 0..3 {
         s.outbox().push_reply("r".into());

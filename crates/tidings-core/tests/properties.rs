@@ -48,7 +48,7 @@ proptest! {
         let hub = hub_with(cfg);
         for i in 0..n { publish(&hub, "t", &i.to_string(), 0); }
         let s = session(&hub);
-        let opts = SubscribeOptions { resume: Some(Resume { since, epoch: None }), presence: false };
+        let opts = SubscribeOptions { resume: Some(Resume { since, epoch: None }), presence: false, ..Default::default() };
         let earliest = n.saturating_sub(keep as u64) + 1;
         match hub.subscribe(&s, &anon(), "t", "t", opts, |_| None) {
             Ok(info) => {

@@ -176,7 +176,7 @@ fn queue_rights_are_the_topic_rights_of_the_name() {
     assert!(matches!(
         hub.consume(
             &s,
-            &anon(),
+            &hub.access().anonymous(),
             "k",
             "jobs.a",
             ConsumeOptions::default(),

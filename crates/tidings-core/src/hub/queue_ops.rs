@@ -4,7 +4,8 @@
 
 use super::{Hub, HubError, State};
 use crate::auth::Identity;
-use crate::message::{Message, PayloadKind};
+use crate::epoch::epoch_for;
+use crate::message::{Draft, PayloadKind};
 use crate::queue::{QueueStats, Settle};
 use crate::topic::{validate_topic, Pattern};
 use crate::txn::{Committed, Staged, Target, Transaction};
@@ -34,6 +35,7 @@ impl Hub {
     ) -> Result<u64, HubError> {
         validate_topic(queue)?;
         self.access.can_publish(who, queue)?;
+        who.check_expiry(now)?;
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.shutting_down {
@@ -53,18 +55,22 @@ impl Hub {
     ) -> Result<u64, HubError> {
         st.clock = st.clock.max(now);
         let cost = queue_cost(queue, &payload);
-        let generation = &mut st.generation;
+        let generation = &mut st.queue_generation;
+        let seed = self.epoch_seed;
         st.queues.publish(
             queue,
             cost,
             || {
                 *generation += 1;
-                self.epoch_for(*generation)
+                epoch_for(seed, *generation)
             },
             |name, seq, epoch| {
-                let mut msg = Message::new(name, seq, epoch, kind, payload, now);
-                msg.headers = headers;
-                msg
+                Draft {
+                    kind,
+                    payload,
+                    headers,
+                }
+                .into_message(name, seq, epoch, now)
             },
         )
     }
@@ -103,7 +109,8 @@ impl Hub {
         if already {
             self.unsubscribe_locked(st, id, &key);
         }
-        let generation = &mut st.generation;
+        let generation = &mut st.queue_generation;
+        let seed = self.epoch_seed;
         let outbox = session.outbox.clone();
         st.queues.consume(
             queue,
@@ -112,7 +119,7 @@ impl Hub {
             opts.prefetch,
             || {
                 *generation += 1;
-                self.epoch_for(*generation)
+                epoch_for(seed, *generation)
             },
             |stats| {
                 if let Some(bytes) = ack(stats) {
@@ -151,6 +158,7 @@ impl Hub {
         tx: Transaction,
         now: u64,
     ) -> Result<Committed, HubError> {
+        who.check_expiry(now)?;
         for op in tx.ops() {
             if let Staged::Publish { name, .. } = op {
                 validate_topic(name)?;
@@ -175,7 +183,12 @@ impl Hub {
                 } => {
                     match target {
                         Target::Topic => {
-                            self.publish_locked(st, &name, kind, payload, headers, now)?;
+                            let draft = Draft {
+                                kind,
+                                payload,
+                                headers,
+                            };
+                            self.publish_locked(st, &name, draft, now)?;
                         }
                         Target::Queue => {
                             self.publish_queue_locked(st, &name, kind, payload, headers, now)?;
@@ -216,7 +229,7 @@ impl Hub {
                     target: Target::Topic,
                     name,
                     ..
-                } if !st.topics.contains_key(name.as_str()) => {
+                } if st.engine.log.info(name).is_none() => {
                     new_topics.insert(name.as_str());
                 }
                 Staged::Publish {
@@ -232,7 +245,7 @@ impl Hub {
                 _ => {}
             }
         }
-        if st.topics.len() + new_topics.len() > self.config.max_topics {
+        if st.engine.log.len() + new_topics.len() > self.config.max_topics {
             return Err(HubError::TooManyTopics(self.config.max_topics));
         }
         let new_queues = per_queue

@@ -10,12 +10,14 @@ pub fn hub() -> Arc<Hub> {
     hub_with(HubConfig::default())
 }
 
+/// The anonymous identity of an allow-all hub (the default config).
 pub fn anon() -> Identity {
-    Identity::anonymous()
+    Access::allow_all().anonymous()
 }
 
 pub fn session(hub: &Arc<Hub>) -> Session {
-    hub.open_session(Box::new(|| {})).unwrap()
+    hub.open_session(Box::new(|| {}), SessionMeta::new("test", None))
+        .unwrap()
 }
 
 pub fn sub(hub: &Hub, s: &Session, pattern: &str) {

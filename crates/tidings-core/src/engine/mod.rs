@@ -1,0 +1,62 @@
+//! The engine: what a cluster of nodes must agree on, behind traits, with the in-memory
+//! implementation a single node uses (after centrifuge's `Broker` + `PresenceManager`).
+//!
+//! ```text
+//!            ┌──────────── Hub (local to a node) ────────────┐
+//! publish ──>│ engine.log.append ──> Arc<Message> ──> deliver │──> router ──> outboxes
+//!            │ subscribe: route first, history from the log,  │
+//!            │            merged by offset                    │
+//!            │ presence: local watchers <── engine.presence   │
+//!            └────────────────────────────────────────────────┘
+//! ```
+//!
+//! * [`TopicLog`]: per topic the next offset, the epoch and a bounded history.
+//! * [`PresenceStore`]: who is present under a subscription name.
+//!
+//! The traits are synchronous and called under the hub's lock: the in-memory engine answers
+//! at once, and publishing must number and fan out under one hold so that every subscriber
+//! sees a topic's offsets in order. A remote engine (Redis) is asynchronous and lives above
+//! the core, in the server: it appends to the remote log itself, then hands the numbered
+//! message to [`Hub::deliver`](crate::Hub::deliver) (locally and on every node that receives
+//! it from the backplane), and serves a subscribe's history between
+//! [`Hub::begin_subscribe`](crate::Hub::begin_subscribe) and
+//! [`Hub::complete_subscribe`](crate::Hub::complete_subscribe).
+//!
+//! Point-to-point queues are the third shared part; they are [`crate::queue`]'s `Queues`,
+//! a type whose few methods (publish, consume, settle, cancel) a cluster version re-implements.
+
+mod log;
+mod memory;
+mod presence;
+
+pub use log::{HistoryPage, LogInfo, TopicLog};
+pub use memory::MemoryLog;
+pub use presence::{Member, MemoryPresence, PresenceStore};
+
+use crate::config::HubConfig;
+
+/// The shared half of a hub. Boxed trait objects rather than type parameters: the hub is
+/// passed around as `Arc<Hub>` by every driver, and a type parameter would spread into all
+/// of them for one virtual call per publish.
+pub struct Engine {
+    pub log: Box<dyn TopicLog>,
+    pub presence: Box<dyn PresenceStore>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("topics", &self.log.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// The in-memory engine of a single node. `epoch_seed` should differ per process start.
+    pub fn memory(config: &HubConfig, epoch_seed: u64) -> Engine {
+        Engine {
+            log: Box::new(MemoryLog::new(config, epoch_seed)),
+            presence: Box::new(MemoryPresence::default()),
+        }
+    }
+}
