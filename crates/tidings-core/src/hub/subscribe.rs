@@ -333,7 +333,10 @@ impl Hub {
             Some(p) => (p.epoch.clone(), p.last_offset),
             None => (None, 0),
         };
-        if let (Some(first), Some(epoch)) = (&first_live, &epoch) {
+        // Without a replay, buffered messages the page already counted are delivered live:
+        // the reply's last offset is the one before them.
+        let replays = pending.wants.iter().any(|w| w.want.since.is_some());
+        if let (Some(first), Some(epoch), false) = (&first_live, &epoch, replays) {
             if first.epoch == *epoch && exact.is_some() {
                 last_offset = last_offset.min(first.offset.saturating_sub(1));
             }
