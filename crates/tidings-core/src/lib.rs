@@ -32,7 +32,6 @@ pub mod hub;
 mod merge;
 pub mod message;
 pub mod outbox;
-pub mod queue;
 mod routing;
 pub mod topic;
 pub mod txn;
@@ -45,7 +44,8 @@ pub use config::{
     TopicRule, TransactionLimits,
 };
 pub use engine::{
-    Engine, HistoryPage, LogInfo, Member, MemoryLog, MemoryPresence, PresenceStore, TopicLog,
+    ConsumerId, Engine, HistoryPage, LogInfo, Member, MemoryLog, MemoryPresence, MemoryQueues,
+    PresenceStore, QueueStats, QueueStore, Settle, TopicLog,
 };
 pub use error::HubError;
 pub use hub::{
@@ -58,7 +58,6 @@ pub use outbox::{
     CloseReason, Delivery, Gap, GapReason, Outbox, OutboxStats, PresenceEvent, PushOutcome,
     SessionId,
 };
-pub use queue::{QueueStats, Settle};
 pub use routing::{InterestEvent, MAX_INTEREST_EVENTS};
 pub use topic::{validate_topic, Pattern, TopicError};
 pub use txn::{Committed, Staged, Target, Transaction};

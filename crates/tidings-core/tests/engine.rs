@@ -75,8 +75,9 @@ fn a_hub_runs_on_any_engine() {
             calls: calls.clone(),
         }),
         presence: Box::new(MemoryPresence::default()),
+        queues: Box::new(MemoryQueues::new(cfg.queues, 1)),
     };
-    let hub = Hub::with_engine(cfg, engine, 1).unwrap();
+    let hub = Hub::with_engine(cfg, engine).unwrap();
     let s = session(&hub);
     sub(&hub, &s, "t");
     publish(&hub, "t", "x", 0);

@@ -12,6 +12,7 @@
 //!
 //! * [`TopicLog`]: per topic the next offset, the epoch and a bounded history.
 //! * [`PresenceStore`]: who is present under a subscription name.
+//! * [`QueueStore`]: point-to-point queues (ready messages, consumers, acks).
 //!
 //! The traits are synchronous and called under the hub's lock: the in-memory engine answers
 //! at once, and publishing must number and fan out under one hold so that every subscriber
@@ -22,16 +23,18 @@
 //! [`Hub::begin_subscribe`](crate::Hub::begin_subscribe) and
 //! [`Hub::complete_subscribe`](crate::Hub::complete_subscribe).
 //!
-//! Point-to-point queues are the third shared part; they are [`crate::queue`]'s `Queues`,
-//! a type whose few methods (publish, consume, settle, cancel) a cluster version re-implements.
 
 mod log;
-mod memory;
+mod memory_log;
+mod memory_queue;
 mod presence;
+mod queue;
 
 pub use log::{HistoryPage, LogInfo, TopicLog};
-pub use memory::MemoryLog;
+pub use memory_log::MemoryLog;
+pub use memory_queue::MemoryQueues;
 pub use presence::{Member, MemoryPresence, PresenceStore};
+pub use queue::{ConsumerId, QueueStats, QueueStore, Settle};
 
 use crate::config::HubConfig;
 
@@ -41,6 +44,7 @@ use crate::config::HubConfig;
 pub struct Engine {
     pub log: Box<dyn TopicLog>,
     pub presence: Box<dyn PresenceStore>,
+    pub queues: Box<dyn QueueStore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -57,6 +61,7 @@ impl Engine {
         Engine {
             log: Box::new(MemoryLog::new(config, epoch_seed)),
             presence: Box::new(MemoryPresence::default()),
+            queues: Box::new(MemoryQueues::new(config.queues, epoch_seed)),
         }
     }
 }

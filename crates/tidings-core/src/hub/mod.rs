@@ -17,7 +17,6 @@ use crate::config::{CompiledRules, HubConfig};
 use crate::engine::{Engine, HistoryPage, Member};
 use crate::message::{Draft, Message, PayloadKind};
 use crate::outbox::{CloseReason, Delivery, Outbox, PresenceEvent, PushOutcome, SessionId, Wake};
-use crate::queue::Queues;
 use crate::routing::{InterestEvent, Router};
 use crate::topic::{validate_topic, Pattern};
 use bytes::Bytes;
@@ -100,7 +99,7 @@ pub struct SessionInfo {
 struct SessionEntry {
     outbox: Arc<Outbox>,
     subs: HashMap<Arc<str>, SubEntry>,
-    /// Queue consumers of this session (they live in `State::queues`).
+    /// Queue consumers of this session (they live in the engine's queues).
     consumers: usize,
     meta: SessionMeta,
     /// Who the session is; anonymous until `Session::set_identity`.
@@ -123,13 +122,10 @@ struct State {
     rooms: Rooms,
     next_session: u64,
     next_serial: u64,
-    /// Bumped for every queue created, so a recreated queue gets a new epoch.
-    queue_generation: u64,
     shutting_down: bool,
     stats: HubStats,
     /// The latest `now` seen, for state created by calls that take no time.
     clock: u64,
-    queues: Queues,
 }
 
 /// See the module docs.
@@ -138,8 +134,6 @@ pub struct Hub {
     config: HubConfig,
     rules: CompiledRules,
     access: Access,
-    /// Mixed into every queue epoch so epochs differ across restarts.
-    epoch_seed: u64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -201,14 +195,13 @@ impl Hub {
     /// (e.g. the start time).
     pub fn new(config: HubConfig, epoch_seed: u64) -> Result<Arc<Hub>, crate::config::ConfigError> {
         let engine = Engine::memory(&config, epoch_seed);
-        Hub::with_engine(config, engine, epoch_seed)
+        Hub::with_engine(config, engine)
     }
 
     /// Builds a hub on the given engine.
     pub fn with_engine(
         config: HubConfig,
         engine: Engine,
-        epoch_seed: u64,
     ) -> Result<Arc<Hub>, crate::config::ConfigError> {
         config.validate()?;
         let access =
@@ -216,12 +209,10 @@ impl Hub {
                 field: "hub.auth".into(),
                 reason,
             })?;
-        let queue_limits = config.queues;
         Ok(Arc::new(Hub {
             rules: CompiledRules::new(&config),
             access,
             config,
-            epoch_seed,
             state: Mutex::new(State {
                 engine,
                 router: Router::default(),
@@ -229,11 +220,9 @@ impl Hub {
                 rooms: Rooms::default(),
                 next_session: 1,
                 next_serial: 1,
-                queue_generation: 0,
                 shutting_down: false,
                 stats: HubStats::default(),
                 clock: 0,
-                queues: Queues::new(queue_limits),
             }),
         }))
     }
@@ -395,7 +384,7 @@ impl Hub {
     }
 
     fn unsubscribe_locked(&self, st: &mut State, id: SessionId, key: &Arc<str>) -> bool {
-        if st.queues.cancel(&(id, key.clone())) {
+        if st.engine.queues.cancel(&(id, key.clone())) {
             if let Some(entry) = st.sessions.get_mut(&id) {
                 entry.consumers -= 1;
             }
@@ -424,7 +413,7 @@ impl Hub {
                 leave_room(st, sub.pattern.text(), id, sub.presence);
             }
         }
-        st.queues.remove_session(id);
+        st.engine.queues.remove_session(id);
         st.stats.sessions = st.sessions.len();
         st.stats.subscriptions = st.router.len();
     }

@@ -4,9 +4,8 @@
 
 use super::{Hub, HubError, State};
 use crate::auth::Identity;
-use crate::epoch::epoch_for;
+use crate::engine::{QueueStats, Settle};
 use crate::message::{Draft, PayloadKind};
-use crate::queue::{QueueStats, Settle};
 use crate::topic::{validate_topic, Pattern};
 use crate::txn::{Committed, Staged, Target, Transaction};
 use crate::Session;
@@ -54,25 +53,12 @@ impl Hub {
         now: u64,
     ) -> Result<u64, HubError> {
         st.clock = st.clock.max(now);
-        let cost = queue_cost(queue, &payload);
-        let generation = &mut st.queue_generation;
-        let seed = self.epoch_seed;
-        st.queues.publish(
-            queue,
-            cost,
-            || {
-                *generation += 1;
-                epoch_for(seed, *generation)
-            },
-            |name, seq, epoch| {
-                Draft {
-                    kind,
-                    payload,
-                    headers,
-                }
-                .into_message(name, seq, epoch, now)
-            },
-        )
+        let draft = Draft {
+            kind,
+            payload,
+            headers,
+        };
+        st.engine.queues.publish(queue, draft, now)
     }
 
     /// Makes `session` a consumer of `queue` under `key` (unique per session, like a
@@ -98,7 +84,8 @@ impl Hub {
         let Some(entry) = st.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
-        let already = entry.subs.contains_key(&key) || st.queues.is_consumer(id, &key);
+        let already =
+            entry.subs.contains_key(&key) || st.engine.queues.is_consumer(&(id, key.clone()));
         if !already
             && entry.subs.len() + entry.consumers >= self.config.max_subscriptions_per_session
         {
@@ -109,24 +96,15 @@ impl Hub {
         if already {
             self.unsubscribe_locked(st, id, &key);
         }
-        let generation = &mut st.queue_generation;
-        let seed = self.epoch_seed;
-        let outbox = session.outbox.clone();
-        st.queues.consume(
-            queue,
-            (id, key),
-            outbox.clone(),
-            opts.prefetch,
-            || {
-                *generation += 1;
-                epoch_for(seed, *generation)
-            },
-            |stats| {
-                if let Some(bytes) = ack(stats) {
-                    outbox.push_reply(bytes);
-                }
-            },
-        )?;
+        let stats =
+            st.engine
+                .queues
+                .consume(queue, (id, key), session.outbox.clone(), opts.prefetch)?;
+        // The reply precedes the first message.
+        if let Some(bytes) = ack(&stats) {
+            session.outbox.push_reply(bytes);
+        }
+        st.engine.queues.pump(queue);
         if let Some(entry) = st.sessions.get_mut(&id) {
             entry.consumers += 1;
         }
@@ -145,7 +123,8 @@ impl Hub {
         how: Settle,
     ) -> usize {
         let mut st = self.lock();
-        st.queues
+        st.engine
+            .queues
             .settle(&(session.id, key.into()), seq, cumulative, how)
     }
 
@@ -202,7 +181,8 @@ impl Hub {
                     cumulative,
                 } => {
                     done.settled +=
-                        st.queues
+                        st.engine
+                            .queues
                             .settle(&(session.id, key), seq, cumulative, Settle::Ack)
                 }
                 Staged::Nack {
@@ -210,9 +190,12 @@ impl Hub {
                     seq,
                     cumulative,
                 } => {
-                    done.settled +=
-                        st.queues
-                            .settle(&(session.id, key), seq, cumulative, Settle::Requeue)
+                    done.settled += st.engine.queues.settle(
+                        &(session.id, key),
+                        seq,
+                        cumulative,
+                        Settle::Requeue,
+                    )
                 }
             }
         }
@@ -250,20 +233,20 @@ impl Hub {
         }
         let new_queues = per_queue
             .keys()
-            .filter(|q| st.queues.stats(q).is_none())
+            .filter(|q| st.engine.queues.stats(q).is_none())
             .count();
-        if st.queues.len() + new_queues > self.config.queues.max_queues {
+        if st.engine.queues.len() + new_queues > self.config.queues.max_queues {
             return Err(HubError::TooManyQueues(self.config.queues.max_queues));
         }
         for (name, (count, bytes)) in per_queue {
-            st.queues.check_room(name, count, bytes)?;
+            st.engine.queues.check_room(name, count, bytes)?;
         }
         Ok(())
     }
 
     /// Counters of the queue `queue`, if it exists.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
-        self.lock().queues.stats(queue)
+        self.lock().engine.queues.stats(queue)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Point-to-point queues (STOMP's `/queue/<name>`): each message goes to exactly one consumer.
+//! The in-memory queues of a single node (STOMP's `/queue/<name>`): each message goes to exactly one consumer.
 //!
 //! ```text
 //! publish ─> ready (bounded: messages, bytes) ─dispatch─> consumer with credit, round-robin
@@ -13,38 +13,17 @@
 //! what it wrote to the socket, so the same flow control applies. A queue with nothing ready,
 //! nothing unacknowledged and no consumer is forgotten at once.
 //!
-//! [`Queues`] holds no lock: the hub owns it inside its own state and calls it under its lock.
+//! [`MemoryQueues`] holds no lock: the hub owns it inside its own state and calls it under
+//! its lock.
 
+use super::queue::{ConsumerId, QueueStats, QueueStore, Settle};
 use crate::config::{QueueLimits, SlowConsumerPolicy};
+use crate::epoch::epoch_for;
 use crate::error::HubError;
-use crate::message::Message;
+use crate::message::{Draft, Message};
 use crate::outbox::{Delivery, Outbox, SessionId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-
-/// A consumer is known by its session and the key it subscribed with.
-type ConsumerId = (SessionId, Arc<str>);
-
-/// Counters of one queue, for tests, metrics and `GET /api/...`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Messages waiting for a consumer.
-    pub ready: usize,
-    /// Messages sent to a consumer and not yet acknowledged.
-    pub unacked: usize,
-    pub consumers: usize,
-    /// Messages published so far (the last sequence number).
-    pub published: u64,
-}
-
-/// What a NACK or a lost consumer does with a message's next delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
-    /// ACK: the message is done.
-    Ack,
-    /// NACK: deliver it again, preferably to another consumer.
-    Requeue,
-}
 
 struct QueueState {
     name: Arc<str>,
@@ -67,46 +46,52 @@ struct Consumer {
     unacked: VecDeque<(u64, Arc<Message>)>,
 }
 
-/// Every queue of a hub. See the module docs.
-pub(crate) struct Queues {
+/// Every queue of a single node. See the module docs and [`QueueStore`].
+pub struct MemoryQueues {
     limits: QueueLimits,
     queues: HashMap<Arc<str>, QueueState>,
     consumers: HashMap<ConsumerId, Consumer>,
+    /// Mixed into every epoch so epochs differ across restarts.
+    seed: u64,
+    /// Bumped for every queue created, so a recreated queue gets a new epoch.
+    generation: u64,
 }
 
-impl Queues {
-    pub(crate) fn new(limits: QueueLimits) -> Queues {
-        Queues {
+impl std::fmt::Debug for MemoryQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryQueues")
+            .field("queues", &self.queues.len())
+            .field("consumers", &self.consumers.len())
+            .finish()
+    }
+}
+
+impl MemoryQueues {
+    /// `epoch_seed` should differ per process start.
+    pub fn new(limits: QueueLimits, epoch_seed: u64) -> MemoryQueues {
+        MemoryQueues {
             limits,
             queues: HashMap::new(),
             consumers: HashMap::new(),
+            // Not the topic log's seed, so a queue and a topic of the same rank differ.
+            seed: epoch_seed ^ 0x5155_4555,
+            generation: 0,
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.queues.len()
-    }
-
-    pub(crate) fn is_consumer(&self, session: SessionId, key: &Arc<str>) -> bool {
-        self.consumers.contains_key(&(session, key.clone()))
-    }
-
-    /// The queue `name`, created if needed with `epoch` (a function: only new queues need one).
-    fn queue(
-        &mut self,
-        name: &str,
-        epoch: impl FnOnce() -> Arc<str>,
-    ) -> Result<&mut QueueState, HubError> {
+    /// The queue `name`, created if needed.
+    fn queue(&mut self, name: &str) -> Result<&mut QueueState, HubError> {
         if !self.queues.contains_key(name) {
             if self.queues.len() >= self.limits.max_queues {
                 return Err(HubError::TooManyQueues(self.limits.max_queues));
             }
+            self.generation += 1;
             let name: Arc<str> = name.into();
             self.queues.insert(
                 name.clone(),
                 QueueState {
                     name,
-                    epoch: epoch(),
+                    epoch: epoch_for(self.seed, self.generation),
                     ready: VecDeque::new(),
                     bytes: 0,
                     last_seq: 0,
@@ -116,158 +101,6 @@ impl Queues {
             );
         }
         self.queues.get_mut(name).ok_or(HubError::ShuttingDown)
-    }
-
-    /// Would `count` more messages of `bytes` fit in `name` now? (Transactions check every
-    /// queue before applying anything.)
-    pub(crate) fn check_room(
-        &self,
-        name: &str,
-        count: usize,
-        bytes: usize,
-    ) -> Result<(), HubError> {
-        let (ready, held) = match self.queues.get(name) {
-            Some(q) => (q.ready.len(), q.bytes),
-            None if self.queues.len() >= self.limits.max_queues => {
-                return Err(HubError::TooManyQueues(self.limits.max_queues))
-            }
-            None => (0, 0),
-        };
-        if ready + count > self.limits.max_messages || held + bytes > self.limits.max_bytes {
-            return Err(HubError::QueueFull {
-                queue: name.into(),
-                max_messages: self.limits.max_messages,
-                max_bytes: self.limits.max_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// Appends a message (built by `make` with its sequence number and the queue's epoch)
-    /// and dispatches. Returns the sequence number.
-    pub(crate) fn publish(
-        &mut self,
-        name: &str,
-        cost: usize,
-        epoch: impl FnOnce() -> Arc<str>,
-        make: impl FnOnce(Arc<str>, u64, Arc<str>) -> Message,
-    ) -> Result<u64, HubError> {
-        self.check_room(name, 1, cost)?;
-        let q = self.queue(name, epoch)?;
-        q.last_seq += 1;
-        let msg = Arc::new(make(q.name.clone(), q.last_seq, q.epoch.clone()));
-        q.bytes += msg.cost();
-        q.ready.push_back(msg);
-        let seq = q.last_seq;
-        let name = q.name.clone();
-        self.dispatch(&name, None);
-        Ok(seq)
-    }
-
-    /// Adds a consumer and dispatches to it. `before` runs first (the driver's reply, which
-    /// must precede the first message).
-    pub(crate) fn consume(
-        &mut self,
-        name: &str,
-        id: ConsumerId,
-        outbox: Arc<Outbox>,
-        prefetch: Option<usize>,
-        epoch: impl FnOnce() -> Arc<str>,
-        before: impl FnOnce(&QueueStats),
-    ) -> Result<(), HubError> {
-        let prefetch = prefetch
-            .unwrap_or(self.limits.default_prefetch)
-            .clamp(1, self.limits.max_prefetch);
-        let q = self.queue(name, epoch)?;
-        q.consumers.push(id.clone());
-        let name = q.name.clone();
-        self.consumers.insert(
-            id,
-            Consumer {
-                queue: name.clone(),
-                outbox,
-                prefetch,
-                unacked: VecDeque::new(),
-            },
-        );
-        if let Some(stats) = self.stats(&name) {
-            before(&stats);
-        }
-        self.dispatch(&name, None);
-        Ok(())
-    }
-
-    /// Removes a consumer; what it had not acknowledged goes back to the front of the queue,
-    /// marked redelivered, for the others. False when there was no such consumer.
-    pub(crate) fn cancel(&mut self, id: &ConsumerId) -> bool {
-        let Some(consumer) = self.consumers.remove(id) else {
-            return false;
-        };
-        if let Some(q) = self.queues.get_mut(&consumer.queue) {
-            if let Some(i) = q.consumers.iter().position(|c| c == id) {
-                q.consumers.remove(i);
-                if q.cursor > i {
-                    q.cursor -= 1;
-                }
-            }
-            requeue(q, consumer.unacked.into_iter().map(|(_, m)| m));
-        }
-        self.dispatch(&consumer.queue, None);
-        self.forget_if_idle(&consumer.queue);
-        true
-    }
-
-    /// Cancels every consumer of a session that is going away.
-    pub(crate) fn remove_session(&mut self, session: SessionId) {
-        let mine: Vec<ConsumerId> = self
-            .consumers
-            .keys()
-            .filter(|(s, _)| *s == session)
-            .cloned()
-            .collect();
-        for id in mine {
-            self.cancel(&id);
-        }
-    }
-
-    /// ACKs or NACKs the unacknowledged message `seq` of a consumer, and with `cumulative`
-    /// every message delivered to it before that one. Returns how many were settled (0 when
-    /// `seq` is not unacknowledged there: already settled, or never delivered).
-    pub(crate) fn settle(
-        &mut self,
-        id: &ConsumerId,
-        seq: u64,
-        cumulative: bool,
-        how: Settle,
-    ) -> usize {
-        let Some(consumer) = self.consumers.get_mut(id) else {
-            return 0;
-        };
-        let Some(pos) = consumer.unacked.iter().position(|(s, _)| *s == seq) else {
-            return 0;
-        };
-        let settled: Vec<Arc<Message>> = if cumulative {
-            consumer.unacked.drain(..=pos).map(|(_, m)| m).collect()
-        } else {
-            consumer
-                .unacked
-                .remove(pos)
-                .map(|(_, m)| m)
-                .into_iter()
-                .collect()
-        };
-        let n = settled.len();
-        let queue = consumer.queue.clone();
-        if how == Settle::Requeue {
-            if let Some(q) = self.queues.get_mut(&queue) {
-                requeue(q, settled);
-            }
-            self.dispatch(&queue, Some(id));
-        } else {
-            // Credit came back.
-            self.dispatch(&queue, None);
-        }
-        n
     }
 
     /// Hands ready messages to consumers with credit, round-robin. `avoid` (a consumer that
@@ -322,8 +155,144 @@ impl Queues {
             self.queues.remove(name);
         }
     }
+}
 
-    pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
+impl QueueStore for MemoryQueues {
+    fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn is_consumer(&self, id: &ConsumerId) -> bool {
+        self.consumers.contains_key(id)
+    }
+
+    fn pump(&mut self, name: &str) {
+        self.dispatch(name, None);
+    }
+
+    fn check_room(&self, name: &str, count: usize, bytes: usize) -> Result<(), HubError> {
+        let (ready, held) = match self.queues.get(name) {
+            Some(q) => (q.ready.len(), q.bytes),
+            None if self.queues.len() >= self.limits.max_queues => {
+                return Err(HubError::TooManyQueues(self.limits.max_queues))
+            }
+            None => (0, 0),
+        };
+        if ready + count > self.limits.max_messages || held + bytes > self.limits.max_bytes {
+            return Err(HubError::QueueFull {
+                queue: name.into(),
+                max_messages: self.limits.max_messages,
+                max_bytes: self.limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, name: &str, draft: Draft, now: u64) -> Result<u64, HubError> {
+        // As `Message::cost`, before the message exists.
+        self.check_room(name, 1, draft.payload.len() + name.len() + 64)?;
+        let q = self.queue(name)?;
+        q.last_seq += 1;
+        let msg = Arc::new(draft.into_message(q.name.clone(), q.last_seq, q.epoch.clone(), now));
+        q.bytes += msg.cost();
+        q.ready.push_back(msg);
+        let seq = q.last_seq;
+        let name = q.name.clone();
+        self.dispatch(&name, None);
+        Ok(seq)
+    }
+
+    fn consume(
+        &mut self,
+        name: &str,
+        id: ConsumerId,
+        outbox: Arc<Outbox>,
+        prefetch: Option<usize>,
+    ) -> Result<QueueStats, HubError> {
+        let prefetch = prefetch
+            .unwrap_or(self.limits.default_prefetch)
+            .clamp(1, self.limits.max_prefetch);
+        let q = self.queue(name)?;
+        q.consumers.push(id.clone());
+        let name = q.name.clone();
+        self.consumers.insert(
+            id,
+            Consumer {
+                queue: name.clone(),
+                outbox,
+                prefetch,
+                unacked: VecDeque::new(),
+            },
+        );
+        Ok(self.stats(&name).unwrap_or_default())
+    }
+
+    /// What it had not acknowledged goes back to the front of the queue, marked redelivered.
+    fn cancel(&mut self, id: &ConsumerId) -> bool {
+        let Some(consumer) = self.consumers.remove(id) else {
+            return false;
+        };
+        if let Some(q) = self.queues.get_mut(&consumer.queue) {
+            if let Some(i) = q.consumers.iter().position(|c| c == id) {
+                q.consumers.remove(i);
+                if q.cursor > i {
+                    q.cursor -= 1;
+                }
+            }
+            requeue(q, consumer.unacked.into_iter().map(|(_, m)| m));
+        }
+        self.dispatch(&consumer.queue, None);
+        self.forget_if_idle(&consumer.queue);
+        true
+    }
+
+    fn remove_session(&mut self, session: SessionId) {
+        let mine: Vec<ConsumerId> = self
+            .consumers
+            .keys()
+            .filter(|(s, _)| *s == session)
+            .cloned()
+            .collect();
+        for id in mine {
+            self.cancel(&id);
+        }
+    }
+
+    /// ACKs or NACKs the unacknowledged message `seq` of a consumer, and with `cumulative`
+    /// every message delivered to it before that one. Returns how many were settled (0 when
+    /// `seq` is not unacknowledged there: already settled, or never delivered).
+    fn settle(&mut self, id: &ConsumerId, seq: u64, cumulative: bool, how: Settle) -> usize {
+        let Some(consumer) = self.consumers.get_mut(id) else {
+            return 0;
+        };
+        let Some(pos) = consumer.unacked.iter().position(|(s, _)| *s == seq) else {
+            return 0;
+        };
+        let settled: Vec<Arc<Message>> = if cumulative {
+            consumer.unacked.drain(..=pos).map(|(_, m)| m).collect()
+        } else {
+            consumer
+                .unacked
+                .remove(pos)
+                .map(|(_, m)| m)
+                .into_iter()
+                .collect()
+        };
+        let n = settled.len();
+        let queue = consumer.queue.clone();
+        if how == Settle::Requeue {
+            if let Some(q) = self.queues.get_mut(&queue) {
+                requeue(q, settled);
+            }
+            self.dispatch(&queue, Some(id));
+        } else {
+            // Credit came back.
+            self.dispatch(&queue, None);
+        }
+        n
+    }
+
+    fn stats(&self, name: &str) -> Option<QueueStats> {
         let q = self.queues.get(name)?;
         Some(QueueStats {
             ready: q.ready.len(),
