@@ -10,7 +10,8 @@
 //! begin:    route (buffering) ─── live messages ──> LiveBuffer (bounded like the outbox)
 //! read:     history page per wanted topic (epoch, earliest..=last, messages after `since`)
 //! complete: reply ─> replay (history after `since`) ─> buffered live (offset > replayed) ─> live
-//!                     │ position unavailable: Err (exact resume) or Gap (per topic)
+//!                     │ position unavailable: Err (exact resume) or Gap (per topic; after
+//!                     │ an eviction, what history still holds follows the gap)
 //!                     └ live starts after history ends, or in another epoch: Gap, then on
 //! ```
 
@@ -169,6 +170,7 @@ pub(crate) fn merge(
                 &empty
             }
         };
+        let mut gap = None;
         if let Err(reason) = check(since, want.epoch.as_deref(), page) {
             if want.strict {
                 return Err(HubError::ResumeUnavailable {
@@ -180,20 +182,30 @@ pub(crate) fn merge(
                     reason: reason.as_str(),
                 });
             }
+            // Evicted: the gap, then what history still holds (the page was read after
+            // `since`, so it starts at the earliest retained). Another epoch or an offset
+            // beyond the end: the page's numbering is not the client's; live only.
+            let next = match reason {
+                GapReason::Evicted => page.messages.first().map(|m| m.offset),
+                _ => None,
+            };
             out.replay.push(Delivery::Gap(Gap {
                 sub: sub.clone(),
                 topic: topic.clone(),
                 since,
                 epoch: page.epoch.clone(),
-                next: None,
+                next,
                 reason,
             }));
-            out.topics.push(TopicResume {
-                topic: topic.clone(),
-                replayed: 0,
-                gap: Some(reason),
-            });
-            continue;
+            gap = Some(reason);
+            if reason != GapReason::Evicted {
+                out.topics.push(TopicResume {
+                    topic: topic.clone(),
+                    replayed: 0,
+                    gap,
+                });
+                continue;
+            }
         }
         let mut next = since + 1;
         let mut replayed = 0;
@@ -211,7 +223,7 @@ pub(crate) fn merge(
         out.topics.push(TopicResume {
             topic: topic.clone(),
             replayed,
-            gap: None,
+            gap,
         });
         tracks.insert(
             topic.clone(),

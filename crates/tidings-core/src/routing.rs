@@ -138,6 +138,10 @@ impl Router {
         out.extend(self.events.drain(..));
     }
 
+    pub(crate) fn has_interest_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Every pattern with at least one local subscription, sorted.
     pub(crate) fn interests(&self) -> Vec<Arc<str>> {
         let mut all: Vec<Arc<str>> = self.interest.keys().cloned().collect();

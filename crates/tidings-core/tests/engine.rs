@@ -138,6 +138,29 @@ fn interest_is_reported_for_the_first_and_last_local_subscriber_of_a_pattern() {
 }
 
 #[test]
+fn the_interest_wake_fires_once_per_batch_outside_the_lock() {
+    let hub = hub();
+    let wakes = Arc::new(Mutex::new(0));
+    let (w, h) = (wakes.clone(), Arc::downgrade(&hub));
+    assert!(hub.on_interest(Box::new(move || {
+        // Outside the lock: the hub may be called from here.
+        if let Some(hub) = h.upgrade() {
+            let _ = hub.interests();
+        }
+        *w.lock().unwrap() += 1;
+    })));
+    let s = session(&hub);
+    sub(&hub, &s, "a");
+    sub(&hub, &s, "b");
+    assert_eq!(*wakes.lock().unwrap(), 1);
+    let mut ev = Vec::new();
+    hub.drain_interest(&mut ev);
+    assert_eq!(ev.len(), 2);
+    drop(s);
+    assert_eq!(*wakes.lock().unwrap(), 2);
+}
+
+#[test]
 fn undrained_interest_events_are_bounded_and_end_in_a_resync() {
     let mut cfg = HubConfig::default();
     cfg.max_subscriptions_per_session = MAX_INTEREST_EVENTS + 10;

@@ -26,7 +26,8 @@ fn at(topic: &str, since: u64, epoch: Option<&str>) -> (String, Resume) {
     )
 }
 
-/// What the caller of the two-phase API does: read each wanted page from the hub's log.
+/// What the caller of the two-phase API does: read each wanted page from the log (here the
+/// hub's own, with the caller's limit, as a remote log would be read).
 fn read(hub: &Hub, pending: &PendingSubscribe, limit: usize) -> Vec<HistoryPage> {
     pending
         .history_wanted()
@@ -321,12 +322,15 @@ fn a_pattern_resumes_per_topic_with_a_gap_where_it_cannot() {
             "R",
             "chat.a:2",
             "chat.a:3",
-            "gap chat.b 2..? Evicted",
+            "gap chat.b 2..8 Evicted",
+            "chat.b:8",
+            "chat.b:9",
+            "chat.b:10",
             "gap chat.c 0..? EpochChanged",
             "chat.b:11"
         ]
     );
-    assert_eq!(info.replayed, 2);
+    assert_eq!(info.replayed, 5);
     let gaps: Vec<_> = info.topics.iter().map(|t| (&*t.topic, t.gap)).collect();
     assert_eq!(
         gaps,
@@ -387,4 +391,20 @@ fn positions_must_lie_inside_the_pattern_and_resume_still_needs_an_exact_topic()
         Err(HubError::BadPosition { .. })
     ));
     assert_eq!(hub.stats().subscriptions, 0);
+}
+
+#[test]
+fn read_wanted_serves_a_two_phase_subscribe_from_the_hubs_own_engine() {
+    let hub = hub();
+    publish(&hub, "t", "1", 0);
+    let s = session(&hub);
+    let pending = hub
+        .begin_subscribe(&s, &anon(), "new", "new", SubscribeOptions::default())
+        .unwrap();
+    let pages = hub.read_wanted(&pending).unwrap();
+    let info = hub
+        .complete_subscribe(&s, pending, &pages, |_| None)
+        .unwrap();
+    assert!(info.epoch.is_some(), "the exact topic got state");
+    assert_eq!(publish(&hub, "new", "x", 0).receivers, 1);
 }

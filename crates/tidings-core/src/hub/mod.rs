@@ -22,7 +22,8 @@ use crate::topic::{validate_topic, Pattern};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use crate::error::HubError;
 
@@ -126,6 +127,8 @@ struct State {
     stats: HubStats,
     /// The latest `now` seen, for state created by calls that take no time.
     clock: u64,
+    /// The interest wake was called and nobody drained since: one wake per batch.
+    interest_woken: bool,
 }
 
 /// See the module docs.
@@ -134,6 +137,8 @@ pub struct Hub {
     config: HubConfig,
     rules: CompiledRules,
     access: Access,
+    /// Called (outside the lock) when interest events wait to be drained.
+    interest_wake: OnceLock<Wake>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -223,12 +228,17 @@ impl Hub {
                 shutting_down: false,
                 stats: HubStats::default(),
                 clock: 0,
+                interest_woken: false,
             }),
+            interest_wake: OnceLock::new(),
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: Some(self.state.lock().unwrap_or_else(|e| e.into_inner())),
+            hub: self,
+        }
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -493,7 +503,16 @@ impl Hub {
     /// node's backplane subscription should follow. Drained, not called out, so nothing
     /// outside the hub runs under its lock.
     pub fn drain_interest(&self, out: &mut Vec<InterestEvent>) {
-        self.lock().router.drain_interest(out);
+        let mut st = self.lock();
+        st.router.drain_interest(out);
+        st.interest_woken = false;
+    }
+
+    /// Sets the function called when interest events start waiting to be drained (once per
+    /// batch, after the hub's lock is released, like an outbox's wake). It must not block;
+    /// typically it notifies the task that drains. False when one was set already.
+    pub fn on_interest(&self, wake: Wake) -> bool {
+        self.interest_wake.set(wake).is_ok()
     }
 
     /// Every pattern at least one local session subscribes to, sorted.
@@ -536,6 +555,55 @@ impl Hub {
             ..st.stats
         }
     }
+}
+
+/// The hub's lock. Releasing it calls the interest wake when events started waiting, so the
+/// wake runs outside the lock whatever operation queued them.
+struct Locked<'a> {
+    /// `Some` until dropped.
+    guard: Option<MutexGuard<'a, State>>,
+    hub: &'a Hub,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        match &self.guard {
+            Some(g) => g,
+            None => unreachable_guard(),
+        }
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        match &mut self.guard {
+            Some(g) => g,
+            None => unreachable_guard(),
+        }
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut st) = self.guard.take() else {
+            return;
+        };
+        let wake = !st.interest_woken && st.router.has_interest_events();
+        if wake {
+            st.interest_woken = true;
+        }
+        drop(st);
+        if let (true, Some(wake)) = (wake, self.hub.interest_wake.get()) {
+            wake();
+        }
+    }
+}
+
+/// The guard is only taken in `drop`, after which nothing derefs it.
+#[cold]
+fn unreachable_guard() -> ! {
+    panic!("hub lock used after release")
 }
 
 /// Counts a completed subscription of `id` under `name`; on its first, the engine's

@@ -169,14 +169,13 @@ impl Hub {
             st.engine.log.touch(&w.want.topic, clock)?;
         }
         let pending = self.begin_locked(st, session, who, key, pattern, opts.presence, wants)?;
-        let pages: Vec<HistoryPage> = pending
-            .history
-            .iter()
-            .map(|w| match w.since {
-                Some(since) => st.engine.log.read(&w.topic, since, usize::MAX),
-                None => st.engine.log.read(&w.topic, u64::MAX, 0),
-            })
-            .collect();
+        let pages = match read_locked(st, &pending.history, false) {
+            Ok(pages) => pages,
+            Err(e) => {
+                self.unsubscribe_locked(st, session.id, &pending.key);
+                return Err(e);
+            }
+        };
         self.complete_locked(st, session, pending, &pages, ack)
     }
 
@@ -219,6 +218,13 @@ impl Hub {
     ) -> Result<Subscribed, HubError> {
         let mut guard = self.lock();
         self.complete_locked(&mut guard, session, pending, pages, ack)
+    }
+
+    /// Reads what `pending` wants from this hub's own engine (giving exact topics state), for
+    /// a caller that runs the two phases itself on the hub's engine.
+    pub fn read_wanted(&self, pending: &PendingSubscribe) -> Result<Vec<HistoryPage>, HubError> {
+        let mut st = self.lock();
+        read_locked(&mut st, &pending.history, true)
     }
 
     /// Drops a pending subscribe and its route.
@@ -370,6 +376,29 @@ impl Hub {
         join_room(st, &room, id, pending.user, pending.presence);
         Ok(info)
     }
+}
+
+/// One page per want from the engine's log: the whole retained history after `since`
+/// (bounded by the history limits), or only the position. With `touch`, wanted topics get
+/// state first (`Hub::subscribe` did that already, before anything changed).
+fn read_locked(
+    st: &mut State,
+    wants: &[HistoryWant],
+    touch: bool,
+) -> Result<Vec<HistoryPage>, HubError> {
+    let clock = st.clock;
+    wants
+        .iter()
+        .map(|w| {
+            if touch && w.create {
+                st.engine.log.touch(&w.topic, clock)?;
+            }
+            Ok(match w.since {
+                Some(since) => st.engine.log.read(&w.topic, since, usize::MAX),
+                None => st.engine.log.read(&w.topic, 0, 0),
+            })
+        })
+        .collect()
 }
 
 /// Is `pending`'s subscription still the one it began (not unsubscribed nor replaced)?
