@@ -5,10 +5,29 @@
 //! bounded outboxes with slow-consumer policies (`disconnect`, `drop-oldest`, `conflate`),
 //! point-to-point queues (competing consumers, round-robin, prefetch, ack/nack, redelivery)
 //! and transactions (staged publishes and acks applied all at once).
-//! Every session has an [`Identity`] and every publish and subscribe passes [`Access`].
+//! Every session has an [`Identity`] that carries its rights, checked on every publish and
+//! subscribe.
+//!
+//! Layers, each module importing only those above it in this list:
+//!
+//! ```text
+//! topic, epoch        names and patterns; epoch ids
+//! message, auth       Message / Draft; Identity, Rights, Access
+//! config, error       HubConfig; HubError
+//! outbox, history     per-session bounded outbox (Delivery, Gap); a topic's bounded history
+//! engine              what a cluster shares, behind traits: TopicLog, PresenceStore,
+//!                     QueueStore, with the in-memory Engine
+//! merge, routing      route-first subscribe's buffer and merge; the trie router with
+//!                     interest events
+//! txn                 staged transactions
+//! hub                 local to a node: sessions, routes, presence watchers, `deliver`;
+//!                     publish / subscribe (one call or begin + complete) over the engine
+//! ```
 //!
 //! What it does not do: I/O of any kind, clocks (callers pass `now` in milliseconds), wire
-//! formats (see tidings-proto) or async runtimes. Drivers in tidings-server join the two.
+//! formats (see tidings-proto) or async runtimes: a remote engine is driven from above (the
+//! server appends to it, then calls [`Hub::deliver`]; it reads a subscribe's history between
+//! [`Hub::begin_subscribe`] and [`Hub::complete_subscribe`]).
 //!
 //! ```
 //! use tidings_core::{Hub, HubConfig, PayloadKind, SessionMeta, SubscribeOptions, Delivery};

@@ -1,14 +1,13 @@
 //! The hub's point-to-point side: publishing to queues, consuming, settling (ACK/NACK), and
-//! committing transactions. The queue logic itself is in `crate::queue`; this is the part
+//! committing transactions. The queue logic itself is in the engine's `QueueStore`; this is the part
 //! that validates, checks rights and holds the hub's lock.
 
-use super::{Hub, HubError, State};
+use super::{Hub, HubError, Session, State};
 use crate::auth::Identity;
 use crate::engine::{QueueStats, Settle};
 use crate::message::{Draft, PayloadKind};
 use crate::topic::{validate_topic, Pattern};
 use crate::txn::{Committed, Staged, Target, Transaction};
-use crate::Session;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
