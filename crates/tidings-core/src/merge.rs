@@ -172,16 +172,7 @@ pub(crate) fn merge(
         };
         let mut gap = None;
         if let Err(reason) = check(since, want.epoch.as_deref(), page) {
-            if want.strict {
-                return Err(HubError::ResumeUnavailable {
-                    topic: topic.to_string(),
-                    since,
-                    epoch: page.epoch.as_deref().unwrap_or("").into(),
-                    earliest: page.earliest,
-                    last: page.last_offset,
-                    reason: reason.as_str(),
-                });
-            }
+            refuse_strict(want, page)?;
             // Evicted: the gap, then what history still holds (the page was read after
             // `since`, so it starts at the earliest retained). Another epoch or an offset
             // beyond the end: the page's numbering is not the client's; live only.
@@ -273,6 +264,24 @@ pub(crate) fn merge(
         ));
     }
     Ok(out)
+}
+
+/// Fails when `want` is strict (an exact topic's `resume`) and `page` cannot serve it.
+pub(crate) fn refuse_strict(want: &Want, page: &HistoryPage) -> Result<(), HubError> {
+    let (Some(since), true) = (want.want.since, want.strict) else {
+        return Ok(());
+    };
+    match check(since, want.epoch.as_deref(), page) {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(HubError::ResumeUnavailable {
+            topic: want.want.topic.to_string(),
+            since,
+            epoch: page.epoch.as_deref().unwrap_or("").into(),
+            earliest: page.earliest,
+            last: page.last_offset,
+            reason: reason.as_str(),
+        }),
+    }
 }
 
 /// Can the messages after `since` (seen in `epoch`) be replayed from `page`?

@@ -166,6 +166,11 @@ fn resume_beyond_the_window_or_after_epoch_change_says_so() {
         .subscribe(&s, &anon(), "t", "t", opts(7, None), |_| None)
         .unwrap();
     assert_eq!(ok.replayed, 3);
+    // A refused resume leaves the subscription under the same key in place.
+    assert!(hub
+        .subscribe(&s, &anon(), "t", "t", opts(2, None), |_| None)
+        .is_err());
+    assert_eq!(publish(&hub, "t", "11", 0).receivers, 1);
 }
 
 #[test]

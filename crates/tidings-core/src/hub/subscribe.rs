@@ -9,7 +9,7 @@
 use super::{join_room, Hub, HubError, Session, State, SubEntry};
 use crate::auth::Identity;
 use crate::engine::HistoryPage;
-use crate::merge::{merge, HistoryWant, LiveBuffer, TopicResume, Want};
+use crate::merge::{merge, refuse_strict, HistoryWant, LiveBuffer, TopicResume, Want};
 use crate::outbox::SessionId;
 use crate::routing::Route;
 use crate::topic::{validate_topic, Pattern};
@@ -163,10 +163,16 @@ impl Hub {
         if st.shutting_down {
             return Err(HubError::ShuttingDown);
         }
-        // Topic state first, so a refusal (too many topics) changes nothing.
+        // Topic state and an exact resume's check first, so a refusal (too many topics, the
+        // position is gone) changes nothing: a subscription under the same key stays.
         let clock = st.clock;
-        for w in wants.iter().filter(|w| w.want.create) {
-            st.engine.log.touch(&w.want.topic, clock)?;
+        for w in &wants {
+            if w.want.create {
+                st.engine.log.touch(&w.want.topic, clock)?;
+            }
+            if w.strict && w.want.since.is_some() {
+                refuse_strict(w, &st.engine.log.read(&w.want.topic, 0, 0))?;
+            }
         }
         let pending = self.begin_locked(st, session, who, key, pattern, opts.presence, wants)?;
         let pages = match read_locked(st, &pending.history, false) {
