@@ -21,9 +21,6 @@ pub(crate) struct ServeArgs {
     /// STOMP-over-TCP listener: HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_STOMP", value_parser = Listen::parse)]
     stomp: Option<Listen>,
-    /// Also serve the conformance fixtures (SockJS protocol test suite under /sockjs-test/).
-    #[arg(long)]
-    conformance: bool,
     /// Run the demo stock ticker in-process: simulated prices on prices.<SYMBOL>, shown at
     /// http://HOST:PORT/ticker.
     #[arg(long)]
@@ -54,7 +51,6 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     if let Some(l) = args.stomp {
         config.stomp = l;
     }
-    config.conformance |= args.conformance;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

@@ -15,20 +15,19 @@
 //! # }
 //! ```
 
+// Layers, bottom up; a module imports only modules above it in this list
+// (`../shared/tools/layers/cycles.py crates/tidings-server/src` checks there is no cycle).
 mod clock;
 pub mod config;
 mod drivers;
-mod http;
+mod listen;
 mod runtime;
-pub mod socketio;
-mod sockjs;
-mod ws;
+pub mod transports;
 
-pub use config::StompConfig;
 pub use config::{
     ConfigError, DatagramConfig, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig,
-    WebSocketConfig,
+    SockJsConfig, SocketIoConfig, StompConfig, WebSocketConfig,
 };
 pub use runtime::{BoundAddrs, Server, StartError};
-pub use socketio::SocketIoConfig;
-pub use sockjs::SockJsConfig;
+pub use transports::http::Body;
+pub use transports::{socketio, sockjs};

@@ -2,10 +2,83 @@
 //! receiver per session, close, jsonp/htmlfile/eventsource framing, CORS, cookies), and that
 //! abandoned sessions are reclaimed.
 
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tidings_server::{Listen, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// Where a request goes: the product server, or the conformance fixture.
+trait Target {
+    fn http(&self) -> SocketAddr;
+}
+
+impl Target for Server {
+    fn http(&self) -> SocketAddr {
+        self.addrs().http.unwrap()
+    }
+}
+
+/// `examples/sockjs_conformance.rs` (echo, close and friends under `/sockjs-test/`), started
+/// on a free port; killed on drop.
+struct Fixture {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Target for Fixture {
+    fn http(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Fixture {
+    async fn shutdown(self) {}
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fixture() -> Fixture {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let bin = dir.join("examples/sockjs_conformance");
+    if !bin.exists() {
+        // `cargo test` builds examples; a filtered run may not have.
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "tidings-server",
+                "--example",
+                "sockjs_conformance",
+            ])
+            .status()
+            .expect("cargo build the fixture");
+        assert!(status.success(), "building the conformance fixture failed");
+    }
+    let mut child = Command::new(&bin)
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("sockjs_conformance: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Fixture { child, addr }
+}
 
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
     let mut cfg = ServerConfig {
@@ -13,7 +86,6 @@ async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
         tcp: Listen(None),
         udp: Listen(None),
         stomp: Listen(None),
-        conformance: true,
         ..Default::default()
     };
     f(&mut cfg);
@@ -28,16 +100,14 @@ struct Reply {
 
 /// One HTTP/1.0 request; reads until the server closes (or `cap` bytes for streams).
 async fn req(
-    server: &Server,
+    server: &impl Target,
     method: &str,
     path: &str,
     headers: &str,
     body: &str,
     cap: usize,
 ) -> Reply {
-    let mut s = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
+    let mut s = TcpStream::connect(server.http()).await.unwrap();
     let text = format!(
         "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n{headers}\r\n{body}",
         body.len()
@@ -66,7 +136,7 @@ const ALL: usize = usize::MAX;
 
 #[tokio::test]
 async fn greeting_info_and_iframe() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let r = req(&server, "GET", "/sockjs-test/echo", "", "", ALL).await;
     assert_eq!((r.status, r.body.as_str()), (200, "Welcome to SockJS!\n"));
     let r = req(&server, "GET", "/sockjs-test/echo/info", "", "", ALL).await;
@@ -109,7 +179,7 @@ async fn greeting_info_and_iframe() {
 
 #[tokio::test]
 async fn xhr_polling_session_lifecycle_and_errors() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let p = "/sockjs-test/echo/000/s1";
     assert_eq!(
         req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
@@ -158,7 +228,7 @@ async fn xhr_polling_session_lifecycle_and_errors() {
     assert_eq!(unknown.status, 404);
     // A second receiving request while one is held: "Another connection still open".
     let held = {
-        let addr = server.addrs().http.unwrap();
+        let addr = server.http();
         tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(format!("POST {p}/xhr HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes())
@@ -187,7 +257,7 @@ async fn xhr_polling_session_lifecycle_and_errors() {
 
 #[tokio::test]
 async fn close_app_says_go_away_on_every_transport() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let p = "/sockjs-test/close/000/c1";
     assert_eq!(
         req(&server, "POST", &format!("{p}/xhr"), "", "", ALL)
@@ -233,7 +303,7 @@ async fn close_app_says_go_away_on_every_transport() {
 
 #[tokio::test]
 async fn jsonp_and_htmlfile_framing() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let p = "/sockjs-test/echo/000/j1";
     let r = req(&server, "GET", &format!("{p}/jsonp"), "", "", ALL).await;
     assert_eq!(
@@ -294,9 +364,9 @@ async fn jsonp_and_htmlfile_framing() {
 
 #[tokio::test]
 async fn streaming_ends_at_the_response_limit() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let p = "/sockjs-test/echo/000/big";
-    let addr = server.addrs().http.unwrap();
+    let addr = server.http();
     let stream = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(
@@ -322,7 +392,7 @@ async fn streaming_ends_at_the_response_limit() {
 
 #[tokio::test]
 async fn cors_and_cookies() {
-    let server = server_with(|_| {}).await;
+    let server = fixture();
     let pre = req(
         &server,
         "OPTIONS",
@@ -393,9 +463,7 @@ async fn a_session_whose_client_hung_up_mid_poll_is_reclaimed() {
     assert!(hello.body.contains("hello"), "{}", hello.body);
     // The next poll is held (nothing to say yet); the client goes away while it waits, as a
     // closed browser tab does. The session must not stay attached to the dead request.
-    let mut held = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
+    let mut held = TcpStream::connect(server.http()).await.unwrap();
     held.write_all(b"POST /sockjs/000/left/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .await
         .unwrap();

@@ -4,14 +4,14 @@
 //! timer. Replies are queued in the outbox like deliveries, so the session sees one order.
 //! Everything queued is sent as frames fed into yawc's buffer and written with one flush.
 
-use crate::runtime::Shared;
-use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use crate::config::WebSocketConfig;
+use crate::transports::ws::{Close, OutFrame, WsConn, WsMessage};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
-    CloseReason, Delivery, EncodingSlot, HubError, Identity, Message, PayloadKind, Resume, Session,
-    SubscribeOptions,
+    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, PayloadKind, Resume,
+    Session, SubscribeOptions,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
 use tokio::time::Instant;
@@ -19,22 +19,40 @@ use tokio::time::Instant;
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
 
-pub(crate) async fn serve(mut conn: WsConn, shared: Arc<Shared>) {
-    let (session, wake) = match super::open_session(&shared.hub) {
+/// When to ping a quiet peer and when to give up on a silent one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keepalive {
+    ping_every: Option<Duration>,
+    idle_after: Option<Duration>,
+}
+
+impl Keepalive {
+    pub(crate) fn of(cfg: &WebSocketConfig) -> Keepalive {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Keepalive {
+            ping_every: secs(cfg.ping_interval_secs),
+            idle_after: secs(cfg.idle_timeout_secs),
+        }
+    }
+}
+
+/// Serves the native protocol on `/ws` (and SockJS's raw `/websocket`) until the peer
+/// closes, goes silent, is too slow, or shutdown.
+pub(crate) async fn serve(mut conn: WsConn, hub: Arc<Hub>, keepalive: Keepalive) {
+    let (session, wake) = match super::open_session(&hub) {
         Ok(pair) => pair,
         Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
     };
     let hello = json::encode_hello(&session.id().to_string(), json::SERVER);
     session.outbox().push_reply(Bytes::from(hello));
-    let cfg = &shared.config.websocket;
-    let ping_every =
-        (cfg.ping_interval_secs > 0).then(|| Duration::from_secs(cfg.ping_interval_secs));
-    let idle_after =
-        (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
+    let Keepalive {
+        ping_every,
+        idle_after,
+    } = keepalive;
     let mut driver = Driver {
         session,
         identity: Identity::anonymous(),
-        shared: shared.clone(),
+        hub,
     };
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
@@ -164,15 +182,15 @@ pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
 pub(crate) struct Driver {
     session: Session,
     identity: Identity,
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
 }
 
 impl Driver {
-    pub(crate) fn new(session: Session, shared: Arc<Shared>) -> Driver {
+    pub(crate) fn new(session: Session, hub: Arc<Hub>) -> Driver {
         Driver {
             session,
             identity: Identity::anonymous(),
-            shared,
+            hub,
         }
     }
 
@@ -199,7 +217,7 @@ impl Driver {
             Err(e) => return self.reply(e.to_reply()),
         };
         let id = req.id.as_ref();
-        let hub = self.shared.hub.clone();
+        let hub = self.hub.clone();
         let result = match req.op {
             Op::Subscribe {
                 topic,

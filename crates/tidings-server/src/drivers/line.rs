@@ -5,20 +5,15 @@
 //! replays. A bad line gets `-ERR` and the connection stays; a fatal one (too long) gets
 //! `-ERR` and a close.
 
-use crate::runtime::Shared;
+use super::Context;
+use crate::config::LineConfig;
+use crate::listen::{ByteStream, Peer};
 use bytes::{Bytes, BytesMut};
-use std::sync::Arc;
 use tidings_core::{
     CloseReason, Delivery, EncodingSlot, Identity, PayloadKind, Resume, Session, SubscribeOptions,
 };
 use tidings_proto::line::{self, Command, Decoder, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Accepts connections until shutdown.
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    super::accept_loop(listener, shared, "tcp", serve).await
-}
 
 /// What to do after a command.
 enum Flow {
@@ -27,8 +22,9 @@ enum Flow {
     Close,
 }
 
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
-    let (session, wake) = match super::open_session(&shared.hub) {
+/// Serves one connection until it ends, the peer is too slow, or shutdown.
+pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context, cfg: LineConfig) {
+    let (session, wake) = match super::open_session(&ctx.hub) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = BytesMut::new();
@@ -37,7 +33,6 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     };
-    let cfg = shared.config.line;
     let mut conn = Conn {
         session,
         identity: Identity::anonymous(),
@@ -45,12 +40,11 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             max_line: cfg.max_line,
             max_payload: cfg.max_payload,
         }),
-        shared: shared.clone(),
+        hub: ctx.hub.clone(),
     };
     if stream.write_all(line::GREETING.as_bytes()).await.is_err() {
         return;
     }
-    let (mut rd, mut wr) = stream.split();
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut wbuf = BytesMut::new();
     let mut batch = Vec::new();
@@ -63,7 +57,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 if let Some(reason) = &closed {
                     goodbye(reason, &mut wbuf);
                 }
-                if wr.write_all(&wbuf).await.is_err() || closed.is_some() {
+                if stream.write_all(&wbuf).await.is_err() || closed.is_some() {
                     break;
                 }
                 wbuf.clear();
@@ -71,20 +65,20 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                     wbuf = BytesMut::new(); // give back what a burst made it grow to
                 }
             }
-            r = read_more(&mut rd, &mut rbuf) => {
+            r = read_more(&mut stream, &mut rbuf) => {
                 if !matches!(r, Ok(n) if n > 0) {
                     break; // EOF or reset: the session is dropped below
                 }
                 if let Flow::Close = conn.handle_input(&mut rbuf) {
                     conn.session.outbox().drain_into(&mut batch);
                     encode_batch(&mut batch, &mut wbuf);
-                    let _ = wr.write_all(&wbuf).await;
+                    let _ = stream.write_all(&wbuf).await;
                     break;
                 }
             }
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = stream.shutdown().await;
 }
 
 async fn read_more(
@@ -135,7 +129,7 @@ struct Conn {
     session: Session,
     identity: Identity,
     decoder: Decoder,
-    shared: Arc<Shared>,
+    hub: std::sync::Arc<tidings_core::Hub>,
 }
 
 impl Conn {
@@ -169,7 +163,7 @@ impl Conn {
     }
 
     fn handle(&mut self, cmd: Command) -> Flow {
-        let hub = self.shared.hub.clone();
+        let hub = self.hub.clone();
         let now = crate::clock::now_ms();
         match cmd {
             Command::Sub {

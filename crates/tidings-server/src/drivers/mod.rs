@@ -1,54 +1,44 @@
 //! Protocol drivers: each joins one transport's decoded frames to the hub and writes the
 //! session's outbox back in its protocol, coalescing everything queued into one write.
 
+pub(crate) mod api;
+pub(crate) mod fallback;
 pub(crate) mod json_ws;
 pub(crate) mod line;
 pub(crate) mod socketio;
+pub(crate) mod sockjs;
 pub(crate) mod stomp;
 pub(crate) mod udp;
 
-use crate::runtime::Shared;
-use std::future::Future;
 use std::sync::Arc;
 use tidings_core::{Hub, HubError, Session};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every driver needs of the running server, and nothing more: each driver gets this
+/// plus its own slice of the config, never the whole server.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) hub: Arc<Hub>,
+    /// Cancelled when shutdown begins: drivers flush and say their protocol's goodbye.
+    pub(crate) shutdown: CancellationToken,
+    /// Tasks a driver spawns besides its connection's own (writers, brokers), so shutdown
+    /// waits for them too.
+    pub(crate) tasks: TaskTracker,
+}
 
 /// Opens a hub session whose outbox wakes the returned `Notify` when it has something to
 /// write; the driver's task waits on it.
 pub(crate) fn open_session(hub: &Arc<Hub>) -> Result<(Session, Arc<Notify>), HubError> {
     let wake = Arc::new(Notify::new());
-    let waker = wake.clone();
-    let session = hub.open_session(Box::new(move || waker.notify_one()))?;
+    let session = open_session_waking(hub, wake.clone())?;
     Ok((session, wake))
 }
 
-/// Accepts connections until shutdown, spawning `serve` for each (tracked, so shutdown waits
-/// for them). A failed accept (e.g. out of file descriptors) backs off instead of spinning.
-pub(crate) async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    kind: &'static str,
-    serve: F,
-) where
-    F: Fn(TcpStream, Arc<Shared>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("{kind} accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shared.shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        shared.tasks.spawn(serve(stream, shared.clone()));
-    }
+/// Opens a hub session whose outbox wakes `wake` (a transport's own, e.g. SockJS's).
+pub(crate) fn open_session_waking(hub: &Arc<Hub>, wake: Arc<Notify>) -> Result<Session, HubError> {
+    hub.open_session(Box::new(move || wake.notify_one()))
 }
 
 /// The native protocol's error code for a hub error; the JSON drivers (`/ws`, SockJS,

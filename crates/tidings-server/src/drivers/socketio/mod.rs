@@ -15,7 +15,7 @@
 
 mod recovery;
 
-use crate::socketio::{
+use crate::transports::socketio::{
     packet, Accepted, App, ConnectRequest, Disconnect, Event, Handler, Outgoing, Refusal,
     SendError, SocketIoConfig, SocketRef,
 };

@@ -6,24 +6,38 @@
 //! expect). Queue messages of `auto` subscriptions are acknowledged once written, so prefetch
 //! bounds what sits unread in socket buffers too.
 
+use super::carrier::{Carrier, Ending};
 use super::deliver;
 use super::session::{Flow, StompSession};
-use crate::runtime::Shared;
-use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use crate::config::StompConfig;
+use crate::listen::ByteStream;
+use crate::transports::ws::{Close, OutFrame, WsClosed, WsConn, WsMessage};
 use bytes::Bytes;
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Duration;
-use tidings_core::{CloseReason, Delivery, Outbox, PayloadKind, PushOutcome, Settle};
+use tidings_core::{CloseReason, Delivery, Hub, PayloadKind, Settle};
 use tidings_proto::stomp::{self, AckMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Why the transport under a STOMP connection failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(super) enum TransportError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("websocket closed")]
+    WebSocket(#[from] WsClosed),
+    #[error("the carrier ended (its client reads too slowly, or it closed)")]
+    CarrierEnded,
+}
+
 /// The byte stream under STOMP.
 pub(super) enum Transport {
-    Tcp(TcpStream),
+    /// STOMP over TCP (or anything else that is a byte stream, such as TLS).
+    Stream(Box<dyn ByteStream>),
     /// Boxed: yawc's connection is large and TCP's is small.
     Ws(Box<WsConn>),
     /// A message-oriented carrier such as a SockJS session: what the client sent arrives on
@@ -31,7 +45,7 @@ pub(super) enum Transport {
     /// message.
     Channel {
         incoming: mpsc::Receiver<Bytes>,
-        outgoing: Arc<Outbox>,
+        outgoing: Arc<Carrier>,
     },
 }
 
@@ -58,13 +72,13 @@ impl Outgoing {
 
 impl Transport {
     /// Appends what the peer sent; `Ok(0)` when it is gone.
-    async fn recv(&mut self, buf: &mut BytesMut) -> Result<usize, ()> {
+    async fn recv(&mut self, buf: &mut BytesMut) -> Result<usize, TransportError> {
         match self {
-            Transport::Tcp(s) => {
+            Transport::Stream(s) => {
                 if buf.capacity() - buf.len() < 1024 {
                     buf.reserve(8192);
                 }
-                s.read_buf(buf).await.map_err(|_| ())
+                Ok(s.read_buf(buf).await?)
             }
             Transport::Ws(ws) => match ws.recv().await {
                 Ok(WsMessage::Text(b) | WsMessage::Binary(b)) => {
@@ -85,10 +99,10 @@ impl Transport {
         }
     }
 
-    async fn send(&mut self, out: &mut Outgoing) -> Result<(), ()> {
+    async fn send(&mut self, out: &mut Outgoing) -> Result<(), TransportError> {
         out.mark(false);
         let result = match self {
-            Transport::Tcp(s) => s.write_all(&out.buf).await.map_err(|_| ()),
+            Transport::Stream(s) => s.write_all(&out.buf).await.map_err(TransportError::from),
             Transport::Ws(ws) => {
                 let all = out.buf.split().freeze();
                 let mut start = 0;
@@ -102,17 +116,17 @@ impl Transport {
                     }
                 });
                 let frames: Vec<OutFrame> = frames.collect();
-                ws.send_all(frames).await.map_err(|_| ())
+                ws.send_all(frames).await.map_err(TransportError::from)
             }
             Transport::Channel { outgoing, .. } => {
                 let all = out.buf.split().freeze();
                 let mut start = 0;
                 let mut result = Ok(());
                 for &(end, _) in &out.ends {
-                    let outcome = outgoing.push_reply(all.slice(start..end));
+                    let frame = all.slice(start..end);
                     start = end;
-                    if matches!(outcome, PushOutcome::Overflowed | PushOutcome::Closed) {
-                        result = Err(());
+                    if outgoing.push(frame).is_err() {
+                        result = Err(TransportError::CarrierEnded);
                         break;
                     }
                 }
@@ -129,31 +143,52 @@ impl Transport {
 
     async fn close(self, code: Close, reason: &str) {
         match self {
-            Transport::Tcp(mut s) => {
+            Transport::Stream(mut s) => {
                 let _ = s.shutdown().await;
             }
             Transport::Ws(ws) => ws.close(code, reason).await,
             // The carrier ends once what was written is delivered.
-            Transport::Channel { outgoing, .. } => outgoing.close(CloseReason::Finished),
+            Transport::Channel { outgoing, .. } => outgoing.end(Ending::Finished),
         }
     }
 }
 
-/// Serves one connection until it ends.
-pub(super) async fn run(mut transport: Transport, shared: Arc<Shared>) {
-    let (session, wake) = match crate::drivers::open_session(&shared.hub) {
+/// Why a STOMP connection ended, for its span's last event.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Ended {
+    #[error("the peer went away")]
+    PeerGone,
+    #[error("writing failed: {0}")]
+    Transport(TransportError),
+    /// DISCONNECT, an ERROR, a missed CONNECT or heart-beat.
+    #[error("the conversation ended (DISCONNECT, ERROR, or a missed CONNECT or heart-beat)")]
+    Finished,
+    #[error("the hub closed the session: {0:?}")]
+    Closed(CloseReason),
+    #[error("the hub would not open a session (shutting down)")]
+    Refused,
+}
+
+/// Serves one connection until it ends; says why.
+pub(super) async fn run(transport: Transport, hub: Arc<Hub>, cfg: StompConfig) {
+    let ended = serve(transport, hub, cfg).await;
+    tracing::debug!(reason = %ended, "connection ended");
+}
+
+async fn serve(mut transport: Transport, hub: Arc<Hub>, cfg: StompConfig) -> Ended {
+    let (session, wake) = match crate::drivers::open_session(&hub) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = Outgoing::default();
             stomp::encode_error(&e.to_string(), None, "", stomp::Version::V1_2, &mut out.buf);
             let _ = transport.send(&mut out).await;
-            return transport
+            transport
                 .close(Close::GoingAway, "server shutting down")
                 .await;
+            return Ended::Refused;
         }
     };
-    let cfg = shared.config.stomp_broker;
-    let mut st = StompSession::new(session, shared.clone());
+    let mut st = StompSession::new(session, hub, cfg);
     let connect_deadline = Instant::now() + Duration::from_millis(cfg.connect_timeout_ms);
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut out = Outgoing::default();
@@ -190,19 +225,23 @@ pub(super) async fn run(mut transport: Transport, shared: Arc<Shared>) {
                     stomp::encode_error(message, None, "", st.version, &mut out.buf);
                 }
                 if !out.is_empty() {
-                    if transport.send(&mut out).await.is_err() {
-                        return;
+                    if let Err(e) = transport.send(&mut out).await {
+                        return Ended::Transport(e);
                     }
                     last_write = Instant::now();
                 }
                 settle_auto(&st, &mut auto_acks);
-                if closed.is_some() {
-                    return transport.close(Close::GoingAway, "closing").await;
+                if let Some(reason) = closed {
+                    transport.close(Close::GoingAway, "closing").await;
+                    return Ended::Closed(reason);
                 }
             }
             r = transport.recv(&mut rbuf) => {
-                if !matches!(r, Ok(n) if n > 0) {
-                    return; // the peer is gone: the session is dropped (and queue messages it held go back)
+                match r {
+                    Ok(0) => return Ended::PeerGone, // the session is dropped (and queue messages it held go back)
+                    Ok(_) => {}
+                    Err(TransportError::Io(_) | TransportError::WebSocket(_)) => return Ended::PeerGone,
+                    Err(e) => return Ended::Transport(e),
                 }
                 last_read = Instant::now();
                 if st.handle_input(&mut rbuf) == Flow::Close {
@@ -224,8 +263,8 @@ pub(super) async fn run(mut transport: Transport, shared: Arc<Shared>) {
                 }
                 if send_every > 0 && now >= last_write + ms(send_every) {
                     out.buf.extend_from_slice(b"\n");
-                    if transport.send(&mut out).await.is_err() {
-                        return;
+                    if let Err(e) = transport.send(&mut out).await {
+                        return Ended::Transport(e);
                     }
                     last_write = now;
                 }
@@ -245,14 +284,17 @@ async fn finish(
     mut transport: Transport,
     batch: &mut Vec<Delivery>,
     out: &mut Outgoing,
-) {
+) -> Ended {
     let mut ignored = Vec::new();
     st.session.outbox().drain_into(batch);
     encode_batch(st, batch, out, &mut ignored);
-    if !out.is_empty() && transport.send(out).await.is_err() {
-        return;
+    if !out.is_empty() {
+        if let Err(e) = transport.send(out).await {
+            return Ended::Transport(e);
+        }
     }
     transport.close(Close::Normal, "bye").await;
+    Ended::Finished
 }
 
 /// Encodes every delivery; records the last queue message written per `auto` subscription.

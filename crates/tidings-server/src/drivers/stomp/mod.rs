@@ -8,61 +8,86 @@
 //!
 //! The broker's behaviour for users is `docs/stomp.md`.
 
+pub(crate) mod carrier;
 mod conn;
 mod deliver;
 mod destination;
 mod session;
 
-use crate::http::Body;
-use crate::runtime::Shared;
-use crate::ws;
+use crate::config::{StompConfig, WebSocketConfig};
+use crate::listen::{ByteStream, Peer};
+use crate::transports::http::Body;
+use crate::transports::ws::{self, WsConn};
+use bytes::Bytes;
+use carrier::Carrier;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use std::sync::Arc;
+use tidings_core::Hub;
 use tidings_proto::stomp::Version;
-use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 /// WebSocket subprotocols, in our order of preference.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
-/// Accepts STOMP-over-TCP connections until shutdown.
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    super::accept_loop(listener, shared, "stomp", |stream, shared| {
-        conn::run(conn::Transport::Tcp(stream), shared)
-    })
-    .await
+/// The broker's share of the server: the hub, where its tasks run, and its config slices.
+pub(crate) struct Broker {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) config: StompConfig,
+    /// For `/stomp` upgrades (limits, compression, origins).
+    pub(crate) websocket: Arc<WebSocketConfig>,
 }
 
-/// Runs a STOMP connection over a message carrier (a SockJS session): `incoming` brings what
-/// the client sent, frames go to `outgoing` one message each; ends when `incoming` closes.
-pub(crate) async fn run_over_messages(
-    incoming: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-    outgoing: Arc<tidings_core::Outbox>,
-    shared: Arc<Shared>,
-) {
-    conn::run(conn::Transport::Channel { incoming, outgoing }, shared).await
-}
+impl Broker {
+    /// Serves STOMP over a byte stream (the STOMP listener) until it ends.
+    pub(crate) async fn serve_stream(self: Arc<Self>, stream: impl ByteStream, _peer: Peer) {
+        let transport = conn::Transport::Stream(Box::new(stream));
+        conn::run(transport, self.hub.clone(), self.config).await
+    }
 
-/// Runs STOMP over an already accepted WebSocket (SockJS's raw `/sockjs-stomp/websocket`).
-pub(crate) async fn serve_ws(conn: crate::ws::WsConn, shared: Arc<Shared>) {
-    conn::run(conn::Transport::Ws(Box::new(conn)), shared).await
-}
+    /// Starts a STOMP connection over a message carrier (a SockJS session): what the client
+    /// sent goes into the returned sender, frames come out of `outgoing` one message each;
+    /// ends when the sender is dropped.
+    pub(crate) fn spawn_over_messages(
+        &self,
+        outgoing: Arc<Carrier>,
+        inbox: usize,
+    ) -> mpsc::Sender<Bytes> {
+        let (to_broker, incoming) = mpsc::channel(inbox);
+        let transport = conn::Transport::Channel { incoming, outgoing };
+        self.tasks
+            .spawn(conn::run(transport, self.hub.clone(), self.config));
+        to_broker
+    }
 
-/// Answers a WebSocket upgrade on `/stomp`, negotiating the subprotocol.
-pub(crate) fn upgrade(req: &mut Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    debug_assert!(SUBPROTOCOLS
-        .iter()
-        .all(|p| Version::ALL.iter().any(|v| v.subprotocol() == *p)));
-    match ws::upgrade_with_subprotocol(req, &shared.config.websocket, &SUBPROTOCOLS) {
-        Err(refusal) => refusal.map(http_body_util::BodyExt::boxed),
-        Ok((resp, pending, _protocol)) => {
-            let shared = shared.clone();
-            shared.clone().tasks.spawn(async move {
-                if let Some(conn) = pending.accept().await {
-                    conn::run(conn::Transport::Ws(Box::new(conn)), shared).await;
-                }
-            });
-            resp.map(http_body_util::BodyExt::boxed)
+    /// Runs STOMP over an already accepted WebSocket.
+    pub(crate) async fn serve_ws(self: Arc<Self>, conn: WsConn) {
+        conn::run(
+            conn::Transport::Ws(Box::new(conn)),
+            self.hub.clone(),
+            self.config,
+        )
+        .await
+    }
+
+    /// Answers a WebSocket upgrade on `/stomp`, negotiating the subprotocol.
+    pub(crate) fn upgrade(self: &Arc<Self>, req: &mut Request<Incoming>) -> Response<Body> {
+        debug_assert!(SUBPROTOCOLS
+            .iter()
+            .all(|p| Version::ALL.iter().any(|v| v.subprotocol() == *p)));
+        match ws::upgrade_with_subprotocol(req, &self.websocket, &SUBPROTOCOLS) {
+            Err(refusal) => refusal.map(http_body_util::BodyExt::boxed),
+            Ok((resp, pending, _protocol)) => {
+                let broker = self.clone();
+                self.tasks.spawn(async move {
+                    if let Some(conn) = pending.accept().await {
+                        broker.serve_ws(conn).await;
+                    }
+                });
+                resp.map(http_body_util::BodyExt::boxed)
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use super::deliver::{self, SubInfo};
 use super::destination::Dest;
-use crate::runtime::Shared;
+use crate::config::StompConfig;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,7 +62,8 @@ const SERVER: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"));
 
 pub(super) struct StompSession {
     pub(super) session: Session,
-    shared: Arc<Shared>,
+    hub: Arc<tidings_core::Hub>,
+    cfg: StompConfig,
     identity: Identity,
     phase: Phase,
     pub(super) version: Version,
@@ -76,8 +77,11 @@ pub(super) struct StompSession {
 }
 
 impl StompSession {
-    pub(super) fn new(session: Session, shared: Arc<Shared>) -> StompSession {
-        let cfg = shared.config.stomp_broker;
+    pub(super) fn new(
+        session: Session,
+        hub: Arc<tidings_core::Hub>,
+        cfg: StompConfig,
+    ) -> StompSession {
         let limits = Limits {
             max_frame_size: cfg.max_frame_size,
             max_headers: cfg.max_headers,
@@ -85,7 +89,8 @@ impl StompSession {
         };
         StompSession {
             session,
-            shared,
+            hub,
+            cfg,
             identity: Identity::anonymous(),
             phase: Phase::AwaitingConnect,
             version: Version::V1_2,
@@ -171,7 +176,7 @@ impl StompSession {
                 _ => Err(Refused::new("expected CONNECT or STOMP first")),
             };
         }
-        let hub = self.shared.hub.clone();
+        let hub = self.hub.clone();
         let now = crate::clock::now_ms();
         match frame.op {
             ClientOp::Connect { .. } => return Err(Refused::new("already connected")),
@@ -329,7 +334,7 @@ impl StompSession {
         };
         self.version = version;
         self.decoder.set_version(version);
-        let hub = &self.shared.hub;
+        let hub = &self.hub;
         self.identity = match login {
             Some(user) => hub
                 .authenticate(&user, passcode.as_deref().unwrap_or(""))
@@ -339,7 +344,7 @@ impl StompSession {
                 })?,
             None => Identity::anonymous(),
         };
-        let cfg = self.shared.config.stomp_broker;
+        let cfg = self.cfg;
         let ours = HeartBeat {
             send: cfg.heart_beat_send_ms,
             receive: cfg.heart_beat_receive_ms,
@@ -395,9 +400,7 @@ impl StompSession {
                 self.tx(tx)?.stage(op)?;
             }
             None => {
-                self.shared
-                    .hub
-                    .settle(&self.session, &key, seq, cumulative, how);
+                self.hub.settle(&self.session, &key, seq, cumulative, how);
             }
         }
         Ok(())

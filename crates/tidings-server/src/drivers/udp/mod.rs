@@ -34,7 +34,8 @@ use tidings_core::{HubError, Identity};
 use tidings_proto::udp::{self, ErrorCode, Reply, Request};
 use tokio::net::UdpSocket;
 
-use crate::runtime::Shared;
+use super::Context;
+use crate::config::DatagramConfig;
 use cookie::Cookies;
 use peers::{Peers, Ready, SubscribeError};
 use rate::RateLimiter;
@@ -54,7 +55,10 @@ pub(crate) async fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<Udp
 /// State of the endpoint shared by the receiver and the sender.
 pub(crate) struct Endpoint {
     socket: UdpSocket,
-    shared: Arc<Shared>,
+    ctx: Context,
+    cfg: DatagramConfig,
+    /// Counters, read by `/metrics`.
+    stats: Arc<UdpStats>,
     /// Subscriber addresses; locked briefly by the receiver (subscribe, renew), the sender
     /// (find an outbox) and the lease sweep. Taken before the hub's lock, never after.
     peers: Mutex<Peers>,
@@ -65,8 +69,12 @@ pub(crate) struct Endpoint {
 }
 
 /// Runs the endpoint until shutdown.
-pub(crate) fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<()> {
-    let cfg = shared.config.datagram;
+pub(crate) fn spawn(
+    socket: UdpSocket,
+    ctx: Context,
+    cfg: DatagramConfig,
+    stats: Arc<UdpStats>,
+) -> std::io::Result<()> {
     let endpoint = Arc::new(Endpoint {
         socket,
         peers: Mutex::new(Peers::new(
@@ -80,16 +88,18 @@ pub(crate) fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<(
             max_datagram: cfg.max_payload,
         },
         lease_ms: cfg.lease_secs * 1000,
-        shared: shared.clone(),
+        ctx: ctx.clone(),
+        cfg,
+        stats,
     });
-    shared.tasks.spawn(receive_loop(endpoint.clone()));
-    shared.tasks.spawn(sender::run(endpoint));
+    ctx.tasks.spawn(receive_loop(endpoint.clone()));
+    ctx.tasks.spawn(sender::run(endpoint));
     Ok(())
 }
 
 impl Endpoint {
     fn stats(&self) -> &UdpStats {
-        &self.shared.udp
+        &self.stats
     }
 
     fn peers(&self) -> std::sync::MutexGuard<'_, Peers> {
@@ -158,7 +168,7 @@ impl Endpoint {
                 return;
             }
         };
-        let hub = &self.shared.hub;
+        let hub = &self.ctx.hub;
         match request {
             Request::Publish {
                 id,
@@ -293,13 +303,13 @@ fn code_of(e: &HubError) -> ErrorCode {
 /// Receives and answers datagrams until shutdown; once a second expires leases and forgets
 /// idle rate-limit entries.
 async fn receive_loop(endpoint: Arc<Endpoint>) {
-    let cfg = endpoint.shared.config.datagram;
+    let cfg = endpoint.cfg;
     let mut rate = RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst, cfg.max_sources);
     // One byte more than the limit, so an oversized datagram is seen as such rather than
     // silently truncated to a valid-looking one.
     let mut buf = vec![0u8; cfg.max_payload + 1];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let shutdown = endpoint.shared.shutdown.clone();
+    let shutdown = endpoint.ctx.shutdown.clone();
     loop {
         let (n, from) = tokio::select! {
             r = endpoint.socket.recv_from(&mut buf) => match r {

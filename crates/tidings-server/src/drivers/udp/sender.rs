@@ -18,7 +18,7 @@ use super::stats::UdpStats;
 use super::Endpoint;
 
 pub(super) async fn run(endpoint: Arc<Endpoint>) {
-    let shutdown = endpoint.shared.shutdown.clone();
+    let shutdown = endpoint.ctx.shutdown.clone();
     let mut batch = Vec::new();
     loop {
         match endpoint.ready.pop() {

@@ -1,7 +1,12 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
-use crate::socketio::SocketIoConfig;
+mod socketio;
+mod sockjs;
+
+pub use socketio::SocketIoConfig;
+pub use sockjs::SockJsConfig;
+
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -238,10 +243,7 @@ pub struct ServerConfig {
     #[serde(rename = "http_api")]
     pub http_api: HttpConfig,
     pub fallback: FallbackConfig,
-    pub sockjs: crate::sockjs::SockJsConfig,
-    /// Also serve the endpoints the SockJS protocol test suite expects under `/sockjs-test/`.
-    /// Default false (`tidings serve --conformance` turns it on).
-    pub conformance: bool,
+    pub sockjs: SockJsConfig,
     pub socketio: SocketIoConfig,
     pub hub: HubConfig,
     pub stomp_broker: StompConfig,
@@ -260,8 +262,7 @@ impl Default for ServerConfig {
             datagram: DatagramConfig::default(),
             http_api: HttpConfig::default(),
             fallback: FallbackConfig::default(),
-            sockjs: crate::sockjs::SockJsConfig::default(),
-            conformance: false,
+            sockjs: SockJsConfig::default(),
             socketio: SocketIoConfig::default(),
             hub: HubConfig::default(),
             stomp_broker: StompConfig::default(),

@@ -4,7 +4,7 @@
 
 use super::frame;
 use super::session::{Attach, SockSession};
-use crate::http::streamed::Streamed;
+use crate::transports::http::streamed::Streamed;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! The HTTP face of Socket.IO: requests under the path go to engineioxide's service
 //! (long-polling and WebSocket upgrades); CORS headers and preflights are answered here.
 
-use super::config::SocketIoConfig;
 use super::engine::Engine;
 use super::App;
+use crate::config::SocketIoConfig;
 use bytes::Bytes;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::service::EngineIoService;

@@ -3,7 +3,7 @@
 //! consumer, at shutdown, or when the client is gone. Only the framing differs ([`Format`]).
 
 use super::feed::Feed;
-use crate::http::streamed::Streamed;
+use crate::transports::http::streamed::Streamed;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use tidings_core::{CloseReason, Message};

@@ -6,10 +6,9 @@
 
 use super::cursor::Cursor;
 use super::request::FeedRequest;
-use crate::runtime::Shared;
 use std::sync::Arc;
 use tidings_core::{
-    CloseReason, Delivery, HubError, Identity, Message, Resume, Session, SubscribeOptions,
+    CloseReason, Delivery, Hub, HubError, Identity, Message, Resume, Session, SubscribeOptions,
 };
 use tokio::sync::Notify;
 
@@ -40,11 +39,11 @@ pub(crate) struct Batch {
 
 impl Feed {
     pub(crate) fn open(
-        shared: &Shared,
+        hub: &Arc<Hub>,
         who: &Identity,
         req: &FeedRequest,
     ) -> Result<Feed, HubError> {
-        let (session, wake) = crate::drivers::open_session(&shared.hub)?;
+        let (session, wake) = crate::drivers::open_session(hub)?;
         let mut feed = Feed {
             session,
             wake,
@@ -53,13 +52,12 @@ impl Feed {
             batch: Vec::new(),
         };
         for topic in &req.topics {
-            feed.subscribe(shared, who, topic)?;
+            feed.subscribe(hub, who, topic)?;
         }
         Ok(feed)
     }
 
-    fn subscribe(&mut self, shared: &Shared, who: &Identity, topic: &str) -> Result<(), HubError> {
-        let hub = &shared.hub;
+    fn subscribe(&mut self, hub: &Hub, who: &Identity, topic: &str) -> Result<(), HubError> {
         let resume = self.cursor.get(topic).map(|(since, epoch)| Resume {
             since: *since,
             epoch: (!epoch.is_empty()).then(|| epoch.clone()),

@@ -17,10 +17,11 @@ mod request;
 mod sse;
 mod stream;
 
-use super::api;
-use super::streamed;
-use super::Body;
-use crate::runtime::Shared;
+use super::api::{self, Api};
+use super::Context;
+use crate::config::{FallbackConfig, WebSocketConfig};
+use crate::transports::http::{streamed, Body};
+use crate::transports::ws;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, ORIGIN,
@@ -36,13 +37,22 @@ pub(crate) enum Transport {
     Stream,
 }
 
+/// What the fallback transports need: the API (publishing, credentials), the tasks that
+/// feed streamed responses, their own config, and the WebSocket origin allow-list (shared).
+pub(crate) struct Fallbacks {
+    pub(crate) api: Api,
+    pub(crate) ctx: Context,
+    pub(crate) config: FallbackConfig,
+    pub(crate) websocket: Arc<WebSocketConfig>,
+}
+
 pub(crate) async fn handle(
     req: Request<Incoming>,
-    shared: &Arc<Shared>,
+    fb: &Fallbacks,
     transport: Transport,
 ) -> Response<Body> {
     if req.method() == Method::POST {
-        return api::publish(req, shared).await;
+        return api::publish(req, &fb.api).await;
     }
     if req.method() != Method::GET {
         return api::error(
@@ -51,9 +61,9 @@ pub(crate) async fn handle(
             "use GET to receive, POST to publish",
         );
     }
-    let origin = allowed_origin(&req, shared);
+    let origin = allowed_origin(&req, &fb.websocket);
     let basic = req.headers().contains_key(hyper::header::AUTHORIZATION);
-    let who = match api::identity(&req, shared) {
+    let who = match api::identity(&req, &fb.api) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
     };
@@ -67,17 +77,17 @@ pub(crate) async fn handle(
         Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
     };
     let who = match &feed_req.login {
-        Some((user, password)) if !basic => match shared.hub.authenticate(user, password) {
+        Some((user, password)) if !basic => match fb.api.hub.authenticate(user, password) {
             Ok(who) => who,
             Err(e) => return api::hub_error(&e),
         },
         _ => who,
     };
-    let feed = match feed::Feed::open(shared, &who, &feed_req) {
+    let feed = match feed::Feed::open(&fb.api.hub, &who, &feed_req) {
         Ok(f) => f,
         Err(e) => return api::hub_error(&e),
     };
-    let cfg = &shared.config.fallback;
+    let cfg = &fb.config;
     let mut resp = match transport {
         Transport::Poll => {
             let secs = feed_req
@@ -89,11 +99,11 @@ pub(crate) async fn handle(
         Transport::Sse | Transport::Stream => {
             let (out, body) = streamed::channel(Duration::from_secs(cfg.keepalive_secs.max(1)));
             if transport == Transport::Sse {
-                shared
+                fb.ctx
                     .tasks
                     .spawn(pump::run(feed, out, cfg.response_limit, sse::Sse));
             } else {
-                shared
+                fb.ctx
                     .tasks
                     .spawn(pump::run(feed, out, cfg.response_limit, stream::Ndjson));
             }
@@ -121,7 +131,7 @@ pub(crate) async fn handle(
 
 /// The `Origin` to allow in CORS, if the request has one and the allow-list (shared with
 /// WebSocket) permits it.
-fn allowed_origin(req: &Request<Incoming>, shared: &Shared) -> Option<HeaderValue> {
+fn allowed_origin(req: &Request<Incoming>, websocket: &WebSocketConfig) -> Option<HeaderValue> {
     let origin = req.headers().get(ORIGIN)?;
-    crate::ws::origin_allowed(req, &shared.config.websocket).then(|| origin.clone())
+    ws::origin_allowed(req, websocket).then(|| origin.clone())
 }

@@ -52,7 +52,8 @@ pub(crate) enum WsMessage {
 
 /// The connection ended (closed by the peer, a protocol error already answered with its
 /// close code, or I/O failure).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the websocket connection ended")]
 pub(crate) struct WsClosed;
 
 /// Checks the `Origin` against the allow-list. Requests without an Origin are not from a

@@ -14,12 +14,11 @@
 //! the official client needs for connection state recovery, and its emit serializes per
 //! socket, while a hub message is encoded once for every subscriber.
 
-pub mod config;
 mod engine;
 mod http;
 pub mod packet;
 
-pub use config::SocketIoConfig;
+pub use crate::config::SocketIoConfig;
 pub use http::SocketIo;
 pub use packet::{Event, Outgoing};
 

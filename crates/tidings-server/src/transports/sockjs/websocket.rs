@@ -5,7 +5,7 @@
 use super::frame;
 use super::send::xhr_body;
 use super::session::{Attach, SockSession};
-use crate::ws::{Close, OutFrame, WsConn, WsMessage};
+use crate::transports::ws::{Close, OutFrame, WsConn, WsMessage};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,43 @@ pub(crate) async fn serve(mut conn: WsConn, session: Arc<SockSession>, heartbeat
                     break;
                 }
             }
+        }
+    }
+    session.detach();
+}
+
+/// `<prefix>/websocket`: the same application over a plain WebSocket, without SockJS framing:
+/// each text message is one SockJS message each way.
+pub(crate) async fn serve_raw(mut conn: WsConn, session: Arc<SockSession>) {
+    let _ = session.attach();
+    let _ = session.attach(); // a raw WebSocket is the session's only receiver
+    let mut quoted = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = session.wake.notified() => {
+                let closed = session.drain_quoted(&mut quoted);
+                // Messages were quoted for SockJS framing; a raw WebSocket carries them bare.
+                let frames = quoted
+                    .drain(..)
+                    .filter_map(|q| serde_json::from_slice::<String>(&q).ok())
+                    .map(|text| OutFrame::Text(Bytes::from(text)));
+                if conn.send_all(frames).await.is_err() {
+                    break;
+                }
+                if let Some(c) = closed {
+                    conn.close(Close::Application(c.code), c.reason).await;
+                    break;
+                }
+            }
+            msg = conn.recv() => match msg {
+                Ok(WsMessage::Text(text)) => {
+                    session.receive(&[String::from_utf8_lossy(&text).into_owned()])
+                }
+                Ok(WsMessage::Binary(_)) => break,
+                Ok(WsMessage::Control) => {}
+                Err(_) => break,
+            },
         }
     }
     session.detach();

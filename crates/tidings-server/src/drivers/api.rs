@@ -9,8 +9,7 @@
 //! A raw body is JSON, text or binary according to its Content-Type. Credentials, when users
 //! are configured, come as HTTP Basic auth.
 
-use super::{json, text, Body};
-use crate::runtime::Shared;
+use crate::transports::http::{json, json_bytes, text, Body};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,7 +17,14 @@ use hyper::{header, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use tidings_core::{HubError, Identity, PayloadKind};
+use tidings_core::{Hub, HubError, Identity, PayloadKind};
+
+/// What the HTTP API needs: the hub, and the largest request body (`http_api.max_body`).
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) max_body: usize,
+}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -29,11 +35,11 @@ struct Envelope<'a> {
     text: Option<String>,
 }
 
-pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+pub(crate) async fn publish(req: Request<Incoming>, api: &Api) -> Response<Body> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
     }
-    let who = match identity(&req, shared) {
+    let who = match identity(&req, api) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
     };
@@ -53,7 +59,7 @@ pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Res
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let limit = shared.config.http_api.max_body;
+    let limit = api.max_body;
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -106,7 +112,7 @@ pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Res
             }
         },
     };
-    match shared.hub.publish(&who, &topic, kind, payload, Vec::new(), crate::clock::now_ms()) {
+    match api.hub.publish(&who, &topic, kind, payload, Vec::new(), crate::clock::now_ms()) {
         Ok(p) => json(
             StatusCode::OK,
             serde_json::json!({"topic": topic, "offset": p.offset, "epoch": &*p.epoch, "receivers": p.receivers})
@@ -116,8 +122,8 @@ pub(super) async fn publish(req: Request<Incoming>, shared: &Arc<Shared>) -> Res
     }
 }
 
-pub(super) fn topics(shared: &Arc<Shared>) -> Response<Body> {
-    let rows: Vec<serde_json::Value> = shared
+pub(crate) fn topics(api: &Api) -> Response<Body> {
+    let rows: Vec<serde_json::Value> = api
         .hub
         .topics()
         .into_iter()
@@ -143,8 +149,8 @@ const HISTORY_LIMIT: (usize, usize) = (100, 1000);
 
 /// `GET /api/history/<topic>?since=N&limit=M`: the stored messages after offset `since`
 /// (default 0), at most `limit`, as the native protocol's `history` reply gives them.
-pub(super) fn history(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    let who = match identity(req, shared) {
+pub(crate) fn history(req: &Request<Incoming>, api: &Api) -> Response<Body> {
+    let who = match identity(req, api) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
     };
@@ -162,7 +168,7 @@ pub(super) fn history(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response
             _ => {}
         }
     }
-    let page = match shared.hub.history(&who, &topic, since, usize::MAX) {
+    let page = match api.hub.history(&who, &topic, since, usize::MAX) {
         Ok(page) => page,
         Err(e) => return hub_error(&e),
     };
@@ -181,20 +187,22 @@ pub(super) fn history(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response
     );
     super::fallback::json_array(
         &mut body,
-        page.messages[skip..].iter().map(super::message_json),
+        page.messages[skip..]
+            .iter()
+            .map(super::fallback::message_json),
     );
     body.extend_from_slice(b"}");
-    super::json_bytes(StatusCode::OK, body.freeze())
+    json_bytes(StatusCode::OK, body.freeze())
 }
 
 /// `GET /api/presence/<topic>`: who is subscribed under that exact name.
-pub(super) fn presence(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    let who = match identity(req, shared) {
+pub(crate) fn presence(req: &Request<Incoming>, api: &Api) -> Response<Body> {
+    let who = match identity(req, api) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
     };
     let topic = percent_decode(req.uri().path().trim_start_matches("/api/presence/"));
-    match shared.hub.presence(&who, &topic) {
+    match api.hub.presence(&who, &topic) {
         Ok(members) => {
             let members: Vec<serde_json::Value> = members
                 .iter()
@@ -210,9 +218,9 @@ pub(super) fn presence(req: &Request<Incoming>, shared: &Arc<Shared>) -> Respons
 }
 
 /// The caller's identity from HTTP Basic auth; anonymous without the header.
-pub(super) fn identity(
+pub(crate) fn identity(
     req: &Request<Incoming>,
-    shared: &Shared,
+    api: &Api,
 ) -> Result<Identity, Box<Response<Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Identity::anonymous());
@@ -230,8 +238,7 @@ pub(super) fn identity(
             "Authorization must be HTTP Basic",
         )));
     };
-    shared
-        .hub
+    api.hub
         .authenticate(user, password)
         .map_err(|e| Box::new(hub_error(&e)))
 }
@@ -249,7 +256,7 @@ pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
     error(status, code, &e.to_string())
 }
 
-pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     json(
         status,
         serde_json::json!({"error": code, "message": message}).to_string(),

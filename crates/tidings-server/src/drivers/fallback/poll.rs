@@ -9,7 +9,7 @@
 
 use super::encode::{json_array, message_json};
 use super::feed::Feed;
-use crate::http::{json_bytes, Body};
+use crate::transports::http::{json_bytes, Body};
 use bytes::{BufMut, BytesMut};
 use hyper::{Response, StatusCode};
 use std::time::Duration;

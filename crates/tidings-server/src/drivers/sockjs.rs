@@ -1,0 +1,162 @@
+//! The product's SockJS applications: the native JSON protocol at `/sockjs` (each SockJS
+//! message is one request or one server message, as on `/ws`) and STOMP at `/sockjs-stomp`
+//! (each SockJS message carries STOMP frames, the way Spring does STOMP over SockJS).
+
+use super::json_ws::Driver;
+use super::stomp::carrier::{Carrier, Ending};
+use super::stomp::Broker;
+use crate::transports::sockjs::{quote, App, Closed, Handler, Refused};
+use bytes::Bytes;
+use std::sync::Arc;
+use tidings_core::{CloseReason, Delivery, EncodingSlot, Hub};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// The native protocol in SockJS sessions.
+pub(crate) struct NativeApp {
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl App for NativeApp {
+    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
+        let session = super::open_session_waking(&self.hub, wake).map_err(|_| Refused)?;
+        // The same greeting as `/ws`, first in the session's stream.
+        let hello = tidings_proto::json::encode_hello(
+            &session.id().to_string(),
+            tidings_proto::json::SERVER,
+        );
+        session.outbox().push_reply(Bytes::from(hello));
+        Ok(Box::new(Native {
+            driver: Driver::new(session, self.hub.clone()),
+            batch: Vec::new(),
+        }))
+    }
+}
+
+struct Native {
+    driver: Driver,
+    /// Reused between drains.
+    batch: Vec<Delivery>,
+}
+
+impl Handler for Native {
+    fn on_messages(&mut self, messages: &[String]) {
+        for m in messages {
+            self.driver.handle(m.as_bytes(), false);
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<Bytes>) -> Option<Closed> {
+        let closed = self.driver.session().outbox().drain_into(&mut self.batch);
+        out.extend(self.batch.drain(..).map(delivery_quoted));
+        closed.map(|reason| match reason {
+            CloseReason::SlowConsumer => Closed {
+                code: 3008,
+                reason: "Slow consumer: too many messages queued",
+            },
+            CloseReason::Finished => GO_AWAY,
+            _ => SHUTTING_DOWN,
+        })
+    }
+}
+
+const GO_AWAY: Closed = Closed {
+    code: 3000,
+    reason: "Go away!",
+};
+const SHUTTING_DOWN: Closed = Closed {
+    code: 1001,
+    reason: "Server shutting down",
+};
+
+/// A delivery as one quoted SockJS message (the `/ws` JSON; binary as base64). A published
+/// message is quoted once and shared by every SockJS session that receives it.
+fn delivery_quoted(d: Delivery) -> Bytes {
+    match d {
+        Delivery::Message { msg, .. } => msg.encoded(EncodingSlot::SockJs, |_| {
+            quote(&super::fallback::message_json(&msg))
+        }),
+        Delivery::Presence(p) => {
+            let event = if p.joined {
+                tidings_proto::json::PresenceEvent::Join
+            } else {
+                tidings_proto::json::PresenceEvent::Leave
+            };
+            quote(
+                tidings_proto::json::encode_presence(
+                    &p.topic,
+                    event,
+                    &p.client.to_string(),
+                    p.user.as_deref(),
+                )
+                .as_bytes(),
+            )
+        }
+        Delivery::Reply(b) => quote(&b),
+    }
+}
+
+/// Client messages queued for a STOMP connection over SockJS; more means the client sends
+/// faster than the broker reads, and the session is closed.
+const STOMP_INBOX: usize = 64;
+
+/// STOMP in SockJS sessions: each session runs a broker connection in its own task, fed
+/// through a bounded channel, writing frames into a bounded [`Carrier`].
+pub(crate) struct StompApp {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl App for StompApp {
+    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
+        if self.shutdown.is_cancelled() {
+            return Err(Refused);
+        }
+        let carrier = Arc::new(Carrier::new(self.broker.hub.config().outbox, wake));
+        let to_broker = self
+            .broker
+            .spawn_over_messages(carrier.clone(), STOMP_INBOX);
+        Ok(Box::new(Stomp {
+            to_broker,
+            carrier,
+            shutdown: self.shutdown.clone(),
+        }))
+    }
+}
+
+struct Stomp {
+    /// Dropped with the session, which ends the broker's connection.
+    to_broker: mpsc::Sender<Bytes>,
+    carrier: Arc<Carrier>,
+    shutdown: CancellationToken,
+}
+
+impl Handler for Stomp {
+    fn on_messages(&mut self, messages: &[String]) {
+        for m in messages {
+            if self
+                .to_broker
+                .try_send(Bytes::copy_from_slice(m.as_bytes()))
+                .is_err()
+            {
+                self.carrier.end(Ending::Overflowed);
+                return;
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<Bytes>) -> Option<Closed> {
+        let mut frames = Vec::new();
+        let ended = self.carrier.drain(&mut frames);
+        out.extend(frames.iter().map(|f| quote(f)));
+        ended.map(|how| match how {
+            Ending::Overflowed => Closed {
+                code: 3008,
+                reason: "Slow consumer: too many messages queued",
+            },
+            // The broker says goodbye with an ERROR frame on shutdown, then ends.
+            Ending::Finished if self.shutdown.is_cancelled() => SHUTTING_DOWN,
+            Ending::Finished => GO_AWAY,
+        })
+    }
+}

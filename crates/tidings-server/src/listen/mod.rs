@@ -1,0 +1,86 @@
+//! The lowest layer of the server: binds TCP listeners and accepts connections, handing each
+//! one to a protocol's `serve` function as a plain byte stream with its peer address.
+//!
+//! Everything a connection's protocol does not care about happens here, once for every
+//! listener: the listen backlog, backing off when accept fails (out of file descriptors),
+//! tracking connection tasks so shutdown can wait for them, and one `tracing` span per
+//! connection (listener kind and peer). `serve` functions take any [`ByteStream`], not a
+//! `TcpStream`, so a TLS stream (or an in-memory pipe in a test) can stand in its place.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// A connection's bytes: what every stream-based protocol reads and writes.
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub(crate) addr: SocketAddr,
+}
+
+/// Connections the kernel may hold for us before we accept them. tokio's default is 1024;
+/// a reconnect storm of 15k clients overflows that, and an overflowed backlog drops SYNs,
+/// which clients retry only after a second or more. The kernel caps it at `somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long to wait before accepting again after `accept` failed: out of file descriptors
+/// is the usual cause, and retrying at once would spin on a full CPU.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Binds a TCP listener with [`LISTEN_BACKLOG`].
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's own bind does: a restarted server can listen while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections until `shutdown`, spawning `serve` for each on `tasks` (so shutdown
+/// can wait for them), inside a span named after the listener with the peer's address.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    kind: &'static str,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, Peer) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(listener = kind, error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        // Messages are small and latency matters more than packet count; drivers coalesce
+        // their own writes.
+        let _ = stream.set_nodelay(true);
+        let span = tracing::debug_span!("conn", listener = kind, peer = %addr);
+        let conn = serve(stream, Peer { addr });
+        tasks.spawn(
+            async move {
+                tracing::debug!("accepted");
+                conn.await;
+            }
+            .instrument(span),
+        );
+    }
+}

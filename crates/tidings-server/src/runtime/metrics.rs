@@ -1,0 +1,72 @@
+//! `GET /metrics`: the Prometheus text exposition of the hub's, SockJS's and UDP's counters.
+
+use super::Shared;
+use crate::transports::http::{respond, Body};
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+
+/// Prometheus text exposition of the hub's counters.
+pub(super) fn render(shared: &Shared) -> Response<Body> {
+    let s = shared.hub.stats();
+    let rows: [(&str, &str, &str, u64); 7] = [
+        (
+            "tidings_sessions",
+            "gauge",
+            "Open sessions of every protocol.",
+            s.sessions as u64,
+        ),
+        (
+            "tidings_topics",
+            "gauge",
+            "Topics with state (offsets, history).",
+            s.topics as u64,
+        ),
+        (
+            "tidings_subscriptions",
+            "gauge",
+            "Active subscriptions.",
+            s.subscriptions as u64,
+        ),
+        (
+            "tidings_published_total",
+            "counter",
+            "Messages published.",
+            s.published,
+        ),
+        (
+            "tidings_delivered_total",
+            "counter",
+            "Messages queued for subscribers.",
+            s.delivered,
+        ),
+        (
+            "tidings_dropped_total",
+            "counter",
+            "Messages dropped by the drop-oldest policy.",
+            s.dropped,
+        ),
+        (
+            "tidings_slow_consumers_closed_total",
+            "counter",
+            "Sessions closed as slow consumers.",
+            s.slow_consumers_closed,
+        ),
+    ];
+    let mut out = String::new();
+    let sockjs = (
+        "tidings_sockjs_sessions",
+        "gauge",
+        "Open SockJS sessions.",
+        shared.sockjs.sessions() as u64,
+    );
+    for (name, kind, help, value) in rows.into_iter().chain([sockjs]).chain(shared.udp.rows()) {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        Bytes::from(out),
+    )
+}

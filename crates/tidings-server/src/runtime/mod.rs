@@ -1,0 +1,255 @@
+//! The top of the server: starts everything, routes HTTP requests, and stops.
+//!
+//! `start` builds the hub, binds every listener (through `listen`), builds each driver with
+//! only what it needs (its config slice, the hub, the task tracker and shutdown token), and
+//! mounts the HTTP endpoints (`router`). On shutdown it stops accepting, lets every session
+//! flush and say goodbye, and waits for them up to the grace deadline.
+
+mod metrics;
+mod pages;
+mod router;
+
+use crate::config::{Listen, ServerConfig};
+use crate::drivers::api::Api;
+use crate::drivers::fallback::Fallbacks;
+use crate::drivers::json_ws::Keepalive;
+use crate::drivers::stomp::Broker;
+use crate::drivers::udp::stats::UdpStats;
+use crate::drivers::Context;
+use crate::listen;
+use crate::transports::socketio::SocketIo;
+use crate::transports::sockjs::{EndpointOptions, SockJs};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tidings_core::Hub;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the HTTP router and the shutdown path need. Drivers never see this: each got its
+/// own slice when it was built.
+pub(crate) struct Shared {
+    pub(crate) hub: Arc<Hub>,
+    /// Cancelled when shutdown begins: accept loops stop, drivers say goodbye.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them to finish.
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown_grace: Duration,
+    /// WebSocket settings of `/ws`, `/echo` and `/stomp` upgrades.
+    pub(crate) websocket: Arc<crate::config::WebSocketConfig>,
+    pub(crate) keepalive: Keepalive,
+    /// SockJS endpoints and their sessions (SockJS keeps sessions between requests).
+    pub(crate) sockjs: SockJs,
+    /// Counters of the UDP endpoint, read by `/metrics`.
+    pub(crate) udp: Arc<UdpStats>,
+    /// Socket.IO at `/socket.io/`, joined to the hub; `None` when disabled.
+    pub(crate) socketio: Option<SocketIo>,
+    pub(crate) api: Api,
+    pub(crate) fallbacks: Fallbacks,
+    pub(crate) broker: Arc<Broker>,
+}
+
+/// The addresses a started server really listens on (port 0 resolved).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoundAddrs {
+    pub http: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub stomp: Option<SocketAddr>,
+    pub udp: Option<SocketAddr>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen for {kind} on {addr}: {source}")]
+    Bind {
+        kind: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server. Call [`Server::shutdown`] to stop it gracefully.
+pub struct Server {
+    shared: Arc<Shared>,
+    addrs: BoundAddrs,
+}
+
+impl Server {
+    /// Validates the config, binds every enabled listener and starts serving.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+        config.validate()?;
+        let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
+        let hub = Hub::new(config.hub.clone(), seed).map_err(|e| crate::config::ConfigError {
+            field: e.field,
+            reason: e.reason,
+        })?;
+        let http = bind("http", config.http)?;
+        let tcp = bind("tcp", config.tcp)?;
+        let stomp = bind("stomp", config.stomp)?;
+        let udp = match config.udp.0 {
+            None => None,
+            Some(addr) => Some(
+                crate::drivers::udp::bind(addr, config.datagram.socket_buffer)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        kind: "udp",
+                        addr,
+                        source,
+                    })?,
+            ),
+        };
+        let ctx = Context {
+            hub: hub.clone(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        let websocket = Arc::new(config.websocket.clone());
+        let socketio = config.socketio.enabled.then(|| {
+            let bridge = crate::drivers::socketio::Bridge::new(
+                hub.clone(),
+                config.socketio.clone(),
+                ctx.tasks.clone(),
+            );
+            SocketIo::new(&config.socketio, "/socket.io", Arc::new(bridge))
+        });
+        let api = Api {
+            hub: hub.clone(),
+            max_body: config.http_api.max_body,
+        };
+        let broker = Arc::new(Broker {
+            hub: hub.clone(),
+            tasks: ctx.tasks.clone(),
+            config: config.stomp_broker,
+            websocket: websocket.clone(),
+        });
+        let mut sockjs = SockJs::new(
+            config.sockjs.clone(),
+            config.websocket.clone(),
+            config.http_api.max_body,
+            ctx.tasks.clone(),
+        );
+        let options = EndpointOptions::of(&config.sockjs);
+        sockjs.mount(
+            "/sockjs",
+            Arc::new(crate::drivers::sockjs::NativeApp { hub: hub.clone() }),
+            options,
+        );
+        sockjs.mount(
+            "/sockjs-stomp",
+            Arc::new(crate::drivers::sockjs::StompApp {
+                broker: broker.clone(),
+                shutdown: ctx.shutdown.clone(),
+            }),
+            options,
+        );
+        let shared = Arc::new(Shared {
+            hub,
+            shutdown: ctx.shutdown.clone(),
+            tasks: ctx.tasks.clone(),
+            shutdown_grace: config.shutdown_grace(),
+            keepalive: Keepalive::of(&config.websocket),
+            websocket: websocket.clone(),
+            sockjs,
+            udp: Arc::new(UdpStats::default()),
+            socketio,
+            fallbacks: Fallbacks {
+                api: api.clone(),
+                ctx: ctx.clone(),
+                config: config.fallback,
+                websocket,
+            },
+            api,
+            broker: broker.clone(),
+        });
+        let addrs = BoundAddrs {
+            http: http.as_ref().and_then(|l| l.local_addr().ok()),
+            tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
+            stomp: stomp.as_ref().and_then(|l| l.local_addr().ok()),
+            udp: udp.as_ref().and_then(|s| s.local_addr().ok()),
+        };
+        let accept = |l, kind| (l, kind, ctx.shutdown.clone(), ctx.tasks.clone());
+        if let Some((l, kind, shutdown, tasks)) = http.map(|l| accept(l, "http")) {
+            let shared = shared.clone();
+            let serve = move |stream, peer| router::serve_connection(stream, peer, shared.clone());
+            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+        }
+        if let Some((l, kind, shutdown, tasks)) = tcp.map(|l| accept(l, "tcp")) {
+            let (ctx, cfg) = (ctx.clone(), config.line);
+            let serve =
+                move |stream, peer| crate::drivers::line::serve(stream, peer, ctx.clone(), cfg);
+            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+        }
+        if let Some((l, kind, shutdown, tasks)) = stomp.map(|l| accept(l, "stomp")) {
+            let serve = move |stream, peer| broker.clone().serve_stream(stream, peer);
+            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+        }
+        if let Some(socket) = udp {
+            let addr = addrs.udp.or(config.udp.0);
+            crate::drivers::udp::spawn(socket, ctx.clone(), config.datagram, shared.udp.clone())
+                .map_err(|source| StartError::Bind {
+                    kind: "udp",
+                    addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                    source,
+                })?;
+        }
+        tokio::spawn(sweeper(shared.clone()));
+        Ok(Server { shared, addrs })
+    }
+
+    pub fn addrs(&self) -> &BoundAddrs {
+        &self.addrs
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
+    }
+
+    /// Stops accepting, closes every session with its protocol's goodbye after flushing what
+    /// is queued, and waits for connections to finish, at most the configured grace period.
+    /// Returns how many connections were still open at the deadline.
+    pub async fn shutdown(self) -> usize {
+        self.shared.shutdown.cancel();
+        self.shared.hub.shutdown();
+        if let Some(sio) = &self.shared.socketio {
+            sio.close_idle();
+        }
+        self.shared.tasks.close();
+        let grace = self.shared.shutdown_grace;
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            return self.shared.tasks.len();
+        }
+        0
+    }
+}
+
+fn bind(kind: &'static str, listen: Listen) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = listen.0 else {
+        return Ok(None);
+    };
+    listen::bind(addr)
+        .map(Some)
+        .map_err(|source| StartError::Bind { kind, addr, source })
+}
+
+/// Once a second: expires aged history, forgets idle topics, reclaims abandoned SockJS sessions.
+async fn sweeper(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                shared.hub.sweep(crate::clock::now_ms());
+                shared.sockjs.reap();
+            }
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! SockJS sessions: what lives between the requests of one client.
+//!
+//! A session is created by its first receiving request, holds the application's handler
+//! (whose own bounded queue holds what the client has not received yet), and
+//! is reclaimed when no request has touched it for the disconnect delay. At most one
+//! receiving request is attached at a time; a second one is told "Another connection still
+//! open" (code 2010).
+
+use super::app::{App, Closed, Handler, Refused};
+use super::frame;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What a receiving request found when it came.
+pub(crate) enum Attach {
+    /// The session is new: send the open frame (`o`).
+    Opened,
+    /// Another receiving request is attached (answer with `c[2010,...]`).
+    Busy,
+    /// The session is closed; here is its close frame.
+    Closed(Bytes),
+    /// Attached: drain, wait, and detach when done.
+    Attached,
+}
+
+struct State {
+    opened: bool,
+    receiving: bool,
+    closed: Option<Bytes>,
+    last_seen: Instant,
+}
+
+pub(crate) struct SockSession {
+    handler: Mutex<Box<dyn Handler>>,
+    /// Notified by the handler when it has something to send.
+    pub(crate) wake: Arc<Notify>,
+    state: Mutex<State>,
+}
+
+/// What a drain produced: messages to send as one `a[...]` frame, and a close frame when the
+/// session just ended.
+pub(crate) struct Drained {
+    pub(crate) messages: Option<Bytes>,
+    pub(crate) close: Option<Bytes>,
+}
+
+impl SockSession {
+    pub(crate) fn new(app: &dyn App) -> Result<SockSession, Refused> {
+        let wake = Arc::new(Notify::new());
+        let handler = app.open(wake.clone())?;
+        // The first receiver drains at once: the application may have queued something (a
+        // greeting) or ended already (the close fixture) without notifying.
+        wake.notify_one();
+        let state = State {
+            opened: false,
+            receiving: false,
+            closed: None,
+            last_seen: Instant::now(),
+        };
+        Ok(SockSession {
+            handler: Mutex::new(handler),
+            wake,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn handler(&self) -> MutexGuard<'_, Box<dyn Handler>> {
+        self.handler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiving request arrives.
+    pub(crate) fn attach(&self) -> Attach {
+        let mut st = self.state();
+        st.last_seen = Instant::now();
+        if !st.opened {
+            st.opened = true;
+            return Attach::Opened;
+        }
+        if let Some(close) = &st.closed {
+            return Attach::Closed(close.clone());
+        }
+        if st.receiving {
+            return Attach::Busy;
+        }
+        st.receiving = true;
+        Attach::Attached
+    }
+
+    /// The receiving request is done (answered, hit its response limit, or went away).
+    pub(crate) fn detach(&self) {
+        let mut st = self.state();
+        st.receiving = false;
+        st.last_seen = Instant::now();
+    }
+
+    /// Messages the client sent (one decoded `xhr_send` body or WebSocket frame).
+    pub(crate) fn receive(&self, messages: &[String]) {
+        self.state().last_seen = Instant::now();
+        self.handler().on_messages(messages);
+    }
+
+    /// Takes everything queued for the client, quoted message by message (for a raw
+    /// WebSocket, which frames each on its own).
+    pub(crate) fn drain_quoted(&self, out: &mut Vec<Bytes>) -> Option<Closed> {
+        let closed = self.handler().drain(out);
+        if let Some(Closed { code, reason }) = closed {
+            self.state().closed = Some(frame::close(code, reason));
+        }
+        closed
+    }
+
+    /// Takes everything queued for the client.
+    pub(crate) fn drain(&self) -> Drained {
+        let mut quoted = Vec::new();
+        let closed = self.handler().drain(&mut quoted);
+        let messages = (!quoted.is_empty()).then(|| frame::messages(&quoted));
+        let close = closed.map(|Closed { code, reason }| {
+            let frame = frame::close(code, reason);
+            self.state().closed = Some(frame.clone());
+            frame
+        });
+        Drained { messages, close }
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        let st = self.state();
+        (!st.receiving).then(|| st.last_seen.elapsed())
+    }
+}
+
+/// The sessions of one SockJS endpoint.
+pub(crate) struct Registry {
+    sessions: Mutex<HashMap<String, Arc<SockSession>>>,
+    max: usize,
+}
+
+/// Why a session could not be created.
+pub(crate) enum CreateError {
+    Full,
+    /// The application refused a new session (e.g. the server is shutting down).
+    Refused,
+}
+
+impl Registry {
+    pub(crate) fn new(max: usize) -> Registry {
+        Registry {
+            sessions: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<SockSession>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<SockSession>> {
+        self.map().get(id).cloned()
+    }
+
+    pub(crate) fn get_or_create(
+        &self,
+        id: &str,
+        app: &dyn App,
+    ) -> Result<Arc<SockSession>, CreateError> {
+        let mut map = self.map();
+        if let Some(s) = map.get(id) {
+            return Ok(s.clone());
+        }
+        if map.len() >= self.max {
+            return Err(CreateError::Full);
+        }
+        let session = Arc::new(SockSession::new(app).map_err(|Refused| CreateError::Refused)?);
+        map.insert(id.to_owned(), session.clone());
+        Ok(session)
+    }
+
+    /// Forgets sessions no request has touched for `delay`; their hub sessions end with them.
+    pub(crate) fn reap(&self, delay: Duration) -> usize {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, s| s.idle_for().is_none_or(|idle| idle < delay));
+        before - map.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
