@@ -15,8 +15,11 @@
 //! # }
 //! ```
 
-// Layers, bottom up; a module imports only modules above it in this list
-// (`../shared/tools/layers/cycles.py crates/tidings-server/src` checks there is no cycle).
+// The layers, bottom up (a module imports only modules below it; rustfmt sorts the lines
+// below, so the order is written here; `../shared/tools/layers/cycles.py
+// crates/tidings-server/src` checks there is no cycle):
+//   clock, config  <  auth, listen  <  transports  <  drivers  <  runtime
+mod auth;
 mod clock;
 pub mod config;
 mod drivers;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use std::time::Duration;
-use tidings_core::{Identity, PayloadKind, SlowConsumerPolicy};
+use tidings_core::{PayloadKind, SlowConsumerPolicy};
 use tidings_server::{Listen, Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -26,8 +26,8 @@ fn now_ms() -> u64 {
 }
 
 fn publish(server: &Server, topic: &str, kind: PayloadKind, payload: &str) -> u64 {
-    let who = Identity::anonymous();
     let hub = server.hub();
+    let who = hub.access().anonymous();
     let p = hub.publish(
         &who,
         topic,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use std::time::Duration;
-use tidings_core::{Identity, PayloadKind};
+use tidings_core::PayloadKind;
 use tidings_server::{Listen, Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -31,7 +31,7 @@ fn publish(server: &Server, topic: &str, text: &str) -> u64 {
     server
         .hub()
         .publish(
-            &Identity::anonymous(),
+            &server.hub().access().anonymous(),
             topic,
             PayloadKind::Text,
             text.to_owned().into(),
@@ -185,7 +185,7 @@ async fn long_poll_answers_at_once_or_holds_until_a_message() {
     let later = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         hub.publish(
-            &Identity::anonymous(),
+            &hub.access().anonymous(),
             "t",
             PayloadKind::Text,
             "d".into(),
@@ -291,4 +291,87 @@ async fn shutdown_ends_open_streams() {
     let _ = tokio::time::timeout(Duration::from_secs(2), sse.read_to_string(&mut rest))
         .await
         .expect("EOF");
+}
+
+/// Offsets of a poll answer's messages, as (topic, offset).
+fn polled(answer: &Value) -> Vec<(String, u64)> {
+    answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let topic = m["topic"].as_str().unwrap().to_owned();
+            (topic, m["offset"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_wildcard_resumes_every_topic_of_its_cursor() {
+    let server = server_with(|c| c.hub.history.max_messages = 3).await;
+    publish(&server, "w.a", "a1");
+    publish(&server, "w.b", "b1");
+    // The first poll sees both topics live and hands out a cursor holding a position for each.
+    let poll = |cursor: Option<String>| {
+        let target = match cursor {
+            None => "/poll?topic=w.*&timeout=1".to_owned(),
+            Some(c) => format!("/poll?topic=w.*&timeout=1&cursor={c}"),
+        };
+        let server = &server;
+        async move { whole(server, "GET", &target, "").await.1 }
+    };
+    let later = {
+        let hub = server.hub().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for (topic, text) in [("w.a", "a2"), ("w.b", "b2")] {
+                let who = hub.access().anonymous();
+                hub.publish(
+                    &who,
+                    topic,
+                    PayloadKind::Text,
+                    text.into(),
+                    vec![],
+                    now_ms(),
+                )
+                .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    while seen.len() < 2 {
+        let answer = poll(cursor.clone()).await;
+        seen.extend(polled(&answer));
+        cursor = answer["cursor"].as_str().map(str::to_owned);
+    }
+    later.await.unwrap();
+    assert_eq!(seen, [("w.a".into(), 2), ("w.b".into(), 2)]);
+    let cursor = cursor.unwrap();
+
+    // Offline: w.a gets two more (history still holds them), w.b five more (history keeps
+    // only three: two are gone).
+    for t in ["a3", "a4"] {
+        publish(&server, "w.a", t);
+    }
+    for t in ["b3", "b4", "b5", "b6", "b7"] {
+        publish(&server, "w.b", t);
+    }
+    let answer = poll(Some(cursor)).await;
+    assert_eq!(
+        polled(&answer),
+        [
+            ("w.a".into(), 3),
+            ("w.a".into(), 4),
+            ("w.b".into(), 5),
+            ("w.b".into(), 6),
+            ("w.b".into(), 7)
+        ],
+        "per topic exactly what was missed and is still held: {answer}"
+    );
+    let gaps = answer["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "one gap, for w.b: {answer}");
+    assert_eq!(gaps[0]["topic"], "w.b");
+    assert_eq!(gaps[0]["since"], 2);
+    server.shutdown().await;
 }

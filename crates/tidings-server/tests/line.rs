@@ -153,7 +153,7 @@ async fn shutdown_flushes_then_says_goodbye() {
     server
         .hub()
         .publish(
-            &Default::default(),
+            &server.hub().access().anonymous(),
             "t",
             tidings_core::PayloadKind::Text,
             "last".into(),

@@ -240,7 +240,7 @@ async fn shutdown_flushes_and_says_goodbye_with_1001() {
     server
         .hub()
         .publish(
-            &Default::default(),
+            &server.hub().access().anonymous(),
             "t",
             tidings_core::PayloadKind::Text,
             "bye".into(),

@@ -8,7 +8,7 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_client::{Client, ClientConfig, Payload};
-use tidings_core::{Hub, Identity, PayloadKind};
+use tidings_core::{Hub, PayloadKind};
 
 /// Symbols and their opening prices.
 const SYMBOLS: &[(&str, f64)] = &[
@@ -117,7 +117,7 @@ where
 
 /// `tidings serve --demo-ticker`: publishes into `hub` until the hub shuts down.
 pub(crate) async fn run_in_process(hub: Arc<Hub>, rate: u32) {
-    let who = Identity::anonymous();
+    let who = hub.access().anonymous();
     let result = pace(rate, |topic, payload| {
         let published = hub.publish(
             &who,

@@ -23,6 +23,7 @@ use tidings_core::{Hub, HubError, Identity, PayloadKind};
 #[derive(Clone)]
 pub(crate) struct Api {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Arc<dyn crate::auth::Authenticator>,
     pub(crate) max_body: usize,
 }
 
@@ -223,7 +224,7 @@ pub(crate) fn identity(
     api: &Api,
 ) -> Result<Identity, Box<Response<Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(Identity::anonymous());
+        return Ok(api.auth.anonymous());
     };
     let creds = value
         .to_str()
@@ -238,8 +239,8 @@ pub(crate) fn identity(
             "Authorization must be HTTP Basic",
         )));
     };
-    api.hub
-        .authenticate(user, password)
+    api.auth
+        .password(user, password)
         .map_err(|e| Box::new(hub_error(&e)))
 }
 

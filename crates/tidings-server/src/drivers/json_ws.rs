@@ -4,6 +4,7 @@
 //! timer. Replies are queued in the outbox like deliveries, so the session sees one order.
 //! Everything queued is sent as frames fed into yawc's buffer and written with one flush.
 
+use crate::auth::Authenticator;
 use crate::config::WebSocketConfig;
 use crate::transports::ws::{Close, OutFrame, WsConn, WsMessage};
 use bytes::Bytes;
@@ -38,8 +39,14 @@ impl Keepalive {
 
 /// Serves the native protocol on `/ws` (and SockJS's raw `/websocket`) until the peer
 /// closes, goes silent, is too slow, or shutdown.
-pub(crate) async fn serve(mut conn: WsConn, hub: Arc<Hub>, keepalive: Keepalive) {
-    let (session, wake) = match super::open_session(&hub) {
+pub(crate) async fn serve(
+    mut conn: WsConn,
+    hub: Arc<Hub>,
+    auth: Arc<dyn Authenticator>,
+    keepalive: Keepalive,
+    protocol: &'static str,
+) {
+    let (session, wake) = match super::open_session(&hub, protocol, None) {
         Ok(pair) => pair,
         Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
     };
@@ -49,11 +56,7 @@ pub(crate) async fn serve(mut conn: WsConn, hub: Arc<Hub>, keepalive: Keepalive)
         ping_every,
         idle_after,
     } = keepalive;
-    let mut driver = Driver {
-        session,
-        identity: Identity::anonymous(),
-        hub,
-    };
+    let mut driver = Driver::new(session, hub, auth);
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
     let deadline = |next_ping: Option<Instant>, last_heard: Instant| {
@@ -145,6 +148,7 @@ fn frame_of(d: Delivery) -> OutFrame {
             )))
         }
         Delivery::Reply(b) => OutFrame::Text(b),
+        Delivery::Gap(g) => OutFrame::Text(Bytes::from(super::gap_json(&g))),
     }
 }
 
@@ -183,14 +187,16 @@ pub(crate) struct Driver {
     session: Session,
     identity: Identity,
     hub: Arc<Hub>,
+    auth: Arc<dyn Authenticator>,
 }
 
 impl Driver {
-    pub(crate) fn new(session: Session, hub: Arc<Hub>) -> Driver {
+    pub(crate) fn new(session: Session, hub: Arc<Hub>, auth: Arc<dyn Authenticator>) -> Driver {
         Driver {
             session,
-            identity: Identity::anonymous(),
+            identity: auth.anonymous(),
             hub,
+            auth,
         }
     }
 
@@ -228,6 +234,7 @@ impl Driver {
                 let opts = SubscribeOptions {
                     resume: since.map(|since| Resume { since, epoch }),
                     presence,
+                    ..SubscribeOptions::default()
                 };
                 hub.subscribe(
                     &self.session,
@@ -311,7 +318,8 @@ impl Driver {
                 )
             }),
             Op::Ping => Ok(Some(json::encode_pong(id))),
-            Op::Auth { user, password } => hub.authenticate(&user, &password).map(|who| {
+            Op::Auth { user, password } => self.auth.password(&user, &password).map(|who| {
+                super::attach_identity(&self.session, &who);
                 self.identity = who;
                 Some(ReplyBuilder::ok(id).string("user", &user).finish())
             }),

@@ -24,7 +24,7 @@ enum Flow {
 
 /// Serves one connection until it ends, the peer is too slow, or shutdown.
 pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context, cfg: LineConfig) {
-    let (session, wake) = match super::open_session(&ctx.hub) {
+    let (session, wake) = match super::open_session(&ctx.hub, "line", Some(_peer)) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = BytesMut::new();
@@ -35,12 +35,13 @@ pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context
     };
     let mut conn = Conn {
         session,
-        identity: Identity::anonymous(),
+        identity: ctx.auth.anonymous(),
         decoder: Decoder::new(Limits {
             max_line: cfg.max_line,
             max_payload: cfg.max_payload,
         }),
         hub: ctx.hub.clone(),
+        auth: ctx.auth.clone(),
     };
     if stream.write_all(line::GREETING.as_bytes()).await.is_err() {
         return;
@@ -121,6 +122,17 @@ fn encode_batch(batch: &mut Vec<Delivery>, out: &mut BytesMut) {
                 }
             }
             Delivery::Reply(bytes) => out.extend_from_slice(&bytes),
+            // The line protocol resumes exact topics only (a refused resume is an `-ERR`
+            // reply), so the hub queues no gaps for it; say so plainly if one comes.
+            Delivery::Gap(g) => line::encode_err(
+                format_args!(
+                    "gap in {} after offset {}: {}",
+                    g.topic,
+                    g.since,
+                    g.reason.as_str()
+                ),
+                out,
+            ),
         }
     }
 }
@@ -130,6 +142,7 @@ struct Conn {
     identity: Identity,
     decoder: Decoder,
     hub: std::sync::Arc<tidings_core::Hub>,
+    auth: std::sync::Arc<dyn crate::auth::Authenticator>,
 }
 
 impl Conn {
@@ -174,6 +187,7 @@ impl Conn {
                 let opts = SubscribeOptions {
                     resume: since.map(|since| Resume { since, epoch }),
                     presence: true,
+                    ..SubscribeOptions::default()
                 };
                 let res = hub.subscribe(
                     &self.session,
@@ -242,8 +256,9 @@ impl Conn {
                 }
                 Err(e) => self.err(format_args!("WHO {topic}: {e}")),
             },
-            Command::Auth { user, password } => match hub.authenticate(&user, &password) {
+            Command::Auth { user, password } => match self.auth.password(&user, &password) {
                 Ok(id) => {
+                    super::attach_identity(&self.session, &id);
                     self.identity = id;
                     self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b));
                 }

@@ -10,8 +10,10 @@ pub(crate) mod sockjs;
 pub(crate) mod stomp;
 pub(crate) mod udp;
 
+use crate::auth::Authenticator;
+use crate::listen::Peer;
 use std::sync::Arc;
-use tidings_core::{Hub, HubError, Session};
+use tidings_core::{Hub, HubError, Session, SessionMeta};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,6 +23,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 pub(crate) struct Context {
     pub(crate) hub: Arc<Hub>,
+    /// Who clients are (the configured users; tokens later).
+    pub(crate) auth: Arc<dyn Authenticator>,
     /// Cancelled when shutdown begins: drivers flush and say their protocol's goodbye.
     pub(crate) shutdown: CancellationToken,
     /// Tasks a driver spawns besides its connection's own (writers, brokers), so shutdown
@@ -30,15 +34,50 @@ pub(crate) struct Context {
 
 /// Opens a hub session whose outbox wakes the returned `Notify` when it has something to
 /// write; the driver's task waits on it.
-pub(crate) fn open_session(hub: &Arc<Hub>) -> Result<(Session, Arc<Notify>), HubError> {
+pub(crate) fn open_session(
+    hub: &Arc<Hub>,
+    protocol: &str,
+    peer: Option<Peer>,
+) -> Result<(Session, Arc<Notify>), HubError> {
     let wake = Arc::new(Notify::new());
-    let session = open_session_waking(hub, wake.clone())?;
+    let session = open_session_waking(hub, protocol, peer, wake.clone())?;
     Ok((session, wake))
 }
 
 /// Opens a hub session whose outbox wakes `wake` (a transport's own, e.g. SockJS's).
-pub(crate) fn open_session_waking(hub: &Arc<Hub>, wake: Arc<Notify>) -> Result<Session, HubError> {
-    hub.open_session(Box::new(move || wake.notify_one()))
+pub(crate) fn open_session_waking(
+    hub: &Arc<Hub>,
+    protocol: &str,
+    peer: Option<Peer>,
+    wake: Arc<Notify>,
+) -> Result<Session, HubError> {
+    let meta = SessionMeta::new(protocol, peer.map(|p| p.addr));
+    let session = hub.open_session(Box::new(move || wake.notify_one()), meta)?;
+    tracing::Span::current().record("session", session.id().0);
+    Ok(session)
+}
+
+/// Records who a session is, on the hub session (presence, admin view) and on the
+/// connection's span (logs).
+pub(crate) fn attach_identity(session: &Session, who: &tidings_core::Identity) {
+    session.set_identity(who.clone());
+    if let Some(user) = who.user.as_deref() {
+        tracing::Span::current().record("user", user);
+    }
+}
+
+/// A gap in the native JSON protocol: `{"type":"gap","topic","since","epoch","next","reason"}`
+/// — what a resumed topic missed that history no longer holds (docs/native-protocol.md).
+pub(crate) fn gap_json(g: &tidings_core::Gap) -> String {
+    serde_json::json!({
+        "type": "gap",
+        "topic": &*g.topic,
+        "since": g.since,
+        "epoch": g.epoch.as_deref(),
+        "next": g.next,
+        "reason": g.reason.as_str(),
+    })
+    .to_string()
 }
 
 /// The native protocol's error code for a hub error; the JSON drivers (`/ws`, SockJS,

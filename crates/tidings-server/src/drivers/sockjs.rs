@@ -5,6 +5,7 @@
 use super::json_ws::Driver;
 use super::stomp::carrier::{Carrier, Ending};
 use super::stomp::Broker;
+use crate::auth::Authenticator;
 use crate::transports::sockjs::{quote, App, Closed, Handler, Refused};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -15,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 /// The native protocol in SockJS sessions.
 pub(crate) struct NativeApp {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Arc<dyn Authenticator>,
 }
 
 impl App for NativeApp {
     fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
-        let session = super::open_session_waking(&self.hub, wake).map_err(|_| Refused)?;
+        let session =
+            super::open_session_waking(&self.hub, "sockjs", None, wake).map_err(|_| Refused)?;
         // The same greeting as `/ws`, first in the session's stream.
         let hello = tidings_proto::json::encode_hello(
             &session.id().to_string(),
@@ -27,7 +30,7 @@ impl App for NativeApp {
         );
         session.outbox().push_reply(Bytes::from(hello));
         Ok(Box::new(Native {
-            driver: Driver::new(session, self.hub.clone()),
+            driver: Driver::new(session, self.hub.clone(), self.auth.clone()),
             batch: Vec::new(),
         }))
     }
@@ -93,6 +96,7 @@ fn delivery_quoted(d: Delivery) -> Bytes {
             )
         }
         Delivery::Reply(b) => quote(&b),
+        Delivery::Gap(g) => quote(super::gap_json(&g).as_bytes()),
     }
 }
 

@@ -73,7 +73,14 @@ pub(crate) async fn accept_loop<F, Fut>(
         // Messages are small and latency matters more than packet count; drivers coalesce
         // their own writes.
         let _ = stream.set_nodelay(true);
-        let span = tracing::debug_span!("conn", listener = kind, peer = %addr);
+        // `session` and `user` are filled in by the driver once known (see `drivers::open_session`).
+        let span = tracing::debug_span!(
+            "conn",
+            listener = kind,
+            peer = %addr,
+            session = tracing::field::Empty,
+            user = tracing::field::Empty,
+        );
         let conn = serve(stream, Peer { addr });
         tasks.spawn(
             async move {

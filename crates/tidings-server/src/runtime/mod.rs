@@ -9,6 +9,7 @@ mod metrics;
 mod pages;
 mod router;
 
+use crate::auth::{Authenticator, ConfiguredUsers};
 use crate::config::{Listen, ServerConfig};
 use crate::drivers::api::Api;
 use crate::drivers::fallback::Fallbacks;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 /// own slice when it was built.
 pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Arc<dyn Authenticator>,
     /// Cancelled when shutdown begins: accept loops stop, drivers say goodbye.
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to finish.
@@ -104,26 +106,26 @@ impl Server {
                     })?,
             ),
         };
+        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers { hub: hub.clone() });
         let ctx = Context {
             hub: hub.clone(),
+            auth: auth.clone(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
         let websocket = Arc::new(config.websocket.clone());
         let socketio = config.socketio.enabled.then(|| {
-            let bridge = crate::drivers::socketio::Bridge::new(
-                hub.clone(),
-                config.socketio.clone(),
-                ctx.tasks.clone(),
-            );
+            let bridge = crate::drivers::socketio::Bridge::new(&ctx, config.socketio.clone());
             SocketIo::new(&config.socketio, "/socket.io", Arc::new(bridge))
         });
         let api = Api {
             hub: hub.clone(),
+            auth: auth.clone(),
             max_body: config.http_api.max_body,
         };
         let broker = Arc::new(Broker {
             hub: hub.clone(),
+            auth: auth.clone(),
             tasks: ctx.tasks.clone(),
             config: config.stomp_broker,
             websocket: websocket.clone(),
@@ -137,7 +139,10 @@ impl Server {
         let options = EndpointOptions::of(&config.sockjs);
         sockjs.mount(
             "/sockjs",
-            Arc::new(crate::drivers::sockjs::NativeApp { hub: hub.clone() }),
+            Arc::new(crate::drivers::sockjs::NativeApp {
+                hub: hub.clone(),
+                auth: auth.clone(),
+            }),
             options,
         );
         sockjs.mount(
@@ -150,6 +155,7 @@ impl Server {
         );
         let shared = Arc::new(Shared {
             hub,
+            auth,
             shutdown: ctx.shutdown.clone(),
             tasks: ctx.tasks.clone(),
             shutdown_grace: config.shutdown_grace(),

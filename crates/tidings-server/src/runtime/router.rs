@@ -121,7 +121,9 @@ fn upgrade(
                         Box::pin(crate::drivers::json_ws::serve(
                             conn,
                             shared.hub.clone(),
+                            shared.auth.clone(),
                             shared.keepalive,
+                            "ws",
                         ))
                         .await
                     }

@@ -23,6 +23,13 @@ impl Cursor {
         self.positions.get(topic)
     }
 
+    /// Every position the cursor holds: (topic, last offset seen, epoch).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u64, &str)> {
+        self.positions
+            .iter()
+            .map(|(t, (o, e))| (t.as_str(), *o, e.as_str()))
+    }
+
     /// Records that `offset` of `topic` (in `epoch`) was delivered.
     pub(crate) fn advance(&mut self, topic: &str, offset: u64, epoch: &str) {
         let room = self.positions.len() < MAX_CURSOR_TOPICS;

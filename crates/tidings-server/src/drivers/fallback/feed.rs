@@ -8,7 +8,8 @@ use super::cursor::Cursor;
 use super::request::FeedRequest;
 use std::sync::Arc;
 use tidings_core::{
-    CloseReason, Delivery, Hub, HubError, Identity, Message, Resume, Session, SubscribeOptions,
+    CloseReason, Delivery, Hub, HubError, Identity, Message, Pattern, Resume, Session,
+    SubscribeOptions,
 };
 use tokio::sync::Notify;
 
@@ -40,10 +41,11 @@ pub(crate) struct Batch {
 impl Feed {
     pub(crate) fn open(
         hub: &Arc<Hub>,
+        protocol: &str,
         who: &Identity,
         req: &FeedRequest,
     ) -> Result<Feed, HubError> {
-        let (session, wake) = crate::drivers::open_session(hub)?;
+        let (session, wake) = crate::drivers::open_session(hub, protocol, None)?;
         let mut feed = Feed {
             session,
             wake,
@@ -51,20 +53,64 @@ impl Feed {
             gaps: Vec::new(),
             batch: Vec::new(),
         };
+        crate::drivers::attach_identity(&feed.session, who);
         for topic in &req.topics {
             feed.subscribe(hub, who, topic)?;
         }
+        feed.take_gaps();
         Ok(feed)
     }
 
+    /// Subscribing queued the replays, and for a pattern one `Gap` per topic of the cursor
+    /// whose missed messages history no longer holds: those go into `gaps`, which the
+    /// response states first; everything else stays queued for the first drain.
+    fn take_gaps(&mut self) {
+        self.session.outbox().drain_into(&mut self.batch);
+        let gaps = &mut self.gaps;
+        self.batch.retain(|d| match d {
+            Delivery::Gap(g) => {
+                gaps.push(Gap {
+                    topic: g.topic.to_string(),
+                    since: g.since,
+                    earliest: g.next.unwrap_or(g.since + 1),
+                    epoch: g.epoch.as_deref().unwrap_or("").to_owned(),
+                    reason: g.reason.as_str(),
+                });
+                false
+            }
+            _ => true,
+        });
+    }
+
     fn subscribe(&mut self, hub: &Hub, who: &Identity, topic: &str) -> Result<(), HubError> {
+        let pattern = Pattern::parse(topic)?;
+        if !pattern.is_exact() {
+            // A pattern resumes every topic of the cursor it covers, each from its own
+            // position; a topic history cannot serve comes back as a `Gap` (see take_gaps).
+            let positions = self
+                .cursor
+                .iter()
+                .filter(|(t, _, _)| pattern.matches(t))
+                .map(|(t, since, epoch)| {
+                    let epoch = (!epoch.is_empty()).then(|| epoch.to_owned());
+                    (t.to_owned(), Resume { since, epoch })
+                })
+                .collect();
+            let opts = SubscribeOptions {
+                positions,
+                ..SubscribeOptions::default()
+            };
+            return hub
+                .subscribe(&self.session, who, topic, topic, opts, |_| None)
+                .map(drop);
+        }
         let resume = self.cursor.get(topic).map(|(since, epoch)| Resume {
             since: *since,
             epoch: (!epoch.is_empty()).then(|| epoch.clone()),
         });
         let opts = SubscribeOptions {
             resume: resume.clone(),
-            presence: false,
+            ..SubscribeOptions::default()
         };
         let (cursor, session, fresh) = (&mut self.cursor, &self.session, resume.is_none());
         let note_start = |info: &tidings_core::Subscribed| {
@@ -97,7 +143,7 @@ impl Feed {
                 };
                 let opts = SubscribeOptions {
                     resume: Some(from),
-                    presence: false,
+                    ..SubscribeOptions::default()
                 };
                 let cursor = &mut self.cursor;
                 let restart = |info: &tidings_core::Subscribed| {
@@ -130,9 +176,13 @@ impl Feed {
         let closed = self.session.outbox().drain_into(&mut self.batch);
         let mut messages = Vec::with_capacity(self.batch.len());
         for d in self.batch.drain(..) {
-            if let Delivery::Message { msg, .. } = d {
-                self.cursor.advance(&msg.topic, msg.offset, &msg.epoch);
-                messages.push(msg);
+            match d {
+                Delivery::Message { msg, .. } => {
+                    self.cursor.advance(&msg.topic, msg.offset, &msg.epoch);
+                    messages.push(msg);
+                }
+                // Only subscribing produces gaps for a feed; take_gaps took them.
+                Delivery::Gap(_) | Delivery::Presence(_) | Delivery::Reply(_) => {}
             }
         }
         Batch { messages, closed }

@@ -37,6 +37,17 @@ pub(crate) enum Transport {
     Stream,
 }
 
+impl Transport {
+    /// The protocol name a feed's hub session records.
+    fn protocol(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Poll => "poll",
+            Transport::Stream => "stream",
+        }
+    }
+}
+
 /// What the fallback transports need: the API (publishing, credentials), the tasks that
 /// feed streamed responses, their own config, and the WebSocket origin allow-list (shared).
 pub(crate) struct Fallbacks {
@@ -77,13 +88,13 @@ pub(crate) async fn handle(
         Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
     };
     let who = match &feed_req.login {
-        Some((user, password)) if !basic => match fb.api.hub.authenticate(user, password) {
+        Some((user, password)) if !basic => match fb.api.auth.password(user, password) {
             Ok(who) => who,
             Err(e) => return api::hub_error(&e),
         },
         _ => who,
     };
-    let feed = match feed::Feed::open(&fb.api.hub, &who, &feed_req) {
+    let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req) {
         Ok(f) => f,
         Err(e) => return api::hub_error(&e),
     };

@@ -46,6 +46,7 @@ pub(crate) struct Bridge {
 
 struct BridgeShared {
     hub: Arc<Hub>,
+    auth: Arc<dyn crate::auth::Authenticator>,
     config: SocketIoConfig,
     /// Disconnected sessions awaiting their client (connection state recovery).
     store: Store,
@@ -54,7 +55,8 @@ struct BridgeShared {
 }
 
 impl Bridge {
-    pub(crate) fn new(hub: Arc<Hub>, config: SocketIoConfig, tasks: TaskTracker) -> Self {
+    pub(crate) fn new(ctx: &super::Context, config: SocketIoConfig) -> Self {
+        let (hub, auth, tasks) = (ctx.hub.clone(), ctx.auth.clone(), ctx.tasks.clone());
         let store = Store::new(
             Duration::from_millis(config.recovery_ms),
             config.recovery_max_sessions,
@@ -62,6 +64,7 @@ impl Bridge {
         Bridge {
             shared: Arc::new(BridgeShared {
                 hub,
+                auth,
                 config,
                 store,
                 tasks,
@@ -91,10 +94,10 @@ impl App for Bridge {
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
             .unwrap_or_default();
         let identity = match auth.user {
-            None => Identity::anonymous(),
+            None => shared.auth.anonymous(),
             Some(user) => shared
-                .hub
-                .authenticate(&user, auth.password.as_deref().unwrap_or(""))
+                .auth
+                .password(&user, auth.password.as_deref().unwrap_or(""))
                 .map_err(|e| refusal(&e))?,
         };
         let prefix: Option<Arc<str>> = match &req.namespace[1..] {
@@ -114,8 +117,9 @@ impl App for Bridge {
         let (session, wake, tracker, sid, pid) = match restored {
             Some(r) => r,
             None => {
-                let (session, wake) =
-                    crate::drivers::open_session(&shared.hub).map_err(|e| refusal(&e))?;
+                let (session, wake) = crate::drivers::open_session(&shared.hub, "socketio", None)
+                    .map_err(|e| refusal(&e))?;
+                crate::drivers::attach_identity(&session, &identity);
                 (session, wake, Tracker::default(), random_id(), random_id())
             }
         };
@@ -149,7 +153,9 @@ impl Bridge {
         client_offset: Option<&str>,
     ) -> Option<(Session, Arc<Notify>, Tracker, String)> {
         let points = record.tracker.resume_points(client_offset)?;
-        let (session, wake) = crate::drivers::open_session(&self.shared.hub).ok()?;
+        let (session, wake) =
+            crate::drivers::open_session(&self.shared.hub, "socketio", None).ok()?;
+        crate::drivers::attach_identity(&session, identity);
         let mut tracker = Tracker::default();
         for (sub, since) in points {
             let opts = SubscribeOptions {
@@ -158,6 +164,7 @@ impl Bridge {
                     epoch: sub.epoch.as_ref().map(|e| e.to_string()),
                 }),
                 presence: sub.presence,
+                ..SubscribeOptions::default()
             };
             let info = self
                 .shared
@@ -409,6 +416,7 @@ impl Conn {
                 let sub_opts = SubscribeOptions {
                     resume,
                     presence: opts.presence,
+                    ..SubscribeOptions::default()
                 };
                 let nsp = self.socket.namespace().to_owned();
                 let info =
@@ -686,6 +694,9 @@ impl Writer {
                         Some((text, bins)) => self.send(text, &bins).await,
                         None => true,
                     },
+                    // Socket.IO subscriptions resume exact topics only (a refused resume is an
+                    // error ack), so the hub queues no gaps for them.
+                    Delivery::Gap(_) => true,
                 };
                 if !ok {
                     return;

@@ -9,14 +9,13 @@
 use super::carrier::{Carrier, Ending};
 use super::deliver;
 use super::session::{Flow, StompSession};
-use crate::config::StompConfig;
 use crate::listen::ByteStream;
 use crate::transports::ws::{Close, OutFrame, WsClosed, WsConn, WsMessage};
 use bytes::Bytes;
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Duration;
-use tidings_core::{CloseReason, Delivery, Hub, PayloadKind, Settle};
+use tidings_core::{CloseReason, Delivery, PayloadKind, Settle};
 use tidings_proto::stomp::{self, AckMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -170,13 +169,18 @@ pub(super) enum Ended {
 }
 
 /// Serves one connection until it ends; says why.
-pub(super) async fn run(transport: Transport, hub: Arc<Hub>, cfg: StompConfig) {
-    let ended = serve(transport, hub, cfg).await;
+pub(super) async fn run(transport: Transport, broker: Arc<super::Broker>, protocol: &'static str) {
+    let ended = serve(transport, broker, protocol).await;
     tracing::debug!(reason = %ended, "connection ended");
 }
 
-async fn serve(mut transport: Transport, hub: Arc<Hub>, cfg: StompConfig) -> Ended {
-    let (session, wake) = match crate::drivers::open_session(&hub) {
+async fn serve(
+    mut transport: Transport,
+    broker: Arc<super::Broker>,
+    protocol: &'static str,
+) -> Ended {
+    let (hub, cfg) = (broker.hub.clone(), broker.config);
+    let (session, wake) = match crate::drivers::open_session(&hub, protocol, None) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = Outgoing::default();
@@ -188,7 +192,7 @@ async fn serve(mut transport: Transport, hub: Arc<Hub>, cfg: StompConfig) -> End
             return Ended::Refused;
         }
     };
-    let mut st = StompSession::new(session, hub, cfg);
+    let mut st = StompSession::new(session, hub, broker.auth.clone(), cfg);
     let connect_deadline = Instant::now() + Duration::from_millis(cfg.connect_timeout_ms);
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut out = Outgoing::default();
@@ -326,8 +330,9 @@ fn encode_batch(
                 out.buf.extend_from_slice(&bytes);
                 false
             }
-            // STOMP subscriptions do not watch presence.
-            Delivery::Presence(_) => continue,
+            // STOMP subscriptions do not watch presence, and resume exact topics only (a
+            // refused resume is an ERROR), so the hub queues neither for them.
+            Delivery::Presence(_) | Delivery::Gap(_) => continue,
         };
         out.mark(binary);
     }

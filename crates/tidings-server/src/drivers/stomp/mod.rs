@@ -14,6 +14,7 @@ mod deliver;
 mod destination;
 mod session;
 
+use crate::auth::Authenticator;
 use crate::config::{StompConfig, WebSocketConfig};
 use crate::listen::{ByteStream, Peer};
 use crate::transports::http::Body;
@@ -34,6 +35,7 @@ const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 /// The broker's share of the server: the hub, where its tasks run, and its config slices.
 pub(crate) struct Broker {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) tasks: TaskTracker,
     pub(crate) config: StompConfig,
     /// For `/stomp` upgrades (limits, compression, origins).
@@ -44,32 +46,27 @@ impl Broker {
     /// Serves STOMP over a byte stream (the STOMP listener) until it ends.
     pub(crate) async fn serve_stream(self: Arc<Self>, stream: impl ByteStream, _peer: Peer) {
         let transport = conn::Transport::Stream(Box::new(stream));
-        conn::run(transport, self.hub.clone(), self.config).await
+        conn::run(transport, self, "stomp").await
     }
 
     /// Starts a STOMP connection over a message carrier (a SockJS session): what the client
     /// sent goes into the returned sender, frames come out of `outgoing` one message each;
     /// ends when the sender is dropped.
     pub(crate) fn spawn_over_messages(
-        &self,
+        self: &Arc<Self>,
         outgoing: Arc<Carrier>,
         inbox: usize,
     ) -> mpsc::Sender<Bytes> {
         let (to_broker, incoming) = mpsc::channel(inbox);
         let transport = conn::Transport::Channel { incoming, outgoing };
         self.tasks
-            .spawn(conn::run(transport, self.hub.clone(), self.config));
+            .spawn(conn::run(transport, self.clone(), "sockjs-stomp"));
         to_broker
     }
 
     /// Runs STOMP over an already accepted WebSocket.
     pub(crate) async fn serve_ws(self: Arc<Self>, conn: WsConn) {
-        conn::run(
-            conn::Transport::Ws(Box::new(conn)),
-            self.hub.clone(),
-            self.config,
-        )
-        .await
+        conn::run(conn::Transport::Ws(Box::new(conn)), self, "stomp-ws").await
     }
 
     /// Answers a WebSocket upgrade on `/stomp`, negotiating the subprotocol.

@@ -63,6 +63,7 @@ const SERVER: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"));
 pub(super) struct StompSession {
     pub(super) session: Session,
     hub: Arc<tidings_core::Hub>,
+    auth: Arc<dyn crate::auth::Authenticator>,
     cfg: StompConfig,
     identity: Identity,
     phase: Phase,
@@ -80,6 +81,7 @@ impl StompSession {
     pub(super) fn new(
         session: Session,
         hub: Arc<tidings_core::Hub>,
+        auth: Arc<dyn crate::auth::Authenticator>,
         cfg: StompConfig,
     ) -> StompSession {
         let limits = Limits {
@@ -91,7 +93,8 @@ impl StompSession {
             session,
             hub,
             cfg,
-            identity: Identity::anonymous(),
+            identity: auth.anonymous(),
+            auth,
             phase: Phase::AwaitingConnect,
             version: Version::V1_2,
             decoder: Decoder::new(limits, Version::V1_2),
@@ -245,7 +248,7 @@ impl StompSession {
                     Dest::Topic(pattern) => {
                         let opts = SubscribeOptions {
                             resume: since.map(|since| Resume { since, epoch }),
-                            presence: false,
+                            ..SubscribeOptions::default()
                         };
                         hub.subscribe(&self.session, &self.identity, &id, &pattern, opts, |_| {
                             receipt
@@ -334,16 +337,17 @@ impl StompSession {
         };
         self.version = version;
         self.decoder.set_version(version);
-        let hub = &self.hub;
         self.identity = match login {
-            Some(user) => hub
-                .authenticate(&user, passcode.as_deref().unwrap_or(""))
+            Some(user) => self
+                .auth
+                .password(&user, passcode.as_deref().unwrap_or(""))
                 .map_err(|_| Refused {
                     message: "access refused: unknown login or wrong passcode".into(),
                     detail: format!("login {user:?}"),
                 })?,
-            None => Identity::anonymous(),
+            None => self.auth.anonymous(),
         };
+        crate::drivers::attach_identity(&self.session, &self.identity);
         let cfg = self.cfg;
         let ours = HeartBeat {
             send: cfg.heart_beat_send_ms,

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tidings_core::{HubError, Identity};
+use tidings_core::HubError;
 use tidings_proto::udp::{self, ErrorCode, Reply, Request};
 use tokio::net::UdpSocket;
 
@@ -178,7 +178,7 @@ impl Endpoint {
             } => {
                 let kind = crate::drivers::core_kind(kind);
                 let payload = Bytes::copy_from_slice(payload);
-                let anon = Identity::anonymous();
+                let anon = self.ctx.auth.anonymous();
                 match hub.publish(&anon, topic, kind, payload, Vec::new(), now) {
                     Ok(p) if id != 0 => {
                         let mut out = Vec::new();

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tidings_core::{Hub, HubError, Identity, Outbox, Session, SubscribeOptions, Subscribed};
+use tidings_core::{Hub, HubError, Outbox, Session, SubscribeOptions, Subscribed};
 use tokio::sync::Notify;
 
 /// Addresses whose outbox has something to send, in wake order.
@@ -90,8 +90,9 @@ impl Peers {
                 return Err(SubscribeError::TooManySubscribers);
             }
             let waker = ready.clone();
+            let meta = tidings_core::SessionMeta::new("udp", Some(addr));
             let session = hub
-                .open_session(Box::new(move || waker.push(addr)))
+                .open_session(Box::new(move || waker.push(addr)), meta)
                 .map_err(SubscribeError::Hub)?;
             self.map.insert(
                 addr,
@@ -109,9 +110,10 @@ impl Peers {
         if !known && peer.patterns.len() >= self.max_subscriptions {
             return Err(SubscribeError::TooManySubscriptions);
         }
+        // UDP has no login (docs/udp.md): every datagram client has the anonymous rights.
         let result = hub.subscribe(
             &peer.session,
-            &Identity::anonymous(),
+            &hub.access().anonymous(),
             pattern,
             pattern,
             SubscribeOptions::default(),
@@ -227,7 +229,7 @@ mod tests {
         ));
 
         // A publish wakes the sender with the address, and the outbox holds the message.
-        let anon = Identity::anonymous();
+        let anon = hub.access().anonymous();
         hub.publish(
             &anon,
             "chat.lobby",
