@@ -4,6 +4,7 @@
 //! timer. Replies are queued in the outbox like deliveries, so the session sees one order.
 //! Everything queued is sent as frames fed into yawc's buffer and written with one flush.
 
+use super::Ended;
 use crate::auth::Authenticator;
 use crate::config::WebSocketConfig;
 use crate::transports::ws::{Close, OutFrame, WsConn, WsMessage};
@@ -40,15 +41,28 @@ impl Keepalive {
 /// Serves the native protocol on `/ws` (and SockJS's raw `/websocket`) until the peer
 /// closes, goes silent, is too slow, or shutdown.
 pub(crate) async fn serve(
-    mut conn: WsConn,
+    conn: WsConn,
     hub: Arc<Hub>,
     auth: Arc<dyn Authenticator>,
     keepalive: Keepalive,
     protocol: &'static str,
 ) {
+    run(conn, hub, auth, keepalive, protocol).await.log();
+}
+
+async fn run(
+    mut conn: WsConn,
+    hub: Arc<Hub>,
+    auth: Arc<dyn Authenticator>,
+    keepalive: Keepalive,
+    protocol: &'static str,
+) -> Ended {
     let (session, wake) = match super::open_session(&hub, protocol, None) {
         Ok(pair) => pair,
-        Err(_) => return conn.close(Close::GoingAway, "server shutting down").await,
+        Err(e) => {
+            conn.close(Close::GoingAway, "server shutting down").await;
+            return Ended::Refused(e);
+        }
     };
     let hello = json::encode_hello(&session.id().to_string(), json::SERVER);
     session.outbox().push_reply(Bytes::from(hello));
@@ -83,27 +97,32 @@ pub(crate) async fn serve(
                     Some(CloseReason::SlowConsumer) => {
                         let text = ReplyBuilder::error(None, ErrorCode::SlowConsumer, "too many messages queued; closing").finish();
                         let _ = conn.send_all([OutFrame::Text(Bytes::from(text))]).await;
-                        return conn.close(Close::Policy, "slow consumer").await;
+                        conn.close(Close::Policy, "slow consumer").await;
+                        return Ended::SlowConsumer;
                     }
-                    Some(_) => return conn.close(Close::GoingAway, "server shutting down").await,
-                    None if sent.is_err() => return,
+                    Some(reason) => {
+                        conn.close(Close::GoingAway, "server shutting down").await;
+                        return Ended::closed(&reason);
+                    }
+                    None if sent.is_err() => return Ended::WriteFailed("websocket closed".into()),
                     None => {}
                 }
             }
             msg = conn.recv() => {
                 last_heard = Instant::now();
-                let Ok(msg) = msg else { return };
+                let Ok(msg) = msg else { return Ended::PeerClosed };
                 driver.handle_message(msg);
             }
             _ = &mut timer, if timed => {
                 let now = Instant::now();
                 if idle_after.is_some_and(|i| now >= last_heard + i) {
-                    return conn.close(Close::GoingAway, "idle timeout").await;
+                    conn.close(Close::GoingAway, "idle timeout").await;
+                    return Ended::Idle;
                 }
                 if next_ping.is_some_and(|p| now >= p) {
                     next_ping = ping_every.map(|p| now + p);
                     if conn.ping().await.is_err() {
-                        return;
+                        return Ended::WriteFailed("ping".into());
                     }
                 }
                 if let Some(d) = deadline(next_ping, last_heard) {

@@ -5,7 +5,7 @@
 //! replays. A bad line gets `-ERR` and the connection stays; a fatal one (too long) gets
 //! `-ERR` and a close.
 
-use super::Context;
+use super::{Context, Ended};
 use crate::config::LineConfig;
 use crate::listen::{ByteStream, Peer};
 use bytes::{Bytes, BytesMut};
@@ -18,19 +18,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// What to do after a command.
 enum Flow {
     Continue,
-    /// Flush what is queued, then close.
-    Close,
+    /// Flush what is queued, then close, for this reason.
+    Close(Ended),
 }
 
 /// Serves one connection until it ends, the peer is too slow, or shutdown.
-pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context, cfg: LineConfig) {
-    let (session, wake) = match super::open_session(&ctx.hub, "line", Some(_peer)) {
+pub(crate) async fn serve(stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineConfig) {
+    run(stream, peer, ctx, cfg).await.log();
+}
+
+async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineConfig) -> Ended {
+    let (session, wake) = match super::open_session(&ctx.hub, "line", Some(peer)) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = BytesMut::new();
             line::encode_err(&e, &mut out);
             let _ = stream.write_all(&out).await;
-            return;
+            return Ended::Refused(e);
         }
     };
     let mut conn = Conn {
@@ -43,13 +47,13 @@ pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context
         hub: ctx.hub.clone(),
         auth: ctx.auth.clone(),
     };
-    if stream.write_all(line::GREETING.as_bytes()).await.is_err() {
-        return;
+    if let Err(e) = stream.write_all(line::GREETING.as_bytes()).await {
+        return Ended::WriteFailed(e.to_string());
     }
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut wbuf = BytesMut::new();
     let mut batch = Vec::new();
-    loop {
+    let ended = loop {
         tokio::select! {
             biased;
             _ = wake.notified() => {
@@ -58,8 +62,11 @@ pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context
                 if let Some(reason) = &closed {
                     goodbye(reason, &mut wbuf);
                 }
-                if stream.write_all(&wbuf).await.is_err() || closed.is_some() {
-                    break;
+                if let Err(e) = stream.write_all(&wbuf).await {
+                    break Ended::WriteFailed(e.to_string());
+                }
+                if let Some(reason) = &closed {
+                    break Ended::closed(reason);
                 }
                 wbuf.clear();
                 if wbuf.capacity() > 64 * 1024 {
@@ -68,18 +75,19 @@ pub(crate) async fn serve(mut stream: impl ByteStream, _peer: Peer, ctx: Context
             }
             r = read_more(&mut stream, &mut rbuf) => {
                 if !matches!(r, Ok(n) if n > 0) {
-                    break; // EOF or reset: the session is dropped below
+                    break Ended::PeerClosed; // EOF or reset: the session is dropped below
                 }
-                if let Flow::Close = conn.handle_input(&mut rbuf) {
+                if let Flow::Close(why) = conn.handle_input(&mut rbuf) {
                     conn.session.outbox().drain_into(&mut batch);
                     encode_batch(&mut batch, &mut wbuf);
                     let _ = stream.write_all(&wbuf).await;
-                    break;
+                    break why;
                 }
             }
         }
-    }
+    };
     let _ = stream.shutdown().await;
+    ended
 }
 
 async fn read_more(
@@ -161,14 +169,14 @@ impl Conn {
         loop {
             match self.decoder.decode(buf) {
                 Ok(Some(cmd)) => {
-                    if let Flow::Close = self.handle(cmd) {
-                        return Flow::Close;
+                    if let Flow::Close(why) = self.handle(cmd) {
+                        return Flow::Close(why);
                     }
                 }
                 Ok(None) => return Flow::Continue,
                 Err(e) if e.is_fatal() => {
                     self.err(format_args!("{e}; closing"));
-                    return Flow::Close;
+                    return Flow::Close(Ended::BadInput(e.to_string()));
                 }
                 Err(e) => self.err(e),
             }
@@ -268,7 +276,7 @@ impl Conn {
             Command::Help => self.reply(|b| b.extend_from_slice(line::HELP.as_bytes())),
             Command::Quit => {
                 self.reply(|b| line::encode_ok("BYE", b));
-                return Flow::Close;
+                return Flow::Close(Ended::Goodbye);
             }
         }
         Flow::Continue

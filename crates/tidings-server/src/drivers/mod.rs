@@ -53,8 +53,46 @@ pub(crate) fn open_session_waking(
 ) -> Result<Session, HubError> {
     let meta = SessionMeta::new(protocol, peer.map(|p| p.addr));
     let session = hub.open_session(Box::new(move || wake.notify_one()), meta)?;
-    tracing::Span::current().record("session", session.id().0);
+    let span = tracing::Span::current();
+    span.record("protocol", protocol);
+    span.record("session", session.id().0);
     Ok(session)
+}
+
+/// Why a connection ended: the last event of its span (`TIDINGS_LOG=debug`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Ended {
+    #[error("the peer closed the connection (or it broke)")]
+    PeerClosed,
+    #[error("the peer sent nothing for too long (idle timeout)")]
+    Idle,
+    #[error("writing to the peer failed: {0}")]
+    WriteFailed(String),
+    #[error("the peer sent what cannot be read: {0}")]
+    BadInput(String),
+    #[error("slow consumer: too many messages queued")]
+    SlowConsumer,
+    #[error("the server is shutting down")]
+    Shutdown,
+    #[error("the client said goodbye")]
+    Goodbye,
+    #[error("no session: {0}")]
+    Refused(HubError),
+}
+
+impl Ended {
+    /// The end of a session the hub closed.
+    pub(crate) fn closed(reason: &tidings_core::CloseReason) -> Ended {
+        match reason {
+            tidings_core::CloseReason::SlowConsumer => Ended::SlowConsumer,
+            tidings_core::CloseReason::Finished => Ended::Goodbye,
+            _ => Ended::Shutdown,
+        }
+    }
+
+    pub(crate) fn log(&self) {
+        tracing::debug!(reason = %self, "connection ended");
+    }
 }
 
 /// Records who a session is, on the hub session (presence, admin view) and on the

@@ -78,6 +78,7 @@ pub(crate) async fn accept_loop<F, Fut>(
             "conn",
             listener = kind,
             peer = %addr,
+            protocol = tracing::field::Empty,
             session = tracing::field::Empty,
             user = tracing::field::Empty,
         );

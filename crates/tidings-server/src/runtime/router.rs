@@ -129,7 +129,8 @@ fn upgrade(
                     }
                 }
             });
-            tasks.spawn(task);
+            // The upgraded connection keeps the HTTP connection's span (listener, peer).
+            tasks.spawn(tracing::Instrument::in_current_span(task));
             resp.map(BodyExt::boxed)
         }
     }

@@ -78,11 +78,12 @@ impl Broker {
             Err(refusal) => refusal.map(http_body_util::BodyExt::boxed),
             Ok((resp, pending, _protocol)) => {
                 let broker = self.clone();
-                self.tasks.spawn(async move {
+                let task = async move {
                     if let Some(conn) = pending.accept().await {
                         broker.serve_ws(conn).await;
                     }
-                });
+                };
+                self.tasks.spawn(tracing::Instrument::in_current_span(task));
                 resp.map(http_body_util::BodyExt::boxed)
             }
         }

@@ -369,11 +369,12 @@ impl SockJs {
         match ws::upgrade(req, &self.websocket) {
             Err(refusal) => refusal.map(BodyExt::boxed),
             Ok((resp, pending)) => {
-                self.tasks.spawn(async move {
+                let task = async move {
                     if let Some(conn) = pending.accept().await {
                         websocket::serve(conn, session, heartbeat).await;
                     }
-                });
+                };
+                self.tasks.spawn(tracing::Instrument::in_current_span(task));
                 resp.map(BodyExt::boxed)
             }
         }
@@ -400,11 +401,12 @@ impl SockJs {
         match ws::upgrade(req, &self.websocket) {
             Err(refusal) => refusal.map(BodyExt::boxed),
             Ok((resp, pending)) => {
-                self.tasks.spawn(async move {
+                let task = async move {
                     if let Some(conn) = pending.accept().await {
                         websocket::serve_raw(conn, session).await;
                     }
-                });
+                };
+                self.tasks.spawn(tracing::Instrument::in_current_span(task));
                 resp.map(BodyExt::boxed)
             }
         }
