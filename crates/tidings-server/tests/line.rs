@@ -167,3 +167,42 @@ async fn shutdown_flushes_then_says_goodbye() {
     assert_eq!(l.read().await, "", "then EOF");
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn a_session_knows_its_protocol_peer_and_who_logged_in() {
+    let server = server_with(|c| {
+        c.hub.auth.users.push(UserConfig {
+            name: "alice".into(),
+            password: "pw".into(),
+            rights: RightsConfig {
+                publish: vec!["chat.>".into()],
+                subscribe: vec!["chat.>".into()],
+            },
+        });
+    })
+    .await;
+    let mut l = Line::open(&server).await;
+    let local = l.0.get_ref().local_addr().unwrap();
+    let mine = |server: &Server| {
+        server
+            .hub()
+            .sessions()
+            .into_iter()
+            .find(|s| s.meta.peer == Some(local))
+            .expect("the hub lists this connection's session with its peer address")
+    };
+    let before = mine(&server);
+    assert_eq!(&*before.meta.protocol, "line");
+    assert_eq!(before.identity.user, None, "anonymous until AUTH");
+    assert_eq!(before.identity.method, tidings_core::AuthMethod::Anonymous);
+    assert_eq!(l.ask("AUTH alice pw").await, "+OK AUTH alice");
+    assert!(l.ask("SUB chat.*").await.starts_with("+OK SUB chat.*"));
+    let after = mine(&server);
+    assert_eq!(after.identity.user.as_deref(), Some("alice"));
+    assert_eq!(after.identity.method, tidings_core::AuthMethod::Password);
+    assert_eq!(after.subscriptions, 1);
+    // The rights travel with the identity: what alice may do is decided from it alone.
+    assert!(after.identity.can_publish("chat.x").is_ok());
+    assert!(after.identity.can_publish("news.x").is_err());
+    server.shutdown().await;
+}
