@@ -1,0 +1,28 @@
+//! # tidings-testkit
+//!
+//! One place that starts what the integration and interoperability tests talk to, instead
+//! of each test file carrying its own copy:
+//!
+//! - [`server()`]: an in-process [`tidings_server::Server`] on 127.0.0.1 port 0, every
+//!   listener off unless the test asks for it;
+//! - [`serve()`], [`start_example()`], [`Process`], [`run()`]: the `tidings` binary or a
+//!   cargo example as a child process on free ports, its `... listening on ADDR` lines read,
+//!   its output kept for the failure message, killed by PID on drop;
+//! - [`interop`]: the third-party client programs in `tests/interop/` (node, the Python venv
+//!   of `scripts/install-test-deps.sh`), run with a time limit;
+//! - [`http`]: one raw HTTP request on a fresh connection, read until the server closes.
+//!
+//! What it does not do: protocol clients (each test file keeps the client of the protocol it
+//! tests, built on the codec under test), or skipping a test when a dependency is missing
+//! (interop tests fail and say what to install).
+//!
+//! A dev-dependency only (`publish = false`): helpers panic with a message instead of
+//! returning errors, because a failed helper is a failed test.
+
+pub mod http;
+pub mod interop;
+mod process;
+mod server;
+
+pub use process::{example, run, serve, start_example, Finished, Process, Serve};
+pub use server::{local, server, ServerBuilder};
