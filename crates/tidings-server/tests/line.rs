@@ -2,20 +2,13 @@
 
 use std::time::Duration;
 use tidings_core::{RightsConfig, UserConfig};
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// The server under test, TCP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(None),
-        tcp: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().tcp().with(f).start().await
 }
 
 struct Line(BufReader<TcpStream>);

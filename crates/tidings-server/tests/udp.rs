@@ -7,24 +7,23 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tidings_proto::udp::{self, Cookie, Reply, Request, REPLY_ROOM};
 use tidings_proto::PayloadKind;
-use tidings_server::{Listen, Server, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
 use yawc::{Frame, OpCode, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The server under test: UDP, and HTTP and TCP for the other side of each exchange.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let any = || Listen(Some("127.0.0.1:0".parse().unwrap()));
-    let mut cfg = ServerConfig {
-        http: any(),
-        tcp: any(),
-        udp: any(),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server()
+        .http()
+        .tcp()
+        .udp()
+        .with(f)
+        .start()
+        .await
 }
 
 /// A UDP peer speaking the datagram protocol by hand, counting bytes both ways.
@@ -250,15 +249,11 @@ async fn ws_send(ws: &mut Ws, v: Value) {
 
 /// `GET /metrics`, as `name -> value`.
 async fn metrics(server: &Server) -> std::collections::HashMap<String, u64> {
-    let mut s = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body.lines()
+    let req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let r = http::exchange(server.addrs().http.unwrap(), req, http::ALL, WAIT).await;
+    assert!(r.ended, "GET /metrics: no whole response in {WAIT:?}");
+    r.text()
+        .lines()
         .filter(|l| l.starts_with("tidings_"))
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
