@@ -5,7 +5,7 @@
 //!
 //! - [`server()`]: an in-process [`tidings_server::Server`] on 127.0.0.1 port 0, every
 //!   listener off unless the test asks for it;
-//! - [`serve()`], [`start_example()`], [`Process`], [`run()`]: the `tidings` binary or a
+//! - [`Tidings`], [`start_example()`], [`Process`], [`run()`]: the `tidings` binary or a
 //!   cargo example as a child process on free ports, its `... listening on ADDR` lines read,
 //!   its output kept for the failure message, killed by PID on drop;
 //! - [`interop`]: the third-party client programs in `tests/interop/` (node, the Python venv
@@ -24,5 +24,5 @@ pub mod interop;
 mod process;
 mod server;
 
-pub use process::{example, run, serve, start_example, Finished, Process, Serve};
+pub use process::{example, run, start_example, Finished, Process, Serve, Tidings};
 pub use server::{local, server, ServerBuilder};

@@ -196,9 +196,10 @@ impl Process {
         self.temp_files.push(path);
     }
 
-    /// Waits (up to 2 s) for the pipe readers to reach end of file after the child exited,
-    /// so the output is complete. Bounded because a grandchild (a browser) may hold a pipe.
-    fn settle(&mut self) {
+    /// After the child exited: waits (up to 2 s) for its pipes to reach end of file, so
+    /// [`Process::stdout`] and [`Process::stderr`] are complete. Bounded because a grandchild
+    /// (a browser) may hold a pipe open.
+    pub fn settle(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
@@ -325,27 +326,59 @@ pub fn run(what: impl Into<String>, cmd: Command, limit: Duration) -> Finished {
     }
 }
 
-/// `tidings serve` with every listener off unless asked, started by [`Serve::start`].
+/// How long [`Tidings::run`] lets a command run: the CLI's one-shot commands (`pub`, `demo
+/// ticker --seconds N`) take a second or two.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+/// The `tidings` binary under test. Its path is `env!("CARGO_BIN_EXE_tidings")`, which cargo
+/// sets only when compiling the tests of tidings-cli, so the test passes it in:
 ///
 /// ```no_run
-/// let server = tidings_testkit::serve(env!("CARGO_BIN_EXE_tidings")).http().tcp().start();
-/// let ws = format!("ws://{}/ws", server.addr("http"));
+/// use tidings_testkit::Tidings;
+/// // In a test of tidings-cli: `Tidings(env!("CARGO_BIN_EXE_tidings"))`.
+/// const TIDINGS: Tidings = Tidings("target/debug/tidings");
+///
+/// let server = TIDINGS.serve().http().tcp().start();
+/// let published = TIDINGS.run(&["pub", "--server", server.addr("tcp"), "t", "hi"]);
+/// assert!(published.success(), "{}", published.stderr);
 /// ```
-pub fn serve(exe: impl AsRef<Path>) -> Serve {
-    Serve {
-        exe: exe.as_ref().to_owned(),
-        listeners: [
-            ("http", false),
-            ("tcp", false),
-            ("udp", false),
-            ("stomp", false),
-        ],
-        config: None,
-        args: Vec::new(),
+#[derive(Debug, Clone, Copy)]
+pub struct Tidings(pub &'static str);
+
+impl Tidings {
+    /// `tidings ARGS`, to start as the test likes.
+    pub fn command(self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.0);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `tidings ARGS` to its end (at most 20 s).
+    pub fn run(self, args: &[&str]) -> Finished {
+        run(
+            format!("tidings {}", args.join(" ")),
+            self.command(args),
+            RUN_LIMIT,
+        )
+    }
+
+    /// `tidings serve` with every listener off unless asked; see [`Serve`].
+    pub fn serve(self) -> Serve {
+        Serve {
+            exe: self.0.into(),
+            listeners: [
+                ("http", false),
+                ("tcp", false),
+                ("udp", false),
+                ("stomp", false),
+            ],
+            config: None,
+            args: Vec::new(),
+        }
     }
 }
 
-/// How to start `tidings serve`; see [`serve()`].
+/// How to start `tidings serve`; see [`Tidings::serve`].
 #[derive(Debug, Clone)]
 #[must_use = "nothing starts until `start`"]
 pub struct Serve {
