@@ -504,7 +504,43 @@ pub fn start_example(package: &str, name: &str, args: &[&str]) -> Process {
 
 #[cfg(test)]
 mod tests {
-    use super::listening;
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn a_process_is_killed_on_drop_and_its_listening_lines_are_read() {
+        let script = "echo 'tool: http listening on 127.0.0.1:7'; echo oops >&2; exec sleep 30";
+        let mut p = Process::spawn("sh", sh(script));
+        p.wait_listening(&["http"]);
+        assert_eq!(p.socket_addr("http"), "127.0.0.1:7".parse().unwrap());
+        let proc_dir = PathBuf::from(format!("/proc/{}", p.id()));
+        assert!(p.try_wait().is_none());
+        drop(p);
+        // Killed and reaped: the PID is gone (Linux shows it in /proc).
+        assert!(!cfg!(target_os = "linux") || !proc_dir.exists());
+    }
+
+    #[test]
+    fn run_kills_at_the_limit_and_keeps_the_output() {
+        let done = run("sh", sh("echo out; echo err >&2"), Duration::from_secs(10));
+        assert!(done.success());
+        assert_eq!(
+            (done.stdout.as_str(), done.stderr.as_str()),
+            ("out\n", "err\n")
+        );
+        let hung = run(
+            "sh",
+            sh("echo started; exec sleep 30"),
+            Duration::from_millis(300),
+        );
+        assert!(hung.status.is_none() && !hung.success());
+        assert_eq!(hung.stdout, "started\n");
+    }
 
     #[test]
     fn listening_lines() {
