@@ -9,8 +9,8 @@ use tidings_proto::udp::{self, Cookie, Reply, Request, REPLY_ROOM};
 use tidings_proto::PayloadKind;
 use tidings_server::{Server, ServerConfig};
 use tidings_testkit::http;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UdpSocket};
+use tidings_testkit::line::Line;
+use tokio::net::UdpSocket;
 use yawc::{Frame, OpCode, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -195,35 +195,6 @@ impl Peer {
     }
 }
 
-struct Line(BufReader<TcpStream>);
-
-impl Line {
-    async fn open(server: &Server) -> Line {
-        let stream = TcpStream::connect(server.addrs().tcp.unwrap())
-            .await
-            .unwrap();
-        let mut l = Line(BufReader::new(stream));
-        assert!(l.read().await.starts_with("+OK tidings"));
-        l
-    }
-    async fn send(&mut self, text: &str) {
-        let w = self.0.get_mut();
-        w.write_all(format!("{text}\r\n").as_bytes()).await.unwrap();
-    }
-    async fn read(&mut self) -> String {
-        let mut s = String::new();
-        tokio::time::timeout(WAIT, self.0.read_line(&mut s))
-            .await
-            .expect("a line in time")
-            .unwrap();
-        s.trim_end().to_owned()
-    }
-    async fn ask(&mut self, text: &str) -> String {
-        self.send(text).await;
-        self.read().await
-    }
-}
-
 type Ws = yawc::TcpWebSocket;
 
 async fn ws(server: &Server) -> Ws {
@@ -265,7 +236,7 @@ async fn metrics(server: &Server) -> std::collections::HashMap<String, u64> {
 #[tokio::test]
 async fn udp_publish_reaches_tcp_and_websocket_subscribers_and_the_reverse() {
     let server = server_with(|_| {}).await;
-    let mut line = Line::open(&server).await;
+    let mut line = Line::open(server.addrs().tcp.unwrap()).await;
     // An exact topic: a pattern would also share its presence room with the UDP subscriber.
     assert!(line
         .ask("SUB game.pos")
@@ -498,7 +469,7 @@ async fn oversize_messages_are_counted_not_sent() {
     let server = server_with(|c| c.datagram.max_payload = 200).await;
     let mut sub = Peer::new(&server).await;
     sub.subscribe("big").await;
-    let mut line = Line::open(&server).await;
+    let mut line = Line::open(server.addrs().tcp.unwrap()).await;
     assert!(line.ask("SUB big").await.starts_with("+OK"));
     let big = "x".repeat(300);
     line.send(&format!("PUB big {big}")).await;

@@ -10,10 +10,11 @@
 //!   its output kept for the failure message, killed by PID on drop;
 //! - [`interop`]: the third-party client programs in `tests/interop/` (node, the Python venv
 //!   of `scripts/install-test-deps.sh`), run with a time limit;
-//! - [`http`]: one raw HTTP request on a fresh connection, read until the server closes.
+//! - [`http`]: one raw HTTP request on a fresh connection, read until the server closes;
+//! - [`line::Line`]: the TCP line protocol as `nc` speaks it (text lines, no codec).
 //!
-//! What it does not do: protocol clients (each test file keeps the client of the protocol it
-//! tests, built on the codec under test), or skipping a test when a dependency is missing
+//! What it does not do: clients built on a codec under test (STOMP frames, UDP datagrams,
+//! WebSocket frames stay in their test files, next to what they test), or skipping a test when a dependency is missing
 //! (interop tests fail and say what to install).
 //!
 //! A dev-dependency only (`publish = false`): helpers panic with a message instead of
@@ -21,6 +22,7 @@
 
 pub mod http;
 pub mod interop;
+pub mod line;
 mod process;
 mod server;
 
