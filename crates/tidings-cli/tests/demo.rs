@@ -6,17 +6,13 @@
 //! The browser tests need scripts/install-test-deps.sh (node packages, Debian chromium); they
 //! fail, never skip, when those are missing.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{drain, Served};
+use tidings_testkit::{interop, Process, Tidings};
+
+const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 
 /// How long one expected line may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -24,97 +20,43 @@ const WAIT: Duration = Duration::from_secs(10);
 const SCRIPT_LIMIT: Duration = Duration::from_secs(170);
 
 /// `tidings serve` with HTTP and TCP on free ports; UDP and STOMP-over-TCP off.
-fn serve(extra: &[&str]) -> Served {
-    let mut args = vec![
-        "--http",
-        "127.0.0.1:0",
-        "--tcp",
-        "127.0.0.1:0",
-        "--udp",
-        "off",
-        "--stomp",
-        "off",
-    ];
-    args.extend_from_slice(extra);
-    Served::start(&args, &["http", "tcp"])
-}
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
+fn serve() -> tidings_testkit::Serve {
+    TIDINGS.serve().http().tcp()
 }
 
 /// Runs `node demo_browser.mjs MODE http://HTTP TCP` and asserts it passed.
-fn browser_script(mode: &str, server: &Served) {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/playwright-core/package.json")
-            .exists(),
-        "playwright-core is missing: run scripts/install-test-deps.sh"
-    );
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run scripts/install-test-deps.sh"
-    );
-    let mut child = Command::new("node")
-        .current_dir(&dir)
-        .arg("demo_browser.mjs")
+fn browser_script(mode: &str, server: &Process) {
+    let mut cmd = interop::node(&["playwright-core"]);
+    interop::chromium();
+    cmd.arg("demo_browser.mjs")
         .arg(mode)
         .arg(format!("http://{}", server.addr("http")))
-        .arg(server.addr("tcp"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (install Node.js and scripts/install-test-deps.sh)");
-    let (out, err) = (Arc::default(), Arc::default());
-    drain(child.stdout.take().unwrap(), Arc::clone(&out));
-    drain(child.stderr.take().unwrap(), Arc::clone(&err));
-    let deadline = Instant::now() + SCRIPT_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    thread::sleep(Duration::from_millis(50));
-    let (out, err): (String, String) = (out.lock().unwrap().clone(), err.lock().unwrap().clone());
-    print!("{out}");
-    assert!(
-        matches!(status, Some(s) if s.success()) && out.contains("ok: "),
-        "demo_browser.mjs {mode} failed ({status:?})\n--- stdout ---\n{out}--- stderr ---\n{err}"
-    );
+        .arg(server.addr("tcp"));
+    interop::run(cmd, &format!("demo_browser.mjs {mode}"), SCRIPT_LIMIT).assert_passed("ok: ");
 }
 
 #[test]
 fn chat_pages_on_every_transport_exchange_messages_and_presence() {
-    let server = serve(&[]);
+    let server = serve().start();
     browser_script("chat", &server);
 }
 
 #[test]
 fn chat_page_that_lost_its_connection_shows_what_it_missed() {
-    let server = serve(&[]);
+    let server = serve().start();
     browser_script("resume", &server);
 }
 
 #[test]
 fn chat_page_is_told_when_missed_messages_are_gone() {
     // History of 3 messages per topic: a page away for 6 cannot get them all back.
-    let config = std::env::temp_dir().join(format!("tidings-demo-gap-{}.toml", std::process::id()));
-    std::fs::write(&config, "[hub.history]\nmax_messages = 3\n").unwrap();
-    let server = serve(&["--config", config.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&config);
+    let server = serve().config("[hub.history]\nmax_messages = 3\n").start();
     browser_script("gap", &server);
 }
 
 #[test]
 fn ticker_page_shows_the_in_process_feed() {
-    let server = serve(&["--demo-ticker"]);
+    let server = serve().arg("--demo-ticker").start();
     browser_script("ticker", &server);
 }
 
@@ -122,49 +64,27 @@ fn ticker_page_shows_the_in_process_feed() {
 // `tidings chat` as a real process
 // ---------------------------------------------------------------------------------------
 
-/// A running `tidings chat`: its stdout lines arrive on a channel; stdin is ours to type in.
+/// A running `tidings chat` (killed on drop): we read its stdout lines and type on its stdin.
 struct Chat {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+    process: Process,
     seen: Vec<String>,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Chat {
     fn start(room: &str, nick: &str, server: &str) -> Chat {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args([
-                "chat",
-                room,
-                "--nick",
-                nick,
-                "--server",
-                server,
-                "--history",
-                "2",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tidings chat");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::default();
-        drain(child.stderr.take().unwrap(), Arc::clone(&stderr));
-        let stdin = child.stdin.take();
+        let args = [
+            "chat",
+            room,
+            "--nick",
+            nick,
+            "--server",
+            server,
+            "--history",
+            "2",
+        ];
         Chat {
-            child,
-            stdin,
-            lines,
+            process: Process::spawn_with_stdin("tidings chat", TIDINGS.command(&args)),
             seen: Vec::new(),
-            stderr,
         }
     }
 
@@ -173,47 +93,34 @@ impl Chat {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
+            match self.process.next_line(left) {
+                Some(line) => {
                     self.seen.push(line.clone());
                     if pred(&line) {
                         return line;
                     }
                 }
-                Err(_) => panic!(
+                None => panic!(
                     "tidings chat never printed {what}; it printed {:?}\nstderr: {}",
                     self.seen,
-                    self.stderr.lock().unwrap()
+                    self.process.stderr()
                 ),
             }
         }
     }
 
     fn type_line(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
+        let stdin = self.process.stdin().expect("stdin open");
         writeln!(stdin, "{text}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// Closes stdin (Ctrl-D) and waits for the process to leave.
     fn leave(mut self) {
-        self.stdin = None;
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "tidings chat did not exit on EOF"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.close_stdin();
+        let status = self.process.wait_timeout(WAIT);
+        let status = status.expect("tidings chat did not exit on EOF");
+        assert!(status.success());
     }
 }
 
@@ -259,7 +166,7 @@ impl Nc {
 
 /// History on join, messages both ways with a line client, presence of the line client, and
 /// a second `tidings chat` over the other transport.
-fn terminal_chat(server: &Served, url_of: impl Fn(&Served) -> String) {
+fn terminal_chat(server: &Process, url_of: impl Fn(&Process) -> String) {
     let room = "term";
     let topic = "chat.term";
     let mut nc = Nc::connect(server.addr("tcp"));
@@ -311,25 +218,25 @@ fn terminal_chat(server: &Served, url_of: impl Fn(&Served) -> String) {
 
 #[test]
 fn terminal_chat_over_tcp() {
-    let server = serve(&[]);
+    let server = serve().start();
     terminal_chat(&server, |s| s.addr("tcp").to_owned());
 }
 
 #[test]
 fn terminal_chat_over_websocket() {
-    let server = serve(&[]);
+    let server = serve().start();
     terminal_chat(&server, |s| format!("ws://{}/ws", s.addr("http")));
 }
 
 /// `tidings demo ticker` publishes JSON prices on prices.<SYMBOL>, no faster than asked.
 #[test]
 fn demo_ticker_command_publishes_prices() {
-    let server = serve(&[]);
+    let server = serve().start();
     let mut nc = Nc::connect(server.addr("tcp"));
     nc.send("SUB prices.>");
     nc.expect("+OK SUB", |l| l.starts_with("+OK SUB prices.>"));
     let url = format!("ws://{}/ws", server.addr("http"));
-    let (ok, _out, err) = support::run(&[
+    let ticker = TIDINGS.run(&[
         "demo",
         "ticker",
         "--server",
@@ -339,7 +246,11 @@ fn demo_ticker_command_publishes_prices() {
         "--seconds",
         "2",
     ]);
-    assert!(ok, "tidings demo ticker failed: {err}");
+    assert!(
+        ticker.success(),
+        "tidings demo ticker failed: {}",
+        ticker.stderr
+    );
     nc.stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();

@@ -9,14 +9,12 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tidings_testkit::{interop, Process, Tidings};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -29,14 +27,14 @@ const PROGRAM_LIMIT: Duration = Duration::from_secs(30);
 // The server under test
 // ---------------------------------------------------------------------------------------
 
-/// A running `tidings serve`; killed (and its output shown if the test failed) on drop.
+const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
+
+/// A running `tidings serve` with HTTP and TCP on free ports (UDP and STOMP off); killed (and
+/// its output shown if the test failed) on drop.
 struct Server {
-    child: Child,
+    process: Process,
     http: String,
     tcp: String,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    config: Option<PathBuf>,
 }
 
 impl Server {
@@ -44,219 +42,38 @@ impl Server {
         Server::start_with_config(None)
     }
 
-    /// Starts the binary with HTTP and TCP on free ports (UDP and STOMP off) and waits for
-    /// its `tidings: <kind> listening on <addr>` lines.
     fn start_with_config(config_toml: Option<&str>) -> Server {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let config = config_toml.map(|toml| {
-            let path = std::env::temp_dir().join(format!(
-                "tidings-interop-{}-{}.toml",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&path, toml).expect("write temp config");
-            path
-        });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--tcp", "127.0.0.1:0"]);
-        cmd.args(["--udp", "off", "--stomp", "off"]);
-        if let Some(path) = &config {
-            cmd.arg("--config").arg(path);
+        let mut serve = TIDINGS.serve().http().tcp();
+        if let Some(toml) = config_toml {
+            serve = serve.config(toml);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn the tidings binary");
-
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<(String, String)>();
-        let out = child.stdout.take().expect("piped stdout");
-        let log = stdout.clone();
-        thread::spawn(move || {
-            // Keeps draining stdout for the server's whole life so it never blocks on a pipe.
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("tidings: ") {
-                    if let Some((kind, addr)) = rest.split_once(" listening on ") {
-                        let _ = tx.send((kind.trim().to_string(), addr.trim().to_string()));
-                    }
-                }
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let err = child.stderr.take().expect("piped stderr");
-        let log = stderr.clone();
-        thread::spawn(move || {
-            let mut err = BufReader::new(err);
-            let mut buf = Vec::new();
-            while matches!(err.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-                log.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
-                buf.clear();
-            }
-        });
-
-        let mut server = Server {
-            child,
-            http: String::new(),
-            tcp: String::new(),
-            stdout,
-            stderr,
-            config,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while server.http.is_empty() || server.tcp.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok((kind, addr)) if kind == "http" => server.http = addr,
-                Ok((kind, addr)) if kind == "tcp" => server.tcp = addr,
-                Ok(_) => {}
-                Err(_) => {
-                    if let Ok(Some(status)) = server.child.try_wait() {
-                        panic!(
-                            "tidings serve exited with {status} before listening\n{}",
-                            server.output()
-                        );
-                    }
-                    if left.is_zero() {
-                        panic!(
-                            "tidings serve printed no http/tcp listening lines in 15 s\n{}",
-                            server.output()
-                        );
-                    }
-                }
-            }
+        let process = serve.start();
+        Server {
+            http: process.addr("http").to_owned(),
+            tcp: process.addr("tcp").to_owned(),
+            process,
         }
-        server
     }
 
     fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.http, path)
     }
-
-    fn output(&self) -> String {
-        format!(
-            "--- server stdout ---\n{}--- server stderr ---\n{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(path) = &self.config {
-            let _ = std::fs::remove_file(path);
-        }
-        if thread::panicking() {
-            eprintln!("{}", self.output());
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The third-party client programs in tests/interop/
-// ---------------------------------------------------------------------------------------
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
-}
-
-const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (installs tests/interop/node_modules and tests/interop/.venv)";
-
-/// A `python` with the `websockets` package: tests/interop/.venv, else python3 with
-/// tests/interop/.pydeps, else python3 as it is. Fails loudly when the package is missing.
+/// A `python` with the `websockets` package (>= 13), from scripts/install-test-deps.sh.
 fn python() -> Command {
-    let dir = interop_dir();
-    let venv = dir.join(".venv/bin/python");
-    let make = || {
-        if venv.exists() {
-            return Command::new(&venv);
-        }
-        let mut cmd = Command::new("python3");
-        let pydeps = dir.join(".pydeps");
-        if pydeps.exists() {
-            cmd.env("PYTHONPATH", pydeps);
-        }
-        cmd
-    };
-    let probe = make()
-        .args(["-c", "import websockets.asyncio.client"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => make(),
-        Ok(out) => panic!(
-            "the Python package `websockets` (>= 13) is not importable: {INSTALL_HINT}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!("cannot run python3 ({e}): {INSTALL_HINT}"),
-    }
+    interop::python("websockets.asyncio.client")
 }
 
 /// `node` with the `ws` package installed in tests/interop/node_modules.
 fn node() -> Command {
-    let ws = interop_dir().join("node_modules/ws/package.json");
-    assert!(
-        ws.exists(),
-        "node package `ws` is missing ({} not found): {INSTALL_HINT}",
-        ws.display()
-    );
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => Command::new("node"),
-        Ok(out) => panic!(
-            "node --version failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!("cannot run node ({e}): install Node.js, then {INSTALL_HINT}"),
-    }
+    interop::node(&["ws"])
 }
 
 /// Runs a client program (in tests/interop/) to completion, within PROGRAM_LIMIT, and asserts
 /// it succeeded; its `ok: ...` lines are echoed (visible with `--nocapture`).
-fn run_program(mut cmd: Command, what: &str) {
-    cmd.current_dir(interop_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let collect = |r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = BufReader::new(r).read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = collect(Box::new(child.stdout.take().expect("stdout")));
-    let err = collect(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + PROGRAM_LIMIT;
-    let status: Option<ExitStatus> = loop {
-        match child.try_wait().expect("wait for the client program") {
-            Some(status) => break Some(status),
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    print!("{out}");
-    match status {
-        Some(s) if s.success() => {}
-        Some(s) => panic!("{what} failed ({s})\n--- its stdout ---\n{out}--- its stderr ---\n{err}"),
-        None => panic!("{what} did not finish in {PROGRAM_LIMIT:?}\n--- its stdout ---\n{out}--- its stderr ---\n{err}"),
-    }
-    assert!(
-        out.contains("ok: "),
-        "{what} printed no `ok:` line:\n{out}\n{err}"
-    );
+fn run_program(cmd: Command, what: &str) {
+    interop::run(cmd, what, PROGRAM_LIMIT).assert_passed("ok: ");
 }
 
 #[test]
@@ -1156,7 +973,7 @@ fn sigterm_shuts_down_gracefully() {
     nc.expect_line("the greeting", |l| l.starts_with("+OK"));
     let mut ws = Ws::connect(&server, "/ws");
 
-    let pid = server.child.id().to_string();
+    let pid = server.process.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -1165,7 +982,7 @@ fn sigterm_shuts_down_gracefully() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.process.try_wait() {
             break status;
         }
         assert!(

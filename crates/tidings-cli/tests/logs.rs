@@ -1,39 +1,23 @@
 //! Logs a person can follow: with `TIDINGS_LOG=debug` a connection's span names its listener,
 //! peer, protocol, session and user, and its last event says why it ended.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tidings_testkit::Tidings;
+
+const ALICE: &str = "[[hub.auth.users]]\nname = \"alice\"\npassword = \"pw\"\n\
+                     publish = [\">\"]\nsubscribe = [\">\"]\n";
 
 #[test]
 fn a_connection_span_shows_who_and_why_it_ended() {
-    let config = std::env::temp_dir().join(format!("tidings-logs-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        "[[hub.auth.users]]\nname = \"alice\"\npassword = \"pw\"\n\
-         publish = [\">\"]\nsubscribe = [\">\"]\n",
-    )
-    .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["serve", "--http", "off", "--udp", "off", "--stomp", "off"])
-        .args(["--tcp", "127.0.0.1:0", "--config"])
-        .arg(&config)
+    let server = Tidings(env!("CARGO_BIN_EXE_tidings"))
+        .serve()
+        .tcp()
+        .config(ALICE)
         .env("TIDINGS_LOG", "tidings_server=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tidings serve");
-    let mut stdout = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("tidings: tcp listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-
-    let mut client = TcpStream::connect(&addr).unwrap();
+        .start();
+    let mut client = TcpStream::connect(server.socket_addr("tcp")).unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -42,18 +26,20 @@ fn a_connection_span_shows_who_and_why_it_ended() {
     let mut replies = String::new();
     let _ = client.read_to_string(&mut replies); // the server closes after BYE
     assert!(replies.contains("+OK BYE"), "{replies}");
-    // The end of the connection is logged before its task finishes; give it a moment.
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = server.kill();
-    let mut logs = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
-    let _ = server.wait();
-    let _ = std::fs::remove_file(&config);
 
-    let ended = logs
-        .lines()
-        .find(|l| l.contains("connection ended"))
-        .unwrap_or_else(|| panic!("no 'connection ended' event in:\n{logs}"));
+    // The end is logged as the connection's task finishes, just after the close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ended = loop {
+        let logs = server.stderr();
+        if let Some(line) = logs.lines().find(|l| l.contains("connection ended")) {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'connection ended' in 5 s:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     for part in [
         "listener=\"tcp\"".to_owned(),
         format!("peer={local}"),

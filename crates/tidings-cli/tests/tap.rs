@@ -6,65 +6,34 @@
 //! STOMP is served by a tiny stand-in here (the broker is built on another branch): the tap
 //! decodes STOMP from the bytes of whatever listens on its `--stomp` port.
 
-mod support;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{drain, run, Served};
+use tidings_testkit::{Process, Tidings};
 
-/// A running `tidings tap`, killed on drop.
-struct Tap {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
+const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 
-impl Drop for Tap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "--- tap stdout ---\n{}--- tap stderr ---\n{}",
-                self.out.lock().unwrap(),
-                self.err.lock().unwrap()
-            );
-        }
-    }
-}
-
-/// Starts the tap; `None` (the test is skipped) when raw sockets are not allowed here.
-fn start_tap(ports: &[(&str, u16)]) -> Option<Tap> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    cmd.args(["tap", "--duration", "30"]);
+/// Starts the tap (killed when dropped); `None` (the test is skipped) when raw sockets are
+/// not allowed here.
+fn start_tap(ports: &[(&str, u16)]) -> Option<Process> {
+    let mut cmd = TIDINGS.command(&["tap", "--duration", "30"]);
     for (flag, port) in ports {
         cmd.arg(format!("--{flag}")).arg(port.to_string());
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tidings tap");
-    let out = Arc::new(Mutex::new(String::new()));
-    drain(child.stdout.take().unwrap(), out.clone());
-    let err = Arc::new(Mutex::new(String::new()));
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    let _ = stderr.read_line(&mut first);
-    err.lock().unwrap().push_str(&first);
-    drain(stderr, err.clone());
-    let tap = Tap { child, out, err };
+    let mut tap = Process::spawn("tidings tap", cmd);
+    // Its first stderr line says whether it captures (or it exits saying why not).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !tap.stderr().contains('\n') && tap.try_wait().is_none() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let first = tap.stderr().lines().next().unwrap_or_default().to_owned();
     if first.contains("capturing on") {
         return Some(tap);
     }
     thread::sleep(Duration::from_millis(100));
-    let all = tap.err.lock().unwrap().clone();
+    let all = tap.stderr();
     if all.contains("CAP_NET_RAW") {
         eprintln!(
             "SKIPPED tap_shows_decoded_traffic: raw packet sockets are not allowed here:\n{all}"
@@ -118,19 +87,7 @@ fn tap_shows_decoded_traffic() {
         eprintln!("SKIPPED tap_shows_decoded_traffic: AF_PACKET is Linux only");
         return;
     }
-    let server = Served::start(
-        &[
-            "--http",
-            "127.0.0.1:0",
-            "--tcp",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--stomp",
-            "off",
-        ],
-        &["http", "tcp", "udp"],
-    );
+    let server = TIDINGS.serve().http().tcp().udp().start();
     let (http, tcp, udp) = (server.addr("http"), server.addr("tcp"), server.addr("udp"));
     let stomp = fake_stomp();
     let Some(tap) = start_tap(&[
@@ -177,14 +134,14 @@ fn tap_shows_decoded_traffic() {
     drop(st);
 
     // UDP.
-    let (ok, _, err) = run(&[
+    let published = TIDINGS.run(&[
         "pub",
         "--server",
         &format!("udp://{udp}"),
         "chat.lobby",
         "hello-udp",
     ]);
-    assert!(ok, "{err}");
+    assert!(published.success(), "{}", published.stderr);
 
     let expected = [
         "> 127.0.0.1:PORT_TCP SYN",
@@ -214,7 +171,7 @@ fn tap_shows_decoded_traffic() {
     .map(|e| e.replace("PORT_TCP", &port(tcp).to_string()));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = tap.out.lock().unwrap().clone();
+        let out = tap.stdout();
         let missing: Vec<&String> = expected
             .iter()
             .filter(|e| !out.contains(e.as_str()))
@@ -228,5 +185,5 @@ fn tap_shows_decoded_traffic() {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    assert!(!tap.out.lock().unwrap().contains("could not decode"));
+    assert!(!tap.stdout().contains("could not decode"));
 }

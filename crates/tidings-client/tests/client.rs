@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tidings_client::{
     BlockingClient, Client, ClientConfig, ClientError, Event, Events, Message, Payload,
 };
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
 
 /// Longest wait for anything in these tests; a healthy run takes milliseconds.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -18,19 +18,14 @@ enum Transport {
     Ws,
 }
 
-fn local() -> Listen {
-    Listen(Some("127.0.0.1:0".parse().unwrap()))
-}
-
+/// Both transports of the client (WebSocket on HTTP, and TCP); a short shutdown grace so the
+/// shutdown tests are quick.
 fn config() -> ServerConfig {
-    ServerConfig {
-        http: local(),
-        tcp: local(),
-        udp: Listen(None),
-        stomp: Listen(None),
-        shutdown_grace_ms: 500,
-        ..Default::default()
-    }
+    tidings_testkit::server()
+        .http()
+        .tcp()
+        .with(|c| c.shutdown_grace_ms = 500)
+        .config()
 }
 
 async fn start(cfg: ServerConfig) -> Server {

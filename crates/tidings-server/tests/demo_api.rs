@@ -5,19 +5,13 @@
 use serde_json::Value;
 use std::time::Duration;
 use tidings_core::{PayloadKind, SlowConsumerPolicy};
-use tidings_server::{Listen, Server, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 async fn server() -> Server {
-    let cfg = ServerConfig {
-        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        tcp: Listen(None),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().http().start().await
 }
 
 fn now_ms() -> u64 {
@@ -41,23 +35,17 @@ fn publish(server: &Server, topic: &str, kind: PayloadKind, payload: &str) -> u6
 
 /// An HTTP/1.0 GET: (status, content type, body).
 async fn get(server: &Server, target: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
     let req = format!("GET {target} HTTP/1.0\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text))
-        .await
-        .unwrap()
-        .unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let content_type = head
+    let addr = server.addrs().http.unwrap();
+    let r = http::exchange(addr, req, http::ALL, Duration::from_secs(10)).await;
+    assert!(r.ended, "GET {target}: no whole response in 10 s");
+    let content_type = r
+        .head
         .lines()
         .find_map(|l| l.strip_prefix("content-type: "))
         .unwrap_or("")
         .to_owned();
-    (head[9..12].parse().unwrap(), content_type, body.to_owned())
+    (r.status, content_type, r.text())
 }
 
 async fn get_json(server: &Server, target: &str) -> (u16, Value) {

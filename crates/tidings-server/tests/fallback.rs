@@ -4,20 +4,14 @@
 use serde_json::Value;
 use std::time::Duration;
 use tidings_core::PayloadKind;
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// The server under test, HTTP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        tcp: Listen(None),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().http().with(f).start().await
 }
 
 /// Milliseconds on the server's clock (the sweeper ages history by it: a message stamped 0
@@ -76,23 +70,16 @@ async fn read_line(r: &mut BufReader<TcpStream>) -> String {
     line.trim_end_matches(['\r', '\n']).to_owned()
 }
 
+/// A whole HTTP/1.0 exchange: (status, the body as JSON or null).
 async fn whole(server: &Server, method: &str, target: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
-    let req = format!(
-        "{method} {target} HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let req = http::request_1_0(method, target, "", body);
+    let addr = server.addrs().http.unwrap();
+    let r = http::exchange(addr, req, http::ALL, Duration::from_secs(10)).await;
+    assert!(r.ended, "{method} {target}: no whole response in 10 s");
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 /// Reads SSE events until one named `want`; returns (id of the last event with one, data).

@@ -1,67 +1,25 @@
 //! The TCP line protocol over real sockets: resume, auth and permissions, the shutdown goodbye.
 
-use std::time::Duration;
 use tidings_core::{RightsConfig, UserConfig};
-use tidings_server::{Listen, Server, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::line::Line;
 
+/// The server under test, TCP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(None),
-        tcp: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
-}
-
-struct Line(BufReader<TcpStream>);
-
-impl Line {
-    async fn open(server: &Server) -> Line {
-        let mut l = Line(BufReader::new(
-            TcpStream::connect(server.addrs().tcp.unwrap())
-                .await
-                .unwrap(),
-        ));
-        assert!(l.read().await.starts_with("+OK tidings"));
-        l
-    }
-    async fn send(&mut self, text: &str) {
-        self.0
-            .get_mut()
-            .write_all(format!("{text}\r\n").as_bytes())
-            .await
-            .unwrap();
-    }
-    async fn read(&mut self) -> String {
-        let mut s = String::new();
-        tokio::time::timeout(Duration::from_secs(5), self.0.read_line(&mut s))
-            .await
-            .expect("a line in time")
-            .unwrap();
-        s.trim_end().to_owned()
-    }
-    async fn ask(&mut self, text: &str) -> String {
-        self.send(text).await;
-        self.read().await
-    }
+    tidings_testkit::server().tcp().with(f).start().await
 }
 
 #[tokio::test]
 async fn resume_with_since_and_epoch_replays_exactly_the_missed_messages() {
     let server = server_with(|c| c.hub.history.max_messages = 5).await;
-    let mut publisher = Line::open(&server).await;
+    let mut publisher = Line::open(server.addrs().tcp.unwrap()).await;
     for i in 1..=8 {
         assert_eq!(
             publisher.ask(&format!("PUB news item{i}")).await,
             format!("+OK PUB news {i}")
         );
     }
-    let mut sub = Line::open(&server).await;
+    let mut sub = Line::open(server.addrs().tcp.unwrap()).await;
     let ok = sub.ask("SUB news 6").await;
     assert!(ok.starts_with("+OK SUB news epoch="), "{ok}");
     let epoch = ok
@@ -105,7 +63,7 @@ async fn auth_and_per_topic_rights_apply() {
         };
     })
     .await;
-    let mut l = Line::open(&server).await;
+    let mut l = Line::open(server.addrs().tcp.unwrap()).await;
     assert!(l
         .ask("PUB chat.x hi")
         .await
@@ -131,9 +89,9 @@ async fn auth_and_per_topic_rights_apply() {
 #[tokio::test]
 async fn presence_events_and_who() {
     let server = server_with(|_| {}).await;
-    let mut a = Line::open(&server).await;
+    let mut a = Line::open(server.addrs().tcp.unwrap()).await;
     a.ask("SUB room").await;
-    let mut b = Line::open(&server).await;
+    let mut b = Line::open(server.addrs().tcp.unwrap()).await;
     b.ask("SUB room").await;
     assert!(a.read().await.starts_with("JOIN room c2 -"));
     assert!(b
@@ -148,7 +106,7 @@ async fn presence_events_and_who() {
 #[tokio::test]
 async fn shutdown_flushes_then_says_goodbye() {
     let server = server_with(|_| {}).await;
-    let mut l = Line::open(&server).await;
+    let mut l = Line::open(server.addrs().tcp.unwrap()).await;
     l.ask("SUB t").await;
     server
         .hub()
@@ -181,8 +139,8 @@ async fn a_session_knows_its_protocol_peer_and_who_logged_in() {
         });
     })
     .await;
-    let mut l = Line::open(&server).await;
-    let local = l.0.get_ref().local_addr().unwrap();
+    let mut l = Line::open(server.addrs().tcp.unwrap()).await;
+    let local = l.local_addr();
     let mine = |server: &Server| {
         server
             .hub()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 use tidings_core::{OutboxLimits, SlowConsumerPolicy};
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -21,20 +21,18 @@ fn rss_kib() -> u64 {
 }
 
 async fn start(policy: SlowConsumerPolicy) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(None),
-        tcp: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    cfg.hub.slow_consumer = policy;
-    cfg.hub.outbox = OutboxLimits {
-        max_messages: 256,
-        max_bytes: 256 * 1024,
-    };
-    cfg.hub.history.max_messages = 100;
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server()
+        .tcp()
+        .with(|cfg| {
+            cfg.hub.slow_consumer = policy;
+            cfg.hub.outbox = OutboxLimits {
+                max_messages: 256,
+                max_bytes: 256 * 1024,
+            };
+            cfg.hub.history.max_messages = 100;
+        })
+        .start()
+        .await
 }
 
 async fn connect(server: &Server, small_buffer: bool) -> TcpStream {

@@ -3,11 +3,10 @@
 //! protocol test suites (protocol 4 / 5), and the product server's answers to bad input.
 
 use futures::SinkExt;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tidings_server::{Listen, Server, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http::{self, Response};
+use tidings_testkit::Process;
 use yawc::{Frame, OpCode, WebSocket};
 
 type Ws = yawc::TcpWebSocket;
@@ -18,32 +17,14 @@ const WAIT: Duration = Duration::from_secs(5);
 // Clients: raw HTTP/1.1 for long-polling, yawc for WebSocket
 // ---------------------------------------------------------------------------------------
 
-struct HttpResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpResponse {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
+/// One HTTP/1.1 request (`Connection: close`), read until the server closes.
 async fn http(
     addr: &str,
     method: &str,
     path: &str,
     body: &[u8],
     extra: &[(&str, &str)],
-) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+) -> Response {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -52,33 +33,11 @@ async fn http(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    let r = http::exchange(addr, req, http::ALL, WAIT).await;
+    assert!(r.ended, "response in time");
+    r
 }
 
 async fn ws(addr: &str, path: &str) -> Ws {
@@ -155,58 +114,18 @@ fn open_packet(text: &str) -> serde_json::Value {
 // The conformance fixture
 // ---------------------------------------------------------------------------------------
 
-/// The fixture example, started on a free port; killed on drop.
-struct Fixture {
-    child: Child,
-    addr: String,
+/// The fixture example, started on a free port; killed on drop. Its address is
+/// `addr(FIXTURE)`.
+fn fixture() -> Process {
+    tidings_testkit::start_example("tidings-server", FIXTURE, &["127.0.0.1:0"])
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fixture() -> Fixture {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let bin = dir.join("examples/socketio_conformance");
-    if !bin.exists() {
-        // `cargo test` builds examples; a filtered run may not have.
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "tidings-server",
-                "--example",
-                "socketio_conformance",
-            ])
-            .status()
-            .expect("cargo build the fixture");
-        assert!(status.success(), "building the conformance fixture failed");
-    }
-    let mut child = Command::new(&bin)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("socketio_conformance: listening on ")
-        .unwrap_or_else(|| panic!("unexpected fixture output {line:?}"))
-        .to_owned();
-    Fixture { child, addr }
-}
+const FIXTURE: &str = "socketio_conformance";
 
 #[tokio::test]
 async fn engineio_handshake_heartbeat_close_and_upgrade() {
     let fx = fixture();
-    let a = fx.addr.as_str();
+    let a = fx.addr(FIXTURE);
     // Long-polling handshake.
     let r = http(a, "GET", "/socket.io/?EIO=4&transport=polling", b"", &[]).await;
     assert_eq!(r.status, 200);
@@ -318,7 +237,7 @@ async fn engineio_handshake_heartbeat_close_and_upgrade() {
 #[tokio::test]
 async fn socketio_connect_namespaces_and_disconnect() {
     let fx = fixture();
-    let a = fx.addr.as_str();
+    let a = fx.addr(FIXTURE);
     let eio = "/socket.io/?EIO=4&transport=websocket";
     // Main namespace, without and with a payload.
     for (connect, auth) in [
@@ -395,7 +314,7 @@ async fn socketio_connect_namespaces_and_disconnect() {
 #[tokio::test]
 async fn socketio_events_acks_binary_and_bad_formats() {
     let fx = fixture();
-    let a = fx.addr.as_str();
+    let a = fx.addr(FIXTURE);
     let mut w = sio_connect(a, true).await;
     send(&mut w, r#"42["message",1,"2",{"3":[true]}]"#).await;
     assert_eq!(
@@ -428,7 +347,7 @@ async fn socketio_events_acks_binary_and_bad_formats() {
     let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     assert_eq!(http(a, "POST", &poll, b"40", &[]).await.status, 200);
     // Packets of a payload are separated by \x1e; pings (`2`) may come along.
-    let packets = |r: HttpResponse| -> Vec<String> {
+    let packets = |r: Response| -> Vec<String> {
         r.text()
             .split('\x1e')
             .filter(|p| *p != "2")
@@ -477,16 +396,9 @@ async fn socketio_events_acks_binary_and_bad_formats() {
 // The product server (hub bridge)
 // ---------------------------------------------------------------------------------------
 
+/// The server under test, HTTP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        tcp: Listen(None),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().http().with(f).start().await
 }
 
 #[tokio::test]

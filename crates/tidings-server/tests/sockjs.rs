@@ -3,9 +3,10 @@
 //! abandoned sessions are reclaimed.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http::{self, ALL};
+use tidings_testkit::Process;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -22,14 +23,11 @@ impl Target for Server {
 
 /// `examples/sockjs_conformance.rs` (echo, close and friends under `/sockjs-test/`), started
 /// on a free port; killed on drop.
-struct Fixture {
-    child: Child,
-    addr: SocketAddr,
-}
+struct Fixture(Process);
 
 impl Target for Fixture {
     fn http(&self) -> SocketAddr {
-        self.addr
+        self.0.socket_addr("sockjs_conformance")
     }
 }
 
@@ -37,59 +35,17 @@ impl Fixture {
     async fn shutdown(self) {}
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn fixture() -> Fixture {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let bin = dir.join("examples/sockjs_conformance");
-    if !bin.exists() {
-        // `cargo test` builds examples; a filtered run may not have.
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "tidings-server",
-                "--example",
-                "sockjs_conformance",
-            ])
-            .status()
-            .expect("cargo build the fixture");
-        assert!(status.success(), "building the conformance fixture failed");
-    }
-    let mut child = Command::new(&bin)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("sockjs_conformance: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    Fixture { child, addr }
+    Fixture(tidings_testkit::start_example(
+        "tidings-server",
+        "sockjs_conformance",
+        &["127.0.0.1:0"],
+    ))
 }
 
+/// The server under test, HTTP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        tcp: Listen(None),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().http().with(f).start().await
 }
 
 struct Reply {
@@ -98,7 +54,7 @@ struct Reply {
     body: String,
 }
 
-/// One HTTP/1.0 request; reads until the server closes (or `cap` bytes for streams).
+/// One HTTP/1.0 request; reads until the server closes (or `cap` bytes for streams, or 5 s).
 async fn req(
     server: &impl Target,
     method: &str,
@@ -107,32 +63,14 @@ async fn req(
     body: &str,
     cap: usize,
 ) -> Reply {
-    let mut s = TcpStream::connect(server.http()).await.unwrap();
-    let text = format!(
-        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n{headers}\r\n{body}",
-        body.len()
-    );
-    s.write_all(text.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while raw.len() < cap {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let split = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
-    assert!(text.len() > 12, "no response to {method} {path}");
+    let request = http::request_1_0(method, path, headers, body);
+    let r = http::exchange(server.http(), request, cap, Duration::from_secs(5)).await;
     Reply {
-        status: text[9..12].parse().unwrap(),
-        head: text[..split].to_ascii_lowercase(),
-        body: text[split..].to_owned(),
+        status: r.status,
+        head: r.head.to_ascii_lowercase(),
+        body: r.text(),
     }
 }
-
-const ALL: usize = usize::MAX;
 
 #[tokio::test]
 async fn greeting_info_and_iframe() {

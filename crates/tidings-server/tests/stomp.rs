@@ -8,23 +8,21 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tidings_core::{RightsConfig, UserConfig};
 use tidings_proto::stomp::{encode_frame, Command, Decoder, Frame, Limits, Version};
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The server under test: STOMP over TCP, HTTP (STOMP over WebSocket) and the line protocol.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let any = Listen(Some("127.0.0.1:0".parse().unwrap()));
-    let mut cfg = ServerConfig {
-        http: any,
-        tcp: any,
-        udp: Listen(None),
-        stomp: any,
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server()
+        .http()
+        .tcp()
+        .stomp()
+        .with(f)
+        .start()
+        .await
 }
 
 async fn server() -> Server {

@@ -7,24 +7,23 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tidings_proto::udp::{self, Cookie, Reply, Request, REPLY_ROOM};
 use tidings_proto::PayloadKind;
-use tidings_server::{Listen, Server, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UdpSocket};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http;
+use tidings_testkit::line::Line;
+use tokio::net::UdpSocket;
 use yawc::{Frame, OpCode, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The server under test: UDP, and HTTP and TCP for the other side of each exchange.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let any = || Listen(Some("127.0.0.1:0".parse().unwrap()));
-    let mut cfg = ServerConfig {
-        http: any(),
-        tcp: any(),
-        udp: any(),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server()
+        .http()
+        .tcp()
+        .udp()
+        .with(f)
+        .start()
+        .await
 }
 
 /// A UDP peer speaking the datagram protocol by hand, counting bytes both ways.
@@ -196,35 +195,6 @@ impl Peer {
     }
 }
 
-struct Line(BufReader<TcpStream>);
-
-impl Line {
-    async fn open(server: &Server) -> Line {
-        let stream = TcpStream::connect(server.addrs().tcp.unwrap())
-            .await
-            .unwrap();
-        let mut l = Line(BufReader::new(stream));
-        assert!(l.read().await.starts_with("+OK tidings"));
-        l
-    }
-    async fn send(&mut self, text: &str) {
-        let w = self.0.get_mut();
-        w.write_all(format!("{text}\r\n").as_bytes()).await.unwrap();
-    }
-    async fn read(&mut self) -> String {
-        let mut s = String::new();
-        tokio::time::timeout(WAIT, self.0.read_line(&mut s))
-            .await
-            .expect("a line in time")
-            .unwrap();
-        s.trim_end().to_owned()
-    }
-    async fn ask(&mut self, text: &str) -> String {
-        self.send(text).await;
-        self.read().await
-    }
-}
-
 type Ws = yawc::TcpWebSocket;
 
 async fn ws(server: &Server) -> Ws {
@@ -250,15 +220,11 @@ async fn ws_send(ws: &mut Ws, v: Value) {
 
 /// `GET /metrics`, as `name -> value`.
 async fn metrics(server: &Server) -> std::collections::HashMap<String, u64> {
-    let mut s = TcpStream::connect(server.addrs().http.unwrap())
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body.lines()
+    let req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let r = http::exchange(server.addrs().http.unwrap(), req, http::ALL, WAIT).await;
+    assert!(r.ended, "GET /metrics: no whole response in {WAIT:?}");
+    r.text()
+        .lines()
         .filter(|l| l.starts_with("tidings_"))
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
@@ -270,7 +236,7 @@ async fn metrics(server: &Server) -> std::collections::HashMap<String, u64> {
 #[tokio::test]
 async fn udp_publish_reaches_tcp_and_websocket_subscribers_and_the_reverse() {
     let server = server_with(|_| {}).await;
-    let mut line = Line::open(&server).await;
+    let mut line = Line::open(server.addrs().tcp.unwrap()).await;
     // An exact topic: a pattern would also share its presence room with the UDP subscriber.
     assert!(line
         .ask("SUB game.pos")
@@ -503,7 +469,7 @@ async fn oversize_messages_are_counted_not_sent() {
     let server = server_with(|c| c.datagram.max_payload = 200).await;
     let mut sub = Peer::new(&server).await;
     sub.subscribe("big").await;
-    let mut line = Line::open(&server).await;
+    let mut line = Line::open(server.addrs().tcp.unwrap()).await;
     assert!(line.ask("SUB big").await.starts_with("+OK"));
     let big = "x".repeat(300);
     line.send(&format!("PUB big {big}")).await;

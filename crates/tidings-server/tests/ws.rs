@@ -4,22 +4,15 @@
 use futures::SinkExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tidings_server::{Listen, Server, ServerConfig};
+use tidings_server::{Server, ServerConfig};
 use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, WebSocket};
 
 type Ws = yawc::TcpWebSocket;
 
+/// The server under test, HTTP only.
 async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut cfg = ServerConfig {
-        http: Listen(Some("127.0.0.1:0".parse().unwrap())),
-        tcp: Listen(None),
-        udp: Listen(None),
-        stomp: Listen(None),
-        ..Default::default()
-    };
-    f(&mut cfg);
-    Server::start(cfg).await.unwrap()
+    tidings_testkit::server().http().with(f).start().await
 }
 
 async fn connect(server: &Server, path: &str) -> Ws {
