@@ -175,7 +175,7 @@ impl SockJs {
             {
                 iframe(&req, &cfg.client_url)
             }
-            ["websocket"] => sockjs.raw_websocket(&mut req, ep),
+            ["websocket"] => sockjs.websocket(&mut req, ep, None),
             [server, session, transport] if valid_id(server) && valid_id(session) => {
                 sockjs.transport_request(req, ep, session, transport).await
             }
@@ -223,7 +223,7 @@ impl SockJs {
         let cookie = req.headers().get(header::COOKIE).cloned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let mut resp = match (transport, &method) {
-            ("websocket", _) => return self.sockjs_websocket(&mut req, ep, heartbeat),
+            ("websocket", _) => return self.websocket(&mut req, ep, Some(heartbeat)),
             ("xhr" | "xhr_send" | "xhr_streaming", &Method::OPTIONS) => preflight("OPTIONS, POST"),
             ("xhr", &Method::POST) => self.receiving(ep, id, Style::Xhr, heartbeat).await,
             ("xhr_streaming", &Method::POST) => {
@@ -344,11 +344,14 @@ impl SockJs {
         resp
     }
 
-    fn sockjs_websocket(
+    /// A WebSocket session: `<prefix>/<server>/<session>/websocket` with SockJS framing, or
+    /// (`framing: None`) `<prefix>/websocket`, a plain WebSocket running the endpoint's
+    /// application directly.
+    fn websocket(
         &self,
         req: &mut Request<Incoming>,
         ep: &Endpoint,
-        heartbeat: Duration,
+        framing: Option<Duration>,
     ) -> Response<Body> {
         if !ep.options.websocket {
             return plain(StatusCode::NOT_FOUND, "Not found");
@@ -370,40 +373,12 @@ impl SockJs {
             Err(refusal) => refusal.map(BodyExt::boxed),
             Ok((resp, pending)) => {
                 let task = async move {
-                    if let Some(conn) = pending.accept().await {
-                        websocket::serve(conn, session, heartbeat).await;
-                    }
-                };
-                self.tasks.spawn(tracing::Instrument::in_current_span(task));
-                resp.map(BodyExt::boxed)
-            }
-        }
-    }
-
-    /// `<prefix>/websocket`: a plain WebSocket running the endpoint's application directly.
-    fn raw_websocket(&self, req: &mut Request<Incoming>, ep: &Endpoint) -> Response<Body> {
-        if !ep.options.websocket {
-            return plain(StatusCode::NOT_FOUND, "Not found");
-        }
-        if req.method() != Method::GET {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "");
-        }
-        if !ws::is_upgrade(req) {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                "Can \"Upgrade\" only to \"WebSocket\".",
-            );
-        }
-        let session = match session::SockSession::new(ep.app.as_ref()) {
-            Ok(s) => Arc::new(s),
-            Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down"),
-        };
-        match ws::upgrade(req, &self.websocket) {
-            Err(refusal) => refusal.map(BodyExt::boxed),
-            Ok((resp, pending)) => {
-                let task = async move {
-                    if let Some(conn) = pending.accept().await {
-                        websocket::serve_raw(conn, session).await;
+                    let Some(conn) = pending.accept().await else {
+                        return;
+                    };
+                    match framing {
+                        Some(heartbeat) => websocket::serve(conn, session, heartbeat).await,
+                        None => websocket::serve_raw(conn, session).await,
                     }
                 };
                 self.tasks.spawn(tracing::Instrument::in_current_span(task));
