@@ -447,3 +447,29 @@ async fn native_protocol_runs_inside_a_session() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_raw_websocket_transport_runs_the_application_unframed() {
+    use futures::SinkExt;
+    use yawc::{Frame, OpCode, WebSocket};
+    async fn next(ws: &mut yawc::TcpWebSocket) -> Frame {
+        tokio::time::timeout(Duration::from_secs(5), ws.next_frame())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+    }
+    let server = fixture();
+    // Echo: each text message comes back as it was, with no `o`/`a[...]` framing.
+    let url = format!("ws://{}/sockjs-test/echo/websocket", server.http());
+    let mut ws = WebSocket::connect(url.parse().unwrap()).await.unwrap();
+    ws.send(Frame::text("hello \"raw\"")).await.unwrap();
+    let f = next(&mut ws).await;
+    assert_eq!(f.opcode(), OpCode::Text);
+    assert_eq!(f.payload().as_ref(), b"hello \"raw\"");
+    // Close: the application's close code (3000) becomes the WebSocket close code.
+    let url = format!("ws://{}/sockjs-test/close/websocket", server.http());
+    let mut ws = WebSocket::connect(url.parse().unwrap()).await.unwrap();
+    let f = next(&mut ws).await;
+    assert_eq!(f.opcode(), OpCode::Close);
+    assert_eq!(f.close_code().map(u16::from), Some(3000));
+}
