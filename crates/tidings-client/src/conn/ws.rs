@@ -16,9 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-use super::{
-    payload_bytes, ErrReply, GapNotice, Incoming, Lost, OkReply, Op, Writer, MAX_MESSAGE,
-};
+use super::{payload_bytes, ErrReply, GapNotice, Incoming, Lost, OkReply, Op, Writer, MAX_MESSAGE};
 use crate::config::Target;
 use crate::error::ClientError;
 use crate::types::{Event, Message, Payload};
@@ -377,11 +375,20 @@ mod tests {
             _ => panic!("{text}"),
         };
         assert_eq!(
-            reader(r#"{"type":"gap","topic":"w.a","since":3,"epoch":"e2","next":null,"reason":"r"}"#),
-            (Some("w.a".into()), Some(3), Some("e2".into()), None, Some("r".into()))
+            reader(
+                r#"{"type":"gap","topic":"w.a","since":3,"epoch":"e2","next":null,"reason":"r"}"#
+            ),
+            (
+                Some("w.a".into()),
+                Some(3),
+                Some("e2".into()),
+                None,
+                Some("r".into())
+            )
         );
         assert_eq!(
-            reader(r#"{"type":"gap","topic":"w.a","since":3,"epoch":null,"next":9,"reason":"r"}"#).3,
+            reader(r#"{"type":"gap","topic":"w.a","since":3,"epoch":null,"next":9,"reason":"r"}"#)
+                .3,
             Some(9)
         );
     }

@@ -605,8 +605,8 @@ fn position(raw: &RawValue) -> Result<Position, &'static str> {
             .map(Some)
             .map_err(|_| wrong),
     };
-    let topic = text(entry.topic, "\"topic\" must be a string")?
-        .ok_or("needs \"topic\" (a string)")?;
+    let topic =
+        text(entry.topic, "\"topic\" must be a string")?.ok_or("needs \"topic\" (a string)")?;
     let since = match entry.since {
         Some(raw) if !is_null(raw) => serde_json::from_str::<u64>(raw.get())
             .map_err(|_| "\"since\" must be a whole number, 0 or more")?,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
-    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, PayloadKind, Pattern,
+    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, Pattern, PayloadKind,
     Resume, Session, SubscribeOptions,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
@@ -256,7 +256,8 @@ impl Driver {
                 let exact = Pattern::parse(&topic).is_ok_and(|p| p.is_exact());
                 if !positions.is_empty() && exact {
                     let message = "\"positions\" resume a pattern's topics; an exact topic resumes with \"since\" and \"epoch\"";
-                    return self.reply(ReplyBuilder::error(id, ErrorCode::BadRequest, message).finish());
+                    return self
+                        .reply(ReplyBuilder::error(id, ErrorCode::BadRequest, message).finish());
                 }
                 let opts = SubscribeOptions {
                     resume: since.map(|since| Resume { since, epoch }),
