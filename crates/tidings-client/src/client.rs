@@ -103,8 +103,10 @@ impl Client {
     /// For an exact topic, [`Subscribed::last_offset`] is the topic's last offset: messages
     /// after it are delivered. After a reconnect the client resumes from the last offset it
     /// delivered, so nothing is lost while history holds it (or a [`Event::Gap`] says what
-    /// was). Patterns are resubscribed too, but cannot resume: what their topics got while
-    /// the client was away is not replayed.
+    /// was). A pattern resumes over WebSocket too: each concrete topic it delivered (at most
+    /// 1024, the least recently delivered forgotten first) gets what it missed or a
+    /// [`Event::Gap`]. Over the TCP line protocol a pattern is resubscribed but not resumed:
+    /// what its topics got while the client was away is not replayed.
     pub async fn subscribe(&self, pattern: &str) -> Result<Subscribed, ClientError> {
         self.call(requests::subscribe(pattern, None, None)?).await
     }

@@ -12,7 +12,12 @@
 //!   exponential backoff with jitter, logs in again, resubscribes, and resumes every exact
 //!   topic after the last offset it delivered, so nothing is lost or repeated while the
 //!   server's history still holds it. When it does not, an [`Event::Gap`] says which offsets
-//!   were lost and delivery continues with what history still holds.
+//!   were lost and delivery continues with what history still holds. Over WebSocket a
+//!   pattern resumes too: per concrete topic it delivered (at most 1024 per pattern; past
+//!   that the one delivered least recently is forgotten and comes back live only), the
+//!   client sends the last offset and epoch, and gets what it missed or an [`Event::Gap`]
+//!   for that topic. A message that several of the client's subscriptions match (`chat.*`
+//!   and `chat.>`, or a pattern and an exact topic) is handed on once.
 //! - [`UdpClient`]: publish with one datagram and subscribe with a lease over the UDP endpoint
 //!   (`udp://127.0.0.1:7072`): unordered and lossy by design, with offsets that reveal gaps
 //!   ([`Event::Gap`]) and duplicates dropped.
@@ -25,9 +30,11 @@
 //! # What it does not do
 //!
 //! No TLS (`wss://`), no STOMP, SockJS or Socket.IO (use their own clients), no history
-//! queries or presence lists. Patterns resubscribe after a reconnect but cannot resume: the
-//! server keeps history per topic, so what a pattern's topics got while the client was away
-//! is not replayed (subscribe to exact topics where that matters). It does not persist
+//! queries or presence lists. Over the TCP line protocol patterns resubscribe after a
+//! reconnect but cannot resume (`SUB` carries no per-topic positions): what a pattern's
+//! topics got while the client was away is not replayed; use WebSocket, or exact topics,
+//! where that matters. Overlapping subscriptions each report their own gap, so the same
+//! [`Event::Gap`] may come once per subscription. It does not persist
 //! offsets: a new process starts over unless you call [`Client::subscribe_since`] with an
 //! offset you saved. Requests made while reconnecting fail at once with
 //! [`ClientError::NotConnected`] rather than being queued.

@@ -5,7 +5,8 @@
 //!   start ─────────────> Serving ──────────────────────────────> Disconnected
 //!                         │  ^                                        │
 //!                         │  └─── reconnected: log in, resubscribe <──┘ backoff, retry
-//!                         │       (exact topics resume after the last offset seen)
+//!                         │       (exact topics resume after the last offset seen,
+//!                         │        patterns after the last offset of each topic seen)
 //!                         └─ close() / every Client dropped / lost without reconnect ─> end
 //! ```
 //!
@@ -15,7 +16,7 @@
 //! pushes back on the server. While disconnected, requests fail at once with
 //! [`ClientError::NotConnected`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -26,9 +27,11 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClientConfig, Target};
-use crate::conn::{Conn, ErrReply, Incoming, Lost, OkReply, Op, MAX_IN_FLIGHT};
+use crate::conn::{
+    Conn, ErrReply, GapNotice, Incoming, Lost, OkReply, Op, Position, MAX_IN_FLIGHT,
+};
 use crate::error::ClientError;
-use crate::types::{Event, Payload, Published, Subscribed};
+use crate::types::{Event, Message, Payload, Published, Subscribed};
 
 /// What the [`Client`](crate::Client) handles share with the task.
 #[derive(Default)]
@@ -126,6 +129,8 @@ pub(crate) struct Restore {
     pattern: String,
     since: Option<u64>,
     epoch: Option<String>,
+    /// A pattern's topics and where each stands (WebSocket only).
+    positions: Vec<Position>,
     /// Resume attempts refused so far (each one reported as a [`Event::Gap`]).
     refused: u8,
 }
@@ -142,6 +147,83 @@ struct Sub {
     /// `since` starts after the topic's last offset). Resuming asks for what came after it.
     position: u64,
     epoch: Option<String>,
+    /// Patterns: where each concrete topic delivered stands, to resume every one of them.
+    topics: Topics,
+}
+
+/// Most concrete topics remembered per pattern subscription: the server takes at most this
+/// many positions in one subscribe (`tidings_proto::json::MAX_POSITIONS`).
+pub(crate) const MAX_TOPICS_PER_PATTERN: usize = tidings_proto::json::MAX_POSITIONS;
+
+/// Where one topic stands: the last offset delivered (or skipped past by a gap) and its epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Seen {
+    offset: u64,
+    epoch: Option<String>,
+}
+
+/// The concrete topics a pattern subscription delivered, with where each stands. At most
+/// [`MAX_TOPICS_PER_PATTERN`]: past that, the topic delivered least recently is forgotten,
+/// and after a reconnect it starts again with live messages (nothing replayed, no gap told).
+#[derive(Debug, Clone, Default)]
+struct Topics {
+    /// Per topic, where it stands and the stamp of its last update (its key in `order`).
+    at: HashMap<String, (Seen, u64)>,
+    /// Topics by last update, oldest first: the eviction order.
+    order: BTreeMap<u64, String>,
+    clock: u64,
+}
+
+impl Topics {
+    fn get(&self, topic: &str) -> Option<&Seen> {
+        self.at.get(topic).map(|(seen, _)| seen)
+    }
+
+    fn set(&mut self, topic: &str, seen: Seen) {
+        self.clock += 1;
+        let stamp = self.clock;
+        match self.at.get_mut(topic) {
+            Some(entry) => {
+                self.order.remove(&entry.1);
+                *entry = (seen, stamp);
+            }
+            None => {
+                self.at.insert(topic.to_owned(), (seen, stamp));
+            }
+        }
+        self.order.insert(stamp, topic.to_owned());
+        while self.at.len() > MAX_TOPICS_PER_PATTERN {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.at.remove(&oldest);
+        }
+    }
+
+    /// What a resubscribe sends: every topic and where it stands.
+    fn positions(&self) -> Vec<Position> {
+        self.order
+            .values()
+            .filter_map(|topic| {
+                let (seen, _) = self.at.get(topic)?;
+                Some(Position {
+                    topic: topic.clone(),
+                    since: seen.offset,
+                    epoch: seen.epoch.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.at.clear();
+        self.order.clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.at.len()
+    }
 }
 
 /// Why serving a connection ended.
@@ -248,6 +330,7 @@ impl Task {
                 },
                 incoming = conn.recv() => match incoming {
                     Ok(Incoming::Event(event)) => self.on_event(event).await,
+                    Ok(Incoming::Gap(gap)) => self.on_gap(gap).await,
                     Ok(Incoming::Reply(tag, outcome)) => {
                         if let Err(exit) = self.on_reply(tag, outcome).await {
                             break exit;
@@ -282,16 +365,26 @@ impl Task {
                 self.restoring += 1;
             }
         }
-        for (pattern, sub) in &self.subs {
+        let with_positions = conn.resumes_patterns();
+        for (pattern, sub) in &mut self.subs {
             let (since, epoch) = if sub.exact {
                 (Some(sub.position), sub.epoch.clone())
             } else {
                 (None, None)
             };
+            let positions = if with_positions {
+                sub.topics.positions()
+            } else {
+                // The line protocol cannot resume a pattern: its topics start over (live),
+                // and their offsets may start over too if the server restarted.
+                sub.topics.clear();
+                Vec::new()
+            };
             self.restore.push_back(Restore {
                 pattern: pattern.clone(),
                 since,
                 epoch,
+                positions,
                 refused: 0,
             });
         }
@@ -306,6 +399,7 @@ impl Task {
                 pattern: restore.pattern.clone(),
                 since: restore.since,
                 epoch: restore.epoch.clone(),
+                positions: restore.positions.clone(),
             };
             match conn.send(&op, Tag::Restore(restore)) {
                 Ok(()) => {}
@@ -338,6 +432,7 @@ impl Task {
                     pattern: pattern.clone(),
                     since,
                     epoch,
+                    positions: Vec::new(),
                 },
                 Tag::Subscribe { pattern, reply },
             ),
@@ -358,27 +453,96 @@ impl Task {
         }
     }
 
-    /// Tracks offsets and epochs of exact topics, drops what was already delivered, and
-    /// hands the event on.
+    /// Tracks offsets and epochs (of exact topics, and of each topic a pattern delivered),
+    /// drops what was already delivered, and hands the event on.
     async fn on_event(&mut self, mut event: Event) {
         if let Event::Message(m) = &mut event {
-            if let Some(sub) = self.subs.get_mut(&m.topic).filter(|s| s.exact) {
-                let new_epoch = match (&m.epoch, &sub.epoch) {
-                    (Some(theirs), Some(ours)) => theirs != ours,
-                    _ => false,
-                };
-                if m.offset <= sub.position && !new_epoch {
-                    tracing::debug!("skipping {} {}: already delivered", m.topic, m.offset);
-                    return;
-                }
-                sub.position = m.offset;
-                match &m.epoch {
-                    Some(epoch) => sub.epoch = Some(epoch.clone()),
-                    None => m.epoch = sub.epoch.clone(),
-                }
+            if !self.track(m) {
+                tracing::debug!("skipping {} {}: already delivered", m.topic, m.offset);
+                return;
             }
         }
         self.emit(event).await;
+    }
+
+    /// Records `m` as delivered on every subscription that matches its topic; false when one
+    /// of them already had it (a replay overlapping what was delivered, or overlapping
+    /// subscriptions). The line protocol gives no epoch: an exact topic's is filled in.
+    fn track(&mut self, m: &mut Message) -> bool {
+        let duplicate = |seen: &Seen| {
+            let new_epoch = matches!((&m.epoch, &seen.epoch), (Some(a), Some(b)) if a != b);
+            m.offset <= seen.offset && !new_epoch
+        };
+        let mut known_epoch = None;
+        for (pattern, sub) in &self.subs {
+            if sub.exact {
+                if *pattern == m.topic {
+                    let seen = Seen {
+                        offset: sub.position,
+                        epoch: sub.epoch.clone(),
+                    };
+                    if duplicate(&seen) {
+                        return false;
+                    }
+                    known_epoch = seen.epoch;
+                }
+            } else if let Some(seen) = sub.topics.get(&m.topic) {
+                if duplicate(seen) {
+                    return false;
+                }
+            }
+        }
+        if m.epoch.is_none() {
+            m.epoch = known_epoch;
+        }
+        self.set_position(
+            &m.topic,
+            Seen {
+                offset: m.offset,
+                epoch: m.epoch.clone(),
+            },
+        );
+        true
+    }
+
+    /// Sets where `topic` stands on every subscription that matches it.
+    fn set_position(&mut self, topic: &str, seen: Seen) {
+        for (pattern, sub) in &mut self.subs {
+            if sub.exact {
+                if pattern == topic {
+                    sub.position = seen.offset;
+                    sub.epoch = seen.epoch.clone();
+                }
+            } else if matches(pattern, topic) {
+                sub.topics.set(topic, seen.clone());
+            }
+        }
+    }
+
+    /// The server cannot deliver some messages of a topic (a pattern's resume that history
+    /// cannot serve, or messages dropped under a slow-consumer policy): the topic now stands
+    /// just before `next` (or at 0 in the new epoch when the server does not know `next`
+    /// yet), and the application hears of it as an [`Event::Gap`].
+    async fn on_gap(&mut self, gap: GapNotice) {
+        let GapNotice {
+            topic,
+            since,
+            epoch,
+            next,
+            reason,
+        } = gap;
+        let seen = Seen {
+            offset: next.map_or(0, |n| n.saturating_sub(1)),
+            epoch,
+        };
+        self.set_position(&topic, seen);
+        self.emit(Event::Gap {
+            topic,
+            since,
+            earliest: next.unwrap_or(0),
+            reason,
+        })
+        .await;
     }
 
     async fn on_reply(&mut self, tag: Tag, outcome: Result<OkReply, ErrReply>) -> Result<(), Exit> {
@@ -442,6 +606,19 @@ impl Task {
                 self.remember(&pattern, &ok);
                 self.restoring -= 1;
             }
+            (Err(e), _) if !restore.positions.is_empty() && e.code == "bad_request" => {
+                // A server that refuses these positions (say, one that matches `#` in
+                // another way): subscribe again without them, the pattern's topics live.
+                tracing::warn!("resuming {pattern}'s topics was refused: {}", e.message);
+                if let Some(sub) = self.subs.get_mut(&pattern) {
+                    sub.topics.clear();
+                }
+                self.restore.push_front(Restore {
+                    pattern,
+                    positions: Vec::new(),
+                    ..restore
+                });
+            }
             (Err(e), Some(since)) if e.is_resume_unavailable() => {
                 // What was missed is gone: say so, then take what history still holds.
                 let earliest = e.earliest.unwrap_or(1).max(1);
@@ -458,6 +635,7 @@ impl Task {
                         pattern,
                         since: Some(earliest - 1),
                         epoch: e.epoch,
+                        positions: Vec::new(),
                         refused,
                     }
                 } else {
@@ -465,6 +643,7 @@ impl Task {
                         pattern,
                         since: None,
                         epoch: None,
+                        positions: Vec::new(),
                         refused,
                     }
                 };
@@ -488,6 +667,7 @@ impl Task {
             exact,
             position: 0,
             epoch: None,
+            topics: Topics::default(),
         });
         if exact {
             // `offset` is the topic's last offset; the `replayed` messages before it follow.
@@ -544,6 +724,28 @@ pub(crate) fn is_pattern(pattern: &str) -> bool {
     pattern.split('.').any(|t| matches!(t, "*" | ">" | "#"))
 }
 
+/// True when `topic` matches `pattern`: `*` is one token, `>` (or `#`) one or more at the
+/// end, as the server matches them.
+pub(crate) fn matches(pattern: &str, topic: &str) -> bool {
+    let mut topic = topic.split('.');
+    for token in pattern.split('.') {
+        match token {
+            ">" | "#" => return topic.next().is_some(),
+            "*" => {
+                if topic.next().is_none() {
+                    return false;
+                }
+            }
+            literal => {
+                if topic.next() != Some(literal) {
+                    return false;
+                }
+            }
+        }
+    }
+    topic.next().is_none()
+}
+
 /// The delay before reconnect attempt `attempt` (0-based): `min * 2^attempt`, at most
 /// `max`, then picked at random in its upper half so that clients do not retry in step.
 fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
@@ -580,6 +782,40 @@ mod tests {
         assert!(is_pattern("a.#"));
         assert!(!is_pattern("chat.lobby"));
         assert!(!is_pattern("a*b.c"));
+    }
+
+    #[test]
+    fn matching() {
+        assert!(matches("w.*", "w.a"));
+        assert!(!matches("w.*", "w.a.b"));
+        assert!(!matches("w.*", "w"));
+        assert!(matches("w.>", "w.a.b"));
+        assert!(!matches("w.>", "w"));
+        assert!(matches("a.#", "a.b"));
+        assert!(matches("*.b", "a.b"));
+        assert!(!matches("x.*", "w.a"));
+    }
+
+    #[test]
+    fn a_pattern_remembers_at_most_its_bound_of_topics_forgetting_the_oldest() {
+        let mut topics = Topics::default();
+        let seen = |offset| Seen {
+            offset,
+            epoch: Some("e".into()),
+        };
+        for i in 0..MAX_TOPICS_PER_PATTERN as u64 {
+            topics.set(&format!("w.t{i}"), seen(i));
+        }
+        // Touching the first keeps it; the next new topic pushes out the second.
+        topics.set("w.t0", seen(7));
+        topics.set("w.new", seen(1));
+        assert_eq!(topics.len(), MAX_TOPICS_PER_PATTERN);
+        assert_eq!(topics.get("w.t0"), Some(&seen(7)));
+        assert_eq!(topics.get("w.t1"), None);
+        let positions = topics.positions();
+        assert_eq!(positions.len(), MAX_TOPICS_PER_PATTERN);
+        assert_eq!(positions.last().map(|p| p.topic.as_str()), Some("w.new"));
+        assert_eq!(positions[positions.len() - 2].since, 7);
     }
 
     #[test]

@@ -114,13 +114,19 @@ pub enum Event {
     /// without it, this is the last event.
     Disconnected { reason: String },
     /// Connected again: logged in again and every subscription restored (each exact topic
-    /// resumed after the last offset seen). Messages replayed from history may arrive just
+    /// resumed after the last offset seen, and over WebSocket each topic a pattern
+    /// delivered). Messages replayed from history may arrive just
     /// before and just after this event.
     Reconnected,
     /// Resuming `topic` after offset `since` was impossible (history no longer holds what was
     /// missed, or the server restarted and the epoch changed): messages `since + 1` up to
     /// `earliest - 1` are lost. The client continues from `earliest`, the oldest message the
     /// server still has. `reason` is the server's explanation.
+    ///
+    /// Over WebSocket a gap also comes for a topic of a resumed pattern (and, rarely, when a
+    /// resume's live messages do not follow on from its history). When the server cannot name the next offset yet (the topic's history was lost: another epoch,
+    /// or `since` is beyond its last offset), `earliest` is 0 and delivery goes on with the
+    /// topic's next live message.
     Gap {
         topic: String,
         since: u64,

@@ -398,6 +398,169 @@ async fn ws_gap_when_history_is_too_short() {
     gap(Transport::Ws).await;
 }
 
+/// Reads events after a drop until `Reconnected` and until every `(topic, offset)` of `last`
+/// came; returns the messages as `(topic, offset)` and every `Gap`.
+async fn after_pattern_reconnect(
+    events: &mut Events,
+    last: &[(&str, u64)],
+) -> (Vec<(String, u64)>, Vec<Event>) {
+    match next_event(events).await {
+        Event::Disconnected { .. } => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    let (mut got, mut gaps, mut reconnected) = (Vec::new(), Vec::new(), false);
+    let done = |got: &Vec<(String, u64)>| {
+        last.iter()
+            .all(|(t, o)| got.iter().any(|(gt, go)| gt == t && go == o))
+    };
+    while !(reconnected && done(&got)) {
+        match next_event(events).await {
+            Event::Message(m) => got.push((m.topic, m.offset)),
+            Event::Reconnected => reconnected = true,
+            gap @ Event::Gap { .. } => gaps.push(gap),
+            Event::Presence { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (got, gaps)
+}
+
+fn offsets_of(got: &[(String, u64)], topic: &str) -> Vec<u64> {
+    got.iter()
+        .filter(|(t, _)| t == topic)
+        .map(|(_, o)| *o)
+        .collect()
+}
+
+/// A pattern subscription resumes every topic it delivered: after a drop the client gets,
+/// per topic, exactly what it missed, or a `Gap` and then what history still holds.
+#[tokio::test]
+async fn ws_pattern_resumes_every_topic_after_connection_loss() {
+    let mut cfg = config();
+    cfg.hub.history.max_messages = 3;
+    let server = start(cfg).await;
+    let mut a_cfg = client_config(&server, Transport::Ws);
+    // Long enough for the publisher below to finish before the client is back.
+    a_cfg.min_backoff = Duration::from_millis(1000);
+    a_cfg.max_backoff = Duration::from_millis(1000);
+    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (b, _b_events) = connect(&server, Transport::Ws).await;
+    a.subscribe("w.*").await.unwrap();
+    b.publish("w.a", "a1").await.unwrap();
+    b.publish("w.b", "b1").await.unwrap();
+    for topic in ["w.a", "w.b"] {
+        let m = next_message(&mut a_events).await;
+        assert_eq!((m.topic.as_str(), m.offset), (topic, 1));
+    }
+
+    a.kill_connection_for_test().await;
+    // Away: w.a gets two more (history holds them), w.b five more (it holds the last three).
+    for i in 2..=3 {
+        b.publish("w.a", format!("a{i}")).await.unwrap();
+    }
+    for i in 2..=6 {
+        b.publish("w.b", format!("b{i}")).await.unwrap();
+    }
+    let (got, gaps) = after_pattern_reconnect(&mut a_events, &[("w.a", 3), ("w.b", 6)]).await;
+    assert_eq!(offsets_of(&got, "w.a"), [2, 3], "{got:?}");
+    assert_eq!(offsets_of(&got, "w.b"), [4, 5, 6], "{got:?}");
+    match gaps.as_slice() {
+        [Event::Gap {
+            topic,
+            since,
+            earliest,
+            reason,
+        }] => {
+            assert_eq!((topic.as_str(), *since, *earliest), ("w.b", 1, 4));
+            assert!(reason.contains("no longer in history"), "{reason}");
+        }
+        other => panic!("expected one gap, for w.b: {other:?}"),
+    }
+
+    // A second drop: it resumes from where the first resume left each topic.
+    a.kill_connection_for_test().await;
+    b.publish("w.b", "b7").await.unwrap();
+    b.publish("w.c", "c1").await.unwrap(); // a topic it never saw: live only
+    let (got, gaps) = after_pattern_reconnect(&mut a_events, &[("w.b", 7)]).await;
+    assert_eq!(got, [("w.b".to_owned(), 7)]);
+    assert!(gaps.is_empty(), "{gaps:?}");
+
+    // Live on, nothing twice.
+    b.publish("w.a", "a4").await.unwrap();
+    b.publish("w.c", "c2").await.unwrap();
+    let m = next_message(&mut a_events).await;
+    assert_eq!((m.topic.as_str(), m.offset), ("w.a", 4));
+    let m = next_message(&mut a_events).await;
+    assert_eq!((m.topic.as_str(), m.offset), ("w.c", 2));
+    no_more_messages(&mut a_events).await;
+    a.close().await;
+    b.close().await;
+    server.shutdown().await;
+}
+
+/// Overlapping subscriptions (a pattern and an exact topic, two patterns) each get the
+/// server's copy of a message; the client hands it on once, before and after a resume.
+#[tokio::test]
+async fn ws_overlapping_subscriptions_deliver_once_and_resume_once() {
+    let server = start(config()).await;
+    let mut a_cfg = client_config(&server, Transport::Ws);
+    a_cfg.min_backoff = Duration::from_millis(500);
+    a_cfg.max_backoff = Duration::from_millis(500);
+    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (b, _b_events) = connect(&server, Transport::Ws).await;
+    a.subscribe("w.*").await.unwrap();
+    a.subscribe("w.>").await.unwrap();
+    a.subscribe("w.a").await.unwrap();
+    b.publish("w.a", "a1").await.unwrap();
+    b.publish("w.b", "b1").await.unwrap();
+    assert_eq!(next_message(&mut a_events).await.offset, 1);
+    assert_eq!(next_message(&mut a_events).await.offset, 1);
+    no_more_messages(&mut a_events).await;
+    a.kill_connection_for_test().await;
+    b.publish("w.a", "a2").await.unwrap();
+    b.publish("w.b", "b2").await.unwrap();
+    let (got, gaps) = after_pattern_reconnect(&mut a_events, &[("w.a", 2), ("w.b", 2)]).await;
+    assert_eq!(offsets_of(&got, "w.a"), [2], "{got:?}");
+    assert_eq!(offsets_of(&got, "w.b"), [2], "{got:?}");
+    assert!(gaps.is_empty(), "{gaps:?}");
+    no_more_messages(&mut a_events).await;
+    a.close().await;
+    b.close().await;
+    server.shutdown().await;
+}
+
+/// The line protocol has no per-topic positions: a pattern comes back live only.
+#[tokio::test]
+async fn tcp_pattern_restarts_live_after_connection_loss() {
+    let server = start(config()).await;
+    let mut a_cfg = client_config(&server, Transport::Tcp);
+    a_cfg.min_backoff = Duration::from_millis(500);
+    a_cfg.max_backoff = Duration::from_millis(500);
+    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (b, _b_events) = connect(&server, Transport::Tcp).await;
+    a.subscribe("w.*").await.unwrap();
+    b.publish("w.a", "a1").await.unwrap();
+    assert_eq!(next_message(&mut a_events).await.offset, 1);
+    a.kill_connection_for_test().await;
+    b.publish("w.a", "a2").await.unwrap();
+    match next_event(&mut a_events).await {
+        Event::Disconnected { .. } => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    loop {
+        match next_event(&mut a_events).await {
+            Event::Reconnected => break,
+            Event::Presence { .. } => {}
+            other => panic!("nothing is replayed for a pattern over TCP: {other:?}"),
+        }
+    }
+    b.publish("w.a", "a3").await.unwrap();
+    assert_eq!(next_message(&mut a_events).await.offset, 3);
+    a.close().await;
+    b.close().await;
+    server.shutdown().await;
+}
+
 /// Credentials are checked on connect and sent again on every reconnect.
 async fn login(transport: Transport) {
     let mut cfg: ServerConfig = serde_json::from_value(serde_json::json!({

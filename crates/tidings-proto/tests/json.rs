@@ -4,8 +4,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tidings_proto::json::{
     decode_client, encode_client, encode_hello, encode_message, encode_pong, encode_presence,
-    ClientOp, ErrorCode, JsonErrorKind, Member, MessageRef, Op, PresenceEvent, ReplyBuilder,
-    RequestId, SERVER,
+    ClientOp, ErrorCode, JsonErrorKind, Member, MessageRef, Op, Position, PresenceEvent,
+    ReplyBuilder, RequestId, MAX_POSITIONS, SERVER,
 };
 use tidings_proto::PayloadKind;
 
@@ -34,6 +34,7 @@ fn every_op() {
             topic: "chat.*".into(),
             since: Some(12),
             epoch: Some("1f3a".into()),
+            positions: Vec::new(),
             presence: true
         }
     );
@@ -43,6 +44,7 @@ fn every_op() {
             topic: "a".into(),
             since: None,
             epoch: None,
+            positions: Vec::new(),
             presence: false
         }
     );
@@ -146,6 +148,116 @@ fn ids_are_echoed_verbatim() {
 }
 
 #[test]
+fn a_pattern_subscribe_carries_positions_per_topic() {
+    let request = text(
+        r#"{"op":"subscribe","id":9,"topic":"chat.*","positions":[{"topic":"chat.a","since":12,"epoch":"1f3a"},{"topic":"chat.b","since":0,"epoch":null,"extra":1},{"since":3,"topic":"chat.c"}]}"#,
+    );
+    let positions = vec![
+        Position {
+            topic: "chat.a".into(),
+            since: 12,
+            epoch: Some("1f3a".into()),
+        },
+        Position {
+            topic: "chat.b".into(),
+            since: 0,
+            epoch: None,
+        },
+        Position {
+            topic: "chat.c".into(),
+            since: 3,
+            epoch: None,
+        },
+    ];
+    let expected = Op::Subscribe {
+        topic: "chat.*".into(),
+        since: None,
+        epoch: None,
+        positions,
+        presence: false,
+    };
+    assert_eq!(request.op, expected);
+    let frame = encode_client(&request);
+    assert_eq!(
+        std::str::from_utf8(&frame.bytes).unwrap(),
+        r#"{"op":"subscribe","id":9,"topic":"chat.*","positions":[{"topic":"chat.a","since":12,"epoch":"1f3a"},{"topic":"chat.b","since":0},{"topic":"chat.c","since":3}]}"#
+    );
+    assert_eq!(decode_client(&frame.bytes, false).unwrap(), request);
+    for empty in [r#""positions":[]"#, r#""positions":null"#] {
+        let op = text(&format!(r#"{{"op":"subscribe","topic":"chat.*",{empty}}}"#)).op;
+        assert!(matches!(op, Op::Subscribe { positions, .. } if positions.is_empty()));
+    }
+    // At the bound: accepted; one more: refused without reading the entries.
+    let entry = r#"{"topic":"chat.a","since":1}"#;
+    let list = |n: usize| vec![entry; n].join(",");
+    let at_bound = format!(
+        r#"{{"op":"subscribe","topic":"chat.*","positions":[{}]}}"#,
+        list(MAX_POSITIONS)
+    );
+    assert!(
+        matches!(text(&at_bound).op, Op::Subscribe { positions, .. } if positions.len() == MAX_POSITIONS)
+    );
+    let over = format!(
+        r#"{{"op":"subscribe","id":2,"topic":"chat.*","positions":[{}]}}"#,
+        list(MAX_POSITIONS + 1)
+    );
+    let (id, kind, message) = error(over.as_bytes(), false);
+    assert_eq!(id.as_deref(), Some("2"));
+    assert_eq!(kind, JsonErrorKind::TooManyPositions { max: 1024 });
+    assert_eq!(message, r#""positions" holds more than 1024 entries"#);
+}
+
+#[test]
+fn malformed_positions_are_bad_requests_that_say_which_entry() {
+    let shape = r#"must be an object with "topic" (a string), "since" (a whole number) and optionally "epoch" (a string)"#;
+    let not_array = r#""positions" must be an array of {"topic","since","epoch"} objects"#;
+    let cases: [(&str, String); 9] = [
+        (r#""positions":{"topic":"a"}"#, not_array.into()),
+        (r#""positions":"a""#, not_array.into()),
+        (r#""positions":[1]"#, format!("positions[0]: {shape}")),
+        (
+            r#""positions":[{"topic":"a","since":1},[]]"#,
+            format!("positions[1]: {shape}"),
+        ),
+        (
+            r#""positions":[{"since":1}]"#,
+            r#"positions[0]: needs "topic" (a string)"#.into(),
+        ),
+        (
+            r#""positions":[{"topic":7,"since":1}]"#,
+            r#"positions[0]: "topic" must be a string"#.into(),
+        ),
+        (
+            r#""positions":[{"topic":"a"}]"#,
+            r#"positions[0]: needs "since" (a whole number, 0 or more)"#.into(),
+        ),
+        (
+            r#""positions":[{"topic":"a","since":-1}]"#,
+            r#"positions[0]: "since" must be a whole number, 0 or more"#.into(),
+        ),
+        (
+            r#""positions":[{"topic":"a","since":1,"epoch":5}]"#,
+            r#"positions[0]: "epoch" must be a string"#.into(),
+        ),
+    ];
+    for (field, message) in cases {
+        let frame = format!(r#"{{"op":"subscribe","id":3,"topic":"a.*",{field}}}"#);
+        let e = decode_client(frame.as_bytes(), false).expect_err(&frame);
+        assert_eq!(e.id.as_ref().map(RequestId::as_json), Some("3"), "{frame}");
+        assert_eq!(e.code(), ErrorCode::BadRequest, "{frame}");
+        assert_eq!(e.to_string(), message, "{frame}");
+    }
+    let (_, kind, _) = error(
+        br#"{"op":"subscribe","topic":"a.*","positions":[{"topic":"a.\ud800","since":1}]}"#,
+        false,
+    );
+    assert!(
+        matches!(kind, JsonErrorKind::BadPosition { index: 0, .. }),
+        "{kind:?}"
+    );
+}
+
+#[test]
 fn unknown_fields_are_ignored_and_null_is_absent() {
     let request =
         text(r#"{"extra":{"deep":[1,{"x":null}]},"op":"subscribe","topic":"a","since":null}"#);
@@ -155,6 +267,7 @@ fn unknown_fields_are_ignored_and_null_is_absent() {
             topic: "a".into(),
             since: None,
             epoch: None,
+            positions: Vec::new(),
             presence: false
         }
     );

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tidings_proto::json::{
     decode_client, encode_client, encode_message, encode_presence, ClientOp, ErrorCode, Member,
-    MessageRef, Op, PresenceEvent, ReplyBuilder, RequestId,
+    MessageRef, Op, Position, PresenceEvent, ReplyBuilder, RequestId,
 };
 use tidings_proto::PayloadKind;
 
@@ -63,6 +63,19 @@ fn request_id() -> impl Strategy<Value = Option<RequestId>> {
     ])
 }
 
+fn position() -> impl Strategy<Value = Position> {
+    (
+        any::<String>(),
+        any::<u64>(),
+        proptest::option::of(any::<String>()),
+    )
+        .prop_map(|(topic, since, epoch)| Position {
+            topic,
+            since,
+            epoch,
+        })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let topic = any::<String>;
     prop_oneof![
@@ -70,12 +83,14 @@ fn op() -> impl Strategy<Value = Op> {
             topic(),
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<String>()),
+            proptest::collection::vec(position(), 0..4),
             any::<bool>()
         )
-            .prop_map(|(topic, since, epoch, presence)| Op::Subscribe {
+            .prop_map(|(topic, since, epoch, positions, presence)| Op::Subscribe {
                 topic,
                 since,
                 epoch,
+                positions,
                 presence
             }),
         topic().prop_map(|topic| Op::Unsubscribe { topic }),

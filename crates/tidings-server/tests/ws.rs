@@ -290,3 +290,196 @@ async fn echo_of_a_burst_keeps_order_up_to_a_close_or_bad_frame() {
     }
     server.shutdown().await;
 }
+
+fn publish(server: &Server, topic: &str, text: &str) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let hub = server.hub();
+    hub.publish(
+        &hub.access().anonymous(),
+        topic,
+        tidings_core::PayloadKind::Text,
+        text.to_owned().into(),
+        vec![],
+        now_ms,
+    )
+    .unwrap()
+    .offset
+}
+
+/// Reads frames until `n` messages came; returns every frame read (messages and gaps).
+async fn until_messages(ws: &mut Ws, n: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while frames
+        .iter()
+        .filter(|f: &&Value| f["type"] == "message")
+        .count()
+        < n
+    {
+        let f = next_json(ws).await;
+        assert!(
+            matches!(f["type"].as_str(), Some("message" | "gap")),
+            "only messages and gaps: {f}"
+        );
+        frames.push(f);
+    }
+    frames
+}
+
+/// Per topic, what came in order: `"gap"` or the message's offset.
+fn per_topic(frames: &[Value], topic: &str) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["topic"] == topic)
+        .map(|f| match f["type"].as_str() {
+            Some("gap") => "gap".to_owned(),
+            _ => f["offset"].to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pattern_resumes_each_topic_from_its_position_or_states_a_gap() {
+    let server = server_with(|c| c.hub.history.max_messages = 3).await;
+    let mut ws = connect(&server, "/ws").await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    send(&mut ws, json!({"op":"subscribe","id":1,"topic":"w.*"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "ok");
+    publish(&server, "w.a", "a1");
+    publish(&server, "w.b", "b1");
+    let live = until_messages(&mut ws, 2).await;
+    assert_eq!(per_topic(&live, "w.a"), ["1"]);
+    assert_eq!(per_topic(&live, "w.b"), ["1"]);
+    let epoch = |topic: &str| {
+        let m = live.iter().find(|f| f["topic"] == topic).unwrap();
+        m["epoch"].as_str().unwrap().to_owned()
+    };
+    let (ea, eb) = (epoch("w.a"), epoch("w.b"));
+    ws.send(Frame::close(CloseCode::Normal, b"")).await.unwrap();
+    drop(ws);
+
+    // Away: w.a gets two more (history still holds them), w.b five more (history holds
+    // only the last three: 2 and 3 are gone).
+    for t in ["a2", "a3"] {
+        publish(&server, "w.a", t);
+    }
+    for t in ["b2", "b3", "b4", "b5", "b6"] {
+        publish(&server, "w.b", t);
+    }
+    let mut ws = connect(&server, "/ws").await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    send(
+        &mut ws,
+        json!({"op":"subscribe","id":2,"topic":"w.*","positions":[
+            {"topic":"w.a","since":1,"epoch":ea},
+            {"topic":"w.b","since":1,"epoch":eb},
+        ]}),
+    )
+    .await;
+    let ok = next_json(&mut ws).await;
+    assert_eq!(
+        (ok["type"].as_str(), ok["id"].as_u64()),
+        (Some("ok"), Some(2)),
+        "{ok}"
+    );
+    let resumed = until_messages(&mut ws, 5).await;
+    assert_eq!(per_topic(&resumed, "w.a"), ["2", "3"], "{resumed:?}");
+    assert_eq!(
+        per_topic(&resumed, "w.b"),
+        ["gap", "4", "5", "6"],
+        "{resumed:?}"
+    );
+    let gap = resumed.iter().find(|f| f["type"] == "gap").unwrap();
+    assert_eq!(gap["since"], 1);
+    assert_eq!(gap["next"], 4);
+    assert_eq!(gap["epoch"], eb.as_str());
+    assert_eq!(gap["reason"], "messages after it are no longer in history");
+    // Then live, once.
+    publish(&server, "w.a", "a4");
+    assert_eq!(per_topic(&until_messages(&mut ws, 1).await, "w.a"), ["4"]);
+
+    // A position of another epoch: a gap, then live only.
+    let mut other = connect(&server, "/ws").await;
+    assert_eq!(next_json(&mut other).await["type"], "hello");
+    send(
+        &mut other,
+        json!({"op":"subscribe","id":3,"topic":"w.*","positions":[
+            {"topic":"w.a","since":1,"epoch":"not-this-one"},
+        ]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut other).await["type"], "ok");
+    let gap = next_json(&mut other).await;
+    assert_eq!(
+        (
+            gap["type"].as_str(),
+            gap["topic"].as_str(),
+            gap["next"].is_null()
+        ),
+        (Some("gap"), Some("w.a"), true),
+        "{gap}"
+    );
+    assert_eq!(
+        gap["reason"],
+        "the topic's history was lost (epoch changed)"
+    );
+    publish(&server, "w.a", "a5");
+    assert_eq!(
+        per_topic(&until_messages(&mut other, 1).await, "w.a"),
+        ["5"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn positions_must_fit_a_pattern() {
+    let server = server_with(|_| {}).await;
+    let mut ws = connect(&server, "/ws").await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    let cases = [
+        // An exact topic resumes with since/epoch.
+        json!({"op":"subscribe","id":1,"topic":"w.a","positions":[{"topic":"w.a","since":1}]}),
+        // A position outside the pattern.
+        json!({"op":"subscribe","id":2,"topic":"w.*","positions":[{"topic":"x.a","since":1}]}),
+        // Malformed entries.
+        json!({"op":"subscribe","id":3,"topic":"w.*","positions":[{"topic":"w.a"}]}),
+        json!({"op":"subscribe","id":4,"topic":"w.*","positions":"w.a"}),
+    ];
+    for (i, request) in cases.into_iter().enumerate() {
+        send(&mut ws, request.clone()).await;
+        let reply = next_json(&mut ws).await;
+        assert_eq!(
+            (
+                reply["type"].as_str(),
+                reply["id"].as_u64(),
+                reply["code"].as_str()
+            ),
+            (Some("error"), Some(i as u64 + 1), Some("bad_request")),
+            "{request} -> {reply}"
+        );
+    }
+    let too_many: Vec<Value> = (0..=1024)
+        .map(|i| json!({"topic":format!("w.t{i}"),"since":1}))
+        .collect();
+    send(
+        &mut ws,
+        json!({"op":"subscribe","id":5,"topic":"w.*","positions":too_many}),
+    )
+    .await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert_eq!(
+        reply["message"],
+        "\"positions\" holds more than 1024 entries"
+    );
+    // The connection is still fine: a pattern with positions it can serve.
+    send(
+        &mut ws,
+        json!({"op":"subscribe","id":6,"topic":"w.*","positions":[{"topic":"w.a","since":0}]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "ok");
+    server.shutdown().await;
+}

@@ -223,10 +223,12 @@ fn encode(op: &Op, out: &mut BytesMut) -> Result<(), ClientError> {
             user: user.clone(),
             password: password.clone(),
         },
+        // `SUB` has no per-topic positions: patterns start live over the line protocol.
         Op::Subscribe {
             pattern,
             since,
             epoch,
+            positions: _,
         } => Command::Sub {
             pattern: pattern.clone(),
             since: *since,
@@ -385,7 +387,8 @@ mod tests {
             text(Op::Subscribe {
                 pattern: "t".into(),
                 since: Some(3),
-                epoch: Some("e1".into())
+                epoch: Some("e1".into()),
+                positions: Vec::new(),
             }),
             b"SUB t 3 e1\r\n"
         );

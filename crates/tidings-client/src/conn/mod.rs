@@ -22,6 +22,8 @@ use crate::config::Target;
 use crate::error::ClientError;
 use crate::types::{Event, Payload};
 
+pub(crate) use tidings_proto::json::Position;
+
 /// Most requests written and not yet answered. Bounds the pending table and the writer's
 /// queue; further requests wait in the client's request channel.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
@@ -48,6 +50,8 @@ pub(crate) enum Op {
         pattern: String,
         since: Option<u64>,
         epoch: Option<String>,
+        /// A pattern's per-topic positions (WebSocket only: the line protocol has none).
+        positions: Vec<Position>,
     },
     Unsubscribe {
         pattern: String,
@@ -112,6 +116,19 @@ pub(crate) enum Incoming<T> {
     Reply(T, Result<OkReply, ErrReply>),
     /// A message or a presence event.
     Event(Event),
+    /// Messages of a topic the server cannot deliver (`{"type":"gap"}`, WebSocket only).
+    Gap(GapNotice),
+}
+
+/// The server's `{"type":"gap"}`: messages of `topic` after `since` are lost; delivery goes
+/// on with `next` (when the server knows it already) in epoch `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GapNotice {
+    pub(crate) topic: String,
+    pub(crate) since: u64,
+    pub(crate) epoch: Option<String>,
+    pub(crate) next: Option<u64>,
+    pub(crate) reason: String,
 }
 
 /// The connection is gone; the text says why (the server's goodbye when it gave one).
@@ -151,6 +168,11 @@ impl<T> Conn<T> {
             Conn::Line(c) => c.send(op, tag),
             Conn::Ws(c) => c.send(op, tag),
         }
+    }
+
+    /// True when a pattern subscribe can carry per-topic positions (WebSocket).
+    pub(crate) fn resumes_patterns(&self) -> bool {
+        matches!(self, Conn::Ws(_))
     }
 
     /// Requests written and not yet answered.

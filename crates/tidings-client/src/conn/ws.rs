@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-use super::{payload_bytes, ErrReply, Incoming, Lost, OkReply, Op, Writer, MAX_MESSAGE};
+use super::{payload_bytes, ErrReply, GapNotice, Incoming, Lost, OkReply, Op, Writer, MAX_MESSAGE};
 use crate::config::Target;
 use crate::error::ClientError;
 use crate::types::{Event, Message, Payload};
@@ -96,10 +96,12 @@ impl<T> WsConn<T> {
                 pattern,
                 since,
                 epoch,
+                positions,
             } => WireOp::Subscribe {
                 topic: pattern.clone(),
                 since: *since,
                 epoch: epoch.clone(),
+                positions: positions.clone(),
                 // Like the line protocol, which always reports joins and leaves.
                 presence: true,
             },
@@ -223,6 +225,13 @@ impl<T> Reader<T> {
                 client: f.client.unwrap_or_default(),
                 user: f.user,
             }))),
+            "gap" => Ok(Some(Incoming::Gap(GapNotice {
+                topic: f.topic.ok_or("gap without a topic")?,
+                since: f.since.unwrap_or(0),
+                epoch: f.epoch,
+                next: f.next,
+                reason: f.reason.unwrap_or_default(),
+            }))),
             // `hello` was read when connecting; pongs answer pings this client never sends.
             _ => Ok(None),
         }
@@ -305,6 +314,12 @@ struct ServerFrame {
     #[serde(default)]
     replayed: Option<u64>,
     #[serde(default)]
+    since: Option<u64>,
+    #[serde(default)]
+    next: Option<u64>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
     code: Option<String>,
     #[serde(default)]
     message: Option<String>,
@@ -351,6 +366,31 @@ mod tests {
         let f =
             frame(r#"{"type":"presence","topic":"t","event":"leave","client":"c2","user":null}"#);
         assert_eq!(f.user, None);
+    }
+
+    #[test]
+    fn gaps() {
+        let reader = |text: &str| match serde_json::from_str::<ServerFrame>(text) {
+            Ok(f) if f.kind == "gap" => (f.topic, f.since, f.epoch, f.next, f.reason),
+            _ => panic!("{text}"),
+        };
+        assert_eq!(
+            reader(
+                r#"{"type":"gap","topic":"w.a","since":3,"epoch":"e2","next":null,"reason":"r"}"#
+            ),
+            (
+                Some("w.a".into()),
+                Some(3),
+                Some("e2".into()),
+                None,
+                Some("r".into())
+            )
+        );
+        assert_eq!(
+            reader(r#"{"type":"gap","topic":"w.a","since":3,"epoch":null,"next":9,"reason":"r"}"#)
+                .3,
+            Some(9)
+        );
     }
 
     #[test]

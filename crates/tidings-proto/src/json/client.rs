@@ -61,16 +61,35 @@ pub struct ClientOp {
     pub op: Op,
 }
 
+/// Most entries a subscribe's `positions` may hold (the server's bound on the history reads
+/// one subscribe causes).
+pub const MAX_POSITIONS: usize = 1024;
+
+/// One entry of a pattern subscribe's `positions`: `{"topic":"chat.a","since":12,"epoch":"1f3a"}`,
+/// the last offset the client saw of one concrete topic the pattern matches (and that
+/// topic's epoch, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub topic: String,
+    pub since: u64,
+    pub epoch: Option<String>,
+}
+
 /// The operations of the native protocol, named by the `op` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// `{"op":"subscribe","topic":"chat.*","since":12,"epoch":"1f3a","presence":true}`:
     /// subscribe to a topic or pattern; with `since`, first replay what came after that offset
     /// (of that epoch, when given); with `presence`, also receive join/leave events.
+    ///
+    /// A pattern resumes per concrete topic with `positions` (at most [`MAX_POSITIONS`]):
+    /// `{"op":"subscribe","topic":"chat.*","positions":[{"topic":"chat.a","since":12,"epoch":"1f3a"}]}`.
+    /// Empty when absent.
     Subscribe {
         topic: String,
         since: Option<u64>,
         epoch: Option<String>,
+        positions: Vec<Position>,
         presence: bool,
     },
     /// `{"op":"unsubscribe","topic":"chat.*"}`.
@@ -184,6 +203,12 @@ pub enum JsonErrorKind {
     /// parsers refuse it, and `data` and `id` are passed on verbatim.
     #[error("\"{field}\" holds an unpaired surrogate escape (\\ud800 to \\udfff)")]
     LoneSurrogate { field: &'static str },
+    /// `positions` holds more than [`MAX_POSITIONS`] entries.
+    #[error("\"positions\" holds more than {max} entries")]
+    TooManyPositions { max: usize },
+    /// An entry of `positions` is not `{"topic":<string>,"since":<number>,"epoch":<string>}`.
+    #[error("positions[{index}]: {problem}")]
+    BadPosition { index: usize, problem: &'static str },
     /// A binary-frame publish that also has `data` or `text`.
     #[error("a binary publish carries its payload after the header; drop \"data\" and \"text\"")]
     PayloadInBinaryFrame,
@@ -256,6 +281,7 @@ pub fn encode_client(request: &ClientOp) -> EncodedFrame {
             topic,
             since,
             epoch,
+            positions,
             presence,
         } => {
             o.str("topic", topic);
@@ -264,6 +290,22 @@ pub fn encode_client(request: &ClientOp) -> EncodedFrame {
             }
             if let Some(epoch) = epoch {
                 o.str("epoch", epoch);
+            }
+            if !positions.is_empty() {
+                let out = o.key("positions");
+                out.push(b'[');
+                for (i, p) in positions.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let mut entry = Object::new(&mut *out, "topic", &p.topic);
+                    entry.u64("since", p.since);
+                    if let Some(epoch) = &p.epoch {
+                        entry.str("epoch", epoch);
+                    }
+                    entry.close();
+                }
+                out.push(b']');
             }
             if *presence {
                 o.raw("presence", "true");
@@ -331,6 +373,8 @@ struct Wire<'a> {
     epoch: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     presence: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    positions: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
@@ -446,6 +490,7 @@ fn read_op(wire: &Wire<'_>, payload: Option<&[u8]>) -> Result<Op, JsonErrorKind>
             topic: required(wire.topic, "subscribe", "topic")?,
             since: number(wire.since, "since")?,
             epoch: string(wire.epoch, "epoch")?,
+            positions: positions(wire.positions)?,
             presence: boolean(wire.presence, "presence")?,
         },
         "unsubscribe" => Op::Unsubscribe {
@@ -478,6 +523,101 @@ fn read_op(wire: &Wire<'_>, payload: Option<&[u8]>) -> Result<Op, JsonErrorKind>
         }),
         _ => Ok(op),
     }
+}
+
+/// Reads `positions`: check (an array of at most [`MAX_POSITIONS`] entries, each kept raw,
+/// so an oversized list costs no allocation beyond the bound), then parse entry by entry.
+fn positions(raw: Option<&RawValue>) -> Result<Vec<Position>, JsonErrorKind> {
+    let raw = match raw {
+        Some(raw) if !is_null(raw) => raw,
+        _ => return Ok(Vec::new()),
+    };
+    if !raw.get().starts_with('[') {
+        return Err(JsonErrorKind::WrongType {
+            field: "positions",
+            expected: "an array of {\"topic\",\"since\",\"epoch\"} objects",
+        });
+    }
+    let entries = serde_json::from_str::<BoundedRaw<'_>>(raw.get())
+        .map_err(|_| JsonErrorKind::TooManyPositions { max: MAX_POSITIONS })?
+        .0;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            position(entry).map_err(|problem| JsonErrorKind::BadPosition { index, problem })
+        })
+        .collect()
+}
+
+/// A JSON array of at most [`MAX_POSITIONS`] raw values; fails as soon as there are more.
+struct BoundedRaw<'a>(Vec<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for BoundedRaw<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BoundedRaw<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_POSITIONS} entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(entry) = seq.next_element::<&'de RawValue>()? {
+                    if entries.len() == MAX_POSITIONS {
+                        return Err(serde::de::Error::custom("too many positions"));
+                    }
+                    entries.push(entry);
+                }
+                Ok(BoundedRaw(entries))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
+/// One `positions` entry; the error is what is wrong with it.
+fn position(raw: &RawValue) -> Result<Position, &'static str> {
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow, default, deserialize_with = "present")]
+        topic: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "present")]
+        since: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "present")]
+        epoch: Option<&'a RawValue>,
+    }
+    const SHAPE: &str = "must be an object with \"topic\" (a string), \"since\" (a whole number) and optionally \"epoch\" (a string)";
+    if !raw.get().starts_with('{') {
+        return Err(SHAPE);
+    }
+    let entry: Entry<'_> = serde_json::from_str(raw.get()).map_err(|_| SHAPE)?;
+    let text = |raw: Option<&RawValue>, wrong: &'static str| match raw {
+        None => Ok(None),
+        Some(raw) if is_null(raw) => Ok(None),
+        Some(raw) if raw.get().starts_with('"') && has_lone_surrogate(raw.get()) => {
+            Err("a string holds an unpaired surrogate escape (\\ud800 to \\udfff)")
+        }
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| wrong),
+    };
+    let topic =
+        text(entry.topic, "\"topic\" must be a string")?.ok_or("needs \"topic\" (a string)")?;
+    let since = match entry.since {
+        Some(raw) if !is_null(raw) => serde_json::from_str::<u64>(raw.get())
+            .map_err(|_| "\"since\" must be a whole number, 0 or more")?,
+        _ => return Err("needs \"since\" (a whole number, 0 or more)"),
+    };
+    let epoch = text(entry.epoch, "\"epoch\" must be a string")?;
+    Ok(Position {
+        topic,
+        since,
+        epoch,
+    })
 }
 
 fn read_publish(wire: &Wire<'_>, payload: Option<&[u8]>) -> Result<Op, JsonErrorKind> {

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! {"op":"subscribe","id":1,"topic":"chat.*","since":12,"epoch":"1f3a","presence":true}
+//! {"op":"subscribe","id":8,"topic":"chat.*","positions":[{"topic":"chat.a","since":12,"epoch":"1f3a"}]}
 //! {"op":"unsubscribe","id":2,"topic":"chat.*"}
 //! {"op":"publish","id":3,"topic":"chat.lobby","data":{"any":"json"},"ack":true}
 //! {"op":"publish","topic":"chat.lobby","text":"a string"}
@@ -24,6 +25,7 @@
 //! {"type":"message","topic":"chat.lobby","offset":6,"epoch":"1f3a","text":"a string"}
 //! binary frame: {"type":"message","topic":"cam.1","offset":7,"epoch":"1f3a"}\n<raw bytes>
 //! {"type":"presence","topic":"chat.lobby","event":"join","client":"c2","user":"bob"}
+//! {"type":"gap","topic":"chat.a","since":12,"epoch":"2b7c","next":null,"reason":"..."}
 //! {"type":"pong","id":6}
 //! ```
 //!
@@ -41,7 +43,7 @@ mod write;
 
 pub use client::{
     decode_client, encode_client, has_lone_surrogate, ClientOp, JsonError, JsonErrorKind, Op,
-    RequestId,
+    Position, RequestId, MAX_POSITIONS,
 };
 pub use server::{
     encode_hello, encode_message, encode_pong, encode_presence, ErrorCode, Member, MessageRef,

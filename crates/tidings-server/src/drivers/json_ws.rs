@@ -12,8 +12,8 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
-    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, PayloadKind, Resume,
-    Session, SubscribeOptions,
+    CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, Pattern, PayloadKind,
+    Resume, Session, SubscribeOptions,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
 use tokio::time::Instant;
@@ -248,12 +248,30 @@ impl Driver {
                 topic,
                 since,
                 epoch,
+                positions,
                 presence,
             } => {
+                // Positions belong to patterns: an exact topic has `since`/`epoch`, which
+                // fail plainly (`resume_unavailable`) rather than state a gap.
+                let exact = Pattern::parse(&topic).is_ok_and(|p| p.is_exact());
+                if !positions.is_empty() && exact {
+                    let message = "\"positions\" resume a pattern's topics; an exact topic resumes with \"since\" and \"epoch\"";
+                    return self
+                        .reply(ReplyBuilder::error(id, ErrorCode::BadRequest, message).finish());
+                }
                 let opts = SubscribeOptions {
                     resume: since.map(|since| Resume { since, epoch }),
+                    positions: positions
+                        .into_iter()
+                        .map(|p| {
+                            let at = Resume {
+                                since: p.since,
+                                epoch: p.epoch,
+                            };
+                            (p.topic, at)
+                        })
+                        .collect(),
                     presence,
-                    ..SubscribeOptions::default()
                 };
                 hub.subscribe(
                     &self.session,
