@@ -24,8 +24,15 @@ pub enum AuthMethod {
 /// checks read the identity, not a table (a token's claims can carry rights the config does
 /// not know). Get one from [`Access::anonymous`] or [`Access::authenticate`] (or build one
 /// from a verified token with [`Identity::new`]).
+///
+/// One pointer wide: every connection's driver and its hub session hold one, so an idle
+/// connection pays 8 bytes for it twice; the fields are read through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct Identity(Arc<IdentityFields>);
+
+/// What an [`Identity`] holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct IdentityFields {
     /// `None` while anonymous.
     pub user: Option<Arc<str>>,
     /// Shared: every session of a user holds the same compiled patterns.
@@ -36,6 +43,13 @@ pub struct Identity {
     pub expires_at: Option<u64>,
 }
 
+impl std::ops::Deref for Identity {
+    type Target = IdentityFields;
+    fn deref(&self) -> &IdentityFields {
+        &self.0
+    }
+}
+
 impl Identity {
     pub fn new(
         user: Option<&str>,
@@ -43,12 +57,12 @@ impl Identity {
         method: AuthMethod,
         expires_at: Option<u64>,
     ) -> Identity {
-        Identity {
+        Identity(Arc::new(IdentityFields {
             user: user.map(Into::into),
             rights,
             method,
             expires_at,
-        }
+        }))
     }
 
     pub fn name(&self) -> &str {
@@ -184,22 +198,32 @@ impl Rights {
 }
 
 /// The compiled access policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Access {
     /// `None`: allow-all (no users configured).
     table: Option<UserTable>,
+    /// Made once: every connection starts anonymous, and a clone is one reference count.
+    anonymous: Identity,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access::allow_all()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 struct UserTable {
     users: HashMap<String, (String, Arc<Rights>)>,
-    anonymous: Arc<Rights>,
 }
 
 impl Access {
     /// Everyone may do everything.
     pub fn allow_all() -> Self {
-        Access { table: None }
+        Access {
+            table: None,
+            anonymous: Identity::new(None, Arc::new(Rights::all()), AuthMethod::Anonymous, None),
+        }
     }
 
     /// Compiles the config; the error names the bad pattern.
@@ -221,7 +245,8 @@ impl Access {
         }
         let anonymous = Arc::new(Rights::compile(&cfg.anonymous).map_err(|e| bad("anonymous", e))?);
         Ok(Access {
-            table: Some(UserTable { users, anonymous }),
+            anonymous: Identity::new(None, anonymous, AuthMethod::Anonymous, None),
+            table: Some(UserTable { users }),
         })
     }
 
@@ -232,18 +257,15 @@ impl Access {
     /// The identity of a session that did not authenticate: the configured anonymous
     /// rights (everything under allow-all).
     pub fn anonymous(&self) -> Identity {
-        let rights = match &self.table {
-            None => Arc::new(Rights::all()),
-            Some(t) => t.anonymous.clone(),
-        };
-        Identity::new(None, rights, AuthMethod::Anonymous, None)
+        self.anonymous.clone()
     }
 
     /// Checks a user name and password and resolves the user's rights. With allow-all any
     /// credentials are accepted as given, with every right.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<Identity, AuthError> {
         let rights = match &self.table {
-            None => Arc::new(Rights::all()),
+            // Allow-all: the anonymous identity already holds every right.
+            None => self.anonymous.rights.clone(),
             Some(t) => match t.users.get(user) {
                 Some((pw, rights)) if constant_time_eq(pw.as_bytes(), password.as_bytes()) => {
                     rights.clone()

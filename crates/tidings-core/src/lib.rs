@@ -56,7 +56,8 @@ pub mod topic;
 pub mod txn;
 
 pub use auth::{
-    Access, AuthConfig, AuthError, AuthMethod, Identity, Rights, RightsConfig, UserConfig,
+    Access, AuthConfig, AuthError, AuthMethod, Identity, IdentityFields, Rights, RightsConfig,
+    UserConfig,
 };
 pub use config::{
     ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,

@@ -180,14 +180,14 @@ pub(crate) fn merge(
                 GapReason::Evicted => page.messages.first().map(|m| m.offset),
                 _ => None,
             };
-            out.replay.push(Delivery::Gap(Gap {
+            out.replay.push(Delivery::Gap(Box::new(Gap {
                 sub: sub.clone(),
                 topic: topic.clone(),
                 since,
                 epoch: page.epoch.clone(),
                 next,
                 reason,
-            }));
+            })));
             gap = Some(reason);
             if reason != GapReason::Evicted {
                 out.topics.push(TopicResume {
@@ -239,14 +239,14 @@ pub(crate) fn merge(
             };
             if let Some(reason) = reason {
                 out.live.push((
-                    Delivery::Gap(Gap {
+                    Delivery::Gap(Box::new(Gap {
                         sub: sub.clone(),
                         topic: msg.topic.clone(),
                         since: track.next - 1,
                         epoch: Some(msg.epoch.clone()),
                         next: Some(msg.offset),
                         reason,
-                    }),
+                    })),
                     None,
                 ));
                 if let Some(t) = out.topics.iter_mut().find(|t| t.topic == msg.topic) {

@@ -47,8 +47,10 @@ pub enum Delivery {
     /// A reply already encoded in the session's protocol; written as is, in order.
     Reply(Bytes),
     /// Messages of a topic the subscription `sub` should have had are missing here; the
-    /// driver turns it into its protocol's error or gap notice.
-    Gap(Gap),
+    /// driver turns it into its protocol's error or gap notice. Boxed: gaps are rare, and
+    /// every queued delivery (and every idle session's reused buffers) is as large as the
+    /// largest variant.
+    Gap(Box<Gap>),
 }
 
 /// Why a subscriber cannot have some messages of a topic.

@@ -263,7 +263,7 @@ fn sessions_record_protocol_peer_and_identity_for_presence_and_the_admin_view() 
         [Member {
             client: s.id(),
             user: Some("ann".into()),
-            protocol: "stomp".into()
+            protocol: "stomp"
         }]
     );
     let rows = hub.sessions();

@@ -150,7 +150,7 @@ async fn a_session_knows_its_protocol_peer_and_who_logged_in() {
             .expect("the hub lists this connection's session with its peer address")
     };
     let before = mine(&server);
-    assert_eq!(&*before.meta.protocol, "line");
+    assert_eq!(before.meta.protocol, "line");
     assert_eq!(before.identity.user, None, "anonymous until AUTH");
     assert_eq!(before.identity.method, tidings_core::AuthMethod::Anonymous);
     assert_eq!(l.ask("AUTH alice pw").await, "+OK AUTH alice");

@@ -13,7 +13,7 @@ pub struct Member {
     pub client: SessionId,
     pub user: Option<Arc<str>>,
     /// The protocol the member's session speaks ("ws", "stomp", "line", "sse", ...).
-    pub protocol: Arc<str>,
+    pub protocol: &'static str,
 }
 
 /// Membership per subscription name. The hub calls `join` when a session's first

@@ -73,17 +73,14 @@ pub struct HubStats {
 pub struct SessionMeta {
     /// The protocol the session speaks: "ws", "stomp", "line", "udp", "sse", "sockjs",
     /// "socketio", ...
-    pub protocol: Arc<str>,
+    pub protocol: &'static str,
     /// The peer's address, when the transport has one.
     pub peer: Option<SocketAddr>,
 }
 
 impl SessionMeta {
-    pub fn new(protocol: &str, peer: Option<SocketAddr>) -> SessionMeta {
-        SessionMeta {
-            protocol: protocol.into(),
-            peer,
-        }
+    pub fn new(protocol: &'static str, peer: Option<SocketAddr>) -> SessionMeta {
+        SessionMeta { protocol, peer }
     }
 }
 
@@ -612,7 +609,7 @@ fn join_room(st: &mut State, name: &Arc<str>, id: SessionId, user: Option<Arc<st
     let Some(entry) = st.sessions.get(&id) else {
         return;
     };
-    let (outbox, protocol) = (entry.outbox.clone(), entry.meta.protocol.clone());
+    let (outbox, protocol) = (entry.outbox.clone(), entry.meta.protocol);
     if st.rooms.join(name, id, user.clone(), watch, &outbox) {
         st.engine.presence.join(
             name,

@@ -36,7 +36,7 @@ pub(crate) struct Context {
 /// write; the driver's task waits on it.
 pub(crate) fn open_session(
     hub: &Arc<Hub>,
-    protocol: &str,
+    protocol: &'static str,
     peer: Option<Peer>,
 ) -> Result<(Session, Arc<Notify>), HubError> {
     let wake = Arc::new(Notify::new());
@@ -47,7 +47,7 @@ pub(crate) fn open_session(
 /// Opens a hub session whose outbox wakes `wake` (a transport's own, e.g. SockJS's).
 pub(crate) fn open_session_waking(
     hub: &Arc<Hub>,
-    protocol: &str,
+    protocol: &'static str,
     peer: Option<Peer>,
     wake: Arc<Notify>,
 ) -> Result<Session, HubError> {

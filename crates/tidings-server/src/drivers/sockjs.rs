@@ -2,47 +2,45 @@
 //! message is one request or one server message, as on `/ws`) and STOMP at `/sockjs-stomp`
 //! (each SockJS message carries STOMP frames, the way Spring does STOMP over SockJS).
 
-use super::json_ws::Driver;
+use super::json_ws::{self, Driver};
 use super::stomp::carrier::{Carrier, Ending};
 use super::stomp::Broker;
-use crate::auth::Authenticator;
 use crate::transports::sockjs::{quote, App, Closed, Handler, Refused};
 use bytes::Bytes;
 use std::sync::Arc;
-use tidings_core::{CloseReason, Delivery, EncodingSlot, Hub};
+use tidings_core::{CloseReason, Delivery, EncodingSlot};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// The native protocol in SockJS sessions.
 pub(crate) struct NativeApp {
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) native: Arc<json_ws::Native>,
 }
 
 impl App for NativeApp {
     fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
-        let session =
-            super::open_session_waking(&self.hub, "sockjs", None, wake).map_err(|_| Refused)?;
+        let session = super::open_session_waking(&self.native.hub, "sockjs", None, wake)
+            .map_err(|_| Refused)?;
         // The same greeting as `/ws`, first in the session's stream.
         let hello = tidings_proto::json::encode_hello(
             &session.id().to_string(),
             tidings_proto::json::SERVER,
         );
         session.outbox().push_reply(Bytes::from(hello));
-        Ok(Box::new(Native {
-            driver: Driver::new(session, self.hub.clone(), self.auth.clone()),
+        Ok(Box::new(NativeSession {
+            driver: Driver::new(session, self.native.clone()),
             batch: Vec::new(),
         }))
     }
 }
 
-struct Native {
+struct NativeSession {
     driver: Driver,
     /// Reused between drains.
     batch: Vec<Delivery>,
 }
 
-impl Handler for Native {
+impl Handler for NativeSession {
     fn on_messages(&mut self, messages: &[String]) {
         for m in messages {
             self.driver.handle(m.as_bytes(), false);

@@ -13,7 +13,7 @@ use crate::auth::{Authenticator, ConfiguredUsers};
 use crate::config::{Listen, ServerConfig};
 use crate::drivers::api::Api;
 use crate::drivers::fallback::Fallbacks;
-use crate::drivers::json_ws::Keepalive;
+use crate::drivers::json_ws::{Keepalive, Native};
 use crate::drivers::stomp::Broker;
 use crate::drivers::udp::stats::UdpStats;
 use crate::drivers::Context;
@@ -32,7 +32,6 @@ use tokio_util::task::TaskTracker;
 /// own slice when it was built.
 pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) auth: Arc<dyn Authenticator>,
     /// Cancelled when shutdown begins: accept loops stop, drivers say goodbye.
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to finish.
@@ -40,7 +39,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown_grace: Duration,
     /// WebSocket settings of `/ws`, `/echo` and `/stomp` upgrades.
     pub(crate) websocket: Arc<crate::config::WebSocketConfig>,
-    pub(crate) keepalive: Keepalive,
+    /// What `/ws` connections share (hub, authenticator, keepalive).
+    pub(crate) native: Arc<Native>,
     /// SockJS endpoints and their sessions (SockJS keeps sessions between requests).
     pub(crate) sockjs: SockJs,
     /// Counters of the UDP endpoint, read by `/metrics`.
@@ -130,6 +130,11 @@ impl Server {
             config: config.stomp_broker,
             websocket: websocket.clone(),
         });
+        let native = Arc::new(Native {
+            hub: hub.clone(),
+            auth: auth.clone(),
+            keepalive: Keepalive::of(&config.websocket),
+        });
         let mut sockjs = SockJs::new(
             config.sockjs.clone(),
             config.websocket.clone(),
@@ -140,8 +145,7 @@ impl Server {
         sockjs.mount(
             "/sockjs",
             Arc::new(crate::drivers::sockjs::NativeApp {
-                hub: hub.clone(),
-                auth: auth.clone(),
+                native: native.clone(),
             }),
             options,
         );
@@ -155,11 +159,10 @@ impl Server {
         );
         let shared = Arc::new(Shared {
             hub,
-            auth,
             shutdown: ctx.shutdown.clone(),
             tasks: ctx.tasks.clone(),
             shutdown_grace: config.shutdown_grace(),
-            keepalive: Keepalive::of(&config.websocket),
+            native,
             websocket: websocket.clone(),
             sockjs,
             udp: Arc::new(UdpStats::default()),

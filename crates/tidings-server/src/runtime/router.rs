@@ -118,14 +118,9 @@ fn upgrade(
                         Box::pin(ws::echo::serve(conn, shared.shutdown.clone())).await
                     }
                     Endpoint::Native => {
-                        Box::pin(crate::drivers::json_ws::serve(
-                            conn,
-                            shared.hub.clone(),
-                            shared.auth.clone(),
-                            shared.keepalive,
-                            "ws",
-                        ))
-                        .await
+                        Box::pin(crate::drivers::json_ws::serve(conn, shared.native.clone()))
+                            .await
+                            .log()
                     }
                 }
             });

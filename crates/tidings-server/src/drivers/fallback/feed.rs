@@ -41,7 +41,7 @@ pub(crate) struct Batch {
 impl Feed {
     pub(crate) fn open(
         hub: &Arc<Hub>,
-        protocol: &str,
+        protocol: &'static str,
         who: &Identity,
         req: &FeedRequest,
     ) -> Result<Feed, HubError> {
