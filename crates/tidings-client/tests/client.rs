@@ -52,6 +52,19 @@ async fn connect(server: &Server, transport: Transport) -> (Client, Events) {
         .expect("client connects")
 }
 
+/// A client that reconnects after exactly `backoff`: long enough for a test to publish what
+/// it should miss while the connection is down.
+async fn connect_with_backoff(
+    server: &Server,
+    transport: Transport,
+    backoff: Duration,
+) -> (Client, Events) {
+    let mut cfg = client_config(server, transport);
+    cfg.min_backoff = backoff;
+    cfg.max_backoff = backoff;
+    Client::connect(cfg).await.expect("client connects")
+}
+
 async fn next_event(events: &mut Events) -> Event {
     tokio::time::timeout(PATIENCE, events.next())
         .await
@@ -321,11 +334,9 @@ async fn gap(transport: Transport) {
     let mut cfg = config();
     cfg.hub.history.max_messages = 3;
     let server = start(cfg).await;
-    let mut a_cfg = client_config(&server, transport);
     // Long enough for the publisher below to finish before the client is back.
-    a_cfg.min_backoff = Duration::from_millis(1000);
-    a_cfg.max_backoff = Duration::from_millis(1000);
-    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (a, mut a_events) =
+        connect_with_backoff(&server, transport, Duration::from_millis(1000)).await;
     let (b, _b_events) = connect(&server, transport).await;
     a.subscribe("ticks").await.unwrap();
     for i in 1..=3 {
@@ -439,11 +450,9 @@ async fn ws_pattern_resumes_every_topic_after_connection_loss() {
     let mut cfg = config();
     cfg.hub.history.max_messages = 3;
     let server = start(cfg).await;
-    let mut a_cfg = client_config(&server, Transport::Ws);
     // Long enough for the publisher below to finish before the client is back.
-    a_cfg.min_backoff = Duration::from_millis(1000);
-    a_cfg.max_backoff = Duration::from_millis(1000);
-    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (a, mut a_events) =
+        connect_with_backoff(&server, Transport::Ws, Duration::from_millis(1000)).await;
     let (b, _b_events) = connect(&server, Transport::Ws).await;
     a.subscribe("w.*").await.unwrap();
     b.publish("w.a", "a1").await.unwrap();
@@ -503,10 +512,8 @@ async fn ws_pattern_resumes_every_topic_after_connection_loss() {
 #[tokio::test]
 async fn ws_overlapping_subscriptions_deliver_once_and_resume_once() {
     let server = start(config()).await;
-    let mut a_cfg = client_config(&server, Transport::Ws);
-    a_cfg.min_backoff = Duration::from_millis(500);
-    a_cfg.max_backoff = Duration::from_millis(500);
-    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (a, mut a_events) =
+        connect_with_backoff(&server, Transport::Ws, Duration::from_millis(500)).await;
     let (b, _b_events) = connect(&server, Transport::Ws).await;
     a.subscribe("w.*").await.unwrap();
     a.subscribe("w.>").await.unwrap();
@@ -533,10 +540,8 @@ async fn ws_overlapping_subscriptions_deliver_once_and_resume_once() {
 #[tokio::test]
 async fn tcp_pattern_restarts_live_after_connection_loss() {
     let server = start(config()).await;
-    let mut a_cfg = client_config(&server, Transport::Tcp);
-    a_cfg.min_backoff = Duration::from_millis(500);
-    a_cfg.max_backoff = Duration::from_millis(500);
-    let (a, mut a_events) = Client::connect(a_cfg).await.unwrap();
+    let (a, mut a_events) =
+        connect_with_backoff(&server, Transport::Tcp, Duration::from_millis(500)).await;
     let (b, _b_events) = connect(&server, Transport::Tcp).await;
     a.subscribe("w.*").await.unwrap();
     b.publish("w.a", "a1").await.unwrap();

@@ -6,7 +6,7 @@
 //! replay and the buffered live messages, in that order, and turns the route live.
 //! [`Hub::subscribe`] does all three under one hold of the lock with the engine's log.
 
-use super::{join_room, Hub, HubError, Session, State, SubEntry};
+use super::{join_room, Hub, HubError, Locked, Session, State, SubEntry};
 use crate::auth::Identity;
 use crate::engine::HistoryPage;
 use crate::merge::{merge, refuse_strict, HistoryWant, LiveBuffer, TopicResume, Want};
@@ -155,14 +155,8 @@ impl Hub {
         opts: SubscribeOptions,
         ack: impl FnOnce(&Subscribed) -> Option<Bytes>,
     ) -> Result<Subscribed, HubError> {
-        let pattern = Pattern::parse(pattern)?;
-        self.access.can_subscribe(who, &pattern)?;
-        let wants = wants_of(&pattern, &opts)?;
-        let mut guard = self.lock();
+        let (pattern, wants, mut guard) = self.prepare(who, pattern, &opts)?;
         let st = &mut *guard;
-        if st.shutting_down {
-            return Err(HubError::ShuttingDown);
-        }
         // Topic state and an exact resume's check first, so a refusal (too many topics, the
         // position is gone) changes nothing: a subscription under the same key stays.
         let clock = st.clock;
@@ -185,6 +179,24 @@ impl Hub {
         self.complete_locked(st, session, pending, &pages, ack)
     }
 
+    /// What both ways of subscribing check first: the pattern, the right to subscribe it and
+    /// the history it wants; then the hub's lock, unless the hub is shutting down.
+    fn prepare(
+        &self,
+        who: &Identity,
+        pattern: &str,
+        opts: &SubscribeOptions,
+    ) -> Result<(Pattern, Vec<Want>, Locked<'_>), HubError> {
+        let pattern = Pattern::parse(pattern)?;
+        self.access.can_subscribe(who, &pattern)?;
+        let wants = wants_of(&pattern, opts)?;
+        let guard = self.lock();
+        if guard.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        Ok((pattern, wants, guard))
+    }
+
     /// The first half of a subscribe: checks rights and bounds, adds the route (live
     /// messages are held back from now on) and says which history it needs
     /// ([`PendingSubscribe::history_wanted`]). Re-subscribing a key replaces its
@@ -197,14 +209,8 @@ impl Hub {
         pattern: &str,
         opts: SubscribeOptions,
     ) -> Result<PendingSubscribe, HubError> {
-        let pattern = Pattern::parse(pattern)?;
-        self.access.can_subscribe(who, &pattern)?;
-        let wants = wants_of(&pattern, &opts)?;
-        let mut guard = self.lock();
+        let (pattern, wants, mut guard) = self.prepare(who, pattern, &opts)?;
         let st = &mut *guard;
-        if st.shutting_down {
-            return Err(HubError::ShuttingDown);
-        }
         self.begin_locked(st, session, who, key, pattern, opts.presence, wants)
     }
 
