@@ -145,6 +145,10 @@ struct Track {
     next: u64,
     /// `None` while the topic has no state yet: the first live message sets it.
     epoch: Option<Arc<str>>,
+    /// The topic's last offset when its history was read: every offset up to it exists, so
+    /// one the subscriber did not get must be stated as a gap even if no live message
+    /// follows (a short page: the caller's limit, or history that moved on).
+    known_last: u64,
 }
 
 /// Merges history `pages` (matched to `wants` by topic) and the `buffered` live messages of
@@ -221,6 +225,7 @@ pub(crate) fn merge(
             Track {
                 next,
                 epoch: page.epoch.clone(),
+                known_last: page.last_offset,
             },
         );
     }
@@ -237,6 +242,10 @@ pub(crate) fn merge(
             } else {
                 None
             };
+            if reason == Some(GapReason::EpochChanged) {
+                // The page's numbering was the old epoch's; nothing known of the new one.
+                track.known_last = 0;
+            }
             if let Some(reason) = reason {
                 out.live.push((
                     Delivery::Gap(Box::new(Gap {
@@ -262,6 +271,29 @@ pub(crate) fn merge(
             },
             Some(policy),
         ));
+    }
+    // A page that ended before the topic's last offset, with no live message after it to
+    // reveal the hole: say so, or those offsets would be skipped silently.
+    let mut short: Vec<(&Arc<str>, &Track)> = tracks
+        .iter()
+        .filter(|(_, t)| t.next <= t.known_last)
+        .collect();
+    short.sort_by(|a, b| a.0.cmp(b.0));
+    for (topic, track) in short {
+        out.live.push((
+            Delivery::Gap(Box::new(Gap {
+                sub: sub.clone(),
+                topic: topic.clone(),
+                since: track.next - 1,
+                epoch: track.epoch.clone(),
+                next: Some(track.known_last + 1),
+                reason: GapReason::Incomplete,
+            })),
+            None,
+        ));
+        if let Some(t) = out.topics.iter_mut().find(|t| t.topic == *topic) {
+            t.gap.get_or_insert(GapReason::Incomplete);
+        }
     }
     Ok(out)
 }

@@ -138,6 +138,28 @@ fn history_ending_before_the_live_messages_is_an_explicit_gap() {
 }
 
 #[test]
+fn a_short_page_with_no_live_message_after_it_is_still_an_explicit_gap() {
+    // Found by the route-first property test: nothing published while pending, so no live
+    // message revealed the hole, and offsets 4..=5 were skipped without a word.
+    let hub = hub();
+    for i in 1..=5 {
+        publish(&hub, "t", &i.to_string(), 0);
+    }
+    let s = session(&hub);
+    let pending = hub
+        .begin_subscribe(&s, &anon(), "t", "t", resume(2, None))
+        .unwrap();
+    let pages = read(&hub, &pending, 1);
+    let info = hub
+        .complete_subscribe(&s, pending, &pages, |_| Some("".into()))
+        .unwrap();
+    assert_eq!(trace(&s), ["R", "t:3", "gap t 3..6 Incomplete"]);
+    assert_eq!(info.topics[0].gap, Some(GapReason::Incomplete));
+    publish(&hub, "t", "6", 0);
+    assert_eq!(trace(&s), ["t:6"]);
+}
+
+#[test]
 fn an_epoch_change_between_history_and_live_is_a_gap_then_the_new_epoch() {
     let hub = hub();
     for i in 1..=3 {
