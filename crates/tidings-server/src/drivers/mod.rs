@@ -76,6 +76,9 @@ pub(crate) enum Ended {
     Shutdown,
     #[error("the client said goodbye")]
     Goodbye,
+    /// The protocol's own end of a conversation that may be either side's doing.
+    #[error("the conversation ended: {0}")]
+    Concluded(&'static str),
     #[error("no session: {0}")]
     Refused(HubError),
 }

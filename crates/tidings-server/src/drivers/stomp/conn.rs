@@ -9,6 +9,7 @@
 use super::carrier::{Carrier, Ending};
 use super::deliver;
 use super::session::{Flow, StompSession};
+use crate::drivers::Ended;
 use crate::listen::ByteStream;
 use crate::transports::ws::{Close, OutFrame, WsClosed, WsConn, WsMessage};
 use bytes::Bytes;
@@ -152,26 +153,9 @@ impl Transport {
     }
 }
 
-/// Why a STOMP connection ended, for its span's last event.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum Ended {
-    #[error("the peer went away")]
-    PeerGone,
-    #[error("writing failed: {0}")]
-    Transport(TransportError),
-    /// DISCONNECT, an ERROR, a missed CONNECT or heart-beat.
-    #[error("the conversation ended (DISCONNECT, ERROR, or a missed CONNECT or heart-beat)")]
-    Finished,
-    #[error("the hub closed the session: {0:?}")]
-    Closed(CloseReason),
-    #[error("the hub would not open a session (shutting down)")]
-    Refused,
-}
-
 /// Serves one connection until it ends; says why.
 pub(super) async fn run(transport: Transport, broker: Arc<super::Broker>, protocol: &'static str) {
-    let ended = serve(transport, broker, protocol).await;
-    tracing::debug!(reason = %ended, "connection ended");
+    serve(transport, broker, protocol).await.log();
 }
 
 async fn serve(
@@ -189,7 +173,7 @@ async fn serve(
             transport
                 .close(Close::GoingAway, "server shutting down")
                 .await;
-            return Ended::Refused;
+            return Ended::Refused(e);
         }
     };
     let mut st = StompSession::new(session, hub, broker.auth.clone(), cfg);
@@ -230,26 +214,27 @@ async fn serve(
                 }
                 if !out.is_empty() {
                     if let Err(e) = transport.send(&mut out).await {
-                        return Ended::Transport(e);
+                        return Ended::WriteFailed(e.to_string());
                     }
                     last_write = Instant::now();
                 }
                 settle_auto(&st, &mut auto_acks);
                 if let Some(reason) = closed {
                     transport.close(Close::GoingAway, "closing").await;
-                    return Ended::Closed(reason);
+                    return Ended::closed(&reason);
                 }
             }
             r = transport.recv(&mut rbuf) => {
                 match r {
-                    Ok(0) => return Ended::PeerGone, // the session is dropped (and queue messages it held go back)
+                    Ok(0) => return Ended::PeerClosed, // the session is dropped (and queue messages it held go back)
                     Ok(_) => {}
-                    Err(TransportError::Io(_) | TransportError::WebSocket(_)) => return Ended::PeerGone,
-                    Err(e) => return Ended::Transport(e),
+                    Err(TransportError::Io(_) | TransportError::WebSocket(_)) => return Ended::PeerClosed,
+                    Err(e) => return Ended::WriteFailed(e.to_string()),
                 }
                 last_read = Instant::now();
                 if st.handle_input(&mut rbuf) == Flow::Close {
-                    return finish(&st, transport, &mut batch, &mut out).await;
+                    let why = Ended::Concluded("DISCONNECT, or an ERROR for what the client sent");
+                    return finish(&st, transport, &mut batch, &mut out, why).await;
                 }
                 if rbuf.is_empty() && rbuf.capacity() > 64 * 1024 {
                     rbuf = BytesMut::with_capacity(4096);
@@ -259,16 +244,16 @@ async fn serve(
                 let now = Instant::now();
                 if !st.is_connected() {
                     st.error("no CONNECT frame in time", None, "");
-                    return finish(&st, transport, &mut batch, &mut out).await;
+                    return finish(&st, transport, &mut batch, &mut out, Ended::Idle).await;
                 }
                 if expect_every > 0 && now >= last_read + ms(expect_every) * cfg.heart_beat_tolerance {
                     st.error("heart-beat timeout: nothing received in time", None, "");
-                    return finish(&st, transport, &mut batch, &mut out).await;
+                    return finish(&st, transport, &mut batch, &mut out, Ended::Idle).await;
                 }
                 if send_every > 0 && now >= last_write + ms(send_every) {
                     out.buf.extend_from_slice(b"\n");
                     if let Err(e) = transport.send(&mut out).await {
-                        return Ended::Transport(e);
+                        return Ended::WriteFailed(e.to_string());
                     }
                     last_write = now;
                 }
@@ -288,17 +273,18 @@ async fn finish(
     mut transport: Transport,
     batch: &mut Vec<Delivery>,
     out: &mut Outgoing,
+    why: Ended,
 ) -> Ended {
     let mut ignored = Vec::new();
     st.session.outbox().drain_into(batch);
     encode_batch(st, batch, out, &mut ignored);
     if !out.is_empty() {
         if let Err(e) = transport.send(out).await {
-            return Ended::Transport(e);
+            return Ended::WriteFailed(e.to_string());
         }
     }
     transport.close(Close::Normal, "bye").await;
-    Ended::Finished
+    why
 }
 
 /// Encodes every delivery; records the last queue message written per `auto` subscription.
