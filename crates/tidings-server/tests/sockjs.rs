@@ -473,3 +473,277 @@ async fn the_raw_websocket_transport_runs_the_application_unframed() {
     assert_eq!(f.opcode(), OpCode::Close);
     assert_eq!(f.close_code().map(u16::from), Some(3000));
 }
+
+/// Every SockJS URL that takes XHR requests answers CORS for the request's origin: echoed
+/// with credentials allowed (the literal `null` of sandboxed iframes and `file://` pages
+/// too, since browsers refuse `*` with credentials), `*` when there is none.
+#[tokio::test]
+async fn cors_echoes_every_origin_including_null() {
+    let server = fixture();
+    let base = "/sockjs-test/echo";
+    let requests: [(&str, &str); 7] = [
+        ("OPTIONS", "/info"),
+        ("GET", "/info"),
+        ("POST", "/000/cors1/xhr"),
+        ("OPTIONS", "/000/cors1/xhr"),
+        ("OPTIONS", "/000/cors1/xhr_streaming"),
+        ("OPTIONS", "/000/cors1/xhr_send"),
+        ("POST", "/000/cors1/xhr_send"),
+    ];
+    for origin in ["null", "http://a.example"] {
+        for (method, path) in requests {
+            let headers =
+                format!("Origin: {origin}\r\nAccess-Control-Request-Headers: x-a, x-b\r\n");
+            let body = if path.ends_with("xhr_send") {
+                "[\"x\"]"
+            } else {
+                ""
+            };
+            let r = req(
+                &server,
+                method,
+                &format!("{base}{path}"),
+                &headers,
+                body,
+                ALL,
+            )
+            .await;
+            assert!(r.status < 300, "{method} {path}: {}", r.status);
+            let echoed = format!("access-control-allow-origin: {origin}\r\n");
+            assert!(
+                r.head.contains(&echoed),
+                "{method} {path} from {origin}: {}",
+                r.head
+            );
+            assert!(
+                r.head.contains("access-control-allow-credentials: true"),
+                "{method} {path} from {origin}: {}",
+                r.head
+            );
+            assert!(
+                r.head.contains("access-control-allow-headers: x-a, x-b"),
+                "{}",
+                r.head
+            );
+        }
+    }
+    // xhr_streaming too (read only its prelude: the stream stays open).
+    let r = req(
+        &server,
+        "POST",
+        &format!("{base}/000/cors2/xhr_streaming"),
+        "Origin: null\r\n",
+        "",
+        2048,
+    )
+    .await;
+    assert!(
+        r.head.contains("access-control-allow-origin: null\r\n"),
+        "{}",
+        r.head
+    );
+    let r = req(&server, "GET", &format!("{base}/info"), "", "", ALL).await;
+    assert!(
+        r.head.contains("access-control-allow-origin: *\r\n"),
+        "{}",
+        r.head
+    );
+    assert!(
+        !r.head.contains("access-control-allow-credentials"),
+        "{}",
+        r.head
+    );
+}
+
+/// sockjs-protocol's test_notFound: under a prefix only the greeting, `/info`, the iframe
+/// page, `/websocket` and `/<server>/<session>/<transport>` exist.
+#[tokio::test]
+async fn everything_else_under_the_prefix_is_404() {
+    let server = fixture();
+    for suffix in ["", "/"] {
+        let r = req(
+            &server,
+            "GET",
+            &format!("/sockjs-test/echo{suffix}"),
+            "",
+            "",
+            ALL,
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "Welcome to SockJS!\n"),
+            "{suffix:?}"
+        );
+    }
+    for suffix in [
+        "/a",
+        "/a.html",
+        "//",
+        "///",
+        "/a/a",
+        "/a/a/",
+        "/a/",
+        "/iframe.htmlx",
+        "/IFRAME.html",
+        "//info",
+        "/info/",
+        "/000/s/nope",
+        "/a./a/xhr",
+        "/a/a./xhr",
+        "/./../xhr",
+    ] {
+        let r = req(
+            &server,
+            "GET",
+            &format!("/sockjs-test/echo{suffix}"),
+            "",
+            "",
+            ALL,
+        )
+        .await;
+        assert_eq!(r.status, 404, "GET /sockjs-test/echo{suffix}: {}", r.body);
+    }
+    let r = req(
+        &server,
+        "GET",
+        "/sockjs-test/echo/iframe-1.6.1.html",
+        "",
+        "",
+        ALL,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+/// A method a URL does not take: 405 with `Allow`, an empty body and no `Content-Type`.
+#[tokio::test]
+async fn wrong_methods_get_405_with_allow_and_no_content_type() {
+    let server = fixture();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let cases = [
+        ("POST", "/websocket", upgrade, "GET"),
+        ("POST", "/websocket", "", "GET"),
+        ("POST", "/000/m/websocket", upgrade, "GET"),
+        ("POST", "/000/m/websocket", "", "GET"),
+        ("GET", "/000/m/xhr", "", "OPTIONS, POST"),
+        ("GET", "/000/m/xhr_send", "", "OPTIONS, POST"),
+        ("GET", "/000/m/xhr_streaming", "", "OPTIONS, POST"),
+        ("POST", "/000/m/eventsource", "", "GET"),
+        ("POST", "/000/m/htmlfile", "", "GET"),
+        ("GET", "/000/m/jsonp_send", "", "POST"),
+        ("POST", "/info", "", "OPTIONS, GET"),
+        ("DELETE", "/", "", "GET"),
+    ];
+    for (method, path, headers, allow) in cases {
+        let r = req(
+            &server,
+            method,
+            &format!("/sockjs-test/echo{path}"),
+            headers,
+            "",
+            ALL,
+        )
+        .await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.head);
+        assert!(
+            r.head
+                .contains(&format!("\r\nallow: {}\r\n", allow.to_ascii_lowercase())),
+            "{method} {path}: {}",
+            r.head
+        );
+        assert!(
+            !r.head.contains("content-type"),
+            "{method} {path}: {}",
+            r.head
+        );
+        assert!(r.body.is_empty(), "{method} {path}: {:?}", r.body);
+    }
+}
+
+/// A raw HTTP/1.0 request left open, read as it arrives.
+struct Held(TcpStream, String);
+
+impl Held {
+    async fn open(server: &impl Target, method: &str, path: &str) -> Held {
+        let mut s = TcpStream::connect(server.http()).await.unwrap();
+        s.write_all(format!("{method} {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        Held(s, String::new())
+    }
+
+    /// Reads until `needle` arrived (panics after 5 s); returns everything read so far.
+    async fn until(&mut self, needle: &str) -> &str {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 4096];
+        while !self.1.contains(needle) {
+            let n = tokio::time::timeout_at(deadline, self.0.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} within 5 s; got {:?}", self.1))
+                .unwrap();
+            assert!(n > 0, "closed before {needle:?}; got {:?}", self.1);
+            self.1.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        &self.1
+    }
+}
+
+/// sockjs-protocol's test_abort_xhr_streaming: the receiver goes away while a second
+/// request was told "Another connection still open"; the next request answers at once.
+#[tokio::test]
+async fn an_aborted_streaming_receiver_interrupts_the_session() {
+    let server = fixture();
+    let url = "/sockjs-test/echo/000/abort1/xhr_streaming";
+    let mut first = Held::open(&server, "POST", url).await;
+    first.until("o\n").await;
+    let mut second = Held::open(&server, "POST", url).await;
+    second
+        .until("c[2010,\"Another connection still open\"]\n")
+        .await;
+    drop(second);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = Held::open(&server, "POST", url).await;
+    let got = third.until("\n").await.to_owned();
+    let got = third
+        .until(if got.contains("o\n") { "o\n" } else { "c[" })
+        .await;
+    assert!(
+        got.ends_with("c[1002,\"Connection interrupted\"]\n") || got.ends_with("o\n"),
+        "{got:?}"
+    );
+}
+
+/// sockjs-protocol's test_abort_xhr_polling, and what it means for the hub: the session is
+/// released at once (presence says the user left), not after the disconnect delay.
+#[tokio::test]
+async fn an_aborted_poll_interrupts_the_session_and_releases_it_at_once() {
+    let server = server_with(|c| c.sockjs.disconnect_delay_secs = 60).await;
+    let url = "/sockjs/000/abort2/xhr";
+    assert_eq!(req(&server, "POST", url, "", "", ALL).await.body, "o\n");
+    let hello = req(&server, "POST", url, "", "", ALL).await;
+    assert!(hello.body.contains("hello"), "{}", hello.body);
+    let held = Held::open(&server, "POST", url).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy = req(&server, "POST", url, "", "", ALL).await;
+    assert_eq!(busy.body, "c[2010,\"Another connection still open\"]\n");
+    assert_eq!(server.hub().stats().sessions, 1);
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while server.hub().stats().sessions > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub session outlived its aborted receiver by 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let next = req(&server, "POST", url, "", "", ALL).await;
+    assert_eq!(next.body, "c[1002,\"Connection interrupted\"]\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered at once"
+    );
+    server.shutdown().await;
+}

@@ -159,32 +159,32 @@ impl SockJs {
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
             .cloned();
-        let mut resp = match rest
-            .trim_start_matches('/')
-            .split('/')
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [""] if method == Method::GET => plain(StatusCode::OK, "Welcome to SockJS!\n"),
-            ["info"] if method == Method::GET => info(ep),
-            ["info"] if method == Method::OPTIONS => preflight("OPTIONS, GET"),
-            [page]
-                if page.starts_with("iframe")
-                    && page.ends_with(".html")
-                    && method == Method::GET =>
-            {
-                iframe(&req, &cfg.client_url)
-            }
-            ["websocket"] => sockjs.websocket(&mut req, ep, None),
-            [server, session, transport] if valid_id(server) && valid_id(session) => {
+        // `rest` is empty or starts with '/'; exactly one slash separates the segments, so
+        // `//`, `/a/` and friends are not the greeting (sockjs-protocol's test_notFound).
+        let segments: Vec<&str> = match rest.strip_prefix('/') {
+            None => vec![""],
+            Some(r) => r.split('/').collect(),
+        };
+        let mut resp = match (segments.as_slice(), &method) {
+            ([""], &Method::GET) => plain(StatusCode::OK, "Welcome to SockJS!\n"),
+            ([""], _) => method_not_allowed("GET"),
+            (["info"], &Method::GET) => info(ep),
+            (["info"], &Method::OPTIONS) => preflight("OPTIONS, GET"),
+            (["info"], _) => method_not_allowed("OPTIONS, GET"),
+            ([page], &Method::GET) if is_iframe_page(page) => iframe(&req, &cfg.client_url),
+            ([page], _) if is_iframe_page(page) => method_not_allowed("GET"),
+            (["websocket"], _) => sockjs.websocket(&mut req, ep, None),
+            ([server, session, transport], _) if valid_id(server) && valid_id(session) => {
                 sockjs.transport_request(req, ep, session, transport).await
             }
             _ => plain(StatusCode::NOT_FOUND, "Not found"),
         };
         // CORS as SockJS specifies: echo the Origin (credentials allowed), or `*` without one.
+        // The literal origin `null` (sandboxed iframes, `file://` pages) is echoed too:
+        // browsers refuse `*` on a request made with credentials, which XHR transports are.
         let h = resp.headers_mut();
         match origin {
-            Some(o) if o != "null" => {
+            Some(o) => {
                 h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -207,6 +207,17 @@ impl SockJs {
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && !id.contains('.')
+}
+
+/// `iframe[0-9-.a-z_]*.html`, the names the iframe page answers to (clients add a version).
+fn is_iframe_page(name: &str) -> bool {
+    name.strip_prefix("iframe")
+        .and_then(|n| n.strip_suffix(".html"))
+        .is_some_and(|middle| {
+            middle
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b"-._".contains(&b))
+        })
 }
 
 impl SockJs {
@@ -246,11 +257,9 @@ impl SockJs {
             ("xhr_send" | "jsonp_send", &Method::POST) => {
                 self.sending(req, ep, id, transport == "jsonp_send").await
             }
-            (
-                "xhr" | "xhr_send" | "xhr_streaming" | "eventsource" | "htmlfile" | "jsonp"
-                | "jsonp_send",
-                _,
-            ) => plain(StatusCode::METHOD_NOT_ALLOWED, ""),
+            ("xhr" | "xhr_send" | "xhr_streaming", _) => method_not_allowed("OPTIONS, POST"),
+            ("jsonp_send", _) => method_not_allowed("POST"),
+            ("eventsource" | "htmlfile" | "jsonp", _) => method_not_allowed("GET"),
             _ => plain(StatusCode::NOT_FOUND, "Not found"),
         };
         if ep.options.cookie_needed {
@@ -357,7 +366,7 @@ impl SockJs {
             return plain(StatusCode::NOT_FOUND, "Not found");
         }
         if req.method() != Method::GET {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "");
+            return method_not_allowed("GET");
         }
         if !ws::is_upgrade(req) {
             return plain(
@@ -489,6 +498,15 @@ fn no_cache(resp: &mut Response<Body>) {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store, no-cache, no-transform, must-revalidate, max-age=0"),
     );
+}
+
+/// 405 as sockjs-protocol expects it: `Allow`, an empty body, and no `Content-Type`.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

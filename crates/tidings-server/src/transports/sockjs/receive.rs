@@ -96,12 +96,27 @@ fn htmlfile_prelude(callback: &str) -> Bytes {
     Bytes::from(page)
 }
 
-/// Detaches the receiving request from its session when dropped.
-struct Detach<'a>(&'a SockSession);
+/// Holds a session's receiver slot for one request. Finished, it detaches; dropped unfinished
+/// (hyper drops a request's future when its client goes away mid-poll) it interrupts the
+/// session, as a receiver the client abandoned does.
+struct Receiver<'a> {
+    session: &'a SockSession,
+    finished: bool,
+}
 
-impl Drop for Detach<'_> {
+impl Receiver<'_> {
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Receiver<'_> {
     fn drop(&mut self) {
-        self.0.detach();
+        if self.finished {
+            self.session.detach();
+        } else {
+            self.session.interrupt();
+        }
     }
 }
 
@@ -112,9 +127,10 @@ pub(crate) async fn poll(session: Arc<SockSession>, style: &Style, heartbeat: Du
         Attach::Busy => style.wrap(&frame::close(2010, "Another connection still open")),
         Attach::Closed(close) => style.wrap(&close),
         Attach::Attached => {
-            // Detaches however this ends: hyper drops the request's future when the client
-            // goes away mid-poll, and a session left attached would never be reclaimed.
-            let _attached = Detach(&session);
+            let receiver = Receiver {
+                session: &session,
+                finished: false,
+            };
             let deadline = tokio::time::Instant::now() + heartbeat;
             let mut drained = session.drain();
             // A wake-up may be stale (left by a push an earlier request already drained), so
@@ -130,6 +146,7 @@ pub(crate) async fn poll(session: Arc<SockSession>, style: &Style, heartbeat: Du
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 drained = session.drain();
             }
+            receiver.finish();
             match (drained.messages, drained.close) {
                 (Some(m), _) => style.wrap(&m),
                 (None, Some(c)) => style.wrap(&c),
@@ -166,6 +183,10 @@ pub(crate) async fn stream(session: Arc<SockSession>, style: Style, out: Streame
         }
         Attach::Opened => return, // a session opens once; the second attach never says so
     }
+    let receiver = Receiver {
+        session: &session,
+        finished: false,
+    };
     let mut sent = 0usize;
     loop {
         tokio::select! {
@@ -180,17 +201,20 @@ pub(crate) async fn stream(session: Arc<SockSession>, style: Style, out: Streame
                     chunk.put_slice(&style.wrap(c));
                 }
                 sent += chunk.len();
-                if !chunk.is_empty() && !out.send(chunk.freeze()).await || drained.close.is_some() || sent >= limit {
+                if !chunk.is_empty() && !out.send(chunk.freeze()).await {
+                    return; // the client went away: `receiver` interrupts the session
+                }
+                if drained.close.is_some() || sent >= limit {
                     break;
                 }
             }
             _ = out.keepalive() => {
                 if !out.send(style.wrap(frame::HEARTBEAT)).await {
-                    break;
+                    return;
                 }
             }
-            _ = out.gone() => break,
+            _ = out.gone() => return,
         }
     }
-    session.detach();
+    receiver.finish();
 }

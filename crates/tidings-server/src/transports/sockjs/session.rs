@@ -4,7 +4,10 @@
 //! (whose own bounded queue holds what the client has not received yet), and
 //! is reclaimed when no request has touched it for the disconnect delay. At most one
 //! receiving request is attached at a time; a second one is told "Another connection still
-//! open" (code 2010).
+//! open" (code 2010). A receiving request the client abandons (a closed tab, an aborted
+//! `xhr`) interrupts the session, as sockjs-node does: its handler (and hub session) is
+//! dropped at once and later requests get `c[1002,"Connection interrupted"]` until the
+//! session is reaped.
 
 use super::app::{App, Closed, Handler, Refused};
 use super::frame;
@@ -34,7 +37,8 @@ struct State {
 }
 
 pub(crate) struct SockSession {
-    handler: Mutex<Box<dyn Handler>>,
+    /// `None` once the session was interrupted: nothing more to send or receive.
+    handler: Mutex<Option<Box<dyn Handler>>>,
     /// Notified by the handler when it has something to send.
     pub(crate) wake: Arc<Notify>,
     state: Mutex<State>,
@@ -61,13 +65,13 @@ impl SockSession {
             last_seen: Instant::now(),
         };
         Ok(SockSession {
-            handler: Mutex::new(handler),
+            handler: Mutex::new(Some(handler)),
             wake,
             state: Mutex::new(state),
         })
     }
 
-    fn handler(&self) -> MutexGuard<'_, Box<dyn Handler>> {
+    fn handler(&self) -> MutexGuard<'_, Option<Box<dyn Handler>>> {
         self.handler.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -100,16 +104,33 @@ impl SockSession {
         st.last_seen = Instant::now();
     }
 
+    /// The attached receiving request went away before it was answered (the client aborted
+    /// it): the session ends with `c[1002,"Connection interrupted"]` and its handler goes now
+    /// (with its hub session: presence says so), not at the disconnect delay.
+    pub(crate) fn interrupt(&self) {
+        {
+            let mut st = self.state();
+            st.receiving = false;
+            st.last_seen = Instant::now();
+            st.closed
+                .get_or_insert_with(|| frame::close(1002, "Connection interrupted"));
+        }
+        let handler = self.handler().take();
+        drop(handler); // outside the lock: a handler's drop may do real work
+    }
+
     /// Messages the client sent (one decoded `xhr_send` body or WebSocket frame).
     pub(crate) fn receive(&self, messages: &[String]) {
         self.state().last_seen = Instant::now();
-        self.handler().on_messages(messages);
+        if let Some(handler) = self.handler().as_mut() {
+            handler.on_messages(messages);
+        }
     }
 
     /// Takes everything queued for the client, quoted message by message (for a raw
     /// WebSocket, which frames each on its own).
     pub(crate) fn drain_quoted(&self, out: &mut Vec<Bytes>) -> Option<Closed> {
-        let closed = self.handler().drain(out);
+        let closed = self.handler().as_mut()?.drain(out);
         if let Some(Closed { code, reason }) = closed {
             self.state().closed = Some(frame::close(code, reason));
         }
@@ -119,7 +140,10 @@ impl SockSession {
     /// Takes everything queued for the client.
     pub(crate) fn drain(&self) -> Drained {
         let mut quoted = Vec::new();
-        let closed = self.handler().drain(&mut quoted);
+        let closed = match self.handler().as_mut() {
+            Some(handler) => handler.drain(&mut quoted),
+            None => None,
+        };
         let messages = (!quoted.is_empty()).then(|| frame::messages(&quoted));
         let close = closed.map(|Closed { code, reason }| {
             let frame = frame::close(code, reason);
