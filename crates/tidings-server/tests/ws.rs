@@ -483,3 +483,135 @@ async fn positions_must_fit_a_pattern() {
     assert_eq!(next_json(&mut ws).await["type"], "ok");
     server.shutdown().await;
 }
+
+/// Opens a WebSocket by hand (so the test can send what no client library would), reads the
+/// 101, and returns the socket.
+async fn raw_upgrade(server: &Server, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{path}: {head}");
+    s
+}
+
+/// Reads server frames until a close frame; returns its code (or None if the socket closed
+/// without one).
+async fn raw_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut h = [0u8; 2];
+            s.read_exact(&mut h).await.ok()?;
+            let len = match h[1] & 0x7F {
+                126 => {
+                    let mut l = [0u8; 2];
+                    s.read_exact(&mut l).await.ok()?;
+                    u16::from_be_bytes(l) as usize
+                }
+                127 => {
+                    let mut l = [0u8; 8];
+                    s.read_exact(&mut l).await.ok()?;
+                    u64::from_be_bytes(l) as usize
+                }
+                n => n as usize,
+            };
+            let mut payload = vec![0u8; len];
+            s.read_exact(&mut payload).await.ok()?;
+            if h[0] & 0x0F == 0x8 {
+                return (len >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("closed in time")
+}
+
+/// RFC 6455 5.2 and 7.4.1: a frame with a reserved opcode (3-7, 0xB-0xF) fails the
+/// connection with 1002, on every WebSocket endpoint (Autobahn cases 4.1.x and 4.2.x).
+#[tokio::test]
+async fn reserved_opcodes_fail_the_connection_with_1002() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with(|_| {}).await;
+    for path in [
+        "/ws",
+        "/echo",
+        "/stomp",
+        "/sockjs/websocket",
+        "/sockjs/000/r1/websocket",
+    ] {
+        for opcode in [0x3u8, 0x7, 0xB, 0xF] {
+            let mut s = raw_upgrade(&server, path).await;
+            // A masked, final frame with the reserved opcode and a 2-byte payload, after a
+            // valid ping (so the guard must find the second frame's header).
+            let frames = [
+                0x89,
+                0x80,
+                1,
+                2,
+                3,
+                4,
+                0x80 | opcode,
+                0x82,
+                1,
+                2,
+                3,
+                4,
+                b'h',
+                b'i',
+            ];
+            s.write_all(&frames).await.unwrap();
+            assert_eq!(
+                raw_close_code(&mut s).await,
+                Some(1002),
+                "{path}, opcode {opcode:#x}"
+            );
+        }
+    }
+    // The endpoint still serves well-behaved clients.
+    let mut ok = connect(&server, "/echo").await;
+    ok.send(Frame::text("still here")).await.unwrap();
+    assert_eq!(next(&mut ok).await.as_str(), "still here");
+    server.shutdown().await;
+}
+
+/// RFC 6455 5.5: control frames carry at most 125 bytes. A longer close must not be echoed
+/// (Autobahn 7.3.6), a longer pong not taken: both fail the connection with 1002.
+#[tokio::test]
+async fn control_frames_over_125_bytes_fail_the_connection_with_1002() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with(|_| {}).await;
+    for path in ["/ws", "/echo", "/stomp"] {
+        for opcode in [0x8u8, 0xA] {
+            let mut s = raw_upgrade(&server, path).await;
+            let mut frame = vec![0x80 | opcode, 0x80 | 126, 0, 126, 0, 0, 0, 0];
+            frame.extend_from_slice(&[0x03, 0xE8]); // close code 1000, then the reason
+            frame.extend(std::iter::repeat_n(b'a', 124));
+            // Split after the first byte, as a slow network may.
+            s.write_all(&frame[..1]).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            s.write_all(&frame[1..]).await.unwrap();
+            assert_eq!(
+                raw_close_code(&mut s).await,
+                Some(1002),
+                "{path}, opcode {opcode:#x}"
+            );
+        }
+    }
+    server.shutdown().await;
+}

@@ -7,6 +7,7 @@
 
 mod deflate_offer;
 pub(crate) mod echo;
+mod strict_frames;
 
 use crate::config::WebSocketConfig;
 use bytes::Bytes;
@@ -14,7 +15,12 @@ use futures::SinkExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use strict_frames::StrictFrames;
 use yawc::{Frame, OpCode, Options, WebSocket};
+
+/// The byte stream under an accepted WebSocket.
+type Stream = StrictFrames<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Close codes we send (RFC 6455 section 7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +98,25 @@ fn options(cfg: &WebSocketConfig) -> Options {
 pub(crate) type Refusal = Box<Response<Full<Bytes>>>;
 
 /// An accepted upgrade whose socket hyper has not handed over yet.
-pub(crate) struct PendingConn(yawc::UpgradeFut);
+pub(crate) struct PendingConn {
+    upgrade: hyper::upgrade::OnUpgrade,
+    /// The `Sec-WebSocket-Extensions` value we answered with (permessage-deflate), if any.
+    extensions: Option<String>,
+    options: Options,
+}
 
 impl PendingConn {
     /// Waits for hyper to hand over the socket once the 101 response is written.
     pub(crate) async fn accept(self) -> Option<WsConn> {
-        self.0.await.ok().map(|inner| WsConn {
+        let io = StrictFrames::new(TokioIo::new(self.upgrade.await.ok()?));
+        let inner = WebSocket::from_stream_with_extensions(
+            io,
+            yawc::Role::Server,
+            self.extensions.as_deref(),
+            self.options,
+        )
+        .ok()?;
+        Some(WsConn {
             inner: Box::new(inner),
             held: None,
         })
@@ -106,6 +125,9 @@ impl PendingConn {
 
 /// Answers an upgrade request: the 101 response and the connection to come, or a plain
 /// HTTP error (403 for a foreign origin, 400 for a broken handshake).
+///
+/// yawc checks the handshake and negotiates permessage-deflate; we take hyper's upgrade
+/// handle first and build the connection over our own stream (see `strict_frames`).
 pub(crate) fn upgrade(
     req: &mut Request<Incoming>,
     cfg: &WebSocketConfig,
@@ -117,12 +139,28 @@ pub(crate) fn upgrade(
         )));
     }
     keep_one_deflate_offer(req);
-    match WebSocket::upgrade_with_options(&mut *req, options(cfg)) {
-        Ok((resp, fut)) => {
+    let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded\n",
+        )));
+    };
+    let options = options(cfg);
+    match WebSocket::upgrade_with_options(&mut *req, options.clone()) {
+        Ok((resp, _)) => {
             let (parts, _) = resp.into_parts();
+            let extensions = parts
+                .headers
+                .get(hyper::header::SEC_WEBSOCKET_EXTENSIONS)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             Ok((
                 Response::from_parts(parts, Full::new(Bytes::new())),
-                PendingConn(fut),
+                PendingConn {
+                    upgrade,
+                    extensions,
+                    options,
+                },
             ))
         }
         Err(e) => Err(Box::new(plain(
@@ -204,7 +242,7 @@ pub(crate) struct WsConn {
     /// Boxed: yawc's connection is about 900 bytes, and a driver's state machine keeps a
     /// slot for every value it holds across an await, so inline it would be paid for more
     /// than once per connection (see docs/performance.md).
-    inner: Box<WebSocket<yawc::HttpStream>>,
+    inner: Box<WebSocket<Stream>>,
     /// A close or error met by [`WsConn::recv_ready`], answered by the next `recv`.
     held: Option<Box<Result<Frame, yawc::WebSocketError>>>,
 }
