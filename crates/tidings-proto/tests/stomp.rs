@@ -312,6 +312,15 @@ fn client_frames_are_checked_per_version() {
         ClientOp::Ack { id, .. } => assert_eq!(id, "m7"),
         other => panic!("{other:?}"),
     }
+    // A 1.1-style `message-id` alone is not enough in 1.2 (STOMP 1.2, ACK).
+    for command in ["ACK", "NACK"] {
+        let frame = format!("{command}\nmessage-id:m7\nsubscription:s\n\n\0");
+        let err = client(Version::V1_2, frame.as_bytes()).unwrap_err();
+        assert!(matches!(err, FrameError::AckWithoutId { .. }), "{err:?}");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{command} in STOMP 1.2 needs an \"id\"")));
+    }
     match client(Version::V1_1, b"NACK\nmessage-id:m8\nsubscription:s\n\n\0")
         .unwrap()
         .op

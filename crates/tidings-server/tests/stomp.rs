@@ -220,10 +220,74 @@ async fn connect_negotiates_the_version_and_heart_beats() {
         .await;
     c.expect(Command::Connected).await;
 
-    let (mut c, r) = Client::connect_with(&server, &[("accept-version", "2.0")]).await;
+    // STOMP 1.2, Protocol Negotiation: ERROR with a `version` header listing ours, then close.
+    let (mut c, r) = Client::connect_with(&server, &[("accept-version", "2.0,2.1")]).await;
     assert_eq!(r.command, Command::Error);
-    assert!(r.header("message").unwrap().contains("1.0,1.1,1.2"));
+    assert_eq!(r.header("version"), Some("1.0,1.1,1.2"));
+    assert_eq!(r.header("message"), Some("unsupported protocol version"));
+    assert!(String::from_utf8_lossy(&r.body).contains("accepts 2.0,2.1"));
     assert!(c.next().await.is_none());
+}
+
+/// What a strict client or a conformance suite checks: each refused with an ERROR that says
+/// why, then the connection closes (and others are unaffected).
+#[tokio::test]
+async fn strict_refusals_unsubscribe_unknown_ack_without_id_slashed_destination() {
+    let server = server().await;
+    let mut bystander = Client::connect(&server).await;
+    bystander.subscribe("b", "/topic/calm", &[]).await;
+
+    let mut c = Client::connect(&server).await;
+    c.send(frame(
+        Command::Unsubscribe,
+        &[("id", "nope"), ("receipt", "r1")],
+        b"",
+    ))
+    .await;
+    let e = c.error_then_close().await;
+    assert_eq!(
+        e.header("message"),
+        Some("no subscription with id \"nope\" on this connection")
+    );
+    assert_eq!(e.header("receipt-id"), Some("r1"));
+
+    for command in [Command::Ack, Command::Nack] {
+        let mut c = Client::connect(&server).await;
+        c.send(frame(
+            command,
+            &[
+                ("message-id", "q1-s"),
+                ("subscription", "s"),
+                ("receipt", "r2"),
+            ],
+            b"",
+        ))
+        .await;
+        let e = c.error_then_close().await;
+        let message = e.header("message").unwrap();
+        assert!(message.contains("STOMP 1.2 needs an \"id\""), "{message}");
+        assert_eq!(e.header("receipt-id"), Some("r2"));
+    }
+
+    for (command, dest) in [
+        (Command::Send, "/topic/a/b"),
+        (Command::Subscribe, "/queue/a/b"),
+    ] {
+        let mut c = Client::connect(&server).await;
+        c.send(frame(command, &[("destination", dest), ("id", "s")], b"x"))
+            .await;
+        let e = c.error_then_close().await;
+        let message = e.header("message").unwrap();
+        assert!(
+            message.contains("names are dot-separated, without slashes"),
+            "{message}"
+        );
+        assert!(message.contains(&dest.replace("a/b", "a.b")), "{message}");
+    }
+
+    let mut publisher = Client::connect(&server).await;
+    publisher.publish("/topic/calm", b"still here").await;
+    assert_eq!(bystander.message().await.body.as_ref(), b"still here");
 }
 
 #[tokio::test]

@@ -115,6 +115,8 @@ pub enum FrameError {
         command: Command,
         header: &'static str,
     },
+    #[error("{command} in STOMP 1.2 needs an \"id\" header (the \"ack\" header of the MESSAGE); \"message-id\" names the message in 1.0 and 1.1 only")]
+    AckWithoutId { command: Command },
     #[error("{command} header {header:?}: {value:?} is not {expected}")]
     InvalidHeader {
         command: Command,
@@ -243,20 +245,22 @@ fn op_of(frame: Frame, version: Version) -> Result<ClientOp, FrameError> {
             ClientOp::Unsubscribe { id }
         }
         Command::Ack | Command::Nack => {
-            // 1.2 names the message by the `ack` header's value in `id`; 1.0/1.1 by its
-            // `message-id`. Either is accepted in every version.
-            let (first, second) = match version {
-                Version::V1_2 => ("id", "message-id"),
-                _ => ("message-id", "id"),
-            };
-            let id = frame
-                .header(first)
-                .or_else(|| frame.header(second))
-                .map(str::to_owned)
-                .ok_or(FrameError::MissingHeader {
-                    command,
-                    header: first,
-                })?;
+            // 1.2 names the message by the `ack` header's value in `id` (and only so: a
+            // 1.1-style `message-id` is refused); 1.0/1.1 by its `message-id`, where `id` is
+            // taken too (some clients send it).
+            let id = match version {
+                Version::V1_2 => frame
+                    .header("id")
+                    .ok_or(FrameError::AckWithoutId { command })?,
+                _ => frame
+                    .header("message-id")
+                    .or_else(|| frame.header("id"))
+                    .ok_or(FrameError::MissingHeader {
+                        command,
+                        header: "message-id",
+                    })?,
+            }
+            .to_owned();
             let subscription = opt("subscription");
             let transaction = opt("transaction");
             if command == Command::Ack {

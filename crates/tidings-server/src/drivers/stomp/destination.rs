@@ -2,7 +2,9 @@
 //!
 //! `/topic/<name>` is pub/sub on the hub's topic `<name>` (the same topics every other
 //! protocol sees; subscriptions may use `*`, `>` or RabbitMQ's `#`). `/queue/<name>` is a
-//! point-to-point queue `<name>`. Anything else is refused.
+//! point-to-point queue `<name>`. Anything else is refused, and so is a name with a slash
+//! (`/topic/a/b`): names are dot-separated tokens (`/topic/a.b`), and a slash would make a
+//! topic that looks hierarchical but that no wildcard can reach; RabbitMQ refuses it too.
 
 /// Where a destination points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,15 +18,24 @@ pub(super) const QUEUE: &str = "/queue/";
 
 impl Dest {
     pub(super) fn parse(text: &str) -> Result<Dest, String> {
-        if let Some(name) = text.strip_prefix(TOPIC) {
-            return Ok(Dest::Topic(name.to_owned()));
+        let (prefix, name, make): (_, _, fn(String) -> Dest) = if let Some(name) =
+            text.strip_prefix(TOPIC)
+        {
+            (TOPIC, name, Dest::Topic)
+        } else if let Some(name) = text.strip_prefix(QUEUE) {
+            (QUEUE, name, Dest::Queue)
+        } else {
+            return Err(format!(
+                    "unknown destination {text:?}: use /topic/<name> (pub/sub) or /queue/<name> (point-to-point)"
+                ));
+        };
+        if name.contains('/') {
+            let dotted = name.trim_matches('/').replace('/', ".");
+            return Err(format!(
+                "invalid destination {text:?}: names are dot-separated, without slashes ({prefix}{dotted})"
+            ));
         }
-        if let Some(name) = text.strip_prefix(QUEUE) {
-            return Ok(Dest::Queue(name.to_owned()));
-        }
-        Err(format!(
-            "unknown destination {text:?}: use /topic/<name> (pub/sub) or /queue/<name> (point-to-point)"
-        ))
+        Ok(make(name.to_owned()))
     }
 }
 
@@ -40,6 +51,9 @@ mod tests {
         );
         assert_eq!(Dest::parse("/queue/jobs"), Ok(Dest::Queue("jobs".into())));
         assert!(Dest::parse("/exchange/x").is_err());
+        let slash = Dest::parse("/topic/a/b").unwrap_err();
+        assert!(slash.contains("without slashes (/topic/a.b)"), "{slash}");
+        assert!(Dest::parse("/queue/jobs/1").is_err());
         assert!(Dest::parse("chat").is_err());
     }
 }

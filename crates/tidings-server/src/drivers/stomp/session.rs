@@ -19,7 +19,7 @@ use tidings_core::{
     SubscribeOptions, Target, Transaction,
 };
 use tidings_proto::stomp::{
-    self, AckMode, ClientFrame, ClientOp, Decoder, HeartBeat, Limits, Version,
+    self, AckMode, ClientFrame, ClientOp, Command, Decoder, FrameWriter, HeartBeat, Limits, Version,
 };
 
 /// What the connection loop does next.
@@ -269,10 +269,14 @@ impl StompSession {
                 return Ok(Flow::Continue);
             }
             ClientOp::Unsubscribe { id } => {
-                // Unknown ids are not an error: the effect (no such subscription) holds.
-                if self.subs.remove(id.as_str()).is_some() {
-                    let _ = hub.unsubscribe(&self.session, &id);
+                // An id that is not subscribed is a client bug worth saying (RabbitMQ and
+                // ActiveMQ answer it with an ERROR too), not a silent RECEIPT.
+                if self.subs.remove(id.as_str()).is_none() {
+                    return Err(Refused::new(format!(
+                        "no subscription with id {id:?} on this connection"
+                    )));
                 }
+                let _ = hub.unsubscribe(&self.session, &id);
             }
             ClientOp::Ack {
                 id, transaction, ..
@@ -329,11 +333,21 @@ impl StompSession {
         client_hb: HeartBeat,
     ) -> Result<Flow, Refused> {
         let Some(version) = Version::negotiate(accept_version) else {
-            // The spec's answer: ERROR with the versions we speak.
-            return Err(Refused {
-                message: "supported protocol versions are 1.0,1.1,1.2".into(),
-                detail: format!("the client accepts {}", accept_version.unwrap_or("")),
+            // STOMP 1.2, Protocol Negotiation: an ERROR whose `version` header lists the
+            // versions we speak, then close.
+            let supported = Version::ALL.map(Version::as_str).join(",");
+            let detail = format!(
+                "the client accepts {}; this server speaks {supported}",
+                accept_version.unwrap_or("")
+            );
+            self.reply(|b| {
+                FrameWriter::new(b, Command::Error, Version::V1_0)
+                    .header("version", &supported)
+                    .header("message", "unsupported protocol version")
+                    .header("content-type", "text/plain")
+                    .finish_with_length(detail.as_bytes())
             });
+            return Ok(Flow::Close);
         };
         self.version = version;
         self.decoder.set_version(version);
