@@ -3,7 +3,10 @@
 // tidings origin:
 //   1. sockjs-client with WebSocket disabled (xhr-streaming / eventsource), then with only
 //      xhr-polling allowed, exchanging messages with a TCP-line client;
-//   2. EventSource on /sse, which the server ends after a small response limit: the browser
+//   2. the same from a sandboxed iframe, whose origin is the literal `null` (as a `file://`
+//      page's is): `/info` and `xhr_send` are cross-origin with credentials, so the server must
+//      echo `Access-Control-Allow-Origin: null` (the browser refuses `*`);
+//   3. EventSource on /sse, which the server ends after a small response limit: the browser
 //      reconnects by itself with Last-Event-ID and gets every message exactly once, including
 //      the ones published while it was away.
 //
@@ -51,7 +54,13 @@ const until = async (what, pred, ms = 15000) => {
   throw new Error(`timeout: ${what}`);
 };
 
-const browser = await launchChromium();
+// Local Network Access: Chromium refuses requests from an opaque (`null`) origin to the
+// loopback address unless a user grants it. Here everything is on loopback only because tests
+// are; a sandboxed page on a public site reaching a public tidings is not subject to it. The
+// CORS checks this test is about stay on.
+const browser = await launchChromium([
+  "--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespectPreflightResults,BlockInsecurePrivateNetworkRequests",
+]);
 try {
   const context = await browser.newContext();
   // Test pages and the sockjs-client bundle are served on the tidings origin itself, so every
@@ -88,6 +97,52 @@ try {
     await page.evaluate(() => window.sock.close());
     line.sock.end();
     console.log(`ok: chromium sockjs-client over ${used} (allowed ${transports.join(", ")}) talks to a TCP-line client`);
+  }
+
+  // A sandboxed iframe (origin `null`) talking to the tidings origin. sockjs-client turns its
+  // xhr-* transports off in a null origin by itself, so it uses eventsource there: `/info` and
+  // every `xhr_send` are CORS requests with credentials from `Origin: null`.
+  for (const transports of [["eventsource"]]) {
+    const topic = `browser.null.${randomBytes(3).toString("hex")}`;
+    const line = tcp();
+    line.send(`SUB ${topic}`);
+    await until("tcp subscribed", () => line.lines.some((l) => l.startsWith(`+OK SUB ${topic}`)));
+    // The bundle goes inline: the frame's own requests are only the SockJS ones under test.
+    await page.evaluate((bundle) => {
+      document.querySelectorAll("iframe").forEach((f) => f.remove());
+      const frame = document.createElement("iframe");
+      frame.sandbox = "allow-scripts";
+      frame.srcdoc = `<!doctype html><script>${bundle.replaceAll("</", "<\\/")}</script>`;
+      document.body.appendChild(frame);
+    }, sockjsBundle);
+    const frame = await until("sandboxed frame loaded", async () => {
+      const f = page.frames().find((f) => f !== page.mainFrame());
+      return f && (await f.evaluate(() => typeof SockJS === "function").catch(() => false)) ? f : null;
+    });
+    const origin = await frame.evaluate(() => self.origin);
+    check(origin === "null", `the sandboxed frame's origin is ${origin}, not null`);
+    const used = await frame.evaluate(async ({ base, topic, transports }) => {
+      window.got = [];
+      const sock = new SockJS(`${base}/sockjs`, null, { transports });
+      window.sock = sock;
+      sock.onmessage = (e) => window.got.push(JSON.parse(e.data));
+      await new Promise((res, rej) => {
+        sock.onopen = res;
+        sock.onclose = (e) => rej(new Error(`closed ${e.code} ${e.reason}`));
+        setTimeout(() => rej(new Error("no open in 10 s")), 10000);
+      });
+      sock.send(JSON.stringify({ op: "subscribe", id: 1, topic }));
+      return sock.transport;
+    }, { base, topic, transports });
+    check(transports.includes(used), `used ${used}, allowed ${transports}`);
+    await until("null-origin browser subscribed", () => frame.evaluate(() => window.got.some((m) => m.type === "ok" && m.id === 1)));
+    line.send(`PUB ${topic} from-tcp`);
+    await until("tcp -> null-origin browser", () => frame.evaluate(() => window.got.some((m) => m.type === "message" && m.text === "from-tcp")));
+    await frame.evaluate((topic) => window.sock.send(JSON.stringify({ op: "publish", topic, text: "from-null" })), topic);
+    await until("null-origin browser -> tcp", () => line.lines.some((l) => l.startsWith(`MSG ${topic} `) && l.endsWith(" from-null")));
+    await frame.evaluate(() => window.sock.close());
+    line.sock.end();
+    console.log(`ok: chromium sockjs-client in a sandboxed iframe (origin null) over ${used} talks to a TCP-line client`);
   }
 
   // EventSource: the server ends each response after ~2 KiB; the browser reconnects itself.

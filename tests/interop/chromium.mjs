@@ -23,8 +23,8 @@ export async function playwrightChromium() {
   }
 }
 
-// A launched headless browser.
-export async function launchChromium() {
+// A launched headless browser, with `extraArgs` after the usual ones.
+export async function launchChromium(extraArgs = []) {
   const chromium = await playwrightChromium();
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
