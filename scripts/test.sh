@@ -78,7 +78,10 @@ autobahn() {
   [[ -x $bin ]] || { echo "autobahn: no server binary at $bin"; return 1; }
   [[ -x $shared/tools/autobahn/run.sh ]] || { echo "autobahn: $shared/tools/autobahn/run.sh not found"; return 1; }
   local out=$logs/autobahn-server.log
-  "$bin" serve --http 127.0.0.1:0 --tcp off --udp off --stomp off > "$out" 2>&1 &
+  # Autobahn's section 9 sends messages of up to 16 MiB; the product default is 1 MiB.
+  local config=$logs/autobahn-server.toml
+  printf '[websocket]\nmax_message = 16777216\n' > "$config"
+  "$bin" serve --config "$config" --http 127.0.0.1:0 --tcp off --udp off --stomp off > "$out" 2>&1 &
   local pid=$!
   pids+=("$pid")
   local port="" i

@@ -176,6 +176,15 @@ impl Session {
         }
     }
 
+    /// Whether the session subscribes to or consumes anything. One that does not and sends
+    /// nothing is only holding a connection (drivers close it after their idle timeout).
+    pub fn is_listening(&self) -> bool {
+        let st = self.hub.lock();
+        st.sessions
+            .get(&self.id)
+            .is_some_and(|e| !e.subs.is_empty() || e.consumers > 0)
+    }
+
     /// Who the session is (anonymous until [`Session::set_identity`]).
     pub fn identity(&self) -> Identity {
         let st = self.hub.lock();

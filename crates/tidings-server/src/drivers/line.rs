@@ -9,11 +9,13 @@ use super::{Context, Ended};
 use crate::config::LineConfig;
 use crate::listen::{ByteStream, Peer};
 use bytes::{Bytes, BytesMut};
+use std::time::Duration;
 use tidings_core::{
     CloseReason, Delivery, EncodingSlot, Identity, PayloadKind, Resume, Session, SubscribeOptions,
 };
 use tidings_proto::line::{self, Command, Decoder, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// What to do after a command.
 enum Flow {
@@ -23,6 +25,13 @@ enum Flow {
 }
 
 /// Serves one connection until it ends, the peer is too slow, or shutdown.
+/// What a connection the listener refuses is told (`-ERR too many connections`).
+pub(crate) fn refusal(reason: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    line::encode_err(reason, &mut out);
+    out
+}
+
 pub(crate) async fn serve(stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineConfig) {
     run(stream, peer, ctx, cfg).await.log();
 }
@@ -53,7 +62,16 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut wbuf = BytesMut::new();
     let mut batch = Vec::new();
+    let idle_after =
+        (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
+    let mut last_read = Instant::now();
     let ended = loop {
+        let idle = async {
+            match idle_after {
+                Some(after) => tokio::time::sleep_until(last_read + after).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = wake.notified() => {
@@ -77,12 +95,26 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
                 if !matches!(r, Ok(n) if n > 0) {
                     break Ended::PeerClosed; // EOF or reset: the session is dropped below
                 }
+                last_read = Instant::now();
                 if let Flow::Close(why) = conn.handle_input(&mut rbuf) {
                     conn.session.outbox().drain_into(&mut batch);
                     encode_batch(&mut batch, &mut wbuf);
                     let _ = stream.write_all(&wbuf).await;
                     break why;
                 }
+            }
+            _ = idle => {
+                // A subscriber waiting for messages is not idle; a connection that holds
+                // nothing and says nothing only holds a file descriptor.
+                if conn.session.is_listening() {
+                    last_read = Instant::now();
+                    continue;
+                }
+                let secs = cfg.idle_timeout_secs;
+                wbuf.clear();
+                line::encode_err(format_args!("idle for {secs} s with no subscription; closing"), &mut wbuf);
+                let _ = stream.write_all(&wbuf).await;
+                break Ended::Idle;
             }
         }
     };

@@ -6,9 +6,21 @@
 //! tracking connection tasks so shutdown can wait for them, and one `tracing` span per
 //! connection (listener kind and peer). `serve` functions take any [`ByteStream`], not a
 //! `TcpStream`, so a TLS stream (or an in-memory pipe in a test) can stand in its place.
+//!
+//! What a client may hold is bounded here too: connections in all and per address
+//! (`limits`, refused in the listener's protocol words) and how long a write may wait for a
+//! client that reads nothing (`write_deadline`).
+
+mod limits;
+mod write_deadline;
+
+pub(crate) use limits::ConnLimits;
+pub(crate) use write_deadline::WriteDeadline;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +35,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
+    /// Admitted past `max_connections` on the HTTP reserve: may only ask `/healthz` and
+    /// `/metrics`.
+    pub(crate) on_reserve: bool,
+}
+
+/// How a listener admits connections.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    pub(crate) limits: Arc<ConnLimits>,
+    /// HTTP: connections past the total go on the reserve instead of being refused.
+    pub(crate) may_use_reserve: bool,
+    /// What a refused client is told, in its protocol (`reason` is a short phrase).
+    pub(crate) refuse: fn(reason: &str) -> Vec<u8>,
+    pub(crate) write_timeout: Duration,
 }
 
 /// Connections the kernel may hold for us before we accept them. tokio's default is 1024;
@@ -48,14 +74,16 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Accepts connections until `shutdown`, spawning `serve` for each on `tasks` (so shutdown
 /// can wait for them), inside a span named after the listener with the peer's address.
+/// A connection past the limits is told why and closed without reaching `serve`.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     kind: &'static str,
+    admission: Admission,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     serve: F,
 ) where
-    F: Fn(tokio::net::TcpStream, Peer) -> Fut,
+    F: Fn(WriteDeadline<tokio::net::TcpStream>, Peer) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -70,6 +98,16 @@ pub(crate) async fn accept_loop<F, Fut>(
             },
             _ = shutdown.cancelled() => return,
         };
+        let admitted = match admission.limits.admit(addr.ip(), admission.may_use_reserve) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                tracing::debug!(listener = kind, peer = %addr, "refused: {}", refusal.reason());
+                // Best effort and never waiting: the socket's buffer is empty, so the short
+                // refusal fits; then it closes.
+                let _ = stream.try_write(&(admission.refuse)(refusal.reason()));
+                continue;
+            }
+        };
         // Messages are small and latency matters more than packet count; drivers coalesce
         // their own writes.
         let _ = stream.set_nodelay(true);
@@ -82,11 +120,16 @@ pub(crate) async fn accept_loop<F, Fut>(
             session = tracing::field::Empty,
             user = tracing::field::Empty,
         );
-        let conn = serve(stream, Peer { addr });
+        let peer = Peer {
+            addr,
+            on_reserve: admitted.on_reserve,
+        };
+        let conn = serve(WriteDeadline::new(stream, admission.write_timeout), peer);
         tasks.spawn(
             async move {
                 tracing::debug!("accepted");
                 conn.await;
+                drop(admitted);
             }
             .instrument(span),
         );

@@ -59,7 +59,33 @@ pub(super) fn render(shared: &Shared) -> Response<Body> {
         "Open SockJS sessions.",
         shared.sockjs.sessions() as u64,
     );
-    for (name, kind, help, value) in rows.into_iter().chain([sockjs]).chain(shared.udp.rows()) {
+    let c = &shared.connections;
+    let connections = [
+        (
+            "tidings_connections",
+            "gauge",
+            "Open TCP connections on every listener (the HTTP reserve included).",
+            c.open() as u64,
+        ),
+        (
+            "tidings_connections_refused_total",
+            "counter",
+            "Connections refused because the server held limits.max_connections.",
+            c.refused_total.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (
+            "tidings_connections_refused_per_ip_total",
+            "counter",
+            "Connections refused because their address held limits.max_connections_per_ip.",
+            c.refused_per_ip.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in rows
+        .into_iter()
+        .chain([sockjs])
+        .chain(connections)
+        .chain(shared.udp.rows())
+    {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));

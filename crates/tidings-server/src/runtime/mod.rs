@@ -50,6 +50,10 @@ pub(crate) struct Shared {
     pub(crate) api: Api,
     pub(crate) fallbacks: Fallbacks,
     pub(crate) broker: Arc<Broker>,
+    /// Connections held on every TCP listener, and the limits they are held to.
+    pub(crate) connections: Arc<listen::ConnLimits>,
+    /// How long an HTTP request head may take (slowloris).
+    pub(crate) handshake_timeout: Duration,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -157,7 +161,15 @@ impl Server {
             }),
             options,
         );
+        let limits = &config.limits;
+        let connections = listen::ConnLimits::new(
+            limits.connections(),
+            limits.max_connections_per_ip,
+            limits.reserve_http,
+        );
         let shared = Arc::new(Shared {
+            connections: connections.clone(),
+            handshake_timeout: limits.handshake_timeout(),
             hub,
             shutdown: ctx.shutdown.clone(),
             tasks: ctx.tasks.clone(),
@@ -182,21 +194,30 @@ impl Server {
             stomp: stomp.as_ref().and_then(|l| l.local_addr().ok()),
             udp: udp.as_ref().and_then(|s| s.local_addr().ok()),
         };
+        let admission = |refuse, may_use_reserve| listen::Admission {
+            limits: connections.clone(),
+            may_use_reserve,
+            refuse,
+            write_timeout: limits.write_timeout(),
+        };
         let accept = |l, kind| (l, kind, ctx.shutdown.clone(), ctx.tasks.clone());
         if let Some((l, kind, shutdown, tasks)) = http.map(|l| accept(l, "http")) {
             let shared = shared.clone();
             let serve = move |stream, peer| router::serve_connection(stream, peer, shared.clone());
-            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+            let admit = admission(crate::transports::http::refusal, true);
+            tokio::spawn(listen::accept_loop(l, kind, admit, shutdown, tasks, serve));
         }
         if let Some((l, kind, shutdown, tasks)) = tcp.map(|l| accept(l, "tcp")) {
             let (ctx, cfg) = (ctx.clone(), config.line);
             let serve =
                 move |stream, peer| crate::drivers::line::serve(stream, peer, ctx.clone(), cfg);
-            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+            let admit = admission(crate::drivers::line::refusal, false);
+            tokio::spawn(listen::accept_loop(l, kind, admit, shutdown, tasks, serve));
         }
         if let Some((l, kind, shutdown, tasks)) = stomp.map(|l| accept(l, "stomp")) {
             let serve = move |stream, peer| broker.clone().serve_stream(stream, peer);
-            tokio::spawn(listen::accept_loop(l, kind, shutdown, tasks, serve));
+            let admit = admission(Broker::refusal, false);
+            tokio::spawn(listen::accept_loop(l, kind, admit, shutdown, tasks, serve));
         }
         if let Some(socket) = udp {
             let addr = addrs.udp.or(config.udp.0);

@@ -19,11 +19,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 /// Serves one HTTP/1.1 connection (with upgrades) until it ends or shutdown begins.
-pub(super) async fn serve_connection(stream: impl ByteStream, _peer: Peer, shared: Arc<Shared>) {
+///
+/// The request head must arrive within the handshake timeout (slowloris); hyper closes a
+/// connection that stalls in it.
+pub(super) async fn serve_connection(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>) {
     let shutdown = shared.shutdown.clone();
-    let service = service_fn(move |req| route(req, shared.clone()));
+    let header_timeout = shared.handshake_timeout;
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(peer);
+        route(req, shared.clone())
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -43,7 +52,26 @@ async fn route(
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
+    let on_reserve = req.extensions().get::<Peer>().is_some_and(|p| p.on_reserve);
+    let max_body = shared.api.max_body;
+    let announced = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let socketio = path == "/socket.io" || path.starts_with("/socket.io/");
     let resp = match (req.method(), path.as_str()) {
+        // A connection admitted past the connection limit may only look at the server.
+        (_, p) if on_reserve && p != "/healthz" && p != "/metrics" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections: only /healthz and /metrics are answered\n",
+        ),
+        // A body announced larger than any endpoint takes is refused before a byte of it is
+        // waited for (Socket.IO checks its own `max_payload`).
+        _ if !socketio && announced.is_some_and(|n| n > max_body as u64) => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {max_body} bytes\n"),
+        ),
         (&Method::GET, "/ws") if ws::is_upgrade(&req) => {
             upgrade(&mut req, &shared, Endpoint::Native)
         }

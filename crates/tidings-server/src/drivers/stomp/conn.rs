@@ -192,7 +192,10 @@ async fn serve(
             let beat = (send_every > 0).then(|| last_write + ms(send_every));
             let dead =
                 (expect_every > 0).then(|| last_read + ms(expect_every) * cfg.heart_beat_tolerance);
-            beat.into_iter().chain(dead).min()
+            // Without heart-beats from the client, silence is checked by the idle timeout.
+            let idle = (expect_every == 0 && cfg.idle_timeout_secs > 0)
+                .then(|| last_read + Duration::from_secs(cfg.idle_timeout_secs));
+            beat.into_iter().chain(dead).chain(idle).min()
         };
         let timer = async {
             match deadline {
@@ -248,6 +251,20 @@ async fn serve(
                 }
                 if expect_every > 0 && now >= last_read + ms(expect_every) * cfg.heart_beat_tolerance {
                     st.error("heart-beat timeout: nothing received in time", None, "");
+                    return finish(&st, transport, &mut batch, &mut out, Ended::Idle).await;
+                }
+                let idle_for = Duration::from_secs(cfg.idle_timeout_secs);
+                if expect_every == 0 && cfg.idle_timeout_secs > 0 && now >= last_read + idle_for {
+                    // A subscriber waiting for messages is not idle.
+                    if st.session.is_listening() {
+                        last_read = now;
+                        continue;
+                    }
+                    let message = format!(
+                        "idle for {} s with heart-beats off and no subscription; closing",
+                        cfg.idle_timeout_secs
+                    );
+                    st.error(&message, None, "");
                     return finish(&st, transport, &mut batch, &mut out, Ended::Idle).await;
                 }
                 if send_every > 0 && now >= last_write + ms(send_every) {

@@ -44,6 +44,19 @@ pub(crate) struct Broker {
 
 impl Broker {
     /// Serves STOMP over a byte stream (the STOMP listener) until it ends.
+    /// What a connection the listener refuses is told: an `ERROR` frame.
+    pub(crate) fn refusal(reason: &str) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        tidings_proto::stomp::encode_error(
+            reason,
+            None,
+            "",
+            tidings_proto::stomp::Version::V1_0,
+            &mut out,
+        );
+        out.to_vec()
+    }
+
     pub(crate) async fn serve_stream(self: Arc<Self>, stream: impl ByteStream, _peer: Peer) {
         let transport = conn::Transport::Stream(Box::new(stream));
         conn::run(transport, self, "stomp").await

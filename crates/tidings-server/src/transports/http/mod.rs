@@ -40,3 +40,14 @@ pub(crate) fn respond(
     );
     resp
 }
+
+/// What an HTTP connection the listener refuses is told, written before its request is
+/// read: `503` with the reason, then the connection closes.
+pub(crate) fn refusal(reason: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{reason}\n",
+        reason.len() + 1
+    )
+    .into_bytes()
+}

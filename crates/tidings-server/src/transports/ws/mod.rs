@@ -85,6 +85,9 @@ fn options(cfg: &WebSocketConfig) -> Options {
         .with_read_buffer_capacity(cfg.buffer_size)
         .with_write_buffer_capacity(cfg.buffer_size)
         .with_utf8()
+        .with_fragment_timeout(std::time::Duration::from_secs(
+            cfg.message_timeout_secs.max(1),
+        ))
         .with_no_delay();
     if cfg.compression {
         opts = opts.with_balanced_compression();

@@ -1,0 +1,264 @@
+//! What a hostile or broken client can make the server hold, tried as such a client would:
+//! connection floods, slowloris, idle sockets, readers that never read, huge announced bodies.
+//! Each test fails on a server without the limit it checks (issue 15's findings 3 and 4).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tidings_server::{Server, ServerConfig};
+use tidings_testkit::http::{self, ALL};
+use tidings_testkit::line::Line;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Server {
+    tidings_testkit::server()
+        .http()
+        .tcp()
+        .stomp()
+        .with(f)
+        .start()
+        .await
+}
+
+/// Everything the server sends until it closes (or 5 s pass: then the test fails).
+async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the server closes in time")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn get(addr: SocketAddr, path: &str) -> http::Response {
+    http::exchange(
+        addr,
+        http::request_1_0("GET", path, "", ""),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+fn metric(server: &Server, text: &str, name: &str) -> u64 {
+    let _ = server;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_address_gets_its_share_and_is_told_so_in_each_protocol() {
+    let server = server_with(|c| c.limits.max_connections_per_ip = 4).await;
+    let addrs = server.addrs().clone();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(Line::open(addrs.tcp.unwrap()).await);
+    }
+    // The fifth connection from this address, on any listener, is refused at once.
+    let mut line = TcpStream::connect(addrs.tcp.unwrap()).await.unwrap();
+    assert_eq!(
+        read_to_close(&mut line).await,
+        "-ERR too many connections from your address\r\n"
+    );
+    let mut stomp = TcpStream::connect(addrs.stomp.unwrap()).await.unwrap();
+    let frame = read_to_close(&mut stomp).await;
+    assert!(
+        frame.starts_with("ERROR\n")
+            && frame.contains("message:too many connections from your address\n"),
+        "{frame:?}"
+    );
+    let refused = get(addrs.http.unwrap(), "/healthz").await;
+    assert_eq!(refused.status, 503);
+    assert!(refused
+        .text()
+        .contains("too many connections from your address"));
+    // A place freed is a place to take.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = get(addrs.http.unwrap(), "/metrics").await;
+    assert_eq!(ok.status, 200);
+    let text = ok.text();
+    assert_eq!(
+        metric(&server, &text, "tidings_connections_refused_per_ip_total"),
+        3
+    );
+    // 3 line connections held + this HTTP one.
+    assert_eq!(metric(&server, &text, "tidings_connections"), 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_server_still_answers_healthz_and_metrics_on_the_reserve() {
+    let server = server_with(|c| {
+        c.limits.max_connections = 3;
+        c.limits.reserve_http = 1;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(Line::open(addrs.tcp.unwrap()).await);
+    }
+    let mut line = TcpStream::connect(addrs.tcp.unwrap()).await.unwrap();
+    assert_eq!(
+        read_to_close(&mut line).await,
+        "-ERR too many connections\r\n"
+    );
+    let health = get(addrs.http.unwrap(), "/healthz").await;
+    assert_eq!(health.status, 200, "{}", health.text());
+    let other = get(addrs.http.unwrap(), "/api/topics").await;
+    assert_eq!(other.status, 503);
+    assert!(other.text().contains("only /healthz and /metrics"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slowloris_request_head_is_cut_at_the_handshake_timeout() {
+    let server = server_with(|c| c.limits.handshake_timeout_secs = 1).await;
+    let mut s = TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // One header byte every 200 ms, never ending the head.
+    let trickle = async {
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        loop {
+            if s.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut b = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => return, // hyper answers 408 before closing
+                Err(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), trickle)
+        .await
+        .expect("the slow request head was cut within 5 s");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut after {took:?}, before the timeout"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_line_and_stomp_connections_are_closed_but_subscribers_are_not() {
+    let server = server_with(|c| {
+        c.line.idle_timeout_secs = 1;
+        c.stomp_broker.idle_timeout_secs = 1;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    let mut idle = Line::open(addrs.tcp.unwrap()).await;
+    let mut subscriber = Line::open(addrs.tcp.unwrap()).await;
+    assert!(subscriber.ask("SUB quiet.topic").await.starts_with("+OK"));
+    assert_eq!(
+        idle.read().await,
+        "-ERR idle for 1 s with no subscription; closing"
+    );
+    // STOMP with heart-beats off.
+    let mut stomp = TcpStream::connect(addrs.stomp.unwrap()).await.unwrap();
+    stomp
+        .write_all(b"CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0")
+        .await
+        .unwrap();
+    let got = read_to_close(&mut stomp).await;
+    assert!(got.starts_with("CONNECTED\n"), "{got:?}");
+    assert!(
+        got.contains("message:idle for 1 s with heart-beats off and no subscription; closing"),
+        "{got:?}"
+    );
+    // The subscriber outlived them all and still gets what is published.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut publisher = Line::open(addrs.tcp.unwrap()).await;
+    assert!(publisher
+        .ask("PUB quiet.topic hello")
+        .await
+        .starts_with("+OK"));
+    assert!(subscriber.read().await.ends_with(" hello"));
+    server.shutdown().await;
+}
+
+/// Clients that subscribe and never read: once the kernel's buffers are full, the server's
+/// writes wait, and past the write timeout the connection and its session are dropped.
+#[tokio::test]
+async fn readers_that_read_nothing_are_dropped_at_the_write_timeout() {
+    let server = server_with(|c| {
+        c.limits.write_timeout_secs = 1;
+        // Large outboxes, so it is the write deadline that acts, not the slow-consumer policy.
+        c.hub.outbox.max_messages = 1_000_000;
+        c.hub.outbox.max_bytes = 1 << 30;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    let mut stalled = Vec::new();
+    for i in 0..4 {
+        let mut s = TcpStream::connect(addrs.http.unwrap()).await.unwrap();
+        s.write_all(format!("GET /sse?topic=flood HTTP/1.1\r\nHost: x{i}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    let mut line_reader = Line::open(addrs.tcp.unwrap()).await;
+    assert!(line_reader.ask("SUB flood").await.starts_with("+OK"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.hub().stats().sessions, 5);
+    let payload = "x".repeat(1024);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut published = 0;
+    while server.hub().stats().sessions > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 5 stalled sessions still held after {published} messages",
+            server.hub().stats().sessions
+        );
+        for _ in 0..2000 {
+            server
+                .hub()
+                .publish(
+                    &server.hub().access().anonymous(),
+                    "flood",
+                    tidings_core::PayloadKind::Text,
+                    bytes::Bytes::from(payload.clone()),
+                    Vec::new(),
+                    0,
+                )
+                .unwrap();
+            published += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_announced_too_large_is_refused_at_once() {
+    let server = server_with(|_| {}).await;
+    let mut s = TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    s.write_all(
+        b"POST /api/publish/t HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10000000000\r\n\r\nab",
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut head))
+        .await
+        .expect("answered without waiting for the 10 GB")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.shutdown().await;
+}
