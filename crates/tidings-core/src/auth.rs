@@ -147,6 +147,8 @@ pub enum AuthError {
     SubscribeDenied { user: String, pattern: String },
     #[error("the credentials of {user} have expired")]
     Expired { user: String },
+    #[error("too many failed logins from this address; try again in {retry_after_secs} s")]
+    TooManyFailures { retry_after_secs: u64 },
 }
 
 /// What an identity may do: topic patterns it may publish to and subscribe within.

@@ -3,35 +3,188 @@
 //! to its hub session; permissions, presence and the admin view read it from there.
 //!
 //! The configured user list (`[hub.auth]`) is the first implementation; tokens (JWT) are
-//! the next, behind the same trait.
+//! the next, behind the same trait. Password guessing is limited here, once for every
+//! protocol: each failure is logged (user, and the connection's span gives protocol and
+//! peer; never the password) and counted, and an address with too many recent failures is
+//! refused without its password being checked until its window passes ([`LoginGuard`]).
+//! Drivers of long-lived connections also close a connection after a few failures
+//! ([`FAILURES_PER_CONNECTION`]).
 
-use std::sync::Arc;
-use tidings_core::{Hub, HubError, Identity};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tidings_core::{AuthError, Hub, HubError, Identity};
+
+/// Failed logins after which a line or WebSocket connection is closed (it can reconnect;
+/// the address's budget in [`LoginGuard`] is what bounds the rate).
+pub(crate) const FAILURES_PER_CONNECTION: u32 = 3;
 
 /// Turns credentials into identities. Every driver holds one and asks it, never a user table.
 pub(crate) trait Authenticator: Send + Sync + 'static {
     /// The identity of a client that presented nothing: the configured anonymous rights.
     fn anonymous(&self) -> Identity;
-    /// A user name and password (STOMP `login`/`passcode`, HTTP Basic, `AUTH`, ...).
-    fn password(&self, user: &str, password: &str) -> Result<Identity, HubError>;
+    /// A user name and password (STOMP `login`/`passcode`, HTTP Basic, `AUTH`, ...) from
+    /// `from` (the client's address, when the transport knows it).
+    fn password(
+        &self,
+        user: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Identity, HubError>;
+    /// Failed logins, and logins refused because their address failed too often.
+    fn failures(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// The users of the config file (`[hub.auth]`), checked by the hub's access table.
 pub(crate) struct ConfiguredUsers {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) guard: LoginGuard,
 }
+
+impl ConfiguredUsers {
+    pub(crate) fn new(hub: Arc<Hub>) -> ConfiguredUsers {
+        ConfiguredUsers {
+            hub,
+            guard: LoginGuard::new(GUARD_FAILURES, GUARD_WINDOW, GUARD_ADDRESSES),
+        }
+    }
+}
+
+/// Failed logins an address may make per [`GUARD_WINDOW`] (fail2ban's default `maxretry`
+/// is 5 per 10 minutes; a person mistyping does not reach 10 in a minute).
+const GUARD_FAILURES: u32 = 10;
+const GUARD_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered at once; past it the stalest entry is forgotten.
+const GUARD_ADDRESSES: usize = 65_536;
 
 impl Authenticator for ConfiguredUsers {
     fn anonymous(&self) -> Identity {
         self.hub.access().anonymous()
     }
 
-    fn password(&self, user: &str, password: &str) -> Result<Identity, HubError> {
+    fn password(
+        &self,
+        user: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Identity, HubError> {
+        if let Some(wait) = from.and_then(|ip| self.guard.blocked(ip)) {
+            tracing::warn!(user, "login refused: too many failures from this address");
+            return Err(HubError::Denied(AuthError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            }));
+        }
         let who = self.hub.authenticate(user, password);
         match &who {
             Ok(_) => tracing::debug!(user, "authenticated"),
-            Err(e) => tracing::info!(user, error = %e, "authentication failed"),
+            Err(e) => {
+                tracing::warn!(user, error = %e, "authentication failed");
+                self.guard.failed(from);
+            }
         }
         who
+    }
+
+    fn failures(&self) -> (u64, u64) {
+        (
+            self.guard.failed.load(Ordering::Relaxed),
+            self.guard.refused.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Failed logins per client address in a fixed window. Bounded: at most `max_addresses`
+/// entries (IPv6 counted per /64 like connections are).
+pub(crate) struct LoginGuard {
+    max_failures: u32,
+    window: Duration,
+    max_addresses: usize,
+    recent: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    failed: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl LoginGuard {
+    pub(crate) fn new(max_failures: u32, window: Duration, max_addresses: usize) -> LoginGuard {
+        LoginGuard {
+            max_failures,
+            window,
+            max_addresses,
+            recent: Mutex::new(HashMap::new()),
+            failed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `ip` must wait before trying again, if it has used up its window.
+    pub(crate) fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let key = crate::listen::address_key(ip);
+        let map = self.map();
+        let (since, n) = *map.get(&key)?;
+        let left = self.window.checked_sub(since.elapsed())?;
+        if n >= self.max_failures {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Some(left);
+        }
+        None
+    }
+
+    /// Counts a failed login from `from`.
+    pub(crate) fn failed(&self, from: Option<IpAddr>) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let Some(ip) = from else { return };
+        let key = crate::listen::address_key(ip);
+        let mut map = self.map();
+        if map.len() >= self.max_addresses && !map.contains_key(&key) {
+            let window = self.window;
+            map.retain(|_, (since, _)| since.elapsed() < window);
+            if map.len() >= self.max_addresses {
+                if let Some(stalest) = map
+                    .iter()
+                    .min_by_key(|(_, (since, _))| *since)
+                    .map(|(k, _)| *k)
+                {
+                    map.remove(&stalest);
+                }
+            }
+        }
+        let entry = map.entry(key).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_blocked_after_its_failures_until_the_window_passes() {
+        let guard = LoginGuard::new(3, Duration::from_millis(200), 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(guard.blocked(a).is_none());
+            guard.failed(Some(a));
+        }
+        assert!(guard.blocked(a).is_some());
+        assert!(guard.blocked(b).is_none(), "others are not affected");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(guard.blocked(a).is_none());
+        // Bounded: a third address pushes out the stalest.
+        guard.failed(Some(b));
+        guard.failed(Some("10.0.0.3".parse().unwrap()));
+        assert!(guard.map().len() <= 2);
+        assert_eq!(guard.failed.load(Ordering::Relaxed), 5);
     }
 }

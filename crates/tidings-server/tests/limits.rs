@@ -262,3 +262,92 @@ async fn a_body_announced_too_large_is_refused_at_once() {
     assert!(started.elapsed() < Duration::from_secs(2));
     server.shutdown().await;
 }
+
+/// Finding 5: 50,000 wrong `AUTH` lines pipelined on one connection were all answered, and
+/// the connection stayed. Now a connection is closed after 3 failures, and an address that
+/// failed 10 times in a minute is refused unchecked (right password included) on every
+/// protocol, with each failure logged and counted.
+#[tokio::test]
+async fn password_guessing_is_cut_per_connection_and_per_address() {
+    let server = server_with(|c| {
+        let with_alice: ServerConfig = toml::from_str(
+            "[[hub.auth.users]]\nname = \"alice\"\npassword = \"right\"\npublish = [\">\"]\nsubscribe = [\">\"]\n",
+        )
+        .unwrap();
+        c.hub.auth = with_alice.hub.auth;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    let mut s = TcpStream::connect(addrs.tcp.unwrap()).await.unwrap();
+    let guesses: String = (0..50)
+        .map(|i| format!("AUTH alice guess{i}\r\n"))
+        .collect();
+    s.write_all(guesses.as_bytes()).await.unwrap();
+    let got = read_to_close(&mut s).await;
+    let lines: Vec<&str> = got.lines().skip(1).collect(); // after the greeting
+    assert_eq!(lines.len(), 4, "{got}");
+    assert!(lines[..3]
+        .iter()
+        .all(|l| l.starts_with("-ERR AUTH: unknown user or wrong password")));
+    assert_eq!(lines[3], "-ERR too many failed logins; closing");
+
+    // 3 failures so far from this address; 7 more over HTTP Basic and STOMP ...
+    let basic = |pass: &str| {
+        let creds = base64_encode(format!("alice:{pass}").as_bytes());
+        http::request_1_0(
+            "GET",
+            "/api/history/t",
+            &format!("Authorization: Basic {creds}\r\n"),
+            "",
+        )
+    };
+    for i in 0..7 {
+        let r = http::exchange(
+            addrs.http.unwrap(),
+            basic(&format!("g{i}")),
+            ALL,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    // ... and now even the right password is refused, on every protocol, until the window
+    // passes.
+    let r = http::exchange(
+        addrs.http.unwrap(),
+        basic("right"),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r
+        .text()
+        .contains("too many failed logins from this address"));
+    let mut line = Line::open(addrs.tcp.unwrap()).await;
+    let reply = line.ask("AUTH alice right").await;
+    assert!(
+        reply.contains("too many failed logins from this address"),
+        "{reply}"
+    );
+    let mut stomp = TcpStream::connect(addrs.stomp.unwrap()).await.unwrap();
+    stomp
+        .write_all(b"CONNECT\naccept-version:1.2\nlogin:alice\npasscode:right\n\n\0")
+        .await
+        .unwrap();
+    let frame = read_to_close(&mut stomp).await;
+    assert!(frame.starts_with("ERROR\n"), "{frame:?}");
+
+    let metrics = get(addrs.http.unwrap(), "/metrics").await.text();
+    assert_eq!(
+        metric(&server, &metrics, "tidings_login_failures_total"),
+        10
+    );
+    assert_eq!(metric(&server, &metrics, "tidings_logins_refused_total"), 3);
+    server.shutdown().await;
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -176,6 +176,12 @@ impl Session {
         }
     }
 
+    /// The client's address, when the transport gave one.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        let st = self.hub.lock();
+        st.sessions.get(&self.id).and_then(|e| e.meta.peer)
+    }
+
     /// Whether the session subscribes to or consumes anything. One that does not and sends
     /// nothing is only holding a connection (drivers close it after their idle timeout).
     pub fn is_listening(&self) -> bool {

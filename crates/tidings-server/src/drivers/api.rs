@@ -240,14 +240,24 @@ pub(crate) fn identity(
         )));
     };
     api.auth
-        .password(user, password)
+        .password(user, password, peer_ip(req))
         .map_err(|e| Box::new(hub_error(&e)))
+}
+
+/// The client's address (the router puts the connection's [`Peer`] on every request).
+pub(crate) fn peer_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<crate::listen::Peer>()
+        .map(|p| p.addr.ip())
 }
 
 pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
     let (status, code) = match e {
         HubError::Denied(tidings_core::AuthError::BadCredentials) => {
             (StatusCode::UNAUTHORIZED, "unauthorized")
+        }
+        HubError::Denied(tidings_core::AuthError::TooManyFailures { .. }) => {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_failures")
         }
         HubError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
         HubError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),

@@ -55,6 +55,8 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
         }),
         hub: ctx.hub.clone(),
         auth: ctx.auth.clone(),
+        peer: peer.addr.ip(),
+        login_failures: 0,
     };
     if let Err(e) = stream.write_all(line::GREETING.as_bytes()).await {
         return Ended::WriteFailed(e.to_string());
@@ -183,6 +185,9 @@ struct Conn {
     decoder: Decoder,
     hub: std::sync::Arc<tidings_core::Hub>,
     auth: std::sync::Arc<dyn crate::auth::Authenticator>,
+    peer: std::net::IpAddr,
+    /// Failed `AUTH`s on this connection (closed at `auth::FAILURES_PER_CONNECTION`).
+    login_failures: u32,
 }
 
 impl Conn {
@@ -296,14 +301,23 @@ impl Conn {
                 }
                 Err(e) => self.err(format_args!("WHO {topic}: {e}")),
             },
-            Command::Auth { user, password } => match self.auth.password(&user, &password) {
-                Ok(id) => {
-                    super::attach_identity(&self.session, &id);
-                    self.identity = id;
-                    self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b));
+            Command::Auth { user, password } => {
+                match self.auth.password(&user, &password, Some(self.peer)) {
+                    Ok(id) => {
+                        super::attach_identity(&self.session, &id);
+                        self.identity = id;
+                        self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b));
+                    }
+                    Err(e) => {
+                        self.err(format_args!("AUTH: {e}"));
+                        self.login_failures += 1;
+                        if self.login_failures >= crate::auth::FAILURES_PER_CONNECTION {
+                            self.err("too many failed logins; closing");
+                            return Flow::Close(Ended::LoginFailures);
+                        }
+                    }
                 }
-                Err(e) => self.err(format_args!("AUTH: {e}")),
-            },
+            }
             Command::Ping { token } => self.reply(|b| line::encode_pong(token.as_deref(), b)),
             Command::Help => self.reply(|b| b.extend_from_slice(line::HELP.as_bytes())),
             Command::Quit => {

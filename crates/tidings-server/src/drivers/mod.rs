@@ -81,6 +81,8 @@ pub(crate) enum Ended {
     Concluded(&'static str),
     #[error("no session: {0}")]
     Refused(HubError),
+    #[error("too many failed logins on this connection")]
+    LoginFailures,
 }
 
 impl Ended {

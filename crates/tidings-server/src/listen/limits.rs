@@ -130,7 +130,7 @@ impl ConnLimits {
 
 /// The address a client is counted under: IPv4 as is, IPv6 by its /64 (one host usually
 /// has a whole /64, so counting single addresses would count nothing).
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -14,7 +14,7 @@
 mod limits;
 mod write_deadline;
 
-pub(crate) use limits::ConnLimits;
+pub(crate) use limits::{address_key, ConnLimits};
 pub(crate) use write_deadline::WriteDeadline;
 
 use std::future::Future;

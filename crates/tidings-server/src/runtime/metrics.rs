@@ -80,10 +80,26 @@ pub(super) fn render(shared: &Shared) -> Response<Body> {
             c.refused_per_ip.load(std::sync::atomic::Ordering::Relaxed),
         ),
     ];
+    let (failed, refused) = shared.native.auth.failures();
+    let logins = [
+        (
+            "tidings_login_failures_total",
+            "counter",
+            "Failed logins (wrong user or password) on every protocol.",
+            failed,
+        ),
+        (
+            "tidings_logins_refused_total",
+            "counter",
+            "Logins refused unchecked: their address failed too often (auth.rs LoginGuard).",
+            refused,
+        ),
+    ];
     for (name, kind, help, value) in rows
         .into_iter()
         .chain([sockjs])
         .chain(connections)
+        .chain(logins)
         .chain(shared.udp.rows())
     {
         out.push_str(&format!(

@@ -110,7 +110,7 @@ impl Server {
                     })?,
             ),
         };
-        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers { hub: hub.clone() });
+        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers::new(hub.clone()));
         let ctx = Context {
             hub: hub.clone(),
             auth: auth.clone(),

@@ -134,6 +134,7 @@ fn upgrade(
             use futures::FutureExt;
             let tasks = shared.tasks.clone();
             let shared = shared.clone();
+            let peer = req.extensions().get::<Peer>().map(|p| p.addr);
             // `then`, not one async block: the pending upgrade and the driver are states of
             // one enum, so the pending upgrade's room is not kept for the connection's life;
             // the driver is boxed so the task does not reserve room for the larger of two.
@@ -146,7 +147,8 @@ fn upgrade(
                         Box::pin(ws::echo::serve(conn, shared.shutdown.clone())).await
                     }
                     Endpoint::Native => {
-                        Box::pin(crate::drivers::json_ws::serve(conn, shared.native.clone()))
+                        let native = shared.native.clone();
+                        Box::pin(crate::drivers::json_ws::serve(conn, native, peer))
                             .await
                             .log()
                     }

@@ -88,10 +88,12 @@ pub(crate) async fn handle(
         Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
     };
     let who = match &feed_req.login {
-        Some((user, password)) if !basic => match fb.api.auth.password(user, password) {
-            Ok(who) => who,
-            Err(e) => return api::hub_error(&e),
-        },
+        Some((user, password)) if !basic => {
+            match fb.api.auth.password(user, password, api::peer_ip(&req)) {
+                Ok(who) => who,
+                Err(e) => return api::hub_error(&e),
+            }
+        }
         _ => who,
     };
     let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req) {

@@ -10,7 +10,7 @@ use super::carrier::{Carrier, Ending};
 use super::deliver;
 use super::session::{Flow, StompSession};
 use crate::drivers::Ended;
-use crate::listen::ByteStream;
+use crate::listen::{ByteStream, Peer};
 use crate::transports::ws::{Close, OutFrame, WsClosed, WsConn, WsMessage};
 use bytes::Bytes;
 use bytes::BytesMut;
@@ -154,17 +154,23 @@ impl Transport {
 }
 
 /// Serves one connection until it ends; says why.
-pub(super) async fn run(transport: Transport, broker: Arc<super::Broker>, protocol: &'static str) {
-    serve(transport, broker, protocol).await.log();
+pub(super) async fn run(
+    transport: Transport,
+    broker: Arc<super::Broker>,
+    protocol: &'static str,
+    peer: Option<Peer>,
+) {
+    serve(transport, broker, protocol, peer).await.log();
 }
 
 async fn serve(
     mut transport: Transport,
     broker: Arc<super::Broker>,
     protocol: &'static str,
+    peer: Option<Peer>,
 ) -> Ended {
     let (hub, cfg) = (broker.hub.clone(), broker.config);
-    let (session, wake) = match crate::drivers::open_session(&hub, protocol, None) {
+    let (session, wake) = match crate::drivers::open_session(&hub, protocol, peer) {
         Ok(pair) => pair,
         Err(e) => {
             let mut out = Outgoing::default();
@@ -176,7 +182,8 @@ async fn serve(
             return Ended::Refused(e);
         }
     };
-    let mut st = StompSession::new(session, hub, broker.auth.clone(), cfg);
+    let from = peer.map(|p| p.addr.ip());
+    let mut st = StompSession::new(session, hub, broker.auth.clone(), cfg, from);
     let connect_deadline = Instant::now() + Duration::from_millis(cfg.connect_timeout_ms);
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut out = Outgoing::default();

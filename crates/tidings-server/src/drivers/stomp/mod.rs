@@ -57,9 +57,9 @@ impl Broker {
         out.to_vec()
     }
 
-    pub(crate) async fn serve_stream(self: Arc<Self>, stream: impl ByteStream, _peer: Peer) {
+    pub(crate) async fn serve_stream(self: Arc<Self>, stream: impl ByteStream, peer: Peer) {
         let transport = conn::Transport::Stream(Box::new(stream));
-        conn::run(transport, self, "stomp").await
+        conn::run(transport, self, "stomp", Some(peer)).await
     }
 
     /// Starts a STOMP connection over a message carrier (a SockJS session): what the client
@@ -73,13 +73,13 @@ impl Broker {
         let (to_broker, incoming) = mpsc::channel(inbox);
         let transport = conn::Transport::Channel { incoming, outgoing };
         self.tasks
-            .spawn(conn::run(transport, self.clone(), "sockjs-stomp"));
+            .spawn(conn::run(transport, self.clone(), "sockjs-stomp", None));
         to_broker
     }
 
     /// Runs STOMP over an already accepted WebSocket.
-    pub(crate) async fn serve_ws(self: Arc<Self>, conn: WsConn) {
-        conn::run(conn::Transport::Ws(Box::new(conn)), self, "stomp-ws").await
+    pub(crate) async fn serve_ws(self: Arc<Self>, conn: WsConn, peer: Option<Peer>) {
+        conn::run(conn::Transport::Ws(Box::new(conn)), self, "stomp-ws", peer).await
     }
 
     /// Answers a WebSocket upgrade on `/stomp`, negotiating the subprotocol.
@@ -91,9 +91,10 @@ impl Broker {
             Err(refusal) => refusal.map(http_body_util::BodyExt::boxed),
             Ok((resp, pending, _protocol)) => {
                 let broker = self.clone();
+                let peer = req.extensions().get::<Peer>().copied();
                 let task = async move {
                     if let Some(conn) = pending.accept().await {
-                        broker.serve_ws(conn).await;
+                        broker.serve_ws(conn, peer).await;
                     }
                 };
                 self.tasks.spawn(tracing::Instrument::in_current_span(task));

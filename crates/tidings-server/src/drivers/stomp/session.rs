@@ -64,6 +64,8 @@ pub(super) struct StompSession {
     pub(super) session: Session,
     hub: Arc<tidings_core::Hub>,
     auth: Arc<dyn crate::auth::Authenticator>,
+    /// The client's address, for the login guard (unknown over SockJS).
+    peer: Option<std::net::IpAddr>,
     cfg: StompConfig,
     identity: Identity,
     phase: Phase,
@@ -83,6 +85,7 @@ impl StompSession {
         hub: Arc<tidings_core::Hub>,
         auth: Arc<dyn crate::auth::Authenticator>,
         cfg: StompConfig,
+        peer: Option<std::net::IpAddr>,
     ) -> StompSession {
         let limits = Limits {
             max_frame_size: cfg.max_frame_size,
@@ -95,6 +98,7 @@ impl StompSession {
             cfg,
             identity: auth.anonymous(),
             auth,
+            peer,
             phase: Phase::AwaitingConnect,
             version: Version::V1_2,
             decoder: Decoder::new(limits, Version::V1_2),
@@ -354,7 +358,7 @@ impl StompSession {
         self.identity = match login {
             Some(user) => self
                 .auth
-                .password(&user, passcode.as_deref().unwrap_or(""))
+                .password(&user, passcode.as_deref().unwrap_or(""), self.peer)
                 .map_err(|_| Refused {
                     message: "access refused: unknown login or wrong passcode".into(),
                     detail: format!("login {user:?}"),
