@@ -159,6 +159,13 @@ pub struct HubConfig {
     /// Most topics with state (offsets, history) at once; publishing to a new topic beyond it
     /// is refused. Default 100 000.
     pub max_topics: usize,
+    /// When users are configured: the share of `max_topics`, in percent, that anonymous
+    /// sessions may bring into being; the rest stays for users who logged in, so anonymous
+    /// clients inventing names cannot lock them out. Default 80.
+    pub anonymous_topic_percent: u8,
+    /// Seconds a topic with no history and no subscriber here is kept after its last
+    /// activity (a topic that holds messages is kept while they last). Default 60.
+    pub empty_topic_secs: u64,
     /// Most subscriptions one session may hold. Default 1024.
     pub max_subscriptions_per_session: usize,
     /// Users and rights. Default: allow-all.
@@ -177,6 +184,8 @@ impl Default for HubConfig {
             slow_consumer: SlowConsumerPolicy::Disconnect,
             topics: vec![TopicRule::ticker_default()],
             max_topics: 100_000,
+            anonymous_topic_percent: 80,
+            empty_topic_secs: 60,
             max_subscriptions_per_session: 1024,
             auth: AuthConfig::default(),
             queues: QueueLimits::default(),
@@ -208,6 +217,9 @@ impl HubConfig {
         }
         if self.max_topics == 0 {
             return Err(err("hub.max_topics", "must be at least 1"));
+        }
+        if self.anonymous_topic_percent > 100 {
+            return Err(err("hub.anonymous_topic_percent", "must be at most 100"));
         }
         if self.max_subscriptions_per_session == 0 {
             return Err(err(

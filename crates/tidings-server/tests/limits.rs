@@ -351,3 +351,54 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Finding 2: anonymous `/poll` requests naming new topics filled the topic table, and a
+/// logged-in user then got "too many topics" on every new topic; the empty topics stayed an
+/// hour. Now anonymous sessions get only part of the table, and empty topics go soon.
+#[tokio::test]
+async fn anonymous_clients_cannot_take_the_whole_topic_table() {
+    let server = server_with(|c| {
+        let cfg: ServerConfig = toml::from_str(
+            "[hub]\nmax_topics = 10\nempty_topic_secs = 1\n\
+             [[hub.auth.users]]\nname = \"alice\"\npassword = \"right\"\npublish = [\">\"]\nsubscribe = [\">\"]\n\
+             [hub.auth.anonymous]\nsubscribe = [\"public.>\"]\n",
+        )
+        .unwrap();
+        c.hub = cfg.hub;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    // Anonymous polls, three new topics each, until refused.
+    let mut refused = None;
+    for i in 0..10 {
+        let path = format!("/poll?timeout=0&topic=public.a{i}&topic=public.b{i}&topic=public.c{i}");
+        let r = get(addrs.http.unwrap(), &path).await;
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("anonymous polls are refused before the table is full");
+    assert!(
+        refused.text().contains("too many topics"),
+        "{}",
+        refused.text()
+    );
+    assert!(server.hub().stats().topics <= 8, "80 % of 10");
+    // A user who logged in can still create topics.
+    let mut alice = Line::open(addrs.tcp.unwrap()).await;
+    assert!(alice.ask("AUTH alice right").await.starts_with("+OK"));
+    let reply = alice.ask("PUB private.news hello").await;
+    assert!(reply.starts_with("+OK"), "{reply}");
+    // The anonymous polls are over: their empty topics go within a few seconds, not an hour.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.hub().stats().topics > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} topics still held",
+            server.hub().stats().topics
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown().await;
+}

@@ -28,6 +28,8 @@ pub struct MemoryLog {
     seed: u64,
     /// Bumped for every topic created, so a recreated topic gets a new epoch.
     generation: u64,
+    /// How long a topic without history and subscribers is kept (`hub.empty_topic_secs`).
+    empty_topic_ms: u64,
 }
 
 impl MemoryLog {
@@ -38,6 +40,7 @@ impl MemoryLog {
             max_topics: config.max_topics,
             seed: epoch_seed,
             generation: 0,
+            empty_topic_ms: config.empty_topic_secs.saturating_mul(1000),
         }
     }
 
@@ -122,13 +125,14 @@ impl TopicLog for MemoryLog {
     }
 
     fn sweep(&mut self, now: u64, in_use: &dyn Fn(&str) -> bool) {
+        let empty_topic_ms = self.empty_topic_ms;
         self.topics.retain(|name, t| {
             t.history.evict(&t.limits, now);
-            let idle_limit = match t.limits.max_age_ms {
-                0 => 3_600_000,
-                age => age,
-            };
-            t.history.len() > 0 || now.saturating_sub(t.last_activity) < idle_limit || in_use(name)
+            // A topic holding nothing is only a name and an offset: kept briefly (so a
+            // quiet topic's readers keep their epoch between polls), not for an hour.
+            t.history.len() > 0
+                || now.saturating_sub(t.last_activity) < empty_topic_ms
+                || in_use(name)
         });
     }
 }

@@ -317,12 +317,26 @@ impl Hub {
         if st.shutting_down {
             return Err(HubError::ShuttingDown);
         }
+        self.may_create(st, who, topic)?;
         let draft = Draft {
             kind,
             payload,
             headers,
         };
         self.publish_locked(st, topic, draft, now)
+    }
+
+    /// Whether `who` may bring `topic` into being if it has no state yet: with users
+    /// configured, anonymous sessions get only `hub.anonymous_topic_percent` of the table.
+    fn may_create(&self, st: &State, who: &Identity, topic: &str) -> Result<(), HubError> {
+        if who.method != crate::AuthMethod::Anonymous || self.access.is_allow_all() {
+            return Ok(());
+        }
+        let share = self.config.max_topics * usize::from(self.config.anonymous_topic_percent) / 100;
+        if st.engine.log.len() >= share && st.engine.log.info(topic).is_none() {
+            return Err(HubError::TooManyTopics(share));
+        }
+        Ok(())
     }
 
     /// [`Hub::publish`] once the topic is validated, the right checked and the lock held.

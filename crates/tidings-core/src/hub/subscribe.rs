@@ -162,6 +162,7 @@ impl Hub {
         let clock = st.clock;
         for w in &wants {
             if w.want.create {
+                self.may_create(st, who, &w.want.topic)?;
                 st.engine.log.touch(&w.want.topic, clock)?;
             }
             if w.strict && w.want.since.is_some() {
@@ -211,6 +212,9 @@ impl Hub {
     ) -> Result<PendingSubscribe, HubError> {
         let (pattern, wants, mut guard) = self.prepare(who, pattern, &opts)?;
         let st = &mut *guard;
+        for w in wants.iter().filter(|w| w.want.create) {
+            self.may_create(st, who, &w.want.topic)?;
+        }
         self.begin_locked(st, session, who, key, pattern, opts.presence, wants)
     }
 
