@@ -130,9 +130,11 @@ impl TopicLog for MemoryLog {
             t.history.evict(&t.limits, now);
             // A topic holding nothing is only a name and an offset: kept briefly (so a
             // quiet topic's readers keep their epoch between polls), not for an hour.
-            t.history.len() > 0
-                || now.saturating_sub(t.last_activity) < empty_topic_ms
-                || in_use(name)
+            let idle_limit = match t.limits.max_age_ms {
+                0 => empty_topic_ms,
+                age => age.min(empty_topic_ms),
+            };
+            t.history.len() > 0 || now.saturating_sub(t.last_activity) < idle_limit || in_use(name)
         });
     }
 }
