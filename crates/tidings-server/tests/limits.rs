@@ -338,13 +338,29 @@ async fn password_guessing_is_cut_per_connection_and_per_address() {
     let frame = read_to_close(&mut stomp).await;
     assert!(frame.starts_with("ERROR\n"), "{frame:?}");
 
-    let metrics = get(addrs.http.unwrap(), "/metrics").await.text();
+    // /metrics needs a login when users exist; from another address alice is not throttled.
+    let creds = base64_encode(b"alice:right");
+    let metrics = from_other_address(
+        addrs.http.unwrap(),
+        &format!("GET /metrics HTTP/1.0\r\nAuthorization: Basic {creds}\r\n\r\n"),
+    )
+    .await;
+    assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
     assert_eq!(
         metric(&server, &metrics, "tidings_login_failures_total"),
         10
     );
     assert_eq!(metric(&server, &metrics, "tidings_logins_refused_total"), 3);
     server.shutdown().await;
+}
+
+/// One HTTP/1.0 exchange from 127.0.0.2 (another client address on the loopback).
+async fn from_other_address(server: SocketAddr, request: &str) -> String {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = socket.connect(server).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    read_to_close(&mut s).await
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -400,5 +416,61 @@ async fn anonymous_clients_cannot_take_the_whole_topic_table() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    server.shutdown().await;
+}
+
+/// Finding 9: with users configured, `/api/topics` and `/metrics` answered anyone, topic
+/// names included. Now `/metrics` needs a login, and `/api/topics` lists only what the
+/// caller may subscribe to.
+#[tokio::test]
+async fn with_users_topic_names_and_metrics_are_not_for_everyone() {
+    let server = server_with(|c| {
+        let cfg: ServerConfig = toml::from_str(
+            "[[hub.auth.users]]\nname = \"alice\"\npassword = \"right\"\npublish = [\">\"]\nsubscribe = [\">\"]\n\
+             [hub.auth.anonymous]\nsubscribe = [\"public.>\"]\n",
+        )
+        .unwrap();
+        c.hub.auth = cfg.hub.auth;
+    })
+    .await;
+    let addrs = server.addrs().clone();
+    let mut alice = Line::open(addrs.tcp.unwrap()).await;
+    assert!(alice.ask("AUTH alice right").await.starts_with("+OK"));
+    for topic in ["public.news", "private.plans"] {
+        assert!(alice
+            .ask(&format!("PUB {topic} x"))
+            .await
+            .starts_with("+OK"));
+    }
+    let anonymous = get(addrs.http.unwrap(), "/api/topics").await.text();
+    assert!(
+        anonymous.contains("public.news") && !anonymous.contains("private.plans"),
+        "{anonymous}"
+    );
+    let creds = base64_encode(b"alice:right");
+    let auth = format!("Authorization: Basic {creds}\r\n");
+    let as_alice = http::exchange(
+        addrs.http.unwrap(),
+        http::request_1_0("GET", "/api/topics", &auth, ""),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await
+    .text();
+    assert!(as_alice.contains("private.plans"), "{as_alice}");
+    let metrics = get(addrs.http.unwrap(), "/metrics").await;
+    assert_eq!(metrics.status, 401);
+    assert!(metrics
+        .head
+        .to_ascii_lowercase()
+        .contains("www-authenticate: basic"));
+    let metrics = http::exchange(
+        addrs.http.unwrap(),
+        http::request_1_0("GET", "/metrics", &auth, ""),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(metrics.status, 200);
     server.shutdown().await;
 }

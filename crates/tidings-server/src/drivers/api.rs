@@ -123,11 +123,20 @@ pub(crate) async fn publish(req: Request<Incoming>, api: &Api) -> Response<Body>
     }
 }
 
-pub(crate) fn topics(api: &Api) -> Response<Body> {
+/// Only topics the caller may subscribe to are listed: with users configured, topic names
+/// are data too (an anonymous caller sees what its anonymous rights cover).
+pub(crate) fn topics(req: &Request<Incoming>, api: &Api) -> Response<Body> {
+    let who = match identity(req, api) {
+        Ok(who) => who,
+        Err(refusal) => return *refusal,
+    };
     let rows: Vec<serde_json::Value> = api
         .hub
         .topics()
         .into_iter()
+        .filter(|t| {
+            tidings_core::Pattern::parse(&t.name).is_ok_and(|p| who.can_subscribe(&p).is_ok())
+        })
         .map(|t| {
             serde_json::json!({
                 "topic": &*t.name,
@@ -242,6 +251,30 @@ pub(crate) fn identity(
     api.auth
         .password(user, password, peer_ip(req))
         .map_err(|e| Box::new(hub_error(&e)))
+}
+
+/// With users configured, `/metrics` answers only callers who logged in (HTTP Basic): what
+/// a server does is the operator's business. `None` when the caller may read it.
+pub(crate) fn metrics_refusal(req: &Request<Incoming>, api: &Api) -> Option<Response<Body>> {
+    if api.hub.access().is_allow_all() {
+        return None;
+    }
+    match identity(req, api) {
+        Ok(who) if who.user.is_some() => None,
+        Ok(_) => {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "/metrics needs the credentials of a configured user (HTTP Basic)",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"tidings\""),
+            );
+            Some(resp)
+        }
+        Err(refusal) => Some(*refusal),
+    }
 }
 
 /// The client's address (the router puts the connection's [`Peer`] on every request).

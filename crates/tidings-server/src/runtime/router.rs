@@ -101,10 +101,13 @@ async fn route(
         (_, "/stream") => {
             fallback::handle(req, &shared.fallbacks, fallback::Transport::Stream).await
         }
-        (&Method::GET, "/api/topics") => api::topics(&shared.api),
+        (&Method::GET, "/api/topics") => api::topics(&req, &shared.api),
         (&Method::GET, p) if p.starts_with("/api/history/") => api::history(&req, &shared.api),
         (&Method::GET, p) if p.starts_with("/api/presence/") => api::presence(&req, &shared.api),
-        (&Method::GET, "/metrics") => metrics::render(&shared),
+        (&Method::GET, "/metrics") => match api::metrics_refusal(&req, &shared.api) {
+            Some(refusal) => refusal,
+            None => metrics::render(&shared),
+        },
         (&Method::GET, p) => match pages::find(p) {
             Some(page) => respond(
                 StatusCode::OK,
