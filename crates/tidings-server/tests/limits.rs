@@ -474,3 +474,72 @@ async fn with_users_topic_names_and_metrics_are_not_for_everyone() {
     assert_eq!(metrics.status, 200);
     server.shutdown().await;
 }
+
+/// Finding 10: one origin policy. SockJS echoed any origin with credentials even with an
+/// allow-list, and a cross-site `text/plain` POST with cached Basic credentials published.
+#[tokio::test]
+async fn one_origin_policy_for_sockjs_and_cross_site_posts() {
+    let server = server_with(|c| {
+        c.websocket.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let http_addr = server.addrs().http.unwrap();
+    let info = |origin: &str| {
+        http::exchange(
+            http_addr,
+            http::request_1_0("GET", "/sockjs/info", &format!("Origin: {origin}\r\n"), ""),
+            ALL,
+            Duration::from_secs(5),
+        )
+    };
+    let evil = info("http://evil.example").await;
+    assert_eq!(evil.status, 403);
+    assert!(evil.header("access-control-allow-origin").is_none());
+    let app = info("https://app.example").await;
+    assert_eq!(app.status, 200);
+    assert_eq!(
+        app.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    server.shutdown().await;
+
+    // No allow-list: any page may read, but not publish with the browser's credentials.
+    let server = server_with(|c| {
+        let cfg: ServerConfig = toml::from_str(
+            "[[hub.auth.users]]\nname = \"alice\"\npassword = \"right\"\npublish = [\">\"]\nsubscribe = [\">\"]\n",
+        )
+        .unwrap();
+        c.hub.auth = cfg.hub.auth;
+    })
+    .await;
+    let http_addr = server.addrs().http.unwrap();
+    let creds = base64_encode(b"alice:right");
+    let post = |origin: Option<String>| {
+        let mut headers = format!(
+            "Host: {http_addr}\r\nAuthorization: Basic {creds}\r\nContent-Type: text/plain\r\n"
+        );
+        if let Some(o) = origin {
+            headers.push_str(&format!("Origin: {o}\r\n"));
+        }
+        http::exchange(
+            http_addr,
+            http::request_1_0("POST", "/api/publish/news", &headers, "forged?"),
+            ALL,
+            Duration::from_secs(5),
+        )
+    };
+    let forged = post(Some("http://evil.example".into())).await;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(server.hub().stats().published, 0);
+    assert!(
+        post(None).await.status < 300,
+        "a script or curl (no Origin) may"
+    );
+    let own = post(Some(format!("http://{http_addr}"))).await;
+    assert!(
+        own.status < 300,
+        "the server's own pages may: {}",
+        own.text()
+    );
+    server.shutdown().await;
+}

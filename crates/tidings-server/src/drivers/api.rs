@@ -25,6 +25,8 @@ pub(crate) struct Api {
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Arc<dyn crate::auth::Authenticator>,
     pub(crate) max_body: usize,
+    /// The origin policy's allow-list (`websocket.allowed_origins`).
+    pub(crate) allowed_origins: Arc<[String]>,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +41,13 @@ struct Envelope<'a> {
 pub(crate) async fn publish(req: Request<Incoming>, api: &Api) -> Response<Body> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+    }
+    if crate::transports::http::origin::forged(&req, &api.allowed_origins) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a cross-site request with credentials: add the page's origin to websocket.allowed_origins",
+        );
     }
     let who = match identity(&req, api) {
         Ok(who) => who,

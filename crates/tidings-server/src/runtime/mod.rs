@@ -126,6 +126,7 @@ impl Server {
             hub: hub.clone(),
             auth: auth.clone(),
             max_body: config.http_api.max_body,
+            allowed_origins: config.websocket.allowed_origins.clone().into(),
         };
         let broker = Arc::new(Broker {
             hub: hub.clone(),

@@ -1,6 +1,7 @@
 //! What every HTTP answer of the server is made of: one boxed body type (whole or streamed)
 //! and small constructors for the common responses.
 
+pub(crate) mod origin;
 pub(crate) mod streamed;
 
 use bytes::Bytes;

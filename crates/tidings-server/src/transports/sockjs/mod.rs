@@ -159,6 +159,13 @@ impl SockJs {
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
             .cloned();
+        // The origin policy: with an allow-list, a page from elsewhere gets nothing (and no
+        // CORS echo); without one, any origin, as the SockJS protocol expects.
+        if let Some(o) = super::http::origin::of(&req) {
+            if !super::http::origin::allowed(o, &self.websocket.allowed_origins) {
+                return plain(StatusCode::FORBIDDEN, "Origin not allowed");
+            }
+        }
         // `rest` is empty or starts with '/'; exactly one slash separates the segments, so
         // `//`, `/a/` and friends are not the greeting (sockjs-protocol's test_notFound).
         let segments: Vec<&str> = match rest.strip_prefix('/') {

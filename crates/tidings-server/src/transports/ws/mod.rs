@@ -65,17 +65,8 @@ pub(crate) struct WsClosed;
 /// Checks the `Origin` against the allow-list. Requests without an Origin are not from a
 /// browser and are allowed.
 pub(crate) fn origin_allowed<B>(req: &Request<B>, cfg: &WebSocketConfig) -> bool {
-    if cfg.allowed_origins.is_empty() {
-        return true;
-    }
-    match req
-        .headers()
-        .get(hyper::header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    {
-        None => true,
-        Some(origin) => cfg.allowed_origins.iter().any(|a| a == origin),
-    }
+    use crate::transports::http::origin;
+    origin::of(req).is_none_or(|o| origin::allowed(o, &cfg.allowed_origins))
 }
 
 fn options(cfg: &WebSocketConfig) -> Options {
