@@ -543,3 +543,39 @@ async fn one_origin_policy_for_sockjs_and_cross_site_posts() {
     );
     server.shutdown().await;
 }
+
+/// Finding 6: one client opening SockJS sessions took the global cap, so others got 503.
+/// Now one address holds at most `sockjs.max_sessions_per_ip`.
+#[tokio::test]
+async fn one_address_cannot_take_every_sockjs_session() {
+    let server = server_with(|c| c.sockjs.max_sessions_per_ip = 3).await;
+    let http_addr = server.addrs().http.unwrap();
+    for i in 0..3 {
+        let r = http::exchange(
+            http_addr,
+            http::request_1_0("POST", &format!("/sockjs/000/mine{i}/xhr"), "", ""),
+            ALL,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(r.text(), "o\n");
+    }
+    let r = http::exchange(
+        http_addr,
+        http::request_1_0("POST", "/sockjs/000/mine3/xhr", "", ""),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "Too many sessions from your address")
+    );
+    let other = from_other_address(
+        http_addr,
+        "POST /sockjs/000/theirs/xhr HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(other.ends_with("\r\n\r\no\n"), "{other}");
+    server.shutdown().await;
+}

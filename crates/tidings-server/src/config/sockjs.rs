@@ -13,6 +13,9 @@ pub struct SockJsConfig {
     pub response_limit: usize,
     /// Most sessions at once per endpoint; more get 503. Default 10000.
     pub max_sessions: usize,
+    /// Most sessions one client address (IPv6: /64) may hold per endpoint; more get 503, so
+    /// one client cannot take `max_sessions` from everyone. Default 100.
+    pub max_sessions_per_ip: usize,
     /// Offer the websocket transport. Default true.
     pub websocket: bool,
     /// Tell clients to send a JSESSIONID cookie (for sticky load balancers). Default false.
@@ -30,6 +33,7 @@ impl Default for SockJsConfig {
             disconnect_delay_secs: 5,
             response_limit: 128 * 1024,
             max_sessions: 10_000,
+            max_sessions_per_ip: 100,
             websocket: true,
             cookie_needed: false,
             client_url: "/vendor/sockjs.min.js".into(),

@@ -111,7 +111,7 @@ impl SockJs {
             prefix: prefix.trim_end_matches('/').to_owned(),
             app,
             options,
-            sessions: Registry::new(self.config.max_sessions),
+            sessions: Registry::new(self.config.max_sessions, self.config.max_sessions_per_ip),
         });
     }
 
@@ -239,16 +239,22 @@ impl SockJs {
         let cfg = &self.config;
         let heartbeat = Duration::from_secs(cfg.heartbeat_secs.max(1));
         let cookie = req.headers().get(header::COOKIE).cloned();
+        let from = req
+            .extensions()
+            .get::<crate::listen::Peer>()
+            .map(|p| p.addr.ip());
         let query = req.uri().query().unwrap_or("").to_owned();
         let mut resp = match (transport, &method) {
             ("websocket", _) => return self.websocket(&mut req, ep, Some(heartbeat)),
             ("xhr" | "xhr_send" | "xhr_streaming", &Method::OPTIONS) => preflight("OPTIONS, POST"),
-            ("xhr", &Method::POST) => self.receiving(ep, id, Style::Xhr, heartbeat).await,
+            ("xhr", &Method::POST) => self.receiving(ep, id, Style::Xhr, heartbeat, from).await,
             ("xhr_streaming", &Method::POST) => {
-                self.receiving(ep, id, Style::XhrStreaming, heartbeat).await
+                self.receiving(ep, id, Style::XhrStreaming, heartbeat, from)
+                    .await
             }
             ("eventsource", &Method::GET) => {
-                self.receiving(ep, id, Style::EventSource, heartbeat).await
+                self.receiving(ep, id, Style::EventSource, heartbeat, from)
+                    .await
             }
             ("htmlfile" | "jsonp", &Method::GET) => match callback(&query) {
                 Ok(cb) => {
@@ -257,7 +263,7 @@ impl SockJs {
                     } else {
                         Style::HtmlFile(cb)
                     };
-                    self.receiving(ep, id, style, heartbeat).await
+                    self.receiving(ep, id, style, heartbeat, from).await
                 }
                 Err(text) => plain(StatusCode::INTERNAL_SERVER_ERROR, text),
             },
@@ -293,11 +299,18 @@ impl SockJs {
         id: &str,
         style: Style,
         heartbeat: Duration,
+        from: Option<std::net::IpAddr>,
     ) -> Response<Body> {
-        let session = match ep.sessions.get_or_create(id, ep.app.as_ref()) {
+        let session = match ep.sessions.get_or_create(id, ep.app.as_ref(), from) {
             Ok(s) => s,
             Err(CreateError::Full) => {
                 return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions")
+            }
+            Err(CreateError::FullForAddress) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many sessions from your address",
+                )
             }
             Err(CreateError::Refused) => {
                 return plain(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down")

@@ -13,6 +13,7 @@ use super::app::{App, Closed, Handler, Refused};
 use super::frame;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -161,59 +162,91 @@ impl SockSession {
 
 /// The sessions of one SockJS endpoint.
 pub(crate) struct Registry {
-    sessions: Mutex<HashMap<String, Arc<SockSession>>>,
+    sessions: Mutex<Sessions>,
     max: usize,
+    max_per_ip: usize,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, (Arc<SockSession>, Option<IpAddr>)>,
+    /// Sessions per client address (an entry goes at 0: at most one per session).
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// Why a session could not be created.
 pub(crate) enum CreateError {
     Full,
+    /// The client's address holds `max_sessions_per_ip`.
+    FullForAddress,
     /// The application refused a new session (e.g. the server is shutting down).
     Refused,
 }
 
 impl Registry {
-    pub(crate) fn new(max: usize) -> Registry {
+    pub(crate) fn new(max: usize, max_per_ip: usize) -> Registry {
         Registry {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             max,
+            max_per_ip,
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<SockSession>>> {
+    fn map(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<SockSession>> {
-        self.map().get(id).cloned()
+        self.map().by_id.get(id).map(|(s, _)| s.clone())
     }
 
+    /// The session `id`, created for a client at `from` if it does not exist.
     pub(crate) fn get_or_create(
         &self,
         id: &str,
         app: &dyn App,
+        from: Option<IpAddr>,
     ) -> Result<Arc<SockSession>, CreateError> {
         let mut map = self.map();
-        if let Some(s) = map.get(id) {
+        if let Some((s, _)) = map.by_id.get(id) {
             return Ok(s.clone());
         }
-        if map.len() >= self.max {
+        if map.by_id.len() >= self.max {
             return Err(CreateError::Full);
         }
+        let from = from.map(crate::listen::address_key);
+        if let Some(ip) = from {
+            if map.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+                return Err(CreateError::FullForAddress);
+            }
+        }
         let session = Arc::new(SockSession::new(app).map_err(|Refused| CreateError::Refused)?);
-        map.insert(id.to_owned(), session.clone());
+        map.by_id.insert(id.to_owned(), (session.clone(), from));
+        if let Some(ip) = from {
+            *map.per_ip.entry(ip).or_insert(0) += 1;
+        }
         Ok(session)
     }
 
     /// Forgets sessions no request has touched for `delay`; their hub sessions end with them.
     pub(crate) fn reap(&self, delay: Duration) -> usize {
         let mut map = self.map();
-        let before = map.len();
-        map.retain(|_, s| s.idle_for().is_none_or(|idle| idle < delay));
-        before - map.len()
+        let Sessions { by_id, per_ip } = &mut *map;
+        let before = by_id.len();
+        by_id.retain(|_, (s, from)| {
+            let keep = s.idle_for().is_none_or(|idle| idle < delay);
+            if !keep {
+                if let Some(n) = from.and_then(|ip| per_ip.get_mut(&ip)) {
+                    *n -= 1;
+                }
+            }
+            keep
+        });
+        per_ip.retain(|_, n| *n > 0);
+        before - by_id.len()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map().len()
+        self.map().by_id.len()
     }
 }
