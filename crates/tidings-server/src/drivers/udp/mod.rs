@@ -330,7 +330,13 @@ async fn receive_loop(endpoint: Arc<Endpoint>) {
         let stats = endpoint.stats();
         UdpStats::bump(&stats.received);
         let now = crate::clock::now_ms();
-        if !rate.allow(from, now) {
+        let pass = match rate.check(from, now) {
+            rate::Verdict::Allow => true,
+            rate::Verdict::Limited => false,
+            // A spoofed flood filled the table: peers with a lease still get through.
+            rate::Verdict::TableFull => endpoint.peers().is_validated(from),
+        };
+        if !pass {
             UdpStats::bump(&stats.rate_limited);
             continue;
         }

@@ -1,12 +1,25 @@
-//! Per-source-address rate limiting: a token bucket for each address, in a bounded table.
+//! Per-source rate limiting: a token bucket for each client address, in a bounded table.
 //!
-//! UDP source addresses can be forged, so the table must not grow with the number of
-//! addresses an attacker invents: it holds at most `max_sources` entries, forgets entries
-//! whose bucket has refilled (they behave exactly like new ones), and when still full refuses
-//! datagrams from addresses it does not know.
+//! Buckets are per IP (IPv6: per /64), not per IP:port: ports cost a sender nothing, so
+//! keying by them let one host fill the table. UDP source addresses can be forged, so the
+//! table must not grow with the number of addresses an attacker invents: it holds at most
+//! `max_sources` entries, forgets entries whose bucket has refilled (they behave exactly like
+//! new ones), and when still full says so ([`Verdict::TableFull`]): the caller then still
+//! lets validated peers (subscribers holding a lease, which proved they receive at their
+//! address) through, so a spoofed flood cannot cut them off.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// What the limiter says of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Allow,
+    /// The source spent its tokens.
+    Limited,
+    /// The table is full and the source is not in it.
+    TableFull,
+}
 
 /// Milli-tokens per datagram, so refills are exact in whole milliseconds.
 const UNIT: u64 = 1000;
@@ -24,7 +37,7 @@ pub(crate) struct RateLimiter {
     /// Bucket size, milli-tokens.
     capacity: u64,
     max_sources: usize,
-    buckets: HashMap<SocketAddr, Bucket>,
+    buckets: HashMap<IpAddr, Bucket>,
 }
 
 impl RateLimiter {
@@ -37,13 +50,14 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one datagram's token for `addr`; false means drop the datagram.
-    pub(crate) fn allow(&mut self, addr: SocketAddr, now: u64) -> bool {
+    /// Takes one datagram's token for `addr`'s address, or says why not.
+    pub(crate) fn check(&mut self, addr: SocketAddr, now: u64) -> Verdict {
         if self.rate == 0 {
-            return true;
+            return Verdict::Allow;
         }
+        let addr = crate::listen::address_key(addr.ip());
         if !self.buckets.contains_key(&addr) && self.buckets.len() >= self.max_sources {
-            return false;
+            return Verdict::TableFull;
         }
         let (rate, capacity) = (self.rate, self.capacity);
         let bucket = self.buckets.entry(addr).or_insert(Bucket {
@@ -59,9 +73,9 @@ impl RateLimiter {
         match bucket.tokens >= UNIT {
             true => {
                 bucket.tokens -= UNIT;
-                true
+                Verdict::Allow
             }
-            false => false,
+            false => Verdict::Limited,
         }
     }
 
@@ -80,6 +94,11 @@ impl RateLimiter {
     }
 
     #[cfg(test)]
+    pub(crate) fn allow(&mut self, addr: SocketAddr, now: u64) -> bool {
+        self.check(addr, now) == Verdict::Allow
+    }
+
+    #[cfg(test)]
     pub(crate) fn tracked(&self) -> usize {
         self.buckets.len()
     }
@@ -89,8 +108,17 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 4000))
+    }
+
+    #[test]
+    fn ports_of_one_address_share_its_bucket() {
+        let mut r = RateLimiter::new(10, 2, 100);
+        let host = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        assert!(r.allow(host(1), 0) && r.allow(host(2), 0));
+        assert_eq!(r.check(host(3), 0), Verdict::Limited);
+        assert_eq!(r.tracked(), 1);
     }
 
     #[test]
@@ -112,7 +140,11 @@ mod tests {
         for p in 1..=3 {
             assert!(r.allow(addr(p), 0));
         }
-        assert!(!r.allow(addr(4), 0), "full: a new address is refused");
+        assert_eq!(
+            r.check(addr(4), 0),
+            Verdict::TableFull,
+            "full: a new address is refused"
+        );
         assert!(r.allow(addr(1), 0), "known addresses go on");
         r.sweep(50);
         assert_eq!(r.tracked(), 3, "not refilled yet");
@@ -125,6 +157,7 @@ mod tests {
     fn zero_rate_means_no_limit() {
         let mut r = RateLimiter::new(0, 0, 1);
         assert!((0..10_000).all(|p| r.allow(addr(p as u16), 0)));
+        assert!((0..10).all(|p| r.allow(SocketAddr::from(([1, 2, 3, 4], p)), 0)));
         assert_eq!(r.tracked(), 0);
     }
 }
