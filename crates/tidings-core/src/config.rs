@@ -70,6 +70,10 @@ pub struct QueueLimits {
     pub max_messages: usize,
     /// Most bytes waiting in one queue (payload + name + overhead). Default 16 MiB.
     pub max_bytes: usize,
+    /// Most bytes held by all queues together (waiting or unacknowledged): past it a
+    /// publish to a queue is refused (RabbitMQ's memory alarm), nothing accepted is dropped.
+    /// Default 256 MiB.
+    pub max_total_bytes: usize,
     /// Unacknowledged messages per consumer when its subscription does not say
     /// (`prefetch-count`). Default 100.
     pub default_prefetch: usize,
@@ -83,6 +87,7 @@ impl Default for QueueLimits {
             max_queues: 10_000,
             max_messages: 10_000,
             max_bytes: 16 << 20,
+            max_total_bytes: 256 << 20,
             default_prefetch: 100,
             max_prefetch: 10_000,
         }
@@ -166,6 +171,10 @@ pub struct HubConfig {
     /// Seconds a topic with no history and no subscriber here is kept after its last
     /// activity (a topic that holds messages is kept while they last). Default 60.
     pub empty_topic_secs: u64,
+    /// Most bytes all topic histories hold together. Past it a message is still numbered
+    /// and delivered live but not kept for replay (a resume that needs it gets an explicit
+    /// gap); what history holds is not dropped for it. Default 1 GiB.
+    pub max_history_bytes: usize,
     /// Most subscriptions one session may hold. Default 1024.
     pub max_subscriptions_per_session: usize,
     /// Users and rights. Default: allow-all.
@@ -186,6 +195,7 @@ impl Default for HubConfig {
             max_topics: 100_000,
             anonymous_topic_percent: 80,
             empty_topic_secs: 60,
+            max_history_bytes: 1 << 30,
             max_subscriptions_per_session: 1024,
             auth: AuthConfig::default(),
             queues: QueueLimits::default(),

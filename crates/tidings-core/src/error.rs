@@ -46,6 +46,8 @@ pub enum HubError {
     },
     #[error("too many queues (at most {0})")]
     TooManyQueues(usize),
+    #[error("the server holds all the queued messages it may ({0} bytes, hub.queues.max_total_bytes); try again later")]
+    QueuesFull(usize),
     #[error("transaction too large (at most {max_operations} operations, {max_bytes} bytes)")]
     TransactionTooLarge {
         max_operations: usize,

@@ -502,3 +502,42 @@ fn an_exact_subscription_learns_the_epoch_before_the_first_message_and_keeps_the
         "a subscribed topic is not forgotten"
     );
 }
+
+/// Issue 15, finding 8: 300 topics x 1 MiB of history were held for an hour. All histories
+/// together hold at most `max_history_bytes`; past it a message is still numbered and
+/// delivered live, but not kept, and what history holds stays.
+#[test]
+fn all_histories_together_are_bounded_and_live_delivery_goes_on() {
+    let mut cfg = HubConfig::default();
+    cfg.max_history_bytes = 2_000;
+    let hub = hub_with(cfg);
+    let live = session(&hub);
+    sub(&hub, &live, "t.>");
+    let body = "x".repeat(400);
+    for i in 0..10 {
+        publish(&hub, &format!("t.{i}"), &body, 0);
+    }
+    assert_eq!(messages(&live).len(), 10, "every message delivered live");
+    let kept: usize = (0..10)
+        .map(|i| {
+            hub.history(&anon(), &format!("t.{i}"), 0, 10)
+                .unwrap()
+                .messages
+                .len()
+        })
+        .sum();
+    assert!(
+        (3..10).contains(&kept),
+        "history stopped at the budget: {kept} kept"
+    );
+    assert_eq!(
+        hub.history(&anon(), "t.0", 0, 10).unwrap().messages.len(),
+        1,
+        "what was kept stays"
+    );
+    let late = hub.history(&anon(), "t.9", 0, 10).unwrap();
+    assert!(
+        late.messages.is_empty() && late.last_offset == 1,
+        "numbered, not kept"
+    );
+}

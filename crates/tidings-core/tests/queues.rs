@@ -297,3 +297,50 @@ fn transactions_are_bounded() {
     ));
     assert_eq!(tx.len(), 2);
 }
+
+/// Issue 15, finding 8: anonymous STOMP clients parked 30 queues x 16 MB that never expired.
+/// All queues together hold at most `queues.max_total_bytes`; past it publishing is refused
+/// and nothing accepted is dropped; acknowledged messages give the room back.
+#[test]
+fn all_queues_together_are_bounded_and_acks_give_room_back() {
+    let mut cfg = HubConfig::default();
+    cfg.queues.max_total_bytes = 3 * (64 + 2 + 100);
+    let hub = hub_with(cfg);
+    let body = "x".repeat(100);
+    for q in ["q1", "q2", "q3"] {
+        put(&hub, q, &body);
+    }
+    let full = hub.publish_queue(
+        &anon(),
+        "q4",
+        PayloadKind::Text,
+        body.clone().into(),
+        vec![],
+        0,
+    );
+    assert!(matches!(full, Err(HubError::QueuesFull(_))), "{full:?}");
+    assert!(full.unwrap_err().to_string().contains("try again later"));
+    // Every accepted message is still delivered; its ack frees room.
+    let a = session(&hub);
+    hub.consume(
+        &a,
+        &anon(),
+        "s",
+        "q1",
+        ConsumeOptions { prefetch: None },
+        |_| None,
+    )
+    .unwrap();
+    assert_eq!(got(&a).len(), 1);
+    let full = hub.publish_queue(
+        &anon(),
+        "q4",
+        PayloadKind::Text,
+        body.clone().into(),
+        vec![],
+        0,
+    );
+    assert!(full.is_err(), "delivered but unacknowledged still counts");
+    hub.settle(&a, &Arc::from("s"), 1, false, Settle::Ack);
+    put(&hub, "q4", &body);
+}

@@ -68,6 +68,11 @@ pub trait TopicLog: Send {
     /// How many topics have state.
     fn len(&self) -> usize;
 
+    /// Bytes all histories hold together.
+    fn stored_bytes(&self) -> usize {
+        0
+    }
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

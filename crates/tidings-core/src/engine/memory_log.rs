@@ -30,6 +30,9 @@ pub struct MemoryLog {
     generation: u64,
     /// How long a topic without history and subscribers is kept (`hub.empty_topic_secs`).
     empty_topic_ms: u64,
+    /// Bytes every history holds together, and the most they may (`hub.max_history_bytes`).
+    stored: usize,
+    max_stored: usize,
 }
 
 impl MemoryLog {
@@ -41,6 +44,8 @@ impl MemoryLog {
             seed: epoch_seed,
             generation: 0,
             empty_topic_ms: config.empty_topic_secs.saturating_mul(1000),
+            stored: 0,
+            max_stored: config.max_history_bytes,
         }
     }
 
@@ -85,13 +90,17 @@ fn info(t: &TopicState) -> LogInfo {
 
 impl TopicLog for MemoryLog {
     fn append(&mut self, topic: &str, draft: Draft, now: u64) -> Result<Arc<Message>, HubError> {
+        let full = self.stored >= self.max_stored;
         let t = self.state(topic, now)?;
         t.last += 1;
         t.last_activity = now;
         let msg = Arc::new(draft.into_message(t.name.clone(), t.last, t.epoch.clone(), now));
-        if t.limits.max_messages > 0 {
+        let before = t.history.bytes();
+        if t.limits.max_messages > 0 && !full {
             t.history.push(msg.clone(), &t.limits, now);
         }
+        let after = t.history.bytes();
+        self.stored = (self.stored + after).saturating_sub(before);
         Ok(msg)
     }
 
@@ -136,5 +145,10 @@ impl TopicLog for MemoryLog {
             };
             t.history.len() > 0 || now.saturating_sub(t.last_activity) < idle_limit || in_use(name)
         });
+        self.stored = self.topics.values().map(|t| t.history.bytes()).sum();
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.stored
     }
 }

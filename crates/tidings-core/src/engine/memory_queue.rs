@@ -55,6 +55,8 @@ pub struct MemoryQueues {
     seed: u64,
     /// Bumped for every queue created, so a recreated queue gets a new epoch.
     generation: u64,
+    /// Bytes of every message admitted and not yet acknowledged, in all queues.
+    stored: usize,
 }
 
 impl std::fmt::Debug for MemoryQueues {
@@ -76,6 +78,7 @@ impl MemoryQueues {
             // Not the topic log's seed, so a queue and a topic of the same rank differ.
             seed: epoch_seed ^ 0x5155_4555,
             generation: 0,
+            stored: 0,
         }
     }
 
@@ -178,6 +181,9 @@ impl QueueStore for MemoryQueues {
             }
             None => (0, 0),
         };
+        if self.stored + bytes > self.limits.max_total_bytes {
+            return Err(HubError::QueuesFull(self.limits.max_total_bytes));
+        }
         if ready + count > self.limits.max_messages || held + bytes > self.limits.max_bytes {
             return Err(HubError::QueueFull {
                 queue: name.into(),
@@ -194,10 +200,12 @@ impl QueueStore for MemoryQueues {
         let q = self.queue(name)?;
         q.last_seq += 1;
         let msg = Arc::new(draft.into_message(q.name.clone(), q.last_seq, q.epoch.clone(), now));
-        q.bytes += msg.cost();
+        let cost = msg.cost();
+        q.bytes += cost;
         q.ready.push_back(msg);
         let seq = q.last_seq;
         let name = q.name.clone();
+        self.stored += cost;
         self.dispatch(&name, None);
         Ok(seq)
     }
@@ -281,11 +289,13 @@ impl QueueStore for MemoryQueues {
         let n = settled.len();
         let queue = consumer.queue.clone();
         if how == Settle::Requeue {
-            if let Some(q) = self.queues.get_mut(&queue) {
-                requeue(q, settled);
+            match self.queues.get_mut(&queue) {
+                Some(q) => requeue(q, settled),
+                None => self.stored -= settled.iter().map(|m| m.cost()).sum::<usize>(),
             }
             self.dispatch(&queue, Some(id));
         } else {
+            self.stored -= settled.iter().map(|m| m.cost()).sum::<usize>();
             // Credit came back.
             self.dispatch(&queue, None);
         }
