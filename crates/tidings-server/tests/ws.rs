@@ -615,3 +615,54 @@ async fn control_frames_over_125_bytes_fail_the_connection_with_1002() {
     }
     server.shutdown().await;
 }
+
+/// Issue 15, finding 1: compressed fragments of zeros that never finish a message held
+/// 16 MiB per connection (~1,100x what was sent). The limit counts inflated bytes as they are
+/// produced, and is 1 MiB by default: the connection is closed with 1009 after about 1 MiB
+/// inflated from a few KiB sent.
+#[tokio::test]
+async fn a_deflate_bomb_in_fragments_is_cut_at_the_message_limit() {
+    let server = server_with(|_| {}).await;
+    let url = format!("ws://{}/echo", server.addrs().http.unwrap());
+    let ws = WebSocket::connect(url.parse().unwrap())
+        .with_options(yawc::Options::default().with_balanced_compression())
+        .await
+        .unwrap();
+    let mut ws = ws.into_streaming();
+    let zeros = vec![0u8; 64 * 1024];
+    ws.send(Frame::binary(zeros.clone()).with_fin(false))
+        .await
+        .unwrap();
+    let mut sent_fragments = 1;
+    let closed = loop {
+        // 64 KiB of zeros inflates from ~100 bytes: 24 fragments are 1.5 MiB inflated.
+        assert!(
+            sent_fragments <= 24,
+            "still open after {} KiB inflated",
+            sent_fragments * 64
+        );
+        if ws
+            .send(Frame::continuation(zeros.clone()).with_fin(false))
+            .await
+            .is_err()
+        {
+            break None;
+        }
+        sent_fragments += 1;
+        if let Ok(Some(f)) =
+            tokio::time::timeout(Duration::from_millis(20), futures::StreamExt::next(&mut ws)).await
+        {
+            if f.opcode() == OpCode::Close {
+                break f.close_code();
+            }
+        }
+    };
+    if let Some(code) = closed {
+        assert_eq!(code, CloseCode::Size);
+    }
+    assert!(
+        sent_fragments >= 15,
+        "closed after only {sent_fragments} fragments"
+    );
+    server.shutdown().await;
+}
