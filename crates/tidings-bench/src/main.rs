@@ -12,6 +12,7 @@ mod client;
 mod echo;
 mod fanout;
 mod fleet;
+mod hostile;
 mod peer;
 mod progress;
 mod protocol;
@@ -62,6 +63,10 @@ enum Scenario {
     Stomp(stomp::Args),
     /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
     Udp(udp::UdpArgs),
+    /// Hostile clients (deflate bombs, readers that read nothing, password guessing,
+    /// connection floods, invented topics) against each server binary given: what they make
+    /// it hold.
+    Hostile(hostile::Args),
     /// A load-generator worker process (started by the scenarios themselves).
     #[command(hide = true)]
     Worker(worker::Args),
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
         Scenario::Udp(args) => udp::run(args),
+        Scenario::Hostile(args) => hostile::run(args),
         Scenario::Worker(args) => worker::run(args),
     };
     match result {

@@ -15,8 +15,21 @@ pub(crate) struct Peer {
     pub(crate) addr: String,
 }
 
+/// A started server and the addresses its banner lines gave.
+pub(crate) struct Started {
+    pub(crate) peer: Peer,
+    /// One per banner asked for, in the order asked.
+    pub(crate) addrs: Vec<String>,
+}
+
 impl Peer {
     pub(crate) fn start(cmd: &mut Command, banner: &str) -> Result<Peer, String> {
+        Peer::start_all(cmd, &[banner]).map(|s| s.peer)
+    }
+
+    /// Starts `cmd` and waits until it printed a line starting with each of `banners` (in
+    /// any order); what follows each banner is that listener's address.
+    pub(crate) fn start_all(cmd: &mut Command, banners: &[&str]) -> Result<Started, String> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -25,23 +38,33 @@ impl Peer {
             .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
         let out = child.stdout.take().ok_or("no stdout")?;
         let mut lines = std::io::BufReader::new(out).lines();
-        let addr = loop {
+        let mut addrs: Vec<Option<String>> = vec![None; banners.len()];
+        while addrs.iter().any(Option::is_none) {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix(banner) {
-                        break addr.trim().to_owned();
+                    for (i, banner) in banners.iter().enumerate() {
+                        if let Some(addr) = line.strip_prefix(banner) {
+                            addrs[i] = Some(addr.trim().to_owned());
+                        }
                     }
                 }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{cmd:?} ended without printing {banner:?}"));
+                    return Err(format!("{cmd:?} ended without printing {banners:?}"));
                 }
             }
-        };
+        }
         // Keep draining stdout so the server never blocks on it.
         std::thread::spawn(move || for _ in lines {});
-        Ok(Peer { child, addr })
+        let addrs: Vec<String> = addrs.into_iter().flatten().collect();
+        Ok(Started {
+            peer: Peer {
+                child,
+                addr: addrs[0].clone(),
+            },
+            addrs,
+        })
     }
 
     /// The process id (`taskset` execs the server, so this is the server itself).
