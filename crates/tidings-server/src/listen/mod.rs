@@ -7,6 +7,8 @@
 //! connection (listener kind and peer). `serve` functions take any [`ByteStream`], not a
 //! `TcpStream`, so a TLS stream (or an in-memory pipe in a test) can stand in its place.
 
+pub(crate) mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
