@@ -21,8 +21,9 @@ pub(crate) struct ServeArgs {
     /// STOMP-over-TCP listener: HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_STOMP", value_parser = Listen::parse)]
     stomp: Option<Listen>,
+    /// The TLS listeners and certificate (boxed: the flags are most of this struct).
     #[command(flatten)]
-    tls: crate::tls::TlsArgs,
+    tls: Box<crate::tls::TlsArgs>,
     /// Run the demo stock ticker in-process: simulated prices on prices.<SYMBOL>, shown at
     /// http://HOST:PORT/ticker.
     #[arg(long)]
