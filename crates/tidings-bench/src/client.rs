@@ -11,7 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpSocket, TcpStream};
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-pub(crate) type Ws = WebSocket<TcpStream>;
+pub(crate) type Ws = WebSocket<Stream>;
+
+/// A connection's socket: plain TCP, or TLS over it (`Dialect::NativeTls`).
+pub(crate) type Stream =
+    tokio_util::either::Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// How long one handshake (TCP, HTTP upgrade, the dialect's greeting, the subscribe reply) may
 /// take before it counts as failed.
@@ -26,6 +30,9 @@ pub(crate) enum Dialect {
     /// Socket.IO at `/socket.io/`: `0` open, `40` connect, `subscribe` event with an ack,
     /// `message` events.
     SocketIo,
+    /// The native protocol over TLS (`wss://`, HTTP/1.1 by ALPN; the server's certificate is
+    /// not verified: a benchmark measures cost, not trust).
+    NativeTls,
 }
 
 /// The source address of connection number `index` when each address carries
@@ -57,15 +64,23 @@ pub(crate) async fn connect(
     source: IpAddr,
 ) -> Result<Ws, String> {
     let path = match dialect {
-        Dialect::Native => "/ws",
+        Dialect::Native | Dialect::NativeTls => "/ws",
         Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket",
     };
     let url: url::Url = format!("ws://{server}{path}")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let stream = tcp_from(source, server)
+    let tcp = tcp_from(source, server)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    let stream = match dialect {
+        Dialect::NativeTls => tokio_util::either::Either::Right(
+            crate::tls::connect(tcp, server)
+                .await
+                .map_err(|e| format!("tls: {e}"))?,
+        ),
+        _ => tokio_util::either::Either::Left(tcp),
+    };
     let options = Options::default()
         .without_compression()
         .with_read_buffer_capacity(4096)
@@ -74,7 +89,7 @@ pub(crate) async fn connect(
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     match dialect {
-        Dialect::Native => {
+        Dialect::Native | Dialect::NativeTls => {
             expect(&mut ws, |p| p.starts_with(b"{\"type\":\"hello\"")).await?;
         }
         Dialect::SocketIo => {
@@ -95,7 +110,7 @@ pub(crate) async fn subscribe(
     resume: Option<(u64, &str)>,
 ) -> Result<Subscribed, String> {
     match dialect {
-        Dialect::Native => {
+        Dialect::Native | Dialect::NativeTls => {
             let request = match resume {
                 Some((since, epoch)) => format!(
                     r#"{{"op":"subscribe","id":1,"topic":"{topic}","since":{since},"epoch":"{epoch}"}}"#
@@ -137,10 +152,12 @@ pub(crate) struct Subscribed {
 /// The frame a publisher sends to publish `payload` (a JSON-string-safe text) to `topic`.
 pub(crate) fn publish_frame(dialect: Dialect, topic: &str, payload: &str, ack: bool) -> String {
     match dialect {
-        Dialect::Native if ack => {
+        Dialect::Native | Dialect::NativeTls if ack => {
             format!(r#"{{"op":"publish","topic":"{topic}","text":"{payload}","ack":true}}"#)
         }
-        Dialect::Native => format!(r#"{{"op":"publish","topic":"{topic}","text":"{payload}"}}"#),
+        Dialect::Native | Dialect::NativeTls => {
+            format!(r#"{{"op":"publish","topic":"{topic}","text":"{payload}"}}"#)
+        }
         Dialect::SocketIo => format!("42[\"publish\",\"{topic}\",\"{payload}\"]"),
     }
 }
@@ -159,14 +176,14 @@ pub(crate) struct Delivery {
 /// stay cheaper than the servers it measures.
 pub(crate) fn delivery(dialect: Dialect, payload: &[u8]) -> Option<Delivery> {
     let is_message = match dialect {
-        Dialect::Native => payload.starts_with(b"{\"type\":\"message\""),
+        Dialect::Native | Dialect::NativeTls => payload.starts_with(b"{\"type\":\"message\""),
         Dialect::SocketIo => payload.starts_with(b"42[\"message\""),
     };
     if !is_message {
         return None;
     }
     let text_key: &[u8] = match dialect {
-        Dialect::Native => b"\"text\":\"",
+        Dialect::Native | Dialect::NativeTls => b"\"text\":\"",
         Dialect::SocketIo => b"\"data\":\"",
     };
     Some(Delivery {

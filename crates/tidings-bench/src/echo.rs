@@ -49,7 +49,9 @@ struct Sample {
     rss_mib: f64,
 }
 
-const SERVERS: [&str; 2] = ["tidings /echo", "node ws"];
+/// The servers, in the table's order; node `ws` (index 1) is the ratio's base. The last is
+/// tidings' `/echo` over TLS (`wss://`, the HTTPS listener): what TLS costs, in the same run.
+const SERVERS: [&str; 3] = ["tidings /echo", "node ws", "tidings /echo over TLS"];
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
     args.common.pin_load_generator()?;
@@ -62,13 +64,15 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let cpu = Some(args.common.server_cpu);
     // results[size][server]
-    let mut results = vec![[Vec::new(), Vec::new()]; args.sizes.len()];
+    let mut results = vec![[Vec::new(), Vec::new(), Vec::new()]; args.sizes.len()];
     for (zi, &size) in args.sizes.iter().enumerate() {
         for run in 1..=args.runs {
             // Alternate the servers so drift in machine load hits both alike.
             for (si, name) in SERVERS.iter().enumerate() {
                 let (server, path) = if si == 0 {
                     (peer::start_tidings(&tidings, cpu)?, "/echo")
+                } else if si == 2 {
+                    (peer::start_tidings_tls(&tidings, cpu)?, "/echo")
                 } else {
                     let script = args.common.peers.join("ws-echo.js");
                     (
@@ -76,7 +80,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
                         "/",
                     )
                 };
-                let s = rt.block_on(measure(&server, path, size, &args))?;
+                let s = rt.block_on(measure(&server, path, size, si == 2, &args))?;
                 eprintln!(
                     "echo run {run} {size:>6} B {name:14} {:>9.0} echoes/s  {:.2} µs server CPU each",
                     s.echoes_per_sec, s.server_cpu_us_per_echo
@@ -89,7 +93,13 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
 }
 
 /// Opens the connections, runs one second of warm-up, then counts echoes for `seconds`.
-async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<Sample, String> {
+async fn measure(
+    server: &Peer,
+    path: &str,
+    size: usize,
+    tls: bool,
+    args: &Args,
+) -> Result<Sample, String> {
     let addr: SocketAddr = server.addr.parse().map_err(|e| format!("{e}"))?;
     let counted = Arc::new(AtomicU64::new(0));
     let counting = Arc::new(AtomicBool::new(false));
@@ -100,9 +110,18 @@ async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<
         let url: url::Url = format!("ws://{addr}{path}")
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let stream = client::tcp_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), addr)
+        let tcp = client::tcp_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        let stream: client::Stream = if tls {
+            tokio_util::either::Either::Right(
+                crate::tls::connect(tcp, addr)
+                    .await
+                    .map_err(|e| format!("tls: {e}"))?,
+            )
+        } else {
+            tokio_util::either::Either::Left(tcp)
+        };
         let ws = WebSocket::handshake(url, stream, Options::default().without_compression())
             .await
             .map_err(|e| format!("handshake: {e}"))?;
@@ -160,7 +179,7 @@ async fn measure(server: &Peer, path: &str, size: usize, args: &Args) -> Result<
     })
 }
 
-fn report(args: &Args, results: &[[Vec<Sample>; 2]], load: f64) -> Result<(), String> {
+fn report(args: &Args, results: &[[Vec<Sample>; 3]], load: f64) -> Result<(), String> {
     let mut out = Output::new(args.common.out.as_deref())?;
     out.note(&crate::stats::load_note(load));
     out.note(&format!(

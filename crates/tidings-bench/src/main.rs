@@ -24,6 +24,7 @@ mod stomp;
 mod storm;
 mod suite;
 mod target;
+mod tls;
 mod udp;
 mod worker;
 

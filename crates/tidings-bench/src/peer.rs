@@ -151,6 +151,16 @@ pub(crate) fn start_tidings(binary: &Path, cpu: Option<usize>) -> Result<Peer, S
     Peer::start(&mut pinned(cmd, cpu), "tidings: http listening on ")
 }
 
+/// Starts tidings with only its HTTPS listener, on a self-signed certificate.
+pub(crate) fn start_tidings_tls(binary: &Path, cpu: Option<usize>) -> Result<Peer, String> {
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "serve", "--http", "off", "--tcp", "off", "--udp", "off", "--stomp", "off",
+    ])
+    .args(["--https", "127.0.0.1:0", "--tls-self-signed"]);
+    Peer::start(&mut pinned(cmd, cpu), "tidings: https listening on ")
+}
+
 /// Starts a node script of bench/peers/ on a free port (it prints `banner` then the address).
 pub(crate) fn start_node(script: &Path, banner: &str, cpu: Option<usize>) -> Result<Peer, String> {
     let mut cmd = Command::new("node");

@@ -13,6 +13,8 @@ pub(crate) enum Target {
     Tidings,
     /// tidings' Socket.IO endpoint at /socket.io/.
     TidingsSocketio,
+    /// tidings, native JSON protocol at /ws over TLS (the HTTPS listener, wss://).
+    TidingsTls,
     /// node `ws` (bench/peers/ws-broadcast.js).
     NodeWs,
     /// the official Node socket.io server (bench/peers/socketio-server.js).
@@ -24,6 +26,7 @@ impl Target {
         match self {
             Target::Tidings => "tidings /ws",
             Target::TidingsSocketio => "tidings /socket.io",
+            Target::TidingsTls => "tidings /ws over TLS",
             Target::NodeWs => "node ws",
             Target::Socketio => "node socket.io",
         }
@@ -33,6 +36,7 @@ impl Target {
         match self {
             Target::Tidings | Target::NodeWs => Dialect::Native,
             Target::TidingsSocketio | Target::Socketio => Dialect::SocketIo,
+            Target::TidingsTls => Dialect::NativeTls,
         }
     }
 
@@ -41,6 +45,9 @@ impl Target {
         match self {
             Target::Tidings | Target::TidingsSocketio => {
                 peer::start_tidings(&peer::tidings_binary(common.tidings.as_deref())?, cpu)
+            }
+            Target::TidingsTls => {
+                peer::start_tidings_tls(&peer::tidings_binary(common.tidings.as_deref())?, cpu)
             }
             Target::NodeWs => peer::start_node(
                 &common.peers.join("ws-broadcast.js"),

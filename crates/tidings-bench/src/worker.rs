@@ -243,11 +243,13 @@ async fn open(
                 let mut ws = client::connect(spec.dialect, server, source).await?;
                 if let Some(topic) = &spec.topic {
                     let resume = match (spec.dialect, position.last, &position.epoch) {
-                        (Dialect::Native, Some(last), Some(epoch)) => Some((last, epoch.as_str())),
+                        (Dialect::Native | Dialect::NativeTls, Some(last), Some(epoch)) => {
+                            Some((last, epoch.as_str()))
+                        }
                         _ => None,
                     };
                     let reply = client::subscribe(&mut ws, spec.dialect, topic, resume).await?;
-                    if spec.dialect == Dialect::Native && position.last.is_none() {
+                    if spec.dialect != Dialect::SocketIo && position.last.is_none() {
                         position.last = Some(reply.offset);
                     }
                     position.epoch = reply.epoch.or(position.epoch.take());

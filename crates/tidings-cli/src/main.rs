@@ -5,6 +5,7 @@ mod demo;
 mod pubsub;
 mod serve;
 mod tap;
+mod tls;
 
 use clap::{Parser, Subcommand};
 

@@ -21,6 +21,9 @@ pub(crate) struct ServeArgs {
     /// STOMP-over-TCP listener: HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_STOMP", value_parser = Listen::parse)]
     stomp: Option<Listen>,
+    /// The TLS listeners and certificate (boxed: the flags are most of this struct).
+    #[command(flatten)]
+    tls: Box<crate::tls::TlsArgs>,
     /// Run the demo stock ticker in-process: simulated prices on prices.<SYMBOL>, shown at
     /// http://HOST:PORT/ticker.
     #[arg(long)]
@@ -51,6 +54,7 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     if let Some(l) = args.stomp {
         config.stomp = l;
     }
+    crate::tls::apply(&args.tls, &mut config)?;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
@@ -60,6 +64,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     // Listen for signals before announcing the listeners: a script may send SIGTERM as soon
     // as it reads them, and the default action would kill us without a goodbye.
     let signal = shutdown_signal()?;
+    let mut hup = crate::tls::sighup(&config)?;
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();
@@ -69,6 +74,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             ("tcp", addrs.tcp),
             ("udp", addrs.udp),
             ("stomp", addrs.stomp),
+            ("https", addrs.https),
+            ("tcp-tls", addrs.tcp_tls),
+            ("stomp-tls", addrs.stomp_tls),
         ] {
             if let Some(addr) = addr {
                 let _ = writeln!(out, "tidings: {kind} listening on {addr}");
@@ -83,7 +91,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             args.demo_ticker_rate,
         ));
     }
-    signal.await;
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = crate::tls::next_sighup(&mut hup) => crate::tls::reload(&server),
+        }
+    }
     eprintln!("tidings: shutting down");
     let left = server.shutdown().await;
     if left > 0 {

@@ -46,17 +46,18 @@ pub(crate) struct ConfiguredUsers {
 }
 
 impl ConfiguredUsers {
-    pub(crate) fn new(hub: Arc<Hub>) -> ConfiguredUsers {
+    /// `failures_per_ip`: failed logins an address may make per [`GUARD_WINDOW`]
+    /// (`limits.login_failures_per_ip`; 0 = no per-address budget).
+    pub(crate) fn new(hub: Arc<Hub>, failures_per_ip: u32) -> ConfiguredUsers {
         ConfiguredUsers {
             hub,
-            guard: LoginGuard::new(GUARD_FAILURES, GUARD_WINDOW, GUARD_ADDRESSES),
+            guard: LoginGuard::new(failures_per_ip, GUARD_WINDOW, GUARD_ADDRESSES),
         }
     }
 }
 
-/// Failed logins an address may make per [`GUARD_WINDOW`] (fail2ban's default `maxretry`
+/// The window of `limits.login_failures_per_ip` (default 10: fail2ban's default `maxretry`
 /// is 5 per 10 minutes; a person mistyping does not reach 10 in a minute).
-const GUARD_FAILURES: u32 = 10;
 const GUARD_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses remembered at once; past it the stalest entry is forgotten.
 const GUARD_ADDRESSES: usize = 65_536;
@@ -130,7 +131,7 @@ impl LoginGuard {
         let map = self.map();
         let (since, n) = *map.get(&key)?;
         let left = self.window.checked_sub(since.elapsed())?;
-        if n >= self.max_failures {
+        if self.max_failures > 0 && n >= self.max_failures {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Some(left);
         }
@@ -140,7 +141,9 @@ impl LoginGuard {
     /// Counts a failed login from `from`.
     pub(crate) fn failed(&self, from: Option<IpAddr>) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        let Some(ip) = from else { return };
+        let Some(ip) = from.filter(|_| self.max_failures > 0) else {
+            return;
+        };
         let key = crate::listen::address_key(ip);
         let mut map = self.map();
         if map.len() >= self.max_addresses && !map.contains_key(&key) {

@@ -29,8 +29,9 @@ pub mod transports;
 
 pub use config::{
     ConfigError, DatagramConfig, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig,
-    SockJsConfig, SocketIoConfig, StompConfig, WebSocketConfig,
+    SockJsConfig, SocketIoConfig, StompConfig, TlsConfig, WebSocketConfig,
 };
+pub use listen::tls::TlsError;
 pub use runtime::{BoundAddrs, Server, StartError};
 pub use transports::http::Body;
 pub use transports::{socketio, sockjs};

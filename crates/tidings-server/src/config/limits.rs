@@ -29,6 +29,10 @@ pub struct LimitsConfig {
     /// dropped, on every TCP protocol (NATS `write_deadline`, nginx `send_timeout`).
     /// Default 10.
     pub write_timeout_secs: u64,
+    /// Failed logins one address may make per minute; past it its logins are refused
+    /// unchecked until the minute passes. Default 10; 0 turns the per-address budget off
+    /// (behind a proxy that hides client addresses, every client is one address).
+    pub login_failures_per_ip: u32,
 }
 
 impl Default for LimitsConfig {
@@ -40,6 +44,7 @@ impl Default for LimitsConfig {
             reserve_http: 32,
             handshake_timeout_secs: 10,
             write_timeout_secs: 10,
+            login_failures_per_ip: 10,
         }
     }
 }

@@ -4,10 +4,12 @@
 mod limits;
 mod socketio;
 mod sockjs;
+mod tls;
 
 pub use limits::LimitsConfig;
 pub use socketio::SocketIoConfig;
 pub use sockjs::SockJsConfig;
+pub use tls::TlsConfig;
 
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
@@ -255,6 +257,14 @@ pub struct ServerConfig {
     pub stomp: Listen,
     /// Milliseconds to flush outboxes and say goodbye on SIGINT/SIGTERM. Default 5000.
     pub shutdown_grace_ms: u64,
+    /// HTTPS listener: everything `http` carries, over TLS, HTTP/2 or HTTP/1.1 (ALPN).
+    /// Default off (suggested 127.0.0.1:7443); needs `[tls]` cert and key.
+    pub https: Listen,
+    /// TCP line protocol over TLS. Default off (suggested 127.0.0.1:7444).
+    pub tcp_tls: Listen,
+    /// STOMP over TLS. Default off (suggested 127.0.0.1:61614, as RabbitMQ).
+    pub stomp_tls: Listen,
+    pub tls: TlsConfig,
     pub websocket: WebSocketConfig,
     pub line: LineConfig,
     pub datagram: DatagramConfig,
@@ -276,6 +286,10 @@ impl Default for ServerConfig {
             udp: Listen::at("127.0.0.1:7072"),
             stomp: Listen::at("127.0.0.1:61613"),
             shutdown_grace_ms: 5000,
+            https: Listen(None),
+            tcp_tls: Listen(None),
+            stomp_tls: Listen(None),
+            tls: TlsConfig::default(),
             websocket: WebSocketConfig::default(),
             line: LineConfig::default(),
             datagram: DatagramConfig::default(),
@@ -367,6 +381,9 @@ impl ServerConfig {
         if self.http_api.max_body == 0 {
             return Err(err("http_api.max_body", "must be at least 1 byte"));
         }
+        self.tls
+            .validate(self.tls_listeners())
+            .map_err(|(field, reason)| err(&format!("tls.{field}"), reason))?;
         self.socketio
             .validate()
             .map_err(|(field, reason)| ConfigError {
@@ -377,6 +394,13 @@ impl ServerConfig {
             field: e.field,
             reason: e.reason,
         })
+    }
+
+    /// Whether a TLS listener (`https`, `tcp_tls`, `stomp_tls`) is on.
+    pub fn tls_listeners(&self) -> bool {
+        [self.https, self.tcp_tls, self.stomp_tls]
+            .iter()
+            .any(|l| l.0.is_some())
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -100,19 +100,33 @@ impl ConnLimits {
         let ip = address_key(ip);
         let mut map = self.map();
         let from_ip = map.get(&ip).copied().unwrap_or(0);
-        if from_ip >= self.max_per_ip {
-            self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::PerIp);
-        }
-        let on_reserve = if self.open.load(Ordering::Relaxed) < self.max_total {
-            self.open.fetch_add(1, Ordering::Relaxed);
-            false
-        } else if may_use_reserve && self.on_reserve.load(Ordering::Relaxed) < self.reserve {
-            self.on_reserve.fetch_add(1, Ordering::Relaxed);
-            true
+        let refusal = if from_ip >= self.max_per_ip {
+            Some(Refusal::PerIp)
+        } else if self.open.load(Ordering::Relaxed) >= self.max_total {
+            Some(Refusal::Full)
         } else {
-            self.refused_total.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::Full);
+            None
+        };
+        // Past either limit an HTTP connection may still take a place on the reserve: a full
+        // server, or an address that used up its share (the operator's, behind one NAT with
+        // the flood), can still be looked at.
+        let on_reserve = match refusal {
+            None => {
+                self.open.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Some(_) if may_use_reserve && self.on_reserve.load(Ordering::Relaxed) < self.reserve => {
+                self.on_reserve.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Some(r) => {
+                let counter = match r {
+                    Refusal::PerIp => &self.refused_per_ip,
+                    Refusal::Full => &self.refused_total,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return Err(r);
+            }
         };
         *map.entry(ip).or_insert(0) += 1;
         Ok(Admitted {
@@ -157,7 +171,7 @@ mod tests {
         let a1 = limits.admit(ip("10.0.0.1"), false).unwrap();
         let a2 = limits.admit(ip("10.0.0.1"), false).unwrap();
         assert_eq!(
-            limits.admit(ip("10.0.0.1"), true).unwrap_err(),
+            limits.admit(ip("10.0.0.1"), false).unwrap_err(),
             Refusal::PerIp
         );
         let b1 = limits.admit(ip("10.0.0.2"), false).unwrap();

@@ -17,6 +17,8 @@ mod write_deadline;
 pub(crate) use limits::{address_key, ConnLimits};
 pub(crate) use write_deadline::WriteDeadline;
 
+pub(crate) mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +61,12 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// How long to wait before accepting again after `accept` failed: out of file descriptors
 /// is the usual cause, and retrying at once would spin on a full CPU.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The refusal of a listener whose clients cannot read one (TLS: nothing is readable before
+/// the handshake): the connection is closed without a word.
+pub(crate) fn silent_refusal(_reason: &str) -> Vec<u8> {
+    Vec::new()
+}
 
 /// Binds a TCP listener with [`LISTEN_BACKLOG`].
 pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -104,7 +112,10 @@ pub(crate) async fn accept_loop<F, Fut>(
                 tracing::debug!(listener = kind, peer = %addr, "refused: {}", refusal.reason());
                 // Best effort and never waiting: the socket's buffer is empty, so the short
                 // refusal fits; then it closes.
-                let _ = stream.try_write(&(admission.refuse)(refusal.reason()));
+                let refusal = (admission.refuse)(refusal.reason());
+                if !refusal.is_empty() {
+                    let _ = stream.try_write(&refusal);
+                }
                 continue;
             }
         };

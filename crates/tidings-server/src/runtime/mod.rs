@@ -8,6 +8,7 @@
 mod metrics;
 mod pages;
 mod router;
+mod tls;
 
 use crate::auth::{Authenticator, ConfiguredUsers};
 use crate::config::{Listen, ServerConfig};
@@ -63,6 +64,9 @@ pub struct BoundAddrs {
     pub tcp: Option<SocketAddr>,
     pub stomp: Option<SocketAddr>,
     pub udp: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub tcp_tls: Option<SocketAddr>,
+    pub stomp_tls: Option<SocketAddr>,
 }
 
 /// Why the server could not start.
@@ -77,12 +81,16 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::listen::tls::TlsError),
 }
 
 /// A running server. Call [`Server::shutdown`] to stop it gracefully.
 pub struct Server {
     shared: Arc<Shared>,
     addrs: BoundAddrs,
+    /// The TLS listeners' certificate, for [`Server::reload_tls`]; `None` without them.
+    tls: Option<crate::listen::tls::Tls>,
 }
 
 impl Server {
@@ -98,6 +106,7 @@ impl Server {
         let http = bind("http", config.http)?;
         let tcp = bind("tcp", config.tcp)?;
         let stomp = bind("stomp", config.stomp)?;
+        let tls_listeners = tls::Listeners::bind(&config)?;
         let udp = match config.udp.0 {
             None => None,
             Some(addr) => Some(
@@ -110,7 +119,10 @@ impl Server {
                     })?,
             ),
         };
-        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers::new(hub.clone()));
+        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers::new(
+            hub.clone(),
+            config.limits.login_failures_per_ip,
+        ));
         let ctx = Context {
             hub: hub.clone(),
             auth: auth.clone(),
@@ -189,17 +201,27 @@ impl Server {
             api,
             broker: broker.clone(),
         });
-        let addrs = BoundAddrs {
+        let mut addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
             tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
             stomp: stomp.as_ref().and_then(|l| l.local_addr().ok()),
             udp: udp.as_ref().and_then(|s| s.local_addr().ok()),
+            ..BoundAddrs::default()
         };
+        if let Some(t) = &tls_listeners {
+            t.addrs(&mut addrs);
+        }
         let admission = |refuse, may_use_reserve| listen::Admission {
             limits: connections.clone(),
             may_use_reserve,
             refuse,
             write_timeout: limits.write_timeout(),
+        };
+        // A TLS client cannot read a refusal sent before the handshake: it is just closed.
+        let tls_admission = |may_use_reserve| admission(listen::silent_refusal, may_use_reserve);
+        let tls = match tls_listeners {
+            Some(t) => Some(t.spawn(&shared, &ctx, config.line, broker.clone(), &tls_admission)?),
+            None => None,
         };
         let accept = |l, kind| (l, kind, ctx.shutdown.clone(), ctx.tasks.clone());
         if let Some((l, kind, shutdown, tasks)) = http.map(|l| accept(l, "http")) {
@@ -230,7 +252,7 @@ impl Server {
                 })?;
         }
         tokio::spawn(sweeper(shared.clone()));
-        Ok(Server { shared, addrs })
+        Ok(Server { shared, addrs, tls })
     }
 
     pub fn addrs(&self) -> &BoundAddrs {
@@ -239,6 +261,16 @@ impl Server {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
+    }
+
+    /// Reads the TLS certificate and key files again (on SIGHUP): new handshakes get the new
+    /// certificate, open connections keep going. On error the old certificate stays in use.
+    /// Does nothing without TLS listeners.
+    pub fn reload_tls(&self) -> Result<(), crate::listen::tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting, closes every session with its protocol's goodbye after flushing what

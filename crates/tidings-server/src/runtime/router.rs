@@ -47,7 +47,7 @@ pub(super) async fn serve_connection(stream: impl ByteStream, peer: Peer, shared
     }
 }
 
-async fn route(
+pub(super) async fn route(
     mut req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
@@ -72,13 +72,15 @@ async fn route(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body larger than {max_body} bytes\n"),
         ),
-        (&Method::GET, "/ws") if ws::is_upgrade(&req) => {
+        (&Method::GET | &Method::CONNECT, "/ws") if ws::is_upgrade(&req) => {
             upgrade(&mut req, &shared, Endpoint::Native)
         }
-        (&Method::GET, "/echo") if ws::is_upgrade(&req) => {
+        (&Method::GET | &Method::CONNECT, "/echo") if ws::is_upgrade(&req) => {
             upgrade(&mut req, &shared, Endpoint::Echo)
         }
-        (&Method::GET, "/stomp") if ws::is_upgrade(&req) => shared.broker.upgrade(&mut req),
+        (&Method::GET | &Method::CONNECT, "/stomp") if ws::is_upgrade(&req) => {
+            shared.broker.upgrade(&mut req)
+        }
         (_, "/stomp") => text(
             StatusCode::UPGRADE_REQUIRED,
             "STOMP over WebSocket: subprotocols v12.stomp, v11.stomp, v10.stomp\n",

@@ -385,7 +385,8 @@ impl SockJs {
         if !ep.options.websocket {
             return plain(StatusCode::NOT_FOUND, "Not found");
         }
-        if req.method() != Method::GET {
+        // CONNECT: a WebSocket over an HTTP/2 stream (RFC 8441).
+        if req.method() != Method::GET && req.method() != Method::CONNECT {
             return method_not_allowed("GET");
         }
         if !ws::is_upgrade(req) {

@@ -223,8 +223,16 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     resp
 }
 
-/// True for an HTTP request asking to become a WebSocket.
+/// True for an HTTP request asking to become a WebSocket: an HTTP/1.1 `Upgrade: websocket`,
+/// or an HTTP/2 extended CONNECT with `:protocol websocket` (RFC 8441; hyper hands it to us
+/// with its upgrade handle, and yawc answers it with 200 instead of 101).
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
+    if req.method() == hyper::Method::CONNECT {
+        return req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    }
     req.headers()
         .get(hyper::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
