@@ -105,6 +105,23 @@ impl PayloadWriter {
         self.buf.extend_from_slice(packet);
     }
 
+    /// Appends any packet (binary as `b<base64>`).
+    pub fn packet(&mut self, packet: &Packet<'_>) {
+        let (kind, data) = match packet {
+            Packet::Binary(bytes) => return self.binary(bytes),
+            Packet::Open(d) => (b'0', *d),
+            Packet::Close => (b'1', ""),
+            Packet::Ping(d) => (b'2', *d),
+            Packet::Pong(d) => (b'3', *d),
+            Packet::Message(d) => (b'4', *d),
+            Packet::Upgrade => (b'5', ""),
+            Packet::Noop => (b'6', ""),
+        };
+        self.separate();
+        self.buf.push(kind);
+        self.buf.extend_from_slice(data.as_bytes());
+    }
+
     /// Appends a binary message as `b<base64>`.
     pub fn binary(&mut self, data: &[u8]) {
         self.separate();

@@ -11,6 +11,7 @@
 //! A packet that does not parse closes the connection (the protocol's answer); a packet for
 //! a namespace the client is not connected to is ignored.
 
+use super::connect_timeout::ConnectTimeouts;
 use super::engineio::{self, CloseReason};
 use super::packet::{self, PayloadError};
 use super::{Accepted, App, ConnectRequest, Disconnect, EioSocket, Handler, SocketRef};
@@ -35,7 +36,7 @@ pub(crate) struct SocketState {
     /// Binary attachments of a packet still being received.
     parser: ParserState,
     /// A namespace was connected at least once: the connect timeout no longer applies.
-    connected_once: AtomicBool,
+    pub(super) connected_once: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,7 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The Engine.IO handler: see the module docs.
 pub(crate) struct Engine {
     app: Arc<dyn App>,
-    connect_timeout: Duration,
+    connect_timeouts: Arc<ConnectTimeouts>,
     parse: ParseConfig,
 }
 
@@ -59,7 +60,7 @@ impl Engine {
     pub(crate) fn new(app: Arc<dyn App>, connect_timeout: Duration, max_payload: usize) -> Self {
         Engine {
             app,
-            connect_timeout,
+            connect_timeouts: ConnectTimeouts::new(connect_timeout),
             parse: ParseConfig {
                 max_incoming_binary_buf_size: max_payload,
                 max_incoming_binaries: 64,
@@ -206,17 +207,7 @@ impl engineio::Handler for Engine {
     type Data = SocketState;
 
     fn on_open(&self, socket: &Arc<EioSocket>) {
-        let weak = Arc::downgrade(socket);
-        let timeout = self.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(s) = weak.upgrade() {
-                if !s.data.connected_once.load(Ordering::Relaxed) {
-                    // Nothing was ever queued for it: no goodbye to wait for.
-                    s.close(CloseReason::TransportClose);
-                }
-            }
-        });
+        self.connect_timeouts.watch(socket);
     }
 
     fn on_close(&self, socket: &Arc<EioSocket>, reason: CloseReason) {
@@ -231,6 +222,14 @@ impl engineio::Handler for Engine {
         match CommonParser.decode_str(&self.parse, &socket.data.parser, msg) {
             Ok(packet) => self.on_packet(packet, socket),
             Err(e) => self.parse_error(e, socket),
+        }
+    }
+
+    fn on_drain(&self, socket: &Arc<EioSocket>) {
+        let handlers: Vec<SharedHandler> =
+            lock(&socket.data.namespaces).values().cloned().collect();
+        for h in handlers {
+            lock(&h).fill();
         }
     }
 

@@ -15,6 +15,7 @@
 //! the official client needs for connection state recovery, and its emit serializes per
 //! socket, while a hub message is encoded once for every subscriber.
 
+mod connect_timeout;
 mod engine;
 pub mod engineio;
 mod http;
@@ -48,6 +49,10 @@ pub trait Handler: Send + 'static {
     fn on_event(&mut self, event: Event);
     /// The namespace connection ended (the handler is dropped right after).
     fn on_disconnect(&mut self, reason: Disconnect);
+    /// The transport is about to send: queue what is pending (with [`SocketRef::try_send`]
+    /// until it says `Full`). A handler with its own queue wakes the transport with
+    /// [`SocketRef::waker`] and fills here, instead of running a task per connection.
+    fn fill(&mut self) {}
 }
 
 /// A namespace connection request.
@@ -161,6 +166,11 @@ impl SocketRef {
     /// Closes the whole connection (every namespace on it); the client may reconnect.
     pub fn close_connection(&self) {
         self.eio.close(CloseReason::ForcedClose);
+    }
+
+    /// Notifying this makes the transport call [`Handler::fill`] soon.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.eio.waker().clone()
     }
 
     /// Whether the connection is closed.

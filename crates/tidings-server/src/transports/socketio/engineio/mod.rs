@@ -46,6 +46,9 @@ pub trait Handler: Send + Sync + Sized + 'static {
     fn on_message(&self, socket: &Arc<Socket<Self>>, text: &str);
     /// A binary message from the client.
     fn on_binary(&self, socket: &Arc<Socket<Self>>, data: Bytes);
+    /// The transport is about to take what is queued: top the queue up now (a layer that
+    /// keeps its own bounded queue pulls from it here instead of running a task to push).
+    fn on_drain(&self, _socket: &Arc<Socket<Self>>) {}
     /// The session ended; called once.
     fn on_close(&self, socket: &Arc<Socket<Self>>, reason: CloseReason);
 }

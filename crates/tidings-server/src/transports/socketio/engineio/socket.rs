@@ -110,8 +110,9 @@ pub struct Socket<H: Handler> {
     pub data: H::Data,
     pub(super) server: Arc<Inner<H>>,
     state: Mutex<State>,
-    /// Wakes whoever carries packets to the client: the WebSocket task or the long-poll.
-    pub(super) wake: Notify,
+    /// Wakes whoever carries packets to the client: the WebSocket task or the long-poll
+    /// (shared, so the layer above can hand it to what feeds it, e.g. a hub outbox).
+    pub(super) wake: Arc<Notify>,
 }
 
 impl<H: Handler> std::fmt::Debug for Socket<H> {
@@ -150,7 +151,7 @@ impl<H: Handler> Socket<H> {
                 upgrading: false,
                 closed: None,
             }),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -165,6 +166,11 @@ impl<H: Handler> Socket<H> {
 
     pub fn transport(&self) -> Transport {
         self.state().transport
+    }
+
+    /// What wakes the transport to drain the session (it then calls `Handler::on_drain`).
+    pub fn waker(&self) -> &Arc<Notify> {
+        &self.wake
     }
 
     pub fn is_closed(&self) -> bool {
@@ -297,10 +303,11 @@ impl<H: Handler> Socket<H> {
     /// Takes what a WebSocket should send now, as frames. Returns the close reason once the
     /// session is closed (after its queue was taken, when the server closed it).
     pub(super) fn drain_frames(
-        &self,
+        self: &Arc<Self>,
         out: &mut Vec<crate::transports::ws::OutFrame>,
     ) -> Option<CloseReason> {
         use crate::transports::ws::OutFrame;
+        self.server.handler.on_drain(self);
         let mut st = self.state();
         if std::mem::take(&mut st.ping_due) {
             out.push(OutFrame::Text(Bytes::from_static(b"2")));
@@ -316,7 +323,8 @@ impl<H: Handler> Socket<H> {
 
     /// The payload a long-poll answers with now, if there is anything to say: the PING,
     /// queued messages, a NOOP during an upgrade, the CLOSE once closed. `None`: wait.
-    pub(super) fn drain_payload(&self) -> Option<Vec<u8>> {
+    pub(super) fn drain_payload(self: &Arc<Self>) -> Option<Vec<u8>> {
+        self.server.handler.on_drain(self);
         let mut st = self.state();
         let mut w = PayloadWriter::new();
         if std::mem::take(&mut st.ping_due) {
