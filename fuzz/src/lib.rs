@@ -13,8 +13,10 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use serde_json::value::RawValue;
+use tidings_proto::engineio;
 use tidings_proto::json::{self, EncodedFrame, Op};
 use tidings_proto::line::{self, Command, Limits, LineError, Reply, ReplyError};
+use tidings_proto::socketio;
 use tidings_proto::sockjs;
 use tidings_proto::stomp;
 use tidings_proto::udp;
@@ -463,4 +465,79 @@ pub fn sockjs_decoder(data: &[u8]) {
             Err(e) => assert!(["Payload expected.", "Broken JSON encoding."].contains(&e.text())),
         }
     }
+}
+
+/// The `engineio_decoder` target: `data` as a long-polling payload and as a WebSocket text
+/// frame. The packets before the first bad one re-encode into a payload that decodes to the
+/// same packets (binary through base64 included).
+pub fn engineio_decoder(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = engineio::decode_packet(text);
+    }
+    let Ok(packets) = engineio::decode_payload(data) else {
+        assert!(
+            std::str::from_utf8(data).is_err(),
+            "only non-UTF-8 is refused whole"
+        );
+        return;
+    };
+    let good: Vec<engineio::Packet<'_>> = packets.map_while(Result::ok).collect();
+    if good.is_empty() {
+        return;
+    }
+    let mut w = engineio::PayloadWriter::new();
+    for p in &good {
+        w.packet(p);
+    }
+    let bytes = w.finish();
+    let again: Vec<_> = engineio::decode_payload(&bytes)
+        .expect("a written payload is UTF-8")
+        .collect::<Result<_, _>>()
+        .expect("a written payload decodes");
+    assert_eq!(again, good, "payload round trip");
+}
+
+/// The `socketio_decoder` target: `data` as the JSON of a client's event and of a CONNECT
+/// payload, the checks tidings owns on top of the Socket.IO frame parser. A decoded event
+/// re-encodes (as the server writes events) to the same name and arguments; an accepted
+/// CONNECT payload is a JSON object; a placeholder's index survives its own encoding.
+pub fn socketio_decoder(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(event) = socketio::decode_event(text, Vec::new(), Some(1)) {
+        let mut args = vec![socketio::json_string(&event.name)];
+        args.extend(event.args.iter().map(|a| a.get().to_owned()));
+        let array = format!("[{}]", args.join(","));
+        let out = socketio::event("/", &array, Vec::new());
+        let body = out.text.strip_prefix('2').expect("an EVENT packet");
+        let again = socketio::decode_event(body, Vec::new(), None).expect("re-decodes");
+        assert_eq!(again.name, event.name);
+        let raw = |e: &socketio::Event| {
+            e.args
+                .iter()
+                .map(|a| a.get().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(raw(&again), raw(&event));
+        for arg in &event.args {
+            if let Some(n) = socketio::placeholder(arg) {
+                let json = socketio::placeholder_json(n);
+                let back: Box<RawValue> = serde_json::from_str(&json).expect("placeholder JSON");
+                assert_eq!(socketio::placeholder(&back), Some(n));
+            }
+        }
+    }
+    if let Ok(Some(auth)) = socketio::decode_auth(Some(text)) {
+        let fields: serde_json::Result<HashMap<String, &RawValue>> =
+            serde_json::from_str(auth.get());
+        assert!(fields.is_ok(), "an accepted CONNECT payload is an object");
+    }
+    // Whatever the text, the encoders write packets whose JSON part parses.
+    let reply = socketio::connect_error("/x", text, None);
+    let json = reply
+        .text
+        .strip_prefix("4/x,")
+        .expect("a CONNECT_ERROR packet");
+    assert!(serde_json::from_str::<HashMap<String, &RawValue>>(json).is_ok());
 }

@@ -1060,6 +1060,14 @@ fn socketio_python_client() {
 }
 
 #[test]
+fn socketio_node_client_permessage_deflate() {
+    let server = Server::start();
+    socketio_program(node(), "sio_deflate.mjs", &server, &[]);
+    let server = Server::start_with_config(Some("[socketio]\ncompression = false\n"));
+    socketio_program(node(), "sio_deflate.mjs", &server, &["--expect-off"]);
+}
+
+#[test]
 fn socketio_browser_bundle_in_headless_chromium() {
     let server = Server::start_with_config(Some("[socketio]\ncors_origins = [\"*\"]\n"));
     socketio_program(node(), "sio_browser.mjs", &server, &[]);

@@ -18,6 +18,10 @@
 //!   proves the address, lease renewal, and one message per datagram). [`udp::decode_request`]
 //!   and [`udp::decode_reply`] borrow from the datagram; encoders write into any `BufMut`.
 //! - [`sockjs`]: SockJS frames (quoting as sockjs-node does) and `xhr_send`/`jsonp_send` bodies.
+//! - [`engineio`]: Engine.IO 4 packets and long-polling payloads (`\x1e`-separated, binary as
+//!   `b` + base64).
+//! - [`socketio`]: Socket.IO 5 packets the server writes (events, acks, CONNECT replies) and
+//!   the checks of what a client's event and CONNECT carry.
 //! - [`PayloadKind`]: what a payload is (text, a JSON document, raw bytes), shared by all.
 //!
 //! # What it does not do
@@ -34,9 +38,11 @@
 //! an error value that names what was wrong: decoding never panics on network input.
 
 mod decimal;
+pub mod engineio;
 pub mod json;
 pub mod line;
 mod payload;
+pub mod socketio;
 pub mod sockjs;
 pub mod stomp;
 pub mod udp;

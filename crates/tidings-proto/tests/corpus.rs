@@ -69,3 +69,19 @@ fn sockjs_decoder_seeds() {
         harness::sockjs_decoder(&bytes);
     }
 }
+
+#[test]
+fn engineio_decoder_seeds() {
+    for (path, bytes) in seeds("engineio_decoder") {
+        eprintln!("{}", path.display());
+        harness::engineio_decoder(&bytes);
+    }
+}
+
+#[test]
+fn socketio_decoder_seeds() {
+    for (path, bytes) in seeds("socketio_decoder") {
+        eprintln!("{}", path.display());
+        harness::socketio_decoder(&bytes);
+    }
+}

@@ -13,9 +13,7 @@
 //! It prints `socketio_conformance: listening on <addr>`.
 
 use bytes::Bytes;
-use engineioxide::handler::EngineIoHandler;
-use engineioxide::service::EngineIoService;
-use engineioxide::{DisconnectReason, Socket, Str};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -23,10 +21,15 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::io::Write;
 use std::sync::Arc;
+use tidings_server::socketio::engineio::{self, CloseReason, EngineIo, Socket};
 use tidings_server::socketio::{
     Accepted, App, ConnectRequest, Disconnect, Event, Handler, Refusal, SocketIo, SocketIoConfig,
     SocketRef,
 };
+use tidings_server::WebSocketConfig;
+use tokio_util::task::TaskTracker;
+
+type Body = BoxBody<Bytes, Infallible>;
 
 /// The fixture's namespaces.
 struct Fixture;
@@ -96,15 +99,15 @@ impl Handler for Echo {
 #[derive(Debug)]
 struct EioEcho;
 
-impl EngineIoHandler for EioEcho {
+impl engineio::Handler for EioEcho {
     type Data = ();
-    fn on_connect(self: Arc<Self>, _socket: Arc<Socket<()>>) {}
-    fn on_disconnect(&self, _socket: Arc<Socket<()>>, _reason: DisconnectReason) {}
-    fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<()>>) {
-        let _ = socket.emit(msg);
+    fn on_open(&self, _socket: &Arc<Socket<Self>>) {}
+    fn on_close(&self, _socket: &Arc<Socket<Self>>, _reason: CloseReason) {}
+    fn on_message(&self, socket: &Arc<Socket<Self>>, text: &str) {
+        let _ = socket.try_send(text, Vec::new());
     }
-    fn on_binary(self: &Arc<Self>, data: Bytes, socket: Arc<Socket<()>>) {
-        let _ = socket.emit_binary(data);
+    fn on_binary(&self, socket: &Arc<Socket<Self>>, data: Bytes) {
+        let _ = socket.try_send_binary(data);
     }
 }
 
@@ -123,29 +126,21 @@ fn fixture_config() -> SocketIoConfig {
 async fn route(
     req: Request<Incoming>,
     sio: Arc<SocketIo>,
-    eio: EngineIoService<EioEcho>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    eio: Arc<EngineIo<EioEcho>>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     if path.starts_with("/socket.io") {
         return Ok(sio.handle(req).await);
     }
     if path.starts_with("/engine.io") {
-        let resp = match hyper::service::Service::call(&eio, req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let (mut parts, body) = resp.into_parts();
-        let body = match body.collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(never) => match never {},
-        };
-        parts.headers.insert(
+        let mut resp = eio.handle(req).await;
+        resp.headers_mut().insert(
             hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
             hyper::header::HeaderValue::from_static("*"),
         );
-        return Ok(Response::from_parts(parts, Full::new(body)));
+        return Ok(resp);
     }
-    let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")).boxed());
     *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
     Ok(resp)
 }
@@ -156,14 +151,20 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());
     let cfg = fixture_config();
-    let sio = Arc::new(SocketIo::new(&cfg, "/socket.io", Arc::new(Fixture)));
-    let eio_cfg = engineioxide::config::EngineIoConfig::builder()
-        .req_path("/engine.io")
-        .ping_interval(cfg.ping_interval())
-        .ping_timeout(cfg.ping_timeout())
-        .max_payload(cfg.max_payload)
-        .build();
-    let eio = EngineIoService::with_config(Arc::new(EioEcho), eio_cfg);
+    let ws = WebSocketConfig::default();
+    let tasks = TaskTracker::new();
+    let sio = Arc::new(SocketIo::new(&cfg, &ws, Arc::new(Fixture), tasks.clone()));
+    let options = engineio::Options {
+        ping_interval: cfg.ping_interval(),
+        ping_timeout: cfg.ping_timeout(),
+        max_payload: cfg.max_payload,
+        polling: true,
+        websocket: true,
+        max_sessions: cfg.max_sessions,
+        max_buffered_packets: cfg.max_buffered_packets,
+        ws,
+    };
+    let eio = Arc::new(EngineIo::new(EioEcho, options, tasks));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(
         "socketio_conformance: listening on {}",

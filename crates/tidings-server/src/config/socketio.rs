@@ -35,7 +35,15 @@ pub struct SocketIoConfig {
     /// Engine.IO packets queued per connection ahead of its transport. Default 32: beyond
     /// that the hub outbox holds the messages (a shared pointer each, under the topic's
     /// slow-consumer policy) instead of a copy of each encoded packet (about 0.5 KiB).
+    /// Heartbeat PINGs are not counted: they are never refused for space.
     pub max_buffered_packets: usize,
+    /// Most Engine.IO sessions at once (long-polling and WebSocket); handshakes beyond get
+    /// HTTP 503. Default 100000.
+    pub max_sessions: usize,
+    /// permessage-deflate on Socket.IO's WebSocket when the client offers it and
+    /// `websocket.compression` is on. Default true (the Node server's default is off: each
+    /// compressing connection keeps zlib state, which idle clients that offer it pay for).
+    pub compression: bool,
     /// Connection state recovery: how long a disconnected session's subscriptions and
     /// positions are kept for the client to come back, in milliseconds. Default 120000
     /// (Socket.IO's `maxDisconnectionDuration`); 0 disables recovery.
@@ -57,6 +65,8 @@ impl Default for SocketIoConfig {
             cors_credentials: false,
             namespaces: Vec::new(),
             max_buffered_packets: 32,
+            max_sessions: 100_000,
+            compression: true,
             recovery_ms: 120_000,
             recovery_max_sessions: 10_000,
         }
@@ -80,6 +90,9 @@ impl SocketIoConfig {
         }
         if self.max_buffered_packets < 4 {
             return Err(("max_buffered_packets", "must be at least 4".into()));
+        }
+        if self.max_sessions == 0 {
+            return Err(("max_sessions", "must be at least 1".into()));
         }
         if self.transports.is_empty() {
             return Err(("transports", "needs at least one transport".into()));

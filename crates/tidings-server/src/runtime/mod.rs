@@ -132,7 +132,12 @@ impl Server {
         let websocket = Arc::new(config.websocket.clone());
         let socketio = config.socketio.enabled.then(|| {
             let bridge = crate::drivers::socketio::Bridge::new(&ctx, config.socketio.clone());
-            SocketIo::new(&config.socketio, "/socket.io", Arc::new(bridge))
+            SocketIo::new(
+                &config.socketio,
+                &config.websocket,
+                Arc::new(bridge),
+                ctx.tasks.clone(),
+            )
         });
         let api = Api {
             hub: hub.clone(),

@@ -90,7 +90,7 @@ pub(super) async fn route(
             "this endpoint speaks WebSocket\n",
         ),
         (_, p) if p == "/socket.io" || p.starts_with("/socket.io/") => match &shared.socketio {
-            Some(sio) => sio.handle(req).await.map(BodyExt::boxed),
+            Some(sio) => sio.handle(req).await,
             None => text(StatusCode::NOT_FOUND, "socket.io is disabled\n"),
         },
         (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),

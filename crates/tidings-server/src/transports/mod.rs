@@ -5,7 +5,7 @@
 //! - `sockjs`: SockJS sessions and every SockJS transport, around an [`sockjs::App`];
 //! - `socketio`: Engine.IO + Socket.IO sessions, around a [`socketio::App`].
 //!
-//! Layering inside: `http` < `ws` < `sockjs`; `socketio` stands alone (engineioxide).
+//! Layering inside: `http` < `ws` < `sockjs`, `socketio` (its Engine.IO runs on `http` and `ws`).
 
 pub(crate) mod http;
 pub mod socketio;

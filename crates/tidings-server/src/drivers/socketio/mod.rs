@@ -10,8 +10,9 @@
 //! `data` is a string (text payloads), any other JSON value (JSON payloads) or binary (an
 //! attachment). The namespace `/x` sees the topics under `x.`, named relative to it.
 //!
-//! One task per namespace connection drains the session's outbox into the Engine.IO queue;
-//! a message's packet is encoded once for every subscriber in the root namespace.
+//! No task per connection: the session's outbox wakes the Engine.IO transport, which pulls
+//! ([`Handler::fill`]) as many packets as its bounded queue takes; a message's packet is
+//! encoded once for every subscriber in the root namespace.
 
 mod recovery;
 
@@ -30,14 +31,9 @@ use tidings_core::{
     Session, SubscribeOptions,
 };
 use tidings_proto::json::ErrorCode;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Most messages one `history` request returns.
 const MAX_HISTORY_PAGE: usize = 1000;
-/// How long a closing writer lets the transport flush before the goodbye.
-const FLUSH_GRACE: Duration = Duration::from_millis(100);
 
 /// The hub bridge: the product's Socket.IO [`App`].
 pub(crate) struct Bridge {
@@ -50,13 +46,11 @@ struct BridgeShared {
     config: SocketIoConfig,
     /// Disconnected sessions awaiting their client (connection state recovery).
     store: Store,
-    /// Writer tasks, so shutdown waits for their goodbyes.
-    tasks: TaskTracker,
 }
 
 impl Bridge {
     pub(crate) fn new(ctx: &super::Context, config: SocketIoConfig) -> Self {
-        let (hub, auth, tasks) = (ctx.hub.clone(), ctx.auth.clone(), ctx.tasks.clone());
+        let (hub, auth) = (ctx.hub.clone(), ctx.auth.clone());
         let store = Store::new(
             Duration::from_millis(config.recovery_ms),
             config.recovery_max_sessions,
@@ -67,7 +61,6 @@ impl Bridge {
                 auth,
                 config,
                 store,
-                tasks,
             }),
         }
     }
@@ -112,30 +105,37 @@ impl App for Bridge {
                 .store
                 .take(pid)
                 .filter(|r| *r.namespace == *req.namespace)
-                .and_then(|r| self.restore(&identity, r, offset.as_deref()))
-                .map(|(session, wake, tracker, sid)| (session, wake, tracker, sid, pid.clone())),
+                .and_then(|r| self.restore(&req.socket, &identity, r, offset.as_deref()))
+                .map(|(session, tracker, sid)| (session, tracker, sid, pid.clone())),
             _ => None,
         };
-        let (session, wake, tracker, sid, pid) = match restored {
+        let (session, tracker, sid, pid) = match restored {
             Some(r) => r,
             None => {
-                let (session, wake) = crate::drivers::open_session(&shared.hub, "socketio", None)
-                    .map_err(|e| refusal(&e))?;
+                // The outbox wakes the Engine.IO transport, which pulls (`fill`).
+                let session = crate::drivers::open_session_waking(
+                    &shared.hub,
+                    "socketio",
+                    None,
+                    req.socket.waker(),
+                )
+                .map_err(|e| refusal(&e))?;
                 crate::drivers::attach_identity(&session, &identity);
-                (session, wake, Tracker::default(), random_id(), random_id())
+                (session, Tracker::default(), random_id(), random_id())
             }
         };
         let conn = Conn {
             shared: shared.clone(),
             socket: req.socket,
             session: Some(session),
-            wake,
             identity,
             prefix,
             tracker: Arc::new(Mutex::new(tracker)),
-            stop: CancellationToken::new(),
             pid: recovery.then(|| pid.clone()),
             sid: sid.clone(),
+            backlog: Vec::new(),
+            next: 0,
+            ending: None,
         };
         Ok(Accepted {
             handler: Box::new(conn),
@@ -150,13 +150,15 @@ impl Bridge {
     /// what the client got. `None` (a fresh session) if any of it cannot be done exactly.
     fn restore(
         &self,
+        socket: &SocketRef,
         identity: &Identity,
         record: Record,
         client_offset: Option<&str>,
-    ) -> Option<(Session, Arc<Notify>, Tracker, String)> {
+    ) -> Option<(Session, Tracker, String)> {
         let points = record.tracker.resume_points(client_offset)?;
-        let (session, wake) =
-            crate::drivers::open_session(&self.shared.hub, "socketio", None).ok()?;
+        let session =
+            crate::drivers::open_session_waking(&self.shared.hub, "socketio", None, socket.waker())
+                .ok()?;
         crate::drivers::attach_identity(&session, identity);
         let mut tracker = Tracker::default();
         for (sub, since) in points {
@@ -177,7 +179,7 @@ impl Bridge {
                 .ok()?;
             tracker.subscribed(&sub.pattern, sub.presence, true, info.epoch, since);
         }
-        Some((session, wake, tracker, record.sid))
+        Some((session, tracker, record.sid))
     }
 }
 
@@ -217,15 +219,19 @@ struct Conn {
     socket: SocketRef,
     /// `None` once disconnected: dropping it leaves every subscription and presence room.
     session: Option<Session>,
-    wake: Arc<Notify>,
     identity: Identity,
     /// `x.` in namespace `/x`: prepended to the topics the client names.
     prefix: Option<Arc<str>>,
     tracker: Arc<Mutex<Tracker>>,
-    /// Stops the writer task.
-    stop: CancellationToken,
     pid: Option<String>,
     sid: String,
+    /// Deliveries taken from the outbox that the Engine.IO queue had no room for yet, from
+    /// `next` on. Taken only when empty, so it holds at most one outbox's worth (the
+    /// outbox's bounds).
+    backlog: Vec<Delivery>,
+    next: usize,
+    /// The outbox closed: after the backlog, say goodbye (once) and close the connection.
+    ending: Option<CloseReason>,
 }
 
 /// What a failed request answers.
@@ -290,21 +296,12 @@ struct HistoryOpts {
 
 impl Handler for Conn {
     fn on_connected(&mut self) {
-        let Some(session) = &self.session else {
-            return;
-        };
-        let writer = Writer {
-            socket: self.socket.clone(),
-            outbox: session.outbox().clone(),
-            wake: self.wake.clone(),
-            tracker: self.tracker.clone(),
-            stop: self.stop.clone(),
-            prefix: self.prefix.clone(),
-            recovery: self.pid.is_some(),
-        };
-        self.shared.tasks.spawn(writer.run());
-        // Replayed history (a recovered session) is already queued: make the writer look.
-        self.wake.notify_one();
+        // Replayed history (a recovered session) is already queued: make the transport pull.
+        self.socket.waker().notify_one();
+    }
+
+    fn fill(&mut self) {
+        self.fill_from_outbox();
     }
 
     fn on_event(&mut self, event: Event) {
@@ -333,8 +330,8 @@ impl Handler for Conn {
     }
 
     fn on_disconnect(&mut self, reason: Disconnect) {
-        self.stop.cancel();
         self.session = None;
+        self.backlog = Vec::new();
         if let (Disconnect::Transport(_), Some(pid)) = (&reason, &self.pid) {
             let tracker = std::mem::take(&mut *lock(&self.tracker));
             self.shared.store.put(
@@ -647,133 +644,109 @@ fn parse_blob(blob: &Bytes) -> Option<(&str, Vec<Bytes>)> {
     }
 }
 
-/// Drains one namespace connection's outbox into its Engine.IO queue.
-struct Writer {
-    socket: SocketRef,
-    outbox: Arc<tidings_core::Outbox>,
-    wake: Arc<Notify>,
-    tracker: Arc<Mutex<Tracker>>,
-    stop: CancellationToken,
-    prefix: Option<Arc<str>>,
-    recovery: bool,
-}
-
-impl Writer {
-    async fn run(self) {
-        let mut batch = Vec::new();
-        let mut sent = Vec::new();
+impl Conn {
+    /// Moves what the outbox holds into the Engine.IO queue until it is full (the rest
+    /// waits in `backlog`); when the outbox closed, says goodbye after the last of it.
+    fn fill_from_outbox(&mut self) {
         loop {
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = self.stop.cancelled() => return,
-            }
-            let closed = self.outbox.drain_into(&mut batch);
-            for d in batch.drain(..) {
-                let ok = match d {
-                    Delivery::Message { msg, .. } => {
-                        let ok = self.send_message(&msg).await;
-                        if self.recovery {
-                            sent.push((msg.topic.clone(), msg.offset));
-                        }
-                        ok
+            while self.next < self.backlog.len() {
+                match self.send_delivery(self.next) {
+                    Ok(()) => self.next += 1,
+                    Err(SendError::Full) => return,
+                    Err(SendError::Closed) => {
+                        self.backlog.clear();
+                        self.next = 0;
+                        return;
                     }
-                    Delivery::Presence(p) => {
-                        let user = p
-                            .user
-                            .as_deref()
-                            .map(packet::json_string)
-                            .unwrap_or_else(|| "null".into());
-                        let args = format!(
-                            "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}}}]",
-                            packet::json_string(self.shown(&p.topic)),
-                            if p.joined { "join" } else { "leave" },
-                            p.client
-                        );
-                        let out = packet::event(self.socket.namespace(), &args, Vec::new());
-                        self.send(&out.text, &[]).await
-                    }
-                    Delivery::Reply(blob) => match parse_blob(&blob) {
-                        Some((text, bins)) => self.send(text, &bins).await,
-                        None => true,
-                    },
-                    // Socket.IO subscriptions resume exact topics only (a refused resume is an
-                    // error ack), so the hub queues no gaps for them.
-                    Delivery::Gap(_) => true,
-                };
-                if !ok {
-                    return;
                 }
             }
-            if !sent.is_empty() {
-                let mut tracker = lock(&self.tracker);
-                for (topic, offset) in sent.drain(..) {
-                    tracker.sent(&topic, offset);
-                }
+            self.backlog.clear();
+            self.next = 0;
+            if let Some(reason) = &self.ending {
+                return self.goodbye(reason.clone());
             }
-            match closed {
-                None => {}
-                Some(CloseReason::SlowConsumer) => {
-                    let args = "[\"error\",{\"error\":\"slow_consumer\",\"message\":\"too many messages queued; closing\"}]";
-                    let _ = self.socket.emit(args, Vec::new());
-                    tokio::time::sleep(FLUSH_GRACE).await;
-                    return self.socket.close_connection();
-                }
-                Some(_) => {
-                    tokio::time::sleep(FLUSH_GRACE).await;
-                    return self.socket.close_connection();
-                }
+            let Some(session) = &self.session else {
+                return;
+            };
+            self.ending = session.outbox().drain_into(&mut self.backlog);
+            if self.backlog.is_empty() && self.ending.is_none() {
+                return;
             }
         }
     }
 
-    fn shown<'a>(&self, topic: &'a str) -> &'a str {
-        match &self.prefix {
-            None => topic,
-            Some(p) => topic.strip_prefix(&**p).unwrap_or(topic),
+    /// The outbox closed: a slow consumer is told why; then the connection is closed after
+    /// what is queued (Engine.IO's forced close delivers it first).
+    fn goodbye(&mut self, reason: CloseReason) {
+        if reason == CloseReason::SlowConsumer {
+            let args = "[\"error\",{\"error\":\"slow_consumer\",\"message\":\"too many messages queued; closing\"}]";
+            if let Err(SendError::Full) = self.socket.emit(args, Vec::new()) {
+                return; // retried on the next fill, once the transport took some
+            }
+        }
+        self.ending = None;
+        self.session = None;
+        self.socket.close_connection();
+    }
+
+    /// Queues `backlog[i]` in the Engine.IO queue.
+    fn send_delivery(&self, i: usize) -> Result<(), SendError> {
+        match &self.backlog[i] {
+            Delivery::Message { msg, .. } => {
+                self.send_message(msg)?;
+                if self.pid.is_some() {
+                    lock(&self.tracker).sent(&msg.topic, msg.offset);
+                }
+                Ok(())
+            }
+            Delivery::Presence(p) => {
+                let user = p
+                    .user
+                    .as_deref()
+                    .map(packet::json_string)
+                    .unwrap_or_else(|| "null".into());
+                let args = format!(
+                    "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}}}]",
+                    packet::json_string(self.shown(&p.topic)),
+                    if p.joined { "join" } else { "leave" },
+                    p.client
+                );
+                let out = packet::event(self.socket.namespace(), &args, Vec::new());
+                self.socket.try_send_shared(&out.text, &[])
+            }
+            Delivery::Reply(blob) => match parse_blob(blob) {
+                Some((text, bins)) => self.socket.try_send_shared(text, &bins),
+                None => Ok(()),
+            },
+            // Socket.IO subscriptions resume exact topics only (a refused resume is an
+            // error ack), so the hub queues no gaps for them.
+            Delivery::Gap(_) => Ok(()),
         }
     }
 
-    async fn send_message(&self, msg: &Arc<Message>) -> bool {
+    fn send_message(&self, msg: &Arc<Message>) -> Result<(), SendError> {
         let bins = match msg.kind {
             PayloadKind::Binary => std::slice::from_ref(&msg.payload),
             _ => &[],
         };
+        let recovery = self.pid.is_some();
         if self.prefix.is_none() {
             // The root namespace's packet is the same for every subscriber: encode it once.
-            let recovery = self.recovery;
             let text = msg.encoded(EncodingSlot::SocketIo, |m| {
                 Bytes::from(message_packet(m, "/", &m.topic, recovery))
             });
             match std::str::from_utf8(&text) {
-                Ok(text) => self.send(text, bins).await,
-                Err(_) => true,
+                Ok(text) => self.socket.try_send_shared(text, bins),
+                Err(_) => Ok(()),
             }
         } else {
             let text = message_packet(
                 msg,
                 self.socket.namespace(),
                 self.shown(&msg.topic),
-                self.recovery,
+                recovery,
             );
-            self.send(&text, bins).await
-        }
-    }
-
-    /// Queues a packet, waiting while the Engine.IO queue is full. False once closed.
-    async fn send(&self, text: &str, bins: &[Bytes]) -> bool {
-        let mut wait = Duration::from_millis(1);
-        loop {
-            match self.socket.try_send_shared(text, bins) {
-                Ok(()) => return true,
-                Err(SendError::Full) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.stop.cancelled() => return false,
-                    }
-                    wait = (wait * 2).min(Duration::from_millis(8));
-                }
-                Err(_) => return false,
-            }
+            self.socket.try_send_shared(&text, bins)
         }
     }
 }

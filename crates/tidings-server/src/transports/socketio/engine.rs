@@ -11,24 +11,23 @@
 //! A packet that does not parse closes the connection (the protocol's answer); a packet for
 //! a namespace the client is not connected to is ignored.
 
+use super::connect_timeout::ConnectTimeouts;
+use super::engineio::{self, CloseReason};
 use super::packet::{self, PayloadError};
 use super::{Accepted, App, ConnectRequest, Disconnect, EioSocket, Handler, SocketRef};
 use bytes::Bytes;
-use engineioxide::handler::EngineIoHandler;
-use engineioxide::socket::{DisconnectReason as EioReason, Sid};
-use engineioxide::Str;
 use socketioxide_core::packet::{Packet, PacketData};
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
-use socketioxide_core::Value;
+use socketioxide_core::{Str, Value};
 use socketioxide_parser_common::CommonParser;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 type SharedHandler = Arc<Mutex<Box<dyn Handler>>>;
 
-/// Per Engine.IO connection state (engineioxide keeps it in its socket).
+/// Per Engine.IO connection state (kept in the Engine.IO socket's `data`).
 #[derive(Default)]
 pub(crate) struct SocketState {
     /// Connected namespaces. A handler sits behind its own lock so that one namespace's
@@ -37,7 +36,7 @@ pub(crate) struct SocketState {
     /// Binary attachments of a packet still being received.
     parser: ParserState,
     /// A namespace was connected at least once: the connect timeout no longer applies.
-    connected_once: AtomicBool,
+    pub(super) connected_once: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,10 +46,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The Engine.IO handler: see the module docs.
 pub(crate) struct Engine {
     app: Arc<dyn App>,
-    connect_timeout: Duration,
+    connect_timeouts: Arc<ConnectTimeouts>,
     parse: ParseConfig,
-    /// Every open connection, so shutdown can close the ones no namespace will close.
-    sockets: Mutex<HashMap<Sid, Weak<EioSocket>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,27 +60,12 @@ impl Engine {
     pub(crate) fn new(app: Arc<dyn App>, connect_timeout: Duration, max_payload: usize) -> Self {
         Engine {
             app,
-            connect_timeout,
+            connect_timeouts: ConnectTimeouts::new(connect_timeout),
             parse: ParseConfig {
                 max_incoming_binary_buf_size: max_payload,
                 max_incoming_binaries: 64,
                 packet_completion_timeout: Duration::from_secs(10),
             },
-            sockets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Closes every connection that has no namespace (connected ones are closed by their
-    /// handlers, after flushing) — or all of them when `all`.
-    pub(crate) fn close_connections(&self, all: bool) {
-        let sockets: Vec<Arc<EioSocket>> = lock(&self.sockets)
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for s in sockets {
-            if all || lock(&s.data.namespaces).is_empty() {
-                s.close(EioReason::ClosingServer);
-            }
         }
     }
 
@@ -94,7 +76,8 @@ impl Engine {
             PacketData::Disconnect => {
                 remove_namespace(socket, &ns, Disconnect::ClientLeft);
                 if lock(&socket.data.namespaces).is_empty() {
-                    socket.close(EioReason::TransportClose);
+                    // The client left its last namespace: it waits for nothing more.
+                    socket.close(CloseReason::TransportClose);
                 }
             }
             PacketData::Event(value, ack) | PacketData::BinaryEvent(value, ack) => {
@@ -103,19 +86,19 @@ impl Engine {
                 };
                 let (text, bins) = match value {
                     Value::Str(text, bins) => (text, bins.map(Vec::from).unwrap_or_default()),
-                    Value::Bytes(_) => return socket.close(EioReason::PacketParsingError),
+                    Value::Bytes(_) => return socket.close(CloseReason::ParseError),
                 };
                 match packet::decode_event(text.as_str(), bins, ack) {
                     Ok(event) => lock(&handler).on_event(event),
                     Err(e) => {
-                        tracing::debug!(sid = %socket.id, "socket.io: {e}; closing");
-                        socket.close(EioReason::PacketParsingError);
+                        tracing::debug!(sid = %socket.id(), "socket.io: {e}; closing");
+                        socket.close(CloseReason::ParseError);
                     }
                 }
             }
             // The server never asks for acknowledgements, so a client's ACK answers nothing.
             PacketData::EventAck(..) | PacketData::BinaryAck(..) => {}
-            PacketData::ConnectError(_) => socket.close(EioReason::PacketParsingError),
+            PacketData::ConnectError(_) => socket.close(CloseReason::ParseError),
         }
     }
 
@@ -125,13 +108,13 @@ impl Engine {
         }
         let auth_text = match &auth {
             Some(Value::Str(s, _)) => Some(s.as_str()),
-            Some(Value::Bytes(_)) => return socket.close(EioReason::PacketParsingError),
+            Some(Value::Bytes(_)) => return socket.close(CloseReason::ParseError),
             None => None,
         };
         let auth = match packet::decode_auth(auth_text) {
             Ok(a) => a,
             Err(PayloadError::AuthNotAnObject) | Err(_) => {
-                return socket.close(EioReason::PacketParsingError)
+                return socket.close(CloseReason::ParseError)
             }
         };
         let recover = auth.as_deref().and_then(recovery_fields);
@@ -173,12 +156,12 @@ impl Engine {
         }
     }
 
-    fn parse_error(&self, e: ParseError, socket: &EioSocket) {
+    fn parse_error(&self, e: ParseError, socket: &Arc<EioSocket>) {
         if matches!(e, ParseError::NeedsMoreBinaryData) {
             return;
         }
-        tracing::debug!(sid = %socket.id, "socket.io: bad packet ({e}); closing");
-        socket.close(EioReason::PacketParsingError);
+        tracing::debug!(sid = %socket.id(), "socket.io: bad packet ({e}); closing");
+        socket.close(CloseReason::ParseError);
     }
 }
 
@@ -215,43 +198,45 @@ pub(crate) fn remove_namespace(socket: &EioSocket, ns: &str, reason: Disconnect)
     }
 }
 
-impl EngineIoHandler for Engine {
+/// Whether a connection has no namespace (shutdown closes those itself).
+pub(crate) fn has_no_namespace(socket: &EioSocket) -> bool {
+    lock(&socket.data.namespaces).is_empty()
+}
+
+impl engineio::Handler for Engine {
     type Data = SocketState;
 
-    fn on_connect(self: Arc<Self>, socket: Arc<EioSocket>) {
-        lock(&self.sockets).insert(socket.id, Arc::downgrade(&socket));
-        let weak = Arc::downgrade(&socket);
-        let timeout = self.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(s) = weak.upgrade() {
-                if !s.data.connected_once.load(Ordering::Relaxed) {
-                    s.close(EioReason::TransportClose);
-                }
-            }
-        });
+    fn on_open(&self, socket: &Arc<EioSocket>) {
+        self.connect_timeouts.watch(socket);
     }
 
-    fn on_disconnect(&self, socket: Arc<EioSocket>, reason: EioReason) {
-        lock(&self.sockets).remove(&socket.id);
+    fn on_close(&self, socket: &Arc<EioSocket>, reason: CloseReason) {
         let names: Vec<Arc<str>> = lock(&socket.data.namespaces).keys().cloned().collect();
-        let why = format!("{reason:?}");
         for ns in names {
-            remove_namespace(&socket, &ns, Disconnect::Transport(why.clone()));
+            remove_namespace(socket, &ns, Disconnect::Transport(reason.as_str().into()));
         }
     }
 
-    fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<EioSocket>) {
+    fn on_message(&self, socket: &Arc<EioSocket>, text: &str) {
+        let msg = Str::copy_from_slice(text);
         match CommonParser.decode_str(&self.parse, &socket.data.parser, msg) {
-            Ok(packet) => self.on_packet(packet, &socket),
-            Err(e) => self.parse_error(e, &socket),
+            Ok(packet) => self.on_packet(packet, socket),
+            Err(e) => self.parse_error(e, socket),
         }
     }
 
-    fn on_binary(self: &Arc<Self>, data: Bytes, socket: Arc<EioSocket>) {
+    fn on_drain(&self, socket: &Arc<EioSocket>) {
+        let handlers: Vec<SharedHandler> =
+            lock(&socket.data.namespaces).values().cloned().collect();
+        for h in handlers {
+            lock(&h).fill();
+        }
+    }
+
+    fn on_binary(&self, socket: &Arc<EioSocket>, data: Bytes) {
         match CommonParser.decode_bin(&self.parse, &socket.data.parser, data) {
-            Ok(packet) => self.on_packet(packet, &socket),
-            Err(e) => self.parse_error(e, &socket),
+            Ok(packet) => self.on_packet(packet, socket),
+            Err(e) => self.parse_error(e, socket),
         }
     }
 }

@@ -1,22 +1,22 @@
-//! The HTTP face of Socket.IO: requests under the path go to engineioxide's service
+//! The HTTP face of Socket.IO: requests under the path go to the Engine.IO endpoint
 //! (long-polling and WebSocket upgrades); CORS headers and preflights are answered here.
 
-use super::engine::Engine;
+use super::engine::{self, Engine};
+use super::engineio::{CloseReason, EngineIo, Options};
 use super::App;
-use crate::config::SocketIoConfig;
+use crate::config::{SocketIoConfig, WebSocketConfig};
+use crate::transports::http::Body;
 use bytes::Bytes;
-use engineioxide::config::EngineIoConfig;
-use engineioxide::service::EngineIoService;
-use engineioxide::TransportType;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
+use tokio_util::task::TaskTracker;
 
 /// Socket.IO served at one path (see the module docs of `socketio`).
 pub struct SocketIo {
-    service: EngineIoService<Engine>,
-    engine: Arc<Engine>,
+    eio: EngineIo<Engine>,
     cors: Cors,
 }
 
@@ -27,31 +27,31 @@ impl std::fmt::Debug for SocketIo {
 }
 
 impl SocketIo {
-    /// Serves `app` at `path` (e.g. `/socket.io`). The config must be valid.
-    pub fn new(config: &SocketIoConfig, path: &str, app: Arc<dyn App>) -> SocketIo {
+    /// Serves `app` (the config must be valid). `websocket` gives the WebSocket buffers;
+    /// permessage-deflate is on when both it and `socketio.compression` allow. WebSocket
+    /// sessions run as tasks in `tasks`, so shutdown can wait for their goodbyes.
+    pub fn new(
+        config: &SocketIoConfig,
+        websocket: &WebSocketConfig,
+        app: Arc<dyn App>,
+        tasks: TaskTracker,
+    ) -> SocketIo {
         let max_payload = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
-        let engine = Arc::new(Engine::new(app, config.connect_timeout(), max_payload));
-        let mut transports = 0u8;
-        for t in &config.transports {
-            transports |= match t.as_str() {
-                "polling" => TransportType::Polling as u8,
-                _ => TransportType::Websocket as u8,
-            };
-        }
-        let eio = EngineIoConfig {
-            req_path: path.to_owned().into(),
+        let engine = Engine::new(app, config.connect_timeout(), max_payload);
+        let mut ws = websocket.clone();
+        ws.compression = websocket.compression && config.compression;
+        let options = Options {
             ping_interval: config.ping_interval(),
             ping_timeout: config.ping_timeout(),
-            max_buffer_size: config.max_buffered_packets,
             max_payload: config.max_payload,
-            ws_max_message_size: max_payload,
-            ws_max_frame_size: max_payload,
-            transports,
-            ..EngineIoConfig::default()
+            polling: config.transports.iter().any(|t| t == "polling"),
+            websocket: config.transports.iter().any(|t| t == "websocket"),
+            max_sessions: config.max_sessions,
+            max_buffered_packets: config.max_buffered_packets,
+            ws,
         };
         SocketIo {
-            service: EngineIoService::with_config(engine.clone(), eio),
-            engine,
+            eio: EngineIo::new(engine, options, tasks),
             cors: Cors {
                 origins: config.cors_origins.clone(),
                 credentials: config.cors_credentials,
@@ -61,42 +61,40 @@ impl SocketIo {
 
     /// Answers one request under the path (upgrades included: the WebSocket is served in
     /// its own task once hyper hands the connection over).
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
-    where
-        B: hyper::body::Body + Send + Unpin + std::fmt::Debug + 'static,
-        B::Data: Send,
-        B::Error: std::fmt::Debug,
-    {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let origin = req.headers().get(header::ORIGIN).cloned();
         if req.method() == Method::OPTIONS {
-            let mut resp = Response::new(Full::new(Bytes::new()));
+            let mut resp = Response::new(Full::new(Bytes::new()).boxed());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             self.cors
                 .apply(origin.as_ref(), resp.headers_mut(), Some(req.headers()));
             return resp;
         }
-        let resp = match hyper::service::Service::call(&self.service, req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        };
-        let (mut parts, body) = resp.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(never) => match never {},
-        };
-        self.cors.apply(origin.as_ref(), &mut parts.headers, None);
-        Response::from_parts(parts, Full::new(body))
+        let mut resp = self.eio.handle(req).await;
+        self.cors.apply(origin.as_ref(), resp.headers_mut(), None);
+        resp
     }
 
     /// On shutdown: closes connections that have no namespace (the others are closed by
     /// their handlers once flushed).
     pub fn close_idle(&self) {
-        self.engine.close_connections(false);
+        for s in self.eio.sockets() {
+            if engine::has_no_namespace(&s) {
+                s.close(CloseReason::ForcedClose);
+            }
+        }
     }
 
     /// Closes every connection.
     pub fn close_all(&self) {
-        self.engine.close_connections(true);
+        for s in self.eio.sockets() {
+            s.close(CloseReason::ForcedClose);
+        }
+    }
+
+    /// Open Engine.IO sessions.
+    pub fn sessions(&self) -> usize {
+        self.eio.len()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Socket.IO (protocol 5, over Engine.IO 4) at `/socket.io/`.
 //!
 //! Layers, bottom up:
-//! - Engine.IO — long-polling, WebSocket, the polling-to-WebSocket upgrade, heartbeats and
-//!   payload limits — is socketioxide's `engineioxide`.
-//! - Packet framing is socketioxide's common parser; [`packet`] encodes what we send.
+//! - [`engineio`]: Engine.IO 4 — long-polling on our HTTP layer, WebSocket through the
+//!   `transports/ws` seam, the polling-to-WebSocket upgrade, heartbeats, payload limits.
+//! - Packet framing is socketioxide's common parser; [`packet`] (tidings-proto, fuzzed there)
+//!   encodes what we send and checks what a client's events carry.
 //! - This module is the Socket.IO session layer: namespaces (CONNECT / CONNECT_ERROR /
 //!   DISCONNECT, the connect timeout), events, acknowledgements, binary attachments, and the
 //!   connection-state-recovery handshake (`pid` in CONNECT, the client's `pid` + `offset`).
@@ -14,21 +15,23 @@
 //! the official client needs for connection state recovery, and its emit serializes per
 //! socket, while a hub message is encoded once for every subscriber.
 
+mod connect_timeout;
 mod engine;
+pub mod engineio;
 mod http;
-pub mod packet;
 
 pub use crate::config::SocketIoConfig;
+pub use engineio::SendError;
 pub use http::SocketIo;
 pub use packet::{Event, Outgoing};
+pub use tidings_proto::socketio as packet;
 
 use bytes::Bytes;
-use engineioxide::socket::DisconnectReason as EioReason;
+use engineio::CloseReason;
 use serde_json::value::RawValue;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-type EioSocket = engineioxide::Socket<engine::SocketState>;
+type EioSocket = engineio::Socket<engine::Engine>;
 
 /// What serves the namespaces: decides who may connect and handles each connection.
 pub trait App: Send + Sync + 'static {
@@ -46,6 +49,10 @@ pub trait Handler: Send + 'static {
     fn on_event(&mut self, event: Event);
     /// The namespace connection ended (the handler is dropped right after).
     fn on_disconnect(&mut self, reason: Disconnect);
+    /// The transport is about to send: queue what is pending (with [`SocketRef::try_send`]
+    /// until it says `Full`). A handler with its own queue wakes the transport with
+    /// [`SocketRef::waker`] and fills here, instead of running a task per connection.
+    fn fill(&mut self) {}
 }
 
 /// A namespace connection request.
@@ -100,18 +107,6 @@ pub enum Disconnect {
     Transport(String),
 }
 
-/// Why a packet could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The connection's queue is full: the client is not reading fast enough.
-    #[error("the connection's queue is full")]
-    Full,
-    /// The connection is closed.
-    #[error("the connection is closed")]
-    Closed,
-}
-
 /// A handle on one namespace connection, to send packets to it.
 #[derive(Clone)]
 pub struct SocketRef {
@@ -122,7 +117,7 @@ pub struct SocketRef {
 impl std::fmt::Debug for SocketRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketRef")
-            .field("eio", &self.eio.id)
+            .field("eio", &self.eio.id())
             .field("namespace", &self.namespace)
             .finish()
     }
@@ -135,51 +130,20 @@ impl SocketRef {
 
     /// The Engine.IO transport in use (`polling` or `websocket`).
     pub fn transport(&self) -> &'static str {
-        match self.eio.transport_type() {
-            engineioxide::TransportType::Polling => "polling",
-            engineioxide::TransportType::Websocket => "websocket",
+        match self.eio.transport() {
+            engineio::Transport::Polling => "polling",
+            engineio::Transport::WebSocket => "websocket",
         }
-    }
-
-    /// A permit for one packet, leaving at least one more slot free in the connection's
-    /// queue: Engine.IO's heartbeat queues its ping there without waiting, and a full queue
-    /// at that moment would end the connection.
-    fn permit(&self) -> Result<engineioxide::socket::Permit<'_>, SendError> {
-        use tokio::sync::mpsc::error::TrySendError;
-        let reserve = || {
-            self.eio.reserve().map_err(|e| match e {
-                TrySendError::Full(()) => SendError::Full,
-                TrySendError::Closed(()) => SendError::Closed,
-            })
-        };
-        let permit = reserve()?;
-        let spare = reserve()?;
-        drop(spare);
-        Ok(permit)
     }
 
     /// Queues a packet (its text and attachments together) without waiting.
     pub fn try_send(&self, packet: Outgoing) -> Result<(), SendError> {
-        let permit = self.permit()?;
-        let text = engineioxide::Str::from(packet.text);
-        if packet.attachments.is_empty() {
-            permit.emit(text);
-        } else {
-            permit.emit_many(text, VecDeque::from(packet.attachments));
-        }
-        Ok(())
+        self.eio.try_send(&packet.text, packet.attachments)
     }
 
     /// Queues a packet whose text is shared (copied, not re-encoded) and attachments.
     pub fn try_send_shared(&self, text: &str, attachments: &[Bytes]) -> Result<(), SendError> {
-        let permit = self.permit()?;
-        let text = engineioxide::Str::copy_from_slice(text);
-        if attachments.is_empty() {
-            permit.emit(text);
-        } else {
-            permit.emit_many(text, attachments.iter().cloned().collect());
-        }
-        Ok(())
+        self.eio.try_send(text, attachments.to_vec())
     }
 
     /// Queues an event: `args_json` is the whole array, event name first.
@@ -201,7 +165,12 @@ impl SocketRef {
 
     /// Closes the whole connection (every namespace on it); the client may reconnect.
     pub fn close_connection(&self) {
-        self.eio.close(EioReason::ClosingServer);
+        self.eio.close(CloseReason::ForcedClose);
+    }
+
+    /// Notifying this makes the transport call [`Handler::fill`] soon.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.eio.waker().clone()
     }
 
     /// Whether the connection is closed.

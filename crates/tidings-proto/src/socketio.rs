@@ -1,6 +1,6 @@
 //! Socket.IO protocol 5 packets as text: the encoders for what the server sends, and the
 //! checks of what a client's event carries (decoding the packet frame itself is done by
-//! socketioxide's common parser).
+//! socketioxide's common parser in tidings-server; what it hands over is checked here).
 //!
 //! ```text
 //! <type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]   + binary attachments
