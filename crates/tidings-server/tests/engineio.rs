@@ -454,3 +454,39 @@ async fn permessage_deflate_is_negotiated_when_offered_and_allowed() {
         server.shutdown().await;
     }
 }
+
+/// Issue 15, findings 7 and 11: 20k `40/nsN,` CONNECTs on one socket opened 3,804 hub
+/// sessions; a handshake `auth` with a number for `user` silently became anonymous. Now a
+/// connection joins at most `socketio.max_namespaces`, and such an `auth` is refused.
+#[tokio::test]
+async fn namespaces_per_connection_are_bounded_and_a_malformed_auth_is_refused() {
+    let s = server_with(|c| c.socketio.max_namespaces = 3).await;
+    let a = s.addrs().http.unwrap().to_string();
+    let (_sid, poll) = handshake(&a).await;
+    let connects: Vec<String> = (0..5).map(|i| format!("40/ns{i},")).collect();
+    assert_eq!(
+        post(&a, &poll, connects.join("\x1e").as_bytes())
+            .await
+            .status,
+        200
+    );
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.extend(packets(&get(&a, &poll).await));
+        got.retain(|p| p != "2");
+    }
+    let accepted = got.iter().filter(|p| p.starts_with("40/ns")).count();
+    let refused: Vec<&String> = got.iter().filter(|p| p.starts_with("44/ns")).collect();
+    assert_eq!(accepted, 3, "{got:?}");
+    assert_eq!(refused.len(), 2, "{got:?}");
+    assert!(refused[0].contains("too many namespaces on this connection (at most 3)"));
+    assert_eq!(s.hub().stats().sessions, 3);
+
+    let (_sid, poll) = handshake(&a).await;
+    post(&a, &poll, br#"40{"user":1,"password":"x"}"#).await;
+    let reply = get(&a, &poll).await.text();
+    assert!(
+        reply.starts_with("44{") && reply.contains("invalid auth"),
+        "{reply}"
+    );
+}

@@ -37,6 +37,10 @@ pub struct SocketIoConfig {
     /// slow-consumer policy) instead of a copy of each encoded packet (about 0.5 KiB).
     /// Heartbeat PINGs are not counted: they are never refused for space.
     pub max_buffered_packets: usize,
+    /// Namespaces one connection may join at once; a CONNECT beyond gets CONNECT_ERROR.
+    /// Each namespace is a hub session with its own subscriptions, so this times
+    /// `hub.max_subscriptions_per_session` bounds one connection. Default 8.
+    pub max_namespaces: usize,
     /// Most Engine.IO sessions at once (long-polling and WebSocket); handshakes beyond get
     /// HTTP 503. Default 100000.
     pub max_sessions: usize,
@@ -65,6 +69,7 @@ impl Default for SocketIoConfig {
             cors_credentials: false,
             namespaces: Vec::new(),
             max_buffered_packets: 32,
+            max_namespaces: 8,
             max_sessions: 100_000,
             compression: true,
             recovery_ms: 120_000,

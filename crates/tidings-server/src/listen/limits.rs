@@ -115,7 +115,9 @@ impl ConnLimits {
                 self.open.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Some(_) if may_use_reserve && self.on_reserve.load(Ordering::Relaxed) < self.reserve => {
+            Some(_)
+                if may_use_reserve && self.on_reserve.load(Ordering::Relaxed) < self.reserve =>
+            {
                 self.on_reserve.fetch_add(1, Ordering::Relaxed);
                 true
             }

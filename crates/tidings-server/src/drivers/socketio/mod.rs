@@ -82,10 +82,15 @@ impl App for Bridge {
         if !shared.config.allows_namespace(req.namespace) {
             return Err(Refusal::invalid_namespace());
         }
-        let auth: AuthFields = req
-            .auth
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default();
+        // A handshake `auth` whose user or password is not a string is refused, not taken
+        // as anonymous: a client that meant to log in should hear that it did not.
+        let auth: AuthFields = match req.auth {
+            None => AuthFields::default(),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| Refusal {
+                message: "invalid auth: \"user\" and \"password\" must be strings".into(),
+                data: None,
+            })?,
+        };
         let identity = match auth.user {
             None => shared.auth.anonymous(),
             Some(user) => shared
@@ -194,23 +199,14 @@ fn refusal(e: &HubError) -> Refusal {
     }
 }
 
-/// A random id (128 bits, hex) from std's per-process random hasher keys.
+/// A random id (128 bits, hex) from the OS's CSPRNG: it works as a credential (whoever
+/// holds a recovery id may take over the session's subscriptions), so it must not be
+/// guessable from the time or from other ids.
 fn random_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_u128(nanos);
-        h.write_u64(salt);
-        h.finish()
-    };
-    format!("{:016x}{:016x}", half(1), half(2))
+    let mut bytes = [0u8; 16];
+    // getrandom fails only without any OS randomness, where nothing here could be secret.
+    getrandom::getrandom(&mut bytes).expect("the OS's random number generator");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One namespace connection (see the module docs).

@@ -46,6 +46,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The Engine.IO handler: see the module docs.
 pub(crate) struct Engine {
     app: Arc<dyn App>,
+    /// Namespaces one connection may join at once (`socketio.max_namespaces`).
+    max_namespaces: usize,
     connect_timeouts: Arc<ConnectTimeouts>,
     parse: ParseConfig,
 }
@@ -57,9 +59,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(app: Arc<dyn App>, connect_timeout: Duration, max_payload: usize) -> Self {
+    pub(crate) fn new(
+        app: Arc<dyn App>,
+        connect_timeout: Duration,
+        max_payload: usize,
+        max_namespaces: usize,
+    ) -> Self {
         Engine {
             app,
+            max_namespaces,
             connect_timeouts: ConnectTimeouts::new(connect_timeout),
             parse: ParseConfig {
                 max_incoming_binary_buf_size: max_payload,
@@ -103,8 +111,24 @@ impl Engine {
     }
 
     fn connect(&self, ns: Arc<str>, auth: Option<Value>, socket: &Arc<EioSocket>) {
-        if lock(&socket.data.namespaces).contains_key(&ns) {
-            return; // a duplicate CONNECT is ignored
+        {
+            let joined = lock(&socket.data.namespaces);
+            if joined.contains_key(&ns) {
+                return; // a duplicate CONNECT is ignored
+            }
+            if joined.len() >= self.max_namespaces {
+                drop(joined);
+                let message = format!(
+                    "too many namespaces on this connection (at most {})",
+                    self.max_namespaces
+                );
+                let socket_ref = SocketRef {
+                    eio: socket.clone(),
+                    namespace: ns.clone(),
+                };
+                let _ = socket_ref.try_send(packet::connect_error(&ns, &message, None));
+                return;
+            }
         }
         let auth_text = match &auth {
             Some(Value::Str(s, _)) => Some(s.as_str()),

@@ -37,7 +37,12 @@ impl SocketIo {
         tasks: TaskTracker,
     ) -> SocketIo {
         let max_payload = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
-        let engine = Engine::new(app, config.connect_timeout(), max_payload);
+        let engine = Engine::new(
+            app,
+            config.connect_timeout(),
+            max_payload,
+            config.max_namespaces,
+        );
         let mut ws = websocket.clone();
         ws.compression = websocket.compression && config.compression;
         let options = Options {
