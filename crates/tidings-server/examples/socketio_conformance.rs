@@ -161,6 +161,7 @@ async fn main() -> std::io::Result<()> {
         polling: true,
         websocket: true,
         max_sessions: cfg.max_sessions,
+        max_sessions_per_ip: cfg.max_sessions_per_ip,
         max_buffered_packets: cfg.max_buffered_packets,
         ws,
     };

@@ -490,3 +490,38 @@ async fn namespaces_per_connection_are_bounded_and_a_malformed_auth_is_refused()
         "{reply}"
     );
 }
+
+/// Issue 15, findings 6 and 10: 20,000 polling handshakes from one client held +360 MiB, and
+/// with `allowed_origins` set the Socket.IO WebSocket still accepted any origin. Now one
+/// address holds at most `socketio.max_sessions_per_ip` sessions, and the one origin policy
+/// applies to Socket.IO's WebSocket as to every other.
+#[tokio::test]
+async fn one_address_has_a_share_of_sessions_and_foreign_origins_are_refused() {
+    let s = server_with(|c| {
+        c.socketio.max_sessions_per_ip = 3;
+        c.websocket.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let a = s.addrs().http.unwrap().to_string();
+    let ws_path = "/socket.io/?EIO=4&transport=websocket";
+    let evil = request(
+        &a,
+        "GET",
+        ws_path,
+        b"",
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+            ("Origin", "http://evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(evil.status, 403);
+    for _ in 0..3 {
+        handshake(&a).await;
+    }
+    let refused = get(&a, HANDSHAKE).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+}

@@ -44,6 +44,9 @@ pub struct SocketIoConfig {
     /// Most Engine.IO sessions at once (long-polling and WebSocket); handshakes beyond get
     /// HTTP 503. Default 100000.
     pub max_sessions: usize,
+    /// Most sessions one client address (IPv6: /64) may hold at once; handshakes beyond
+    /// get 503, so one client cannot take `max_sessions` from everyone. Default 100.
+    pub max_sessions_per_ip: usize,
     /// permessage-deflate on Socket.IO's WebSocket when the client offers it and
     /// `websocket.compression` is on. Default true (the Node server's default is off: each
     /// compressing connection keeps zlib state, which idle clients that offer it pay for).
@@ -71,6 +74,7 @@ impl Default for SocketIoConfig {
             max_buffered_packets: 32,
             max_namespaces: 8,
             max_sessions: 100_000,
+            max_sessions_per_ip: 100,
             compression: true,
             recovery_ms: 120_000,
             recovery_max_sessions: 10_000,

@@ -52,6 +52,7 @@ impl SocketIo {
             polling: config.transports.iter().any(|t| t == "polling"),
             websocket: config.transports.iter().any(|t| t == "websocket"),
             max_sessions: config.max_sessions,
+            max_sessions_per_ip: config.max_sessions_per_ip,
             max_buffered_packets: config.max_buffered_packets,
             ws,
         };

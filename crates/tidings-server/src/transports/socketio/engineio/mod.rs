@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use refusal::Refusal;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -64,6 +65,8 @@ pub struct Options {
     pub websocket: bool,
     /// Most sessions at once; handshakes beyond get 503.
     pub max_sessions: usize,
+    /// Most sessions one client address (IPv6: /64) may hold; handshakes beyond get 503.
+    pub max_sessions_per_ip: usize,
     /// Messages queued per session ahead of its transport.
     pub max_buffered_packets: usize,
     /// The WebSocket seam's settings: buffers, permessage-deflate (`compression`); the
@@ -83,6 +86,8 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) handler: H,
     options: Options,
     sessions: Mutex<HashMap<Box<str>, Arc<Socket<H>>>>,
+    /// Whose each session is, and how many each address holds (both bounded by sessions).
+    owners: Mutex<Owners>,
     /// WebSocket sessions run as tasks here, so shutdown waits for their goodbyes.
     tasks: TaskTracker,
 }
@@ -92,14 +97,29 @@ impl<H: Handler> Inner<H> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn forget(&self, id: &str) {
-        self.sessions().remove(id);
+    fn owners(&self) -> MutexGuard<'_, Owners> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new session, registered; `None` when `max_sessions` are open.
-    fn open(self: &Arc<Self>, transport: Transport) -> Option<Arc<Socket<H>>> {
+    fn forget(&self, id: &str) {
+        self.sessions().remove(id);
+        self.owners().release(id);
+    }
+
+    /// Whether `from` may open another session.
+    fn admits(&self, from: Option<IpAddr>) -> bool {
+        from.is_none_or(|ip| self.owners().held(ip) < self.options.max_sessions_per_ip)
+    }
+
+    /// A new session for a client at `from`, registered; `None` when `max_sessions` are
+    /// open, or `max_sessions_per_ip` from that address.
+    fn open(
+        self: &Arc<Self>,
+        transport: Transport,
+        from: Option<IpAddr>,
+    ) -> Option<Arc<Socket<H>>> {
         let mut sessions = self.sessions();
-        if sessions.len() >= self.options.max_sessions {
+        if sessions.len() >= self.options.max_sessions || !self.admits(from) {
             return None;
         }
         let id = loop {
@@ -109,6 +129,9 @@ impl<H: Handler> Inner<H> {
             }
         };
         let socket = Arc::new(Socket::new(id.clone(), self.clone(), transport));
+        if let Some(ip) = from {
+            self.owners().take(&id, ip);
+        }
         sessions.insert(id.into_boxed_str(), socket.clone());
         Some(socket)
     }
@@ -192,15 +215,56 @@ impl Query {
     }
 }
 
+/// The client address of each session and the count per address.
+#[derive(Default)]
+struct Owners {
+    of: HashMap<Box<str>, IpAddr>,
+    count: HashMap<IpAddr, usize>,
+}
+
+impl Owners {
+    fn held(&self, ip: IpAddr) -> usize {
+        self.count
+            .get(&crate::listen::address_key(ip))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn take(&mut self, id: &str, ip: IpAddr) {
+        let ip = crate::listen::address_key(ip);
+        self.of.insert(id.into(), ip);
+        *self.count.entry(ip).or_insert(0) += 1;
+    }
+
+    fn release(&mut self, id: &str) {
+        let Some(ip) = self.of.remove(id) else { return };
+        if let Some(n) = self.count.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.count.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The client's address, which the HTTP listener puts on every request.
+fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
+    req.extensions()
+        .get::<crate::listen::Peer>()
+        .map(|p| p.addr.ip())
+}
+
 impl<H: Handler> EngineIo<H> {
+    /// The WebSocket settings' `allowed_origins` apply as on every WebSocket endpoint (the
+    /// one origin policy, docs/security.md); `max_message` becomes `max_payload`.
     pub fn new(handler: H, mut options: Options, tasks: TaskTracker) -> Self {
         options.ws.max_message = usize::try_from(options.max_payload).unwrap_or(usize::MAX);
-        options.ws.allowed_origins.clear();
         EngineIo {
             inner: Arc::new(Inner {
                 handler,
                 options,
                 sessions: Mutex::new(HashMap::new()),
+                owners: Mutex::new(Owners::default()),
                 tasks,
             }),
         }
@@ -288,7 +352,8 @@ impl<H: Handler> EngineIo<H> {
         if !v4 {
             return Err(Refusal::UnsupportedProtocolVersion);
         }
-        if self.inner.sessions().len() >= o.max_sessions {
+        let from = peer_ip(req);
+        if self.inner.sessions().len() >= o.max_sessions || !self.inner.admits(from) {
             return Err(Refusal::TooManySessions);
         }
         match transport {
@@ -296,7 +361,7 @@ impl<H: Handler> EngineIo<H> {
             Transport::Polling => {
                 let socket = self
                     .inner
-                    .open(Transport::Polling)
+                    .open(Transport::Polling, from)
                     .ok_or(Refusal::TooManySessions)?;
                 let open = self.inner.open_packet(socket.id(), Transport::Polling);
                 self.inner.handler.on_open(&socket);

@@ -27,6 +27,7 @@ pub(super) fn upgrade<H: Handler>(
     inner: &Arc<Inner<H>>,
     socket: Option<Arc<Socket<H>>>,
 ) -> Response<Body> {
+    let from = super::peer_ip(req);
     match ws::upgrade(req, &inner.options.ws) {
         Err(refusal) => refusal.map(BodyExt::boxed),
         Ok((resp, pending)) => {
@@ -40,7 +41,7 @@ pub(super) fn upgrade<H: Handler>(
                     return;
                 };
                 match socket {
-                    None => Box::pin(direct(conn, inner)).await,
+                    None => Box::pin(direct(conn, inner, from)).await,
                     Some(socket) => Box::pin(probe(conn, socket)).await,
                 }
             });
@@ -52,8 +53,12 @@ pub(super) fn upgrade<H: Handler>(
 }
 
 /// A session opened over WebSocket: the OPEN packet, then the session.
-async fn direct<H: Handler>(mut conn: WsConn, inner: Arc<Inner<H>>) {
-    let Some(socket) = inner.open(Transport::WebSocket) else {
+async fn direct<H: Handler>(
+    mut conn: WsConn,
+    inner: Arc<Inner<H>>,
+    from: Option<std::net::IpAddr>,
+) {
+    let Some(socket) = inner.open(Transport::WebSocket, from) else {
         return conn.close(Close::Policy, "too many sessions").await;
     };
     let open = inner.open_packet(socket.id(), Transport::WebSocket);
