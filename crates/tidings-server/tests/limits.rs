@@ -579,3 +579,26 @@ async fn one_address_cannot_take_every_sockjs_session() {
     assert!(other.ends_with("\r\n\r\no\n"), "{other}");
     server.shutdown().await;
 }
+
+/// Finding 3: 1,000 idle HTTP connections were never closed. A connection that sends no
+/// request (first, or next on a kept-alive connection) is closed at the handshake timeout.
+#[tokio::test]
+async fn idle_http_connections_are_closed_at_the_handshake_timeout() {
+    let server = server_with(|c| c.limits.handshake_timeout_secs = 1).await;
+    let addr = server.addrs().http.unwrap();
+    let mut fresh = TcpStream::connect(addr).await.unwrap();
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(read_to_close(&mut fresh).await, "");
+    let answered = read_to_close(&mut kept).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    server.shutdown().await;
+}
