@@ -5,7 +5,8 @@
 //
 // Checks that the server advertises SETTINGS_ENABLE_CONNECT_PROTOCOL, that CONNECT
 // :protocol=websocket on /echo gets 200, that masked text frames are echoed on that stream
-// while plain requests share the same connection, and that /ws gives the native hello.
+// while plain requests share the same connection, that /ws gives the native hello, and that
+// Socket.IO's WebSocket transport opens and connects over one too.
 // Prints `ok: ...` per scenario and `ok: all ...` at the end; exits 1 with `FAIL: ...`.
 
 import http2 from "node:http2";
@@ -124,8 +125,20 @@ async function main() {
   check(hello.type === "hello", `first /ws frame is not hello: ${JSON.stringify(hello)}`);
   ok("/ws over an HTTP/2 stream says hello");
 
+  // Socket.IO over its own Engine.IO on the same seam: the OPEN packet, then CONNECT to "/".
+  const sio = await connect(session, "/socket.io/?EIO=4&transport=websocket");
+  check(sio.status === 200, `CONNECT /socket.io/ answered ${sio.status}`);
+  const sioNext = frames(sio.stream);
+  const open = (await sioNext()).data;
+  check(open.startsWith('0{"sid"'), `first Engine.IO packet is not OPEN: ${open}`);
+  sio.stream.write(frame(0x1, "40"));
+  const connected = (await sioNext()).data;
+  check(connected.startsWith('40{"sid"'), `no Socket.IO CONNECT reply: ${connected}`);
+  ok("Socket.IO over an HTTP/2 stream opens and connects to /");
+
   echo.stream.write(frame(0x8, Buffer.from([0x03, 0xe8])));
   native.stream.close();
+  sio.stream.close();
   session.close();
   ok("all RFC 8441 scenarios");
   process.exit(0);

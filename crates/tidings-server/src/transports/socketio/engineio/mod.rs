@@ -324,7 +324,9 @@ impl<H: Handler> EngineIo<H> {
             if !v4 {
                 return Err(Refusal::BadRequest);
             }
-            if upgrade && transport == Transport::WebSocket && req.method() == Method::GET {
+            // A WebSocket upgrade: GET over HTTP/1.1, CONNECT over HTTP/2 (RFC 8441;
+            // `ws::is_upgrade` tells them apart).
+            if upgrade && transport == Transport::WebSocket {
                 if !socket.upgradable() {
                     return Err(Refusal::BadRequest);
                 }
@@ -343,7 +345,7 @@ impl<H: Handler> EngineIo<H> {
                 _ => Err(Refusal::BadRequest),
             };
         }
-        if req.method() != Method::GET {
+        if req.method() != Method::GET && !upgrade {
             return Err(Refusal::BadHandshakeMethod);
         }
         if transport == Transport::WebSocket && !upgrade {
