@@ -602,3 +602,35 @@ async fn idle_http_connections_are_closed_at_the_handshake_timeout() {
     );
     server.shutdown().await;
 }
+
+/// A WebSocket keeps its place after the upgrade: the HTTP connection task ends when hyper
+/// hands the socket over, and the place must not go with it (found in review: every
+/// WebSocket was uncounted).
+#[tokio::test]
+async fn websockets_keep_their_place_after_the_upgrade() {
+    let server = server_with(|c| c.limits.max_connections_per_ip = 3).await;
+    let addrs = server.addrs().clone();
+    let url = format!("ws://{}/ws", addrs.http.unwrap());
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            yawc::WebSocket::connect(url.parse().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut line = TcpStream::connect(addrs.tcp.unwrap()).await.unwrap();
+    assert_eq!(
+        read_to_close(&mut line).await,
+        "-ERR too many connections from your address\r\n"
+    );
+    // A fourth WebSocket lands on the HTTP reserve, which only answers /healthz and /metrics.
+    assert!(yawc::WebSocket::connect(url.parse().unwrap())
+        .await
+        .is_err());
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(yawc::WebSocket::connect(url.parse().unwrap()).await.is_ok());
+    server.shutdown().await;
+}

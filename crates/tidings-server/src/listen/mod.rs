@@ -12,10 +12,16 @@
 //! client that reads nothing (`write_deadline`).
 
 mod limits;
+mod placed;
 mod write_deadline;
 
 pub(crate) use limits::{address_key, ConnLimits};
+pub(crate) use placed::Placed;
 pub(crate) use write_deadline::WriteDeadline;
+
+/// An accepted connection's socket: its place in the limits and its write deadline travel
+/// with it (into an upgraded WebSocket too).
+pub(crate) type Accepted = WriteDeadline<Placed<tokio::net::TcpStream>>;
 
 pub(crate) mod tls;
 
@@ -91,7 +97,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     tasks: TaskTracker,
     serve: F,
 ) where
-    F: Fn(WriteDeadline<tokio::net::TcpStream>, Peer) -> Fut,
+    F: Fn(Accepted, Peer) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -135,12 +141,12 @@ pub(crate) async fn accept_loop<F, Fut>(
             addr,
             on_reserve: admitted.on_reserve,
         };
-        let conn = serve(WriteDeadline::new(stream, admission.write_timeout), peer);
+        let stream = WriteDeadline::new(Placed::new(stream, admitted), admission.write_timeout);
+        let conn = serve(stream, peer);
         tasks.spawn(
             async move {
                 tracing::debug!("accepted");
                 conn.await;
-                drop(admitted);
             }
             .instrument(span),
         );
