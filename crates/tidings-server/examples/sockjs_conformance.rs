@@ -31,7 +31,11 @@ use tokio_util::task::TaskTracker;
 struct EchoApp;
 
 impl App for EchoApp {
-    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
+    fn open(
+        &self,
+        wake: Arc<Notify>,
+        _peer: Option<std::net::SocketAddr>,
+    ) -> Result<Box<dyn Handler>, Refused> {
         Ok(Box::new(Echo {
             queued: Vec::new(),
             wake,
@@ -72,7 +76,11 @@ impl Handler for Echo {
 struct CloseApp;
 
 impl App for CloseApp {
-    fn open(&self, _wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
+    fn open(
+        &self,
+        _wake: Arc<Notify>,
+        _peer: Option<std::net::SocketAddr>,
+    ) -> Result<Box<dyn Handler>, Refused> {
         Ok(Box::new(Close))
     }
 }

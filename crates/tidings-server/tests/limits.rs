@@ -634,3 +634,74 @@ async fn websockets_keep_their_place_after_the_upgrade() {
     assert!(yawc::WebSocket::connect(url.parse().unwrap()).await.is_ok());
     server.shutdown().await;
 }
+
+/// Found in review: one SockJS `xhr_send` carrying thousands of `auth` messages was as many
+/// guesses, unlimited. A SockJS session now knows its client's address (the login guard
+/// counts its failures) and ends after 3 failures, reading nothing more.
+#[tokio::test]
+async fn sockjs_sessions_meet_the_login_limits() {
+    let server = server_with(|c| {
+        let cfg: ServerConfig = toml::from_str(
+            "[[hub.auth.users]]\nname = \"alice\"\npassword = \"right\"\npublish = [\">\"]\nsubscribe = [\">\"]\n",
+        )
+        .unwrap();
+        c.hub.auth = cfg.hub.auth;
+    })
+    .await;
+    let http_addr = server.addrs().http.unwrap();
+    let exchange = |method: &'static str, path: &'static str, body: String| {
+        http::exchange(
+            http_addr,
+            http::request_1_0(method, path, "", &body),
+            ALL,
+            Duration::from_secs(5),
+        )
+    };
+    assert_eq!(
+        exchange("POST", "/sockjs/000/guess/xhr", String::new())
+            .await
+            .text(),
+        "o\n"
+    );
+    let _hello = exchange("POST", "/sockjs/000/guess/xhr", String::new()).await;
+    let guesses: Vec<String> = (0..1000)
+        .map(|i| format!(r#"{{"op":"auth","user":"alice","password":"g{i}"}}"#))
+        .collect();
+    let body = serde_json::to_string(&guesses).unwrap();
+    assert_eq!(
+        exchange("POST", "/sockjs/000/guess/xhr_send", body)
+            .await
+            .status,
+        204
+    );
+    let mut got = String::new();
+    while !got.contains("c[") {
+        got.push_str(
+            &exchange("POST", "/sockjs/000/guess/xhr", String::new())
+                .await
+                .text(),
+        );
+    }
+    assert_eq!(
+        got.matches("unknown user or wrong password").count(),
+        3,
+        "{got}"
+    );
+    assert!(got.contains(r#"c[4008,"Too many failed logins"]"#), "{got}");
+    let creds = base64_encode(b"alice:right");
+    let metrics = http::exchange(
+        http_addr,
+        http::request_1_0(
+            "GET",
+            "/metrics",
+            &format!("Authorization: Basic {creds}\r\n"),
+            "",
+        ),
+        ALL,
+        Duration::from_secs(5),
+    )
+    .await
+    .text();
+    assert_eq!(metric(&server, &metrics, "tidings_login_failures_total"), 3);
+    server.shutdown().await;
+}

@@ -7,6 +7,7 @@ use super::stomp::carrier::{Carrier, Ending};
 use super::stomp::Broker;
 use crate::transports::sockjs::{quote, App, Closed, Handler, Refused};
 use bytes::Bytes;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tidings_core::{CloseReason, Delivery, EncodingSlot};
 use tokio::sync::{mpsc, Notify};
@@ -18,8 +19,17 @@ pub(crate) struct NativeApp {
 }
 
 impl App for NativeApp {
-    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
-        let session = super::open_session_waking(&self.native.hub, "sockjs", None, wake)
+    fn open(
+        &self,
+        wake: Arc<Notify>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Box<dyn Handler>, Refused> {
+        // The session knows its client's address, so logins in it meet the login guard.
+        let peer = peer.map(|addr| crate::listen::Peer {
+            addr,
+            on_reserve: false,
+        });
+        let session = super::open_session_waking(&self.native.hub, "sockjs", peer, wake)
             .map_err(|_| Refused)?;
         // The same greeting as `/ws`, first in the session's stream.
         let hello = tidings_proto::json::encode_hello(
@@ -43,6 +53,11 @@ struct NativeSession {
 impl Handler for NativeSession {
     fn on_messages(&mut self, messages: &[String]) {
         for m in messages {
+            // As on `/ws`: after too many failed logins the session ends, and nothing more
+            // it sent is read (one `xhr_send` may carry thousands of guesses).
+            if self.driver.too_many_login_failures() {
+                break;
+            }
             self.driver.handle(m.as_bytes(), false);
         }
     }
@@ -50,6 +65,9 @@ impl Handler for NativeSession {
     fn drain(&mut self, out: &mut Vec<Bytes>) -> Option<Closed> {
         let closed = self.driver.session().outbox().drain_into(&mut self.batch);
         out.extend(self.batch.drain(..).map(delivery_quoted));
+        if self.driver.too_many_login_failures() {
+            return Some(TOO_MANY_LOGIN_FAILURES);
+        }
         closed.map(|reason| match reason {
             CloseReason::SlowConsumer => Closed {
                 code: 3008,
@@ -61,6 +79,10 @@ impl Handler for NativeSession {
     }
 }
 
+const TOO_MANY_LOGIN_FAILURES: Closed = Closed {
+    code: 4008,
+    reason: "Too many failed logins",
+};
 const GO_AWAY: Closed = Closed {
     code: 3000,
     reason: "Go away!",
@@ -110,14 +132,18 @@ pub(crate) struct StompApp {
 }
 
 impl App for StompApp {
-    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused> {
+    fn open(
+        &self,
+        wake: Arc<Notify>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Box<dyn Handler>, Refused> {
         if self.shutdown.is_cancelled() {
             return Err(Refused);
         }
         let carrier = Arc::new(Carrier::new(self.broker.hub.config().outbox, wake));
         let to_broker = self
             .broker
-            .spawn_over_messages(carrier.clone(), STOMP_INBOX);
+            .spawn_over_messages(carrier.clone(), STOMP_INBOX, peer);
         Ok(Box::new(Stomp {
             to_broker,
             carrier,

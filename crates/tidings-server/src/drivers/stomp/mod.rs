@@ -69,11 +69,16 @@ impl Broker {
         self: &Arc<Self>,
         outgoing: Arc<Carrier>,
         inbox: usize,
+        peer: Option<std::net::SocketAddr>,
     ) -> mpsc::Sender<Bytes> {
+        let peer = peer.map(|addr| Peer {
+            addr,
+            on_reserve: false,
+        });
         let (to_broker, incoming) = mpsc::channel(inbox);
         let transport = conn::Transport::Channel { incoming, outgoing };
         self.tasks
-            .spawn(conn::run(transport, self.clone(), "sockjs-stomp", None));
+            .spawn(conn::run(transport, self.clone(), "sockjs-stomp", peer));
         to_broker
     }
 

@@ -5,15 +5,21 @@
 //! `examples/sockjs_conformance.rs`. Socket.IO's `App`/`Handler` has the same shape.
 
 use bytes::Bytes;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Serves the sessions of one SockJS endpoint.
 pub trait App: Send + Sync + 'static {
-    /// A session opens. The handler must notify `wake` whenever it has something to send
-    /// (the transport then calls [`Handler::drain`]). `Err` refuses the session (e.g. the
-    /// server is shutting down): the client gets 503.
-    fn open(&self, wake: Arc<Notify>) -> Result<Box<dyn Handler>, Refused>;
+    /// A session opens for a client at `peer` (when the transport knows it). The handler
+    /// must notify `wake` whenever it has something to send (the transport then calls
+    /// [`Handler::drain`]). `Err` refuses the session (e.g. the server is shutting down):
+    /// the client gets 503.
+    fn open(
+        &self,
+        wake: Arc<Notify>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Box<dyn Handler>, Refused>;
 }
 
 /// One SockJS session's application.

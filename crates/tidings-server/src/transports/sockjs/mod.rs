@@ -212,6 +212,13 @@ impl SockJs {
     }
 }
 
+/// The client's address, which the HTTP listener puts on every request.
+fn peer_of<B>(req: &Request<B>) -> Option<std::net::SocketAddr> {
+    req.extensions()
+        .get::<crate::listen::Peer>()
+        .map(|p| p.addr)
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && !id.contains('.')
 }
@@ -239,10 +246,7 @@ impl SockJs {
         let cfg = &self.config;
         let heartbeat = Duration::from_secs(cfg.heartbeat_secs.max(1));
         let cookie = req.headers().get(header::COOKIE).cloned();
-        let from = req
-            .extensions()
-            .get::<crate::listen::Peer>()
-            .map(|p| p.addr.ip());
+        let from = peer_of(&req);
         let query = req.uri().query().unwrap_or("").to_owned();
         let mut resp = match (transport, &method) {
             ("websocket", _) => return self.websocket(&mut req, ep, Some(heartbeat)),
@@ -299,7 +303,7 @@ impl SockJs {
         id: &str,
         style: Style,
         heartbeat: Duration,
-        from: Option<std::net::IpAddr>,
+        from: Option<std::net::SocketAddr>,
     ) -> Response<Body> {
         let session = match ep.sessions.get_or_create(id, ep.app.as_ref(), from) {
             Ok(s) => s,
@@ -395,7 +399,7 @@ impl SockJs {
                 "Can \"Upgrade\" only to \"WebSocket\".",
             );
         }
-        let session = match session::SockSession::new(ep.app.as_ref()) {
+        let session = match session::SockSession::new(ep.app.as_ref(), peer_of(req)) {
             Ok(s) => Arc::new(s),
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down"),
         };

@@ -13,7 +13,7 @@ use super::app::{App, Closed, Handler, Refused};
 use super::frame;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -53,9 +53,9 @@ pub(crate) struct Drained {
 }
 
 impl SockSession {
-    pub(crate) fn new(app: &dyn App) -> Result<SockSession, Refused> {
+    pub(crate) fn new(app: &dyn App, peer: Option<SocketAddr>) -> Result<SockSession, Refused> {
         let wake = Arc::new(Notify::new());
-        let handler = app.open(wake.clone())?;
+        let handler = app.open(wake.clone(), peer)?;
         // The first receiver drains at once: the application may have queued something (a
         // greeting) or ended already (the close fixture) without notifying.
         wake.notify_one();
@@ -205,7 +205,7 @@ impl Registry {
         &self,
         id: &str,
         app: &dyn App,
-        from: Option<IpAddr>,
+        peer: Option<SocketAddr>,
     ) -> Result<Arc<SockSession>, CreateError> {
         let mut map = self.map();
         if let Some((s, _)) = map.by_id.get(id) {
@@ -214,13 +214,14 @@ impl Registry {
         if map.by_id.len() >= self.max {
             return Err(CreateError::Full);
         }
-        let from = from.map(crate::listen::address_key);
+        let from = peer.map(|p| crate::listen::address_key(p.ip()));
         if let Some(ip) = from {
             if map.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
                 return Err(CreateError::FullForAddress);
             }
         }
-        let session = Arc::new(SockSession::new(app).map_err(|Refused| CreateError::Refused)?);
+        let session =
+            Arc::new(SockSession::new(app, peer).map_err(|Refused| CreateError::Refused)?);
         map.by_id.insert(id.to_owned(), (session.clone(), from));
         if let Some(ip) = from {
             *map.per_ip.entry(ip).or_insert(0) += 1;
