@@ -171,9 +171,10 @@ pub struct HubConfig {
     /// Seconds a topic with no history and no subscriber here is kept after its last
     /// activity (a topic that holds messages is kept while they last). Default 60.
     pub empty_topic_secs: u64,
-    /// Most bytes all topic histories hold together. Past it a message is still numbered
-    /// and delivered live but not kept for replay (a resume that needs it gets an explicit
-    /// gap); what history holds is not dropped for it. Default 1 GiB.
+    /// Most bytes all topic histories hold together. Past it the publishing topic's own
+    /// oldest messages make room (the new one too, if need be): every message is still
+    /// numbered and delivered live, and a resume from before what is kept gets an explicit
+    /// gap. Default 1 GiB.
     pub max_history_bytes: usize,
     /// Most subscriptions one session may hold. Default 1024.
     pub max_subscriptions_per_session: usize,

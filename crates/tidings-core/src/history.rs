@@ -34,6 +34,20 @@ impl History {
         }
     }
 
+    /// Drops the oldest messages until `bytes` were freed or none is left; returns what was
+    /// freed. Always from the front, so what stays is contiguous in offsets.
+    pub(crate) fn free_oldest(&mut self, bytes: usize) -> usize {
+        let mut freed = 0;
+        while freed < bytes {
+            let Some(front) = self.messages.pop_front() else {
+                break;
+            };
+            freed += front.cost();
+            self.bytes -= front.cost();
+        }
+        freed
+    }
+
     /// Offset of the oldest retained message, if any.
     pub(crate) fn first_offset(&self) -> Option<u64> {
         self.messages.front().map(|m| m.offset)

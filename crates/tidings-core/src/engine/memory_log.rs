@@ -90,17 +90,24 @@ fn info(t: &TopicState) -> LogInfo {
 
 impl TopicLog for MemoryLog {
     fn append(&mut self, topic: &str, draft: Draft, now: u64) -> Result<Arc<Message>, HubError> {
-        let full = self.stored >= self.max_stored;
+        let (stored, max_stored) = (self.stored, self.max_stored);
         let t = self.state(topic, now)?;
         t.last += 1;
         t.last_activity = now;
         let msg = Arc::new(draft.into_message(t.name.clone(), t.last, t.epoch.clone(), now));
         let before = t.history.bytes();
-        if t.limits.max_messages > 0 && !full {
+        if t.limits.max_messages > 0 {
             t.history.push(msg.clone(), &t.limits, now);
+            // Past the budget of all histories, this topic's own oldest messages make room
+            // (the new one too, if need be): evicted from the front, what stays is contiguous,
+            // and a resume from before it gets an explicit gap, never a silent hole.
+            let total = (stored + t.history.bytes()).saturating_sub(before);
+            if total > max_stored {
+                t.history.free_oldest(total - max_stored);
+            }
         }
         let after = t.history.bytes();
-        self.stored = (self.stored + after).saturating_sub(before);
+        self.stored = (stored + after).saturating_sub(before);
         Ok(msg)
     }
 
