@@ -90,9 +90,10 @@ impl Message {
         }
     }
 
-    /// Bytes this message accounts for in history and outbox limits.
+    /// Bytes this message accounts for in history, queue and outbox limits: its payload,
+    /// name and headers (a STOMP frame may carry far more in headers than in its body).
     pub fn cost(&self) -> usize {
-        self.payload.len() + self.topic.len() + 64
+        cost(&self.topic, &self.payload, &self.headers)
     }
 
     /// The protocol's encoding of this message, computed at most once.
@@ -110,6 +111,13 @@ pub struct Draft {
     pub kind: PayloadKind,
     pub payload: Bytes,
     pub headers: Vec<(Arc<str>, Arc<str>)>,
+}
+
+/// What a message of `name` with `payload` and `headers` costs ([`Message::cost`]), known
+/// before the message exists.
+pub fn cost(name: &str, payload: &[u8], headers: &[(Arc<str>, Arc<str>)]) -> usize {
+    let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+    payload.len() + name.len() + 64 + headers
 }
 
 impl Draft {

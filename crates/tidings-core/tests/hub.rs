@@ -533,7 +533,8 @@ fn all_histories_together_are_bounded_and_live_delivery_goes_on() {
     let offsets: Vec<u64> = busy.messages.iter().map(|m| m.offset).collect();
     assert_eq!(busy.last_offset, 20);
     assert!(
-        offsets.is_empty() || offsets.windows(2).all(|w| w[1] == w[0] + 1) && offsets.last() == Some(&20),
+        offsets.is_empty()
+            || offsets.windows(2).all(|w| w[1] == w[0] + 1) && offsets.last() == Some(&20),
         "contiguous and newest: {offsets:?}"
     );
     assert_eq!(busy.earliest, offsets.first().copied().unwrap_or(21));

@@ -173,6 +173,13 @@ impl QueueStore for MemoryQueues {
         self.dispatch(name, None);
     }
 
+    fn check_total(&self, bytes: usize) -> Result<(), HubError> {
+        if self.stored + bytes > self.limits.max_total_bytes {
+            return Err(HubError::QueuesFull(self.limits.max_total_bytes));
+        }
+        Ok(())
+    }
+
     fn check_room(&self, name: &str, count: usize, bytes: usize) -> Result<(), HubError> {
         let (ready, held) = match self.queues.get(name) {
             Some(q) => (q.ready.len(), q.bytes),
@@ -196,7 +203,11 @@ impl QueueStore for MemoryQueues {
 
     fn publish(&mut self, name: &str, draft: Draft, now: u64) -> Result<u64, HubError> {
         // As `Message::cost`, before the message exists.
-        self.check_room(name, 1, draft.payload.len() + name.len() + 64)?;
+        self.check_room(
+            name,
+            1,
+            crate::message::cost(name, &draft.payload, &draft.headers),
+        )?;
         let q = self.queue(name)?;
         q.last_seq += 1;
         let msg = Arc::new(draft.into_message(q.name.clone(), q.last_seq, q.epoch.clone(), now));

@@ -72,6 +72,12 @@ pub trait QueueStore: Send {
     /// queue before applying anything.)
     fn check_room(&self, name: &str, count: usize, bytes: usize) -> Result<(), HubError>;
 
+    /// Would `bytes` more fit in all queues together? (A transaction publishing to several
+    /// queues checks their sum once, so it never applies in part.)
+    fn check_total(&self, _bytes: usize) -> Result<(), HubError> {
+        Ok(())
+    }
+
     fn stats(&self, name: &str) -> Option<QueueStats>;
 
     /// How many queues exist.

@@ -332,7 +332,11 @@ impl Hub {
         if who.method != crate::AuthMethod::Anonymous || self.access.is_allow_all() {
             return Ok(());
         }
-        let share = self.config.max_topics * usize::from(self.config.anonymous_topic_percent) / 100;
+        let share = self
+            .config
+            .max_topics
+            .saturating_mul(usize::from(self.config.anonymous_topic_percent))
+            / 100;
         if st.engine.log.len() >= share && st.engine.log.info(topic).is_none() {
             return Err(HubError::TooManyTopics(share));
         }

@@ -148,7 +148,7 @@ impl Hub {
         if st.shutting_down {
             return Err(HubError::ShuttingDown);
         }
-        self.check_room(st, &tx)?;
+        self.check_room(st, who, &tx)?;
         let mut done = Committed::default();
         for op in tx.into_ops() {
             match op {
@@ -201,8 +201,9 @@ impl Hub {
         Ok(done)
     }
 
-    /// Fails when the transaction's publishes would not all fit (topics, queues).
-    fn check_room(&self, st: &State, tx: &Transaction) -> Result<(), HubError> {
+    /// Fails when the transaction's publishes would not all fit (topics, queues, the share
+    /// of topics `who` may create), so a commit applies whole or not at all.
+    fn check_room(&self, st: &State, who: &Identity, tx: &Transaction) -> Result<(), HubError> {
         let mut new_topics = HashSet::new();
         let mut per_queue: HashMap<&str, (usize, usize)> = HashMap::new();
         for op in tx.ops() {
@@ -212,17 +213,19 @@ impl Hub {
                     name,
                     ..
                 } if st.engine.log.info(name).is_none() => {
+                    self.may_create(st, who, name)?;
                     new_topics.insert(name.as_str());
                 }
                 Staged::Publish {
                     target: Target::Queue,
                     name,
                     payload,
+                    headers,
                     ..
                 } => {
                     let e = per_queue.entry(name).or_default();
                     e.0 += 1;
-                    e.1 += queue_cost(name, payload);
+                    e.1 += crate::message::cost(name, payload, headers);
                 }
                 _ => {}
             }
@@ -237,6 +240,8 @@ impl Hub {
         if st.engine.queues.len() + new_queues > self.config.queues.max_queues {
             return Err(HubError::TooManyQueues(self.config.queues.max_queues));
         }
+        let total: usize = per_queue.values().map(|(_, bytes)| bytes).sum();
+        st.engine.queues.check_total(total)?;
         for (name, (count, bytes)) in per_queue {
             st.engine.queues.check_room(name, count, bytes)?;
         }
@@ -247,9 +252,4 @@ impl Hub {
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.lock().engine.queues.stats(queue)
     }
-}
-
-/// What a queued message costs against the queue's byte bound (as [`Message::cost`]).
-fn queue_cost(queue: &str, payload: &Bytes) -> usize {
-    payload.len() + queue.len() + 64
 }

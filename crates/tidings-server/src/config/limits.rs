@@ -9,7 +9,8 @@ use std::time::Duration;
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Open connections on all TCP listeners together (HTTP, line, STOMP). Default 0: the
-    /// process's open-file limit minus `reserved_files`, read at start.
+    /// process's open-file limit minus `reserved_files`, read at start (after raising the
+    /// soft limit to the hard one), and at least 64.
     pub max_connections: usize,
     /// File descriptors kept out of `max_connections` when it is derived from the open-file
     /// limit: for history files, DNS, the UDP socket and the `reserve_http` connections.

@@ -208,14 +208,15 @@ pub struct DatagramConfig {
     /// How long a cookie proves an address, in seconds. Default 60, two leases: a client that
     /// renews on time always holds a fresh one (every answer carries a new cookie).
     pub cookie_secs: u64,
-    /// Datagrams per second accepted from one source address (IP and port), sustained.
+    /// Datagrams per second accepted from one client address (the IP, every port; IPv6 per
+    /// /64), sustained.
     /// Default 1000; 0 turns rate limiting off.
     pub rate_per_sec: u32,
     /// Datagrams one source address may send at once above that rate. Default 2000.
     pub rate_burst: u32,
     /// Source addresses tracked for rate limiting. Default 65536; when full, datagrams from
     /// new addresses are dropped until idle entries are forgotten (each second), so a flood
-    /// of spoofed sources costs bounded memory.
+    /// of spoofed sources costs bounded memory; subscribers holding a lease still pass.
     pub max_sources: usize,
     /// Subscriber addresses at once. Default 10000 (each holds one hub session and outbox).
     pub max_subscribers: usize,

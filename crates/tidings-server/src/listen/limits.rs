@@ -20,12 +20,22 @@ pub(crate) struct ConnLimits {
     reserve: usize,
     open: AtomicUsize,
     on_reserve: AtomicUsize,
-    /// Open connections per address (an entry goes when its count reaches 0, so the map
-    /// holds at most one entry per open connection).
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections per address, and how many of them are on the reserve (an entry goes
+    /// when its count reaches 0, so the map holds at most one entry per open connection).
+    per_ip: Mutex<HashMap<IpAddr, PerIp>>,
     pub(crate) refused_total: AtomicU64,
     pub(crate) refused_per_ip: AtomicU64,
 }
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PerIp {
+    open: usize,
+    on_reserve: usize,
+}
+
+/// Reserve places one address may hold: enough for an operator's probe, too few for a flood
+/// from that address to take the reserve from everyone else.
+const RESERVE_PER_IP: usize = 2;
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +74,11 @@ impl Drop for Admitted {
         }
         let mut map = l.map();
         if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+            n.open -= 1;
+            if self.on_reserve {
+                n.on_reserve -= 1;
+            }
+            if n.open == 0 {
                 map.remove(&self.ip);
             }
         }
@@ -86,7 +99,7 @@ impl ConnLimits {
         })
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, PerIp>> {
         self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -99,8 +112,8 @@ impl ConnLimits {
     ) -> Result<Admitted, Refusal> {
         let ip = address_key(ip);
         let mut map = self.map();
-        let from_ip = map.get(&ip).copied().unwrap_or(0);
-        let refusal = if from_ip >= self.max_per_ip {
+        let from_ip = map.get(&ip).copied().unwrap_or_default();
+        let refusal = if from_ip.open - from_ip.on_reserve >= self.max_per_ip {
             Some(Refusal::PerIp)
         } else if self.open.load(Ordering::Relaxed) >= self.max_total {
             Some(Refusal::Full)
@@ -116,7 +129,9 @@ impl ConnLimits {
                 false
             }
             Some(_)
-                if may_use_reserve && self.on_reserve.load(Ordering::Relaxed) < self.reserve =>
+                if may_use_reserve
+                    && from_ip.on_reserve < RESERVE_PER_IP
+                    && self.on_reserve.load(Ordering::Relaxed) < self.reserve =>
             {
                 self.on_reserve.fetch_add(1, Ordering::Relaxed);
                 true
@@ -130,7 +145,9 @@ impl ConnLimits {
                 return Err(r);
             }
         };
-        *map.entry(ip).or_insert(0) += 1;
+        let entry = map.entry(ip).or_default();
+        entry.open += 1;
+        entry.on_reserve += usize::from(on_reserve);
         Ok(Admitted {
             limits: self.clone(),
             ip,
@@ -194,6 +211,20 @@ mod tests {
         assert!(limits.map().is_empty(), "no entry outlives its connections");
         assert_eq!(limits.refused_per_ip.load(Ordering::Relaxed), 1);
         assert_eq!(limits.refused_total.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn one_address_gets_only_a_few_reserve_places() {
+        let limits = ConnLimits::new(0, 10, 10);
+        let held: Vec<_> = (0..RESERVE_PER_IP)
+            .map(|_| limits.admit(ip("10.0.0.5"), true).unwrap())
+            .collect();
+        assert!(held.iter().all(|a| a.on_reserve));
+        assert_eq!(
+            limits.admit(ip("10.0.0.5"), true).unwrap_err(),
+            Refusal::Full
+        );
+        assert!(limits.admit(ip("10.0.0.6"), true).is_ok());
     }
 
     #[test]

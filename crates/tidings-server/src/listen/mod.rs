@@ -68,6 +68,20 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// is the usual cause, and retrying at once would spin on a full CPU.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Raises this process's soft open-file limit to its hard limit, as Go's runtime does: the
+/// soft limit is often 1024 (systemd's default) while the hard one allows far more, and
+/// `limits.max_connections` is derived from the soft one.
+pub(crate) fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(error = %e, "could not raise the open-file limit");
+            }
+        }
+    }
+}
+
 /// The refusal of a listener whose clients cannot read one (TLS: nothing is readable before
 /// the handshake): the connection is closed without a word.
 pub(crate) fn silent_refusal(_reason: &str) -> Vec<u8> {

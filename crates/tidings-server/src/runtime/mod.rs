@@ -180,6 +180,7 @@ impl Server {
             options,
         );
         let limits = &config.limits;
+        listen::raise_open_file_limit();
         let connections = listen::ConnLimits::new(
             limits.connections(),
             limits.max_connections_per_ip,

@@ -34,9 +34,14 @@ pub(crate) fn forged<B>(req: &Request<B>, allow_list: &[String]) -> bool {
     allow_list.is_empty() || !allowed(origin, allow_list)
 }
 
-/// `origin`'s `host[:port]` is the request's `Host`.
+/// `origin`'s `host[:port]` is the request's host: its `Host` header, or over HTTP/2 (where
+/// browsers send none) the `:authority` in its URI.
 fn same_site<B>(req: &Request<B>, origin: &str) -> bool {
-    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }

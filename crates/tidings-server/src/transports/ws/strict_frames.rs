@@ -148,12 +148,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for StrictFrames<S> {
         loop {
             let held = this.held.take();
             match held {
-                None if buf.remaining() == 0 => return Poll::Ready(Ok(())),
+                _ if buf.remaining() == 0 => {
+                    // No room at all: a zero-length read, not the end of the stream.
+                    this.held = held;
+                    return Poll::Ready(Ok(()));
+                }
                 None => {}
                 Some(b) if buf.remaining() < 2 => {
-                    // No room for its second byte: pass the first alone. Its opcode was
-                    // checked; a long control frame goes unmarked, in a case that needs a
-                    // read buffer with exactly one byte free.
+                    // No room for its second byte: pass the first alone, its opcode checked
+                    // here; a long control frame goes unmarked, in a case that needs a read
+                    // buffer with exactly one byte free.
+                    let b = if is_reserved(b & 0x0F) { b | RSV2 } else { b };
                     buf.put_slice(&[b]);
                     this.frames.passed_first_byte(b);
                     return Poll::Ready(Ok(()));
