@@ -34,8 +34,8 @@ pub(crate) struct Args {
     /// Connections per worker process.
     #[arg(long, default_value_t = 5000)]
     pub(crate) per_worker: usize,
-    /// Connections per source address.
-    #[arg(long, default_value_t = 10_000)]
+    /// Connections per source address (tidings admits 1000 per client address by default).
+    #[arg(long, default_value_t = fleet::PER_SOURCE)]
     pub(crate) per_source: usize,
 }
 

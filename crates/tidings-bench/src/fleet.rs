@@ -14,12 +14,21 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Connections per source address by default: tidings' `limits.max_connections_per_ip`
+/// (1000), so a benchmark run against a server on its defaults is not refused.
+pub(crate) const PER_SOURCE: usize = 1000;
+
+/// Socket.IO sessions per source address at most: tidings' `socketio.max_sessions_per_ip`
+/// (100) bounds one address tighter than connections do.
+pub(crate) const SOCKETIO_PER_SOURCE: usize = 100;
+
 /// How the connections are spread.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spread {
     /// Connections per worker process (at most ~19,000 here: the open-file limit is 20,000).
     pub(crate) per_worker: usize,
-    /// Connections per source address 127.0.0.x (each has ~28,000 ephemeral ports).
+    /// Connections per source address 127.0.0.x (each has ~28,000 ephemeral ports; tidings
+    /// admits [`PER_SOURCE`] per client address by default).
     pub(crate) per_source: usize,
     /// Handshakes in flight per worker.
     pub(crate) concurrency: usize,
@@ -29,7 +38,7 @@ impl Default for Spread {
     fn default() -> Spread {
         Spread {
             per_worker: 5000,
-            per_source: 10000,
+            per_source: PER_SOURCE,
             concurrency: 256,
         }
     }
@@ -44,13 +53,17 @@ pub(crate) fn plan(
     spread: Spread,
 ) -> Vec<WorkerSpec> {
     let per_worker = spread.per_worker.max(1);
+    let per_source = match dialect {
+        Dialect::SocketIo => spread.per_source.min(SOCKETIO_PER_SOURCE),
+        Dialect::Native | Dialect::NativeTls => spread.per_source,
+    };
     (0..connections.div_ceil(per_worker))
         .map(|w| WorkerSpec {
             server,
             dialect,
             connections: per_worker.min(connections - w * per_worker),
             first_index: w * per_worker,
-            per_source: spread.per_source,
+            per_source,
             topic: topic.map(str::to_owned),
             concurrency: spread.concurrency,
             tick_ms: 20,

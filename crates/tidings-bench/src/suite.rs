@@ -35,7 +35,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         runs: args.runs,
         settle: 2,
         per_worker: 5000,
-        per_source: 10_000,
+        per_source: crate::fleet::PER_SOURCE,
     })?;
     println!("## Echo\n");
     echo::run(echo::Args {

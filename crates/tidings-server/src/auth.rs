@@ -73,8 +73,14 @@ impl Authenticator for ConfiguredUsers {
         password: &str,
         from: Option<IpAddr>,
     ) -> Result<Identity, HubError> {
-        if let Some(wait) = from.and_then(|ip| self.guard.blocked(ip)) {
-            tracing::warn!(user, "login refused: too many failures from this address");
+        if let Some((wait, first)) = from.and_then(|ip| self.guard.blocked(ip)) {
+            // Once per address and window: a guesser must not flood the log either.
+            if first {
+                tracing::warn!(
+                    user,
+                    "login refused: too many failures from this address (said once per window)"
+                );
+            }
             return Err(HubError::Denied(AuthError::TooManyFailures {
                 retry_after_secs: wait.as_secs().max(1),
             }));
@@ -104,9 +110,18 @@ pub(crate) struct LoginGuard {
     max_failures: u32,
     window: Duration,
     max_addresses: usize,
-    recent: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    recent: Mutex<HashMap<IpAddr, Failures>>,
     failed: AtomicU64,
     refused: AtomicU64,
+}
+
+/// One address's failures in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    since: Instant,
+    count: u32,
+    /// Its refusal was logged in this window.
+    logged: bool,
 }
 
 impl LoginGuard {
@@ -121,19 +136,21 @@ impl LoginGuard {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long `ip` must wait before trying again, if it has used up its window.
-    pub(crate) fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+    /// How long `ip` must wait before trying again, if it has used up its window, and
+    /// whether this is the window's first refusal.
+    pub(crate) fn blocked(&self, ip: IpAddr) -> Option<(Duration, bool)> {
         let key = crate::listen::address_key(ip);
-        let map = self.map();
-        let (since, n) = *map.get(&key)?;
-        let left = self.window.checked_sub(since.elapsed())?;
-        if self.max_failures > 0 && n >= self.max_failures {
+        let mut map = self.map();
+        let entry = map.get_mut(&key)?;
+        let left = self.window.checked_sub(entry.since.elapsed())?;
+        if self.max_failures > 0 && entry.count >= self.max_failures {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            return Some(left);
+            let first = !std::mem::replace(&mut entry.logged, true);
+            return Some((left, first));
         }
         None
     }
@@ -148,22 +165,23 @@ impl LoginGuard {
         let mut map = self.map();
         if map.len() >= self.max_addresses && !map.contains_key(&key) {
             let window = self.window;
-            map.retain(|_, (since, _)| since.elapsed() < window);
+            map.retain(|_, f| f.since.elapsed() < window);
             if map.len() >= self.max_addresses {
-                if let Some(stalest) = map
-                    .iter()
-                    .min_by_key(|(_, (since, _))| *since)
-                    .map(|(k, _)| *k)
-                {
+                if let Some(stalest) = map.iter().min_by_key(|(_, f)| f.since).map(|(k, _)| *k) {
                     map.remove(&stalest);
                 }
             }
         }
-        let entry = map.entry(key).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= self.window {
-            *entry = (Instant::now(), 0);
+        let fresh = Failures {
+            since: Instant::now(),
+            count: 0,
+            logged: false,
+        };
+        let entry = map.entry(key).or_insert(fresh);
+        if entry.since.elapsed() >= self.window {
+            *entry = fresh;
         }
-        entry.1 += 1;
+        entry.count += 1;
     }
 }
 
@@ -180,7 +198,12 @@ mod tests {
             assert!(guard.blocked(a).is_none());
             guard.failed(Some(a));
         }
-        assert!(guard.blocked(a).is_some());
+        assert_eq!(guard.blocked(a).map(|(_, first)| first), Some(true));
+        assert_eq!(
+            guard.blocked(a).map(|(_, first)| first),
+            Some(false),
+            "the refusal is logged once per window"
+        );
         assert!(guard.blocked(b).is_none(), "others are not affected");
         std::thread::sleep(Duration::from_millis(250));
         assert!(guard.blocked(a).is_none());

@@ -312,7 +312,8 @@ impl<H: Handler> Socket<H> {
         if std::mem::take(&mut st.ping_due) {
             out.push(OutFrame::Text(Bytes::from_static(b"2")));
         }
-        for q in st.queue.drain(..) {
+        // Taken, not drained: an idle session then holds no queue buffer at all.
+        for q in std::mem::take(&mut st.queue) {
             if !q.text.is_empty() {
                 out.push(OutFrame::Text(q.text));
             }
@@ -330,7 +331,7 @@ impl<H: Handler> Socket<H> {
         if std::mem::take(&mut st.ping_due) {
             w.text(b"2");
         }
-        for q in st.queue.drain(..) {
+        for q in std::mem::take(&mut st.queue) {
             if !q.text.is_empty() {
                 w.text(&q.text);
             }
