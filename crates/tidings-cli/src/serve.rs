@@ -54,6 +54,15 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     if let Some(l) = args.stomp {
         config.stomp = l;
     }
+    // The shortcut for tokens signed with a shared secret; read here, not as a flag, so the
+    // secret does not show in the process list.
+    if let Some(secret) = std::env::var("TIDINGS_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        config.auth.jwt.hmac_secret = Some(secret);
+        config.auth.jwt.hmac_secret_file = None;
+    }
     crate::tls::apply(&args.tls, &mut config)?;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

@@ -149,6 +149,37 @@ pub enum AuthError {
     Expired { user: String },
     #[error("too many failed logins from this address; try again in {retry_after_secs} s")]
     TooManyFailures { retry_after_secs: u64 },
+    #[error("token refused: {0}")]
+    BadToken(TokenRefusal),
+}
+
+/// Why a token was refused: the kind only, never which part of it was wrong (a signature's
+/// bytes or a secret's length would help a forger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenRefusal {
+    #[error("this server accepts no tokens")]
+    NotAccepted,
+    #[error("malformed")]
+    Malformed,
+    #[error("missing the {0} claim")]
+    MissingClaim(&'static str),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("wrong audience")]
+    WrongAudience,
+    #[error("its rights name a bad pattern")]
+    BadRights,
+    #[error("a refresh must be for the same user")]
+    OtherUser,
 }
 
 /// What an identity may do: topic patterns it may publish to and subscribe within.

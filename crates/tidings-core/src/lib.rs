@@ -57,7 +57,7 @@ pub mod txn;
 
 pub use auth::{
     Access, AuthConfig, AuthError, AuthMethod, Identity, IdentityFields, Rights, RightsConfig,
-    UserConfig,
+    TokenRefusal, UserConfig,
 };
 pub use config::{
     ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,

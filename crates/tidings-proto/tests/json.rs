@@ -532,3 +532,24 @@ fn encode_client_writes_what_decode_client_reads() {
     );
     assert_eq!(decode_client(&frame.bytes, true), Ok(request));
 }
+
+#[test]
+fn auth_with_a_token_and_refresh_read_as_token_ops() {
+    assert_eq!(
+        text(r#"{"op":"auth","token":"a.b.c"}"#).op,
+        Op::AuthToken {
+            token: "a.b.c".into()
+        }
+    );
+    assert_eq!(
+        text(r#"{"op":"refresh","token":"a.b.c"}"#).op,
+        Op::Refresh {
+            token: "a.b.c".into()
+        }
+    );
+    let (_, kind, _) = error(br#"{"op":"refresh"}"#, false);
+    assert!(
+        matches!(kind, JsonErrorKind::MissingField { field: "token", .. }),
+        "{kind:?}"
+    );
+}

@@ -52,6 +52,7 @@ pub(crate) async fn serve(
     mut conn: WsConn,
     native: Arc<Native>,
     peer: Option<std::net::SocketAddr>,
+    who: Option<Identity>,
 ) -> Ended {
     let peer = peer.map(|addr| crate::listen::Peer {
         addr,
@@ -71,21 +72,28 @@ pub(crate) async fn serve(
         idle_after,
     } = native.keepalive;
     let mut driver = Driver::new(session, native);
+    if let Some(who) = who {
+        driver.set_identity(who);
+    }
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
-    let deadline = |next_ping: Option<Instant>, last_heard: Instant| {
-        [next_ping, idle_after.map(|i| last_heard + i)]
-            .into_iter()
-            .flatten()
-            .min()
+    let deadline = |next_ping: Option<Instant>, last_heard: Instant, driver: &Driver| {
+        [
+            next_ping,
+            idle_after.map(|i| last_heard + i),
+            driver.expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     };
     // One timer for the connection's life, moved only when it fires: re-arming it on every
     // message would cost a timer-wheel insert and remove per wake-up. When it fires early
     // (the peer was heard since), it is simply set to the new deadline.
-    let first = deadline(next_ping, last_heard);
+    let first = deadline(next_ping, last_heard, &driver);
     let timer = tokio::time::sleep_until(first.unwrap_or_else(Instant::now));
     tokio::pin!(timer);
-    let timed = first.is_some();
+    let mut timed = first.is_some();
     let mut batch = Vec::new();
     loop {
         tokio::select! {
@@ -115,9 +123,17 @@ pub(crate) async fn serve(
                 if driver.too_many_login_failures() {
                     return Box::pin(close_after_login_failures(conn, &driver, &mut batch)).await;
                 }
+                // A token just given may expire before the timer's next deadline.
+                if let Some(at) = driver.expiry().filter(|&at| !timed || at < timer.deadline()) {
+                    timer.as_mut().reset(at);
+                    timed = true;
+                }
             }
             _ = &mut timer, if timed => {
                 let now = Instant::now();
+                if driver.expired() {
+                    return Box::pin(close_expired(conn, &driver, &mut batch)).await;
+                }
                 if idle_after.is_some_and(|i| now >= last_heard + i) {
                     conn.close(Close::GoingAway, "idle timeout").await;
                     return Ended::Idle;
@@ -128,8 +144,9 @@ pub(crate) async fn serve(
                         return Ended::WriteFailed("ping".into());
                     }
                 }
-                if let Some(d) = deadline(next_ping, last_heard) {
-                    timer.as_mut().reset(d);
+                match deadline(next_ping, last_heard, &driver) {
+                    Some(d) => timer.as_mut().reset(d),
+                    None => timed = false,
                 }
             }
         }
@@ -147,6 +164,26 @@ async fn close_after_login_failures(
     conn.close(Close::Policy, "too many failed logins").await;
     Ended::LoginFailures
 }
+
+/// Sends what is queued and an error saying the token expired, then closes with 4001
+/// (docs/auth.md): the client should come back with a fresh token.
+async fn close_expired(mut conn: WsConn, driver: &Driver, batch: &mut Vec<Delivery>) -> Ended {
+    driver.session.outbox().drain_into(batch);
+    let _ = conn.send_all(batch.drain(..).map(frame_of)).await;
+    let text = ReplyBuilder::error(
+        None,
+        ErrorCode::Unauthorized,
+        "token expired; reconnect with a fresh one",
+    )
+    .finish();
+    let _ = conn.send_all([OutFrame::Text(Bytes::from(text))]).await;
+    conn.close(Close::Application(TOKEN_EXPIRED), "token expired")
+        .await;
+    Ended::Expired
+}
+
+/// The close code of a connection whose token expired (private use range, RFC 6455 7.4.2).
+pub(crate) const TOKEN_EXPIRED: u16 = 4001;
 
 /// A delivery as a frame; a message's frame is encoded once and shared by all sessions.
 fn frame_of(d: Delivery) -> OutFrame {
@@ -196,6 +233,16 @@ fn message_ref(m: &Message) -> MessageRef<'_> {
     }
 }
 
+/// The reply to a token login: the user, and when the token expires (Unix seconds, so the
+/// client knows when to refresh).
+fn token_ok(id: Option<&RequestId>, who: &Identity) -> Option<String> {
+    let mut r = ReplyBuilder::ok(id).string("user", who.name());
+    if let Some(at) = who.expires_at {
+        r = r.number("expires", at / 1000);
+    }
+    Some(r.finish())
+}
+
 /// The protocol's error reply for a hub error.
 pub(crate) fn hub_error(id: Option<&RequestId>, e: &HubError) -> String {
     let code = super::error_code(e);
@@ -243,6 +290,46 @@ impl Driver {
 
     pub(crate) fn session(&self) -> &Session {
         &self.session
+    }
+
+    fn set_identity(&mut self, who: Identity) {
+        super::attach_identity(&self.session, &who);
+        self.identity = who;
+    }
+
+    /// When the identity expires, on the runtime's clock; `None` for identities that do not.
+    pub(crate) fn expiry(&self) -> Option<Instant> {
+        let at = self.identity.expires_at?;
+        let left = at.saturating_sub(crate::clock::now_ms());
+        Some(Instant::now() + Duration::from_millis(left))
+    }
+
+    /// The identity has expired (the connection should close unless refreshed in time).
+    pub(crate) fn expired(&self) -> bool {
+        self.identity.check_expiry(crate::clock::now_ms()).is_err()
+    }
+
+    /// Logs in with a token; a refresh must keep the user. Failures count like passwords.
+    fn token_login(&mut self, token: &str, refresh: bool) -> Result<Identity, HubError> {
+        let from = self.session.peer().map(|p| p.ip());
+        let result = self.native.auth.token(token, from).and_then(|who| {
+            if refresh && who.user != self.identity.user {
+                return Err(HubError::Denied(tidings_core::AuthError::BadToken(
+                    tidings_core::TokenRefusal::OtherUser,
+                )));
+            }
+            Ok(who)
+        });
+        match result {
+            Ok(who) => {
+                self.set_identity(who.clone());
+                Ok(who)
+            }
+            Err(e) => {
+                self.login_failures = self.login_failures.saturating_add(1);
+                Err(e)
+            }
+        }
     }
 
     fn reply(&self, text: String) {
@@ -393,6 +480,10 @@ impl Driver {
                     }
                 }
             }
+            Op::AuthToken { token } => self
+                .token_login(&token, false)
+                .map(|who| token_ok(id, &who)),
+            Op::Refresh { token } => self.token_login(&token, true).map(|who| token_ok(id, &who)),
         };
         match result {
             Ok(Some(text)) => self.reply(text),
@@ -405,7 +496,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     /// The size of the future `F` a function returns, without calling it.
-    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+    fn future_size<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -2,6 +2,7 @@
 //! session's outbox back in its protocol, coalescing everything queued into one write.
 
 pub(crate) mod api;
+pub(crate) mod credentials;
 pub(crate) mod fallback;
 pub(crate) mod json_ws;
 pub(crate) mod line;
@@ -83,6 +84,8 @@ pub(crate) enum Ended {
     Refused(HubError),
     #[error("too many failed logins on this connection")]
     LoginFailures,
+    #[error("the connection's token expired")]
+    Expired,
 }
 
 impl Ended {
@@ -128,7 +131,9 @@ pub(crate) fn gap_json(g: &tidings_core::Gap) -> String {
 pub(crate) fn error_code(e: &HubError) -> tidings_proto::json::ErrorCode {
     use tidings_proto::json::ErrorCode;
     match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
+        HubError::Denied(
+            tidings_core::AuthError::BadCredentials | tidings_core::AuthError::BadToken(_),
+        ) => ErrorCode::Unauthorized,
         HubError::Denied(_) => ErrorCode::Forbidden,
         HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
         HubError::NotSubscribed(_) => ErrorCode::NotFound,

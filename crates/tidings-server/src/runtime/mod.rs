@@ -119,10 +119,10 @@ impl Server {
                     })?,
             ),
         };
-        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers::new(
-            hub.clone(),
-            config.limits.login_failures_per_ip,
-        ));
+        let jwt = crate::auth::jwt::JwtVerifier::load(&config.auth.jwt)?;
+        let auth: Arc<dyn Authenticator> = Arc::new(
+            ConfiguredUsers::new(hub.clone(), config.limits.login_failures_per_ip).with_jwt(jwt),
+        );
         let ctx = Context {
             hub: hub.clone(),
             auth: auth.clone(),

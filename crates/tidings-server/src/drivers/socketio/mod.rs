@@ -74,6 +74,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct AuthFields {
     user: Option<String>,
     password: Option<String>,
+    /// A signed token (`auth: {token}`); when given, user and password are not looked at.
+    token: Option<String>,
 }
 
 impl App for Bridge {
@@ -87,13 +89,15 @@ impl App for Bridge {
         let auth: AuthFields = match req.auth {
             None => AuthFields::default(),
             Some(raw) => serde_json::from_str(raw.get()).map_err(|_| Refusal {
-                message: "invalid auth: \"user\" and \"password\" must be strings".into(),
+                message: "invalid auth: \"user\", \"password\" and \"token\" must be strings"
+                    .into(),
                 data: None,
             })?,
         };
-        let identity = match auth.user {
-            None => shared.auth.anonymous(),
-            Some(user) => shared
+        let identity = match (auth.user, auth.token) {
+            (_, Some(token)) => shared.auth.token(&token, None).map_err(|e| refusal(&e))?,
+            (None, None) => shared.auth.anonymous(),
+            (Some(user), None) => shared
                 .auth
                 // The handshake's address is not passed down to namespaces yet: guarded by
                 // the per-failure log and count only (see docs/security.md).

@@ -1,0 +1,410 @@
+//! JWT verification: a token signed by the deployment's backend becomes an [`Identity`]
+//! (`sub` the user, the `tidings` claim its rights, `exp` its expiry).
+//!
+//! Each key allows only its own family's algorithms (an HMAC secret HS*, an RSA key RS*/PS*,
+//! an EC key ES*, an Ed25519 key EdDSA), so a public key can never be used as an HMAC secret,
+//! and `alg: none` names no family at all. Refusals say which kind of wrong, never more.
+
+use crate::config::{ConfigError, JwtConfig};
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::sync::Arc;
+use tidings_core::{AuthMethod, Identity, Rights, RightsConfig, TokenRefusal};
+
+/// Longest token looked at: bigger ones are malformed before any decoding (a URL or a
+/// STOMP header bounds them anyway; this bounds the work of a refused one).
+const MAX_TOKEN: usize = 8192;
+
+/// The keys and rules of `[auth.jwt]`, loaded once at start.
+pub(crate) struct JwtVerifier {
+    /// Each key with the algorithms it may verify.
+    keys: Vec<(DecodingKey, &'static [Algorithm])>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway_secs: u64,
+    require_exp: bool,
+    /// Rights of a token without a `tidings` claim (`[auth.jwt]` publish/subscribe).
+    default_rights: Arc<Rights>,
+}
+
+const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const RSA: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+const EC: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
+const ED: &[Algorithm] = &[Algorithm::EdDSA];
+
+/// The claims tidings reads; others are ignored.
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    exp: Option<u64>,
+    iat: Option<u64>,
+    tidings: Option<RightsConfig>,
+}
+
+/// Just the header's `alg`, read before verifying so that `none` and unknown algorithms are
+/// refused as such (the crate would call them malformed).
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+}
+
+impl JwtVerifier {
+    /// Loads the configured keys; `None` when no key is configured (tokens not accepted).
+    /// `env_secret` is `TIDINGS_JWT_SECRET`, read by the binary.
+    pub(crate) fn load(cfg: &JwtConfig) -> Result<Option<JwtVerifier>, ConfigError> {
+        if !cfg.enabled() {
+            return Ok(None);
+        }
+        let err = |field: &str, reason: String| ConfigError {
+            field: format!("auth.jwt.{field}"),
+            reason,
+        };
+        let mut keys = Vec::new();
+        if let Some(secret) = &cfg.hmac_secret {
+            keys.push((DecodingKey::from_secret(secret.as_bytes()), HMAC));
+        }
+        if let Some(path) = &cfg.hmac_secret_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err("hmac_secret_file", format!("{}: {e}", path.display())))?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.len() < 32 {
+                return Err(err(
+                    "hmac_secret_file",
+                    "must hold at least 32 bytes".into(),
+                ));
+            }
+            keys.push((DecodingKey::from_secret(secret.as_bytes()), HMAC));
+        }
+        for path in &cfg.public_key_files {
+            let pem = std::fs::read(path)
+                .map_err(|e| err("public_key_files", format!("{}: {e}", path.display())))?;
+            let key = DecodingKey::from_rsa_pem(&pem)
+                .map(|k| (k, RSA))
+                .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, EC)))
+                .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, ED)))
+                .map_err(|_| {
+                    err(
+                        "public_key_files",
+                        format!(
+                            "{}: not a PEM RSA, EC or Ed25519 public key",
+                            path.display()
+                        ),
+                    )
+                })?;
+            keys.push(key);
+        }
+        let default_rights = Rights::compile(&cfg.rights)
+            .map_err(|(p, e)| err("publish/subscribe", format!("pattern {p:?}: {e}")))?;
+        Ok(Some(JwtVerifier {
+            keys,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            leeway_secs: cfg.leeway_secs,
+            require_exp: cfg.require_exp,
+            default_rights: Arc::new(default_rights),
+        }))
+    }
+
+    /// Verifies `token` at `now_ms` (the hub's clock) and resolves its identity. The
+    /// identity expires at `exp` plus the leeway, the last moment the token was acceptable.
+    pub(crate) fn verify(&self, token: &str, now_ms: u64) -> Result<Identity, TokenRefusal> {
+        if token.len() > MAX_TOKEN {
+            return Err(TokenRefusal::Malformed);
+        }
+        let alg = header_alg(token)?;
+        let keys: Vec<&DecodingKey> = self
+            .keys
+            .iter()
+            .filter(|(_, algs)| algs.contains(&alg))
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            return Err(TokenRefusal::AlgorithmNotAllowed);
+        }
+        let validation = self.validation(alg);
+        let mut refusal = TokenRefusal::BadSignature;
+        let mut claims = None;
+        for key in keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => {
+                    claims = Some(data.claims);
+                    break;
+                }
+                Err(e) => {
+                    refusal = refusal_of(e.kind());
+                    // Another key of the family may have signed it; anything else is final.
+                    if refusal != TokenRefusal::BadSignature {
+                        return Err(refusal);
+                    }
+                }
+            }
+        }
+        let claims = claims.ok_or(refusal)?;
+        let now = now_ms / 1000;
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs) {
+            return Err(TokenRefusal::NotYetValid);
+        }
+        let user = claims
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or(TokenRefusal::MissingClaim("sub"))?;
+        let rights = match &claims.tidings {
+            Some(r) => Arc::new(Rights::compile(r).map_err(|_| TokenRefusal::BadRights)?),
+            None => self.default_rights.clone(),
+        };
+        let expires_at = claims
+            .exp
+            .map(|exp| exp.saturating_add(self.leeway_secs).saturating_mul(1000));
+        Ok(Identity::new(
+            Some(&user),
+            rights,
+            AuthMethod::Token,
+            expires_at,
+        ))
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.leeway_secs;
+        v.validate_nbf = true;
+        let mut required = vec!["sub"];
+        if self.require_exp {
+            required.push("exp");
+        } else {
+            v.validate_exp = false;
+        }
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        match &self.audience {
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                required.push("aud");
+            }
+            // A token naming an audience while none is configured is refused (it was meant
+            // for another service); the crate does so with `validate_aud` on and no audience.
+            None => v.validate_aud = true,
+        }
+        v.set_required_spec_claims(&required);
+        v
+    }
+}
+
+/// The algorithm a token's header names, refusing `none` and unknown ones by kind.
+fn header_alg(token: &str) -> Result<Algorithm, TokenRefusal> {
+    let head = token.split('.').next().ok_or(TokenRefusal::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head.trim_end_matches('='))
+        .map_err(|_| TokenRefusal::Malformed)?;
+    let header: Header = serde_json::from_slice(&bytes).map_err(|_| TokenRefusal::Malformed)?;
+    header
+        .alg
+        .parse::<Algorithm>()
+        .map_err(|_| TokenRefusal::AlgorithmNotAllowed)
+}
+
+fn refusal_of(kind: &ErrorKind) -> TokenRefusal {
+    match kind {
+        ErrorKind::InvalidSignature => TokenRefusal::BadSignature,
+        ErrorKind::ExpiredSignature => TokenRefusal::Expired,
+        ErrorKind::ImmatureSignature => TokenRefusal::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenRefusal::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenRefusal::WrongAudience,
+        ErrorKind::MissingRequiredClaim(c) => TokenRefusal::MissingClaim(match c.as_str() {
+            "exp" => "exp",
+            "sub" => "sub",
+            "iss" => "iss",
+            "aud" => "aud",
+            _ => "required",
+        }),
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat => TokenRefusal::AlgorithmNotAllowed,
+        _ => TokenRefusal::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header as JwtHeader};
+    use serde_json::json;
+
+    const SECRET: &str = "a-test-secret-that-is-32-bytes-long!";
+
+    fn verifier(f: impl FnOnce(&mut JwtConfig)) -> JwtVerifier {
+        let mut cfg = JwtConfig {
+            hmac_secret: Some(SECRET.into()),
+            leeway_secs: 0,
+            ..JwtConfig::default()
+        };
+        f(&mut cfg);
+        JwtVerifier::load(&cfg).unwrap().unwrap()
+    }
+
+    fn now() -> u64 {
+        crate::clock::now_ms() / 1000
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        sign_with(Algorithm::HS256, SECRET, claims)
+    }
+
+    fn sign_with(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+        encode(
+            &JwtHeader::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_good_token_gives_its_user_rights_and_expiry() {
+        let v = verifier(|_| {});
+        let exp = now() + 60;
+        let t = sign(json!({"sub": "ann", "exp": exp,
+            "tidings": {"publish": ["chat.*"], "subscribe": ["chat.>"]}}));
+        let who = v.verify(&t, crate::clock::now_ms()).unwrap();
+        assert_eq!(who.name(), "ann");
+        assert_eq!(who.method, AuthMethod::Token);
+        assert_eq!(who.expires_at, Some(exp * 1000));
+        assert!(who.can_publish("chat.lobby").is_ok());
+        assert!(who.can_publish("news.x").is_err());
+    }
+
+    #[test]
+    fn without_the_tidings_claim_the_configured_rights_apply() {
+        let v = verifier(|c| c.rights.subscribe = vec!["public.>".into()]);
+        let t = sign(json!({"sub": "ann", "exp": now() + 60}));
+        let who = v.verify(&t, crate::clock::now_ms()).unwrap();
+        assert!(who.can_publish("public.x").is_err());
+        let p = tidings_core::Pattern::parse("public.news").unwrap();
+        assert!(who.can_subscribe(&p).is_ok());
+    }
+
+    #[test]
+    fn each_bad_token_is_refused_by_kind() {
+        let v = verifier(|c| c.issuer = Some("backend".into()));
+        let ms = crate::clock::now_ms();
+        let ok = json!({"sub": "ann", "exp": now() + 60, "iss": "backend"});
+        let cases = [
+            ("not a token".to_owned(), TokenRefusal::Malformed),
+            (
+                sign_with(
+                    Algorithm::HS256,
+                    "another-secret-that-is-32-bytes-long",
+                    ok.clone(),
+                ),
+                TokenRefusal::BadSignature,
+            ),
+            (
+                sign(json!({"sub": "ann", "exp": now() - 5, "iss": "backend"})),
+                TokenRefusal::Expired,
+            ),
+            (
+                sign(json!({"sub": "ann", "exp": now() + 60, "nbf": now() + 30, "iss": "backend"})),
+                TokenRefusal::NotYetValid,
+            ),
+            (
+                sign(json!({"sub": "ann", "exp": now() + 60, "iss": "someone"})),
+                TokenRefusal::WrongIssuer,
+            ),
+            (
+                sign(json!({"sub": "ann", "exp": now() + 60, "iss": "backend", "aud": "other"})),
+                TokenRefusal::WrongAudience,
+            ),
+            (
+                sign(json!({"sub": "ann", "iss": "backend"})),
+                TokenRefusal::MissingClaim("exp"),
+            ),
+            (
+                sign(json!({"exp": now() + 60, "iss": "backend"})),
+                TokenRefusal::MissingClaim("sub"),
+            ),
+            (
+                sign(json!({"sub": "ann", "exp": now() + 60, "iss": "backend",
+                    "tidings": {"publish": ["a..b"]}})),
+                TokenRefusal::BadRights,
+            ),
+        ];
+        for (token, want) in cases {
+            assert_eq!(v.verify(&token, ms).unwrap_err(), want, "{token}");
+        }
+        // `alg: none`, with or without a signature, names no key's family.
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&ok.to_string())
+        );
+        assert_eq!(v.verify(&none, ms), Err(TokenRefusal::AlgorithmNotAllowed));
+        // An RSA algorithm with only an HMAC secret configured.
+        let rs = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+            b64(&ok.to_string())
+        );
+        assert_eq!(v.verify(&rs, ms), Err(TokenRefusal::AlgorithmNotAllowed));
+    }
+
+    #[test]
+    fn exp_may_be_optional_and_leeway_extends_the_identity() {
+        let v = verifier(|c| c.require_exp = false);
+        let t = sign(json!({"sub": "ann"}));
+        assert_eq!(
+            v.verify(&t, crate::clock::now_ms()).unwrap().expires_at,
+            None
+        );
+        let v = verifier(|c| c.leeway_secs = 30);
+        let exp = now() - 5;
+        let t = sign(json!({"sub": "ann", "exp": exp}));
+        let who = v.verify(&t, crate::clock::now_ms()).unwrap();
+        assert_eq!(who.expires_at, Some((exp + 30) * 1000));
+    }
+
+    #[test]
+    fn public_keys_verify_their_own_algorithms() {
+        // Ed25519 (RFC 8410's example key pair), so no key generation is needed here.
+        let private = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+        let public = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+        let dir = std::env::temp_dir().join(format!("tidings-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ed.pem");
+        std::fs::write(&path, public).unwrap();
+        let v = JwtVerifier::load(&JwtConfig {
+            public_key_files: vec![path],
+            ..JwtConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        let claims = json!({"sub": "ann", "exp": now() + 60});
+        let t = encode(
+            &JwtHeader::new(Algorithm::EdDSA),
+            &claims,
+            &EncodingKey::from_ed_pem(private.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&t, crate::clock::now_ms()).unwrap().name(), "ann");
+        // The public key is no HMAC secret: an HS256 token signed with it is refused.
+        let forged = sign_with(Algorithm::HS256, public, claims);
+        assert_eq!(
+            v.verify(&forged, crate::clock::now_ms()),
+            Err(TokenRefusal::AlgorithmNotAllowed)
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
