@@ -74,6 +74,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     // as it reads them, and the default action would kill us without a goodbye.
     let signal = shutdown_signal()?;
     let mut hup = crate::tls::sighup(&config)?;
+    let tls = config.tls_listeners();
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();
@@ -104,7 +105,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = &mut signal => break,
-            _ = crate::tls::next_sighup(&mut hup) => crate::tls::reload(&server),
+            _ = crate::tls::next_sighup(&mut hup) => crate::tls::reload(&server, tls),
         }
     }
     eprintln!("tidings: shutting down");

@@ -1,5 +1,5 @@
 //! `tidings token`: prints an HS256 token for trying tokens out and for tests. A deployment's
-//! own backend signs the real ones (docs/auth.md).
+//! own backend signs the real ones (docs/security.md).
 
 use clap::Args;
 use jsonwebtoken::{encode, EncodingKey, Header};

@@ -180,6 +180,52 @@ pub enum TokenRefusal {
     BadRights,
     #[error("a refresh must be for the same user")]
     OtherUser,
+    #[error("signed by an unknown key (kid)")]
+    UnknownKey,
+}
+
+impl TokenRefusal {
+    /// Every kind, in the order of [`TokenRefusal::index`] (for counters per kind).
+    pub const ALL: [TokenRefusal; 12] = [
+        TokenRefusal::NotAccepted,
+        TokenRefusal::Malformed,
+        TokenRefusal::MissingClaim(""),
+        TokenRefusal::BadSignature,
+        TokenRefusal::AlgorithmNotAllowed,
+        TokenRefusal::Expired,
+        TokenRefusal::NotYetValid,
+        TokenRefusal::WrongIssuer,
+        TokenRefusal::WrongAudience,
+        TokenRefusal::BadRights,
+        TokenRefusal::OtherUser,
+        TokenRefusal::UnknownKey,
+    ];
+
+    /// A short name for metrics labels and logs (`expired`, `bad_signature`, ...).
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenRefusal::NotAccepted => "not_accepted",
+            TokenRefusal::Malformed => "malformed",
+            TokenRefusal::MissingClaim(_) => "missing_claim",
+            TokenRefusal::BadSignature => "bad_signature",
+            TokenRefusal::AlgorithmNotAllowed => "algorithm_not_allowed",
+            TokenRefusal::Expired => "expired",
+            TokenRefusal::NotYetValid => "not_yet_valid",
+            TokenRefusal::WrongIssuer => "wrong_issuer",
+            TokenRefusal::WrongAudience => "wrong_audience",
+            TokenRefusal::BadRights => "bad_rights",
+            TokenRefusal::OtherUser => "other_user",
+            TokenRefusal::UnknownKey => "unknown_key",
+        }
+    }
+
+    /// The kind's place in [`TokenRefusal::ALL`].
+    pub fn index(&self) -> usize {
+        TokenRefusal::ALL
+            .iter()
+            .position(|k| k.label() == self.label())
+            .unwrap_or(0)
+    }
 }
 
 /// What an identity may do: topic patterns it may publish to and subscribe within.

@@ -42,6 +42,14 @@ pub(crate) trait Authenticator: Send + Sync + 'static {
     fn failures(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Tokens refused, per kind of refusal (`/metrics`).
+    fn token_refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Reads the token keys' files again (SIGHUP); `Ok(None)` without tokens configured.
+    fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        Ok(None)
+    }
 }
 
 /// The users of the config file (`[hub.auth]`), checked by the hub's access table.
@@ -50,6 +58,8 @@ pub(crate) struct ConfiguredUsers {
     pub(crate) guard: LoginGuard,
     /// `None`: no `[auth.jwt]` key, tokens are refused.
     pub(crate) jwt: Option<jwt::JwtVerifier>,
+    /// Tokens refused, by [`TokenRefusal::index`].
+    token_refusals: [AtomicU64; TokenRefusal::ALL.len()],
 }
 
 impl ConfiguredUsers {
@@ -60,6 +70,7 @@ impl ConfiguredUsers {
             hub,
             guard: LoginGuard::new(failures_per_ip, GUARD_WINDOW, GUARD_ADDRESSES),
             jwt: None,
+            token_refusals: Default::default(),
         }
     }
 
@@ -124,6 +135,7 @@ impl Authenticator for ConfiguredUsers {
             Err(reason) => {
                 // The reason's kind only: the token itself is a credential, never logged.
                 tracing::warn!(%reason, "token refused");
+                self.token_refusals[reason.index()].fetch_add(1, Ordering::Relaxed);
                 self.guard.failed(from);
                 Err(HubError::Denied(AuthError::BadToken(reason)))
             }
@@ -135,6 +147,18 @@ impl Authenticator for ConfiguredUsers {
             self.guard.failed.load(Ordering::Relaxed),
             self.guard.refused.load(Ordering::Relaxed),
         )
+    }
+
+    fn token_refusals(&self) -> Vec<(&'static str, u64)> {
+        TokenRefusal::ALL
+            .iter()
+            .zip(&self.token_refusals)
+            .map(|(kind, n)| (kind.label(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        self.jwt.as_ref().map(|v| v.reload()).transpose()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Signed tokens (JWT) on every protocol that carries them, over real sockets: a valid token
 //! works with exactly its rights, bad tokens are refused by kind, an expired identity closes
-//! the connection with the protocol's own error, and a refresh keeps it open (docs/auth.md).
+//! the connection with the protocol's own error, and a refresh keeps it open (docs/security.md).
 
 use futures::SinkExt;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -197,6 +197,18 @@ async fn each_bad_token_is_refused_by_kind_and_counted() {
         .find(|l| l.starts_with("tidings_login_failures_total "))
         .unwrap_or_else(|| panic!("no failure count in {metrics}"));
     assert!(failed.ends_with(" 5"), "{failed}");
+    for reason in [
+        "malformed",
+        "bad_signature",
+        "expired",
+        "algorithm_not_allowed",
+        "not_yet_valid",
+    ] {
+        let row = format!("tidings_token_refusals_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&row), "{row} in {metrics}");
+    }
+    // Tokens are credentials: never in what the server shows.
+    assert!(!metrics.contains("eyJ"), "{metrics}");
 }
 
 #[tokio::test]

@@ -8,25 +8,43 @@
 use crate::config::{ConfigError, JwtConfig};
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tidings_core::{AuthMethod, Identity, Rights, RightsConfig, TokenRefusal};
 
 /// Longest token looked at: bigger ones are malformed before any decoding (a URL or a
 /// STOMP header bounds them anyway; this bounds the work of a refused one).
 const MAX_TOKEN: usize = 8192;
+/// Largest JWKS file read, and most keys in it: the set is held in memory and a token is
+/// checked against every key of its family that has no `kid`.
+const MAX_JWKS_BYTES: u64 = 1 << 20;
+const MAX_JWKS_KEYS: usize = 100;
 
-/// The keys and rules of `[auth.jwt]`, loaded once at start.
+/// The keys and rules of `[auth.jwt]`. The keys are read at start and again on SIGHUP
+/// ([`JwtVerifier::reload`]); the rules are fixed.
 pub(crate) struct JwtVerifier {
-    /// Each key with the algorithms it may verify.
-    keys: Vec<(DecodingKey, &'static [Algorithm])>,
+    /// Where the keys come from, to read them again.
+    cfg: JwtConfig,
+    /// Swapped whole on reload; a verification holds its own `Arc`, so a reload never
+    /// waits for one nor changes the keys under it.
+    keys: RwLock<Arc<Vec<Key>>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
     require_exp: bool,
     /// Rights of a token without a `tidings` claim (`[auth.jwt]` publish/subscribe).
     default_rights: Arc<Rights>,
+}
+
+/// One verification key and what may use it.
+struct Key {
+    /// A JWKS key's `kid`: a token naming a `kid` is checked with that key only.
+    kid: Option<String>,
+    key: DecodingKey,
+    /// The algorithms of the key's family (or the one its JWK `alg` names).
+    algs: Vec<Algorithm>,
 }
 
 const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
@@ -50,62 +68,142 @@ struct Claims {
     tidings: Option<RightsConfig>,
 }
 
-/// Just the header's `alg`, read before verifying so that `none` and unknown algorithms are
-/// refused as such (the crate would call them malformed).
+/// The header's `alg` and `kid`, read before verifying so that `none` and unknown
+/// algorithms are refused as such (the crate would call them malformed) and the key is
+/// chosen by `kid`.
 #[derive(Deserialize)]
 struct Header {
     alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn config_err(field: &str, reason: String) -> ConfigError {
+    ConfigError {
+        field: format!("auth.jwt.{field}"),
+        reason,
+    }
+}
+
+/// Reads every configured key.
+fn load_keys(cfg: &JwtConfig) -> Result<Vec<Key>, ConfigError> {
+    let err = config_err;
+    let mut keys = Vec::new();
+    let plain = |key: DecodingKey, algs: &[Algorithm]| Key {
+        kid: None,
+        key,
+        algs: algs.to_vec(),
+    };
+    if let Some(secret) = &cfg.hmac_secret {
+        keys.push(plain(DecodingKey::from_secret(secret.as_bytes()), HMAC));
+    }
+    if let Some(path) = &cfg.hmac_secret_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("hmac_secret_file", format!("{}: {e}", path.display())))?;
+        let secret = text.trim_end_matches(['\r', '\n']);
+        if secret.len() < 32 {
+            return Err(err(
+                "hmac_secret_file",
+                "must hold at least 32 bytes".into(),
+            ));
+        }
+        keys.push(plain(DecodingKey::from_secret(secret.as_bytes()), HMAC));
+    }
+    for path in &cfg.public_key_files {
+        let pem = std::fs::read(path)
+            .map_err(|e| err("public_key_files", format!("{}: {e}", path.display())))?;
+        let key = DecodingKey::from_rsa_pem(&pem)
+            .map(|k| plain(k, RSA))
+            .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| plain(k, EC)))
+            .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| plain(k, ED)))
+            .map_err(|_| {
+                err(
+                    "public_key_files",
+                    format!(
+                        "{}: not a PEM RSA, EC or Ed25519 public key",
+                        path.display()
+                    ),
+                )
+            })?;
+        keys.push(key);
+    }
+    if let Some(path) = &cfg.jwks_file {
+        keys.extend(load_jwks(path)?);
+    }
+    Ok(keys)
+}
+
+/// The public keys of a JWKS file (RFC 7517), bounded in size and count.
+fn load_jwks(path: &std::path::Path) -> Result<Vec<Key>, ConfigError> {
+    let err = |reason: String| config_err("jwks_file", format!("{}: {reason}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_JWKS_BYTES + 1),
+        &mut text,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    if text.len() as u64 > MAX_JWKS_BYTES {
+        return Err(err(format!("larger than {MAX_JWKS_BYTES} bytes")));
+    }
+    let set: JwkSet = serde_json::from_slice(&text).map_err(|e| err(format!("not a JWKS: {e}")))?;
+    if set.keys.len() > MAX_JWKS_KEYS {
+        return Err(err(format!("more than {MAX_JWKS_KEYS} keys")));
+    }
+    set.keys
+        .iter()
+        .enumerate()
+        .map(|(i, jwk)| {
+            let family: &[Algorithm] = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => RSA,
+                AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                    EllipticCurve::P256 => &[Algorithm::ES256],
+                    EllipticCurve::P384 => &[Algorithm::ES384],
+                    _ => return Err(err(format!("key {i}: unsupported curve"))),
+                },
+                AlgorithmParameters::OctetKeyPair(_) => ED,
+                // A shared secret in a file of public keys is a mistake waiting to leak.
+                AlgorithmParameters::OctetKey(_) => {
+                    return Err(err(format!(
+                        "key {i}: a symmetric (oct) key; put shared secrets in hmac_secret_file"
+                    )))
+                }
+            };
+            // A JWK naming its `alg` allows that one only (it must be of the key's family).
+            let algs = match jwk.common.key_algorithm {
+                None => family.to_vec(),
+                Some(ka) => {
+                    let alg = format!("{ka:?}")
+                        .parse::<Algorithm>()
+                        .ok()
+                        .filter(|a| family.contains(a))
+                        .ok_or_else(|| err(format!("key {i}: alg {ka:?} does not fit the key")))?;
+                    vec![alg]
+                }
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| err(format!("key {i}: {e}")))?;
+            Ok(Key {
+                kid: jwk.common.key_id.clone(),
+                key,
+                algs,
+            })
+        })
+        .collect()
 }
 
 impl JwtVerifier {
     /// Loads the configured keys; `None` when no key is configured (tokens not accepted).
-    /// `env_secret` is `TIDINGS_JWT_SECRET`, read by the binary.
+    /// `TIDINGS_JWT_SECRET` is read by the binary into `hmac_secret`.
     pub(crate) fn load(cfg: &JwtConfig) -> Result<Option<JwtVerifier>, ConfigError> {
         if !cfg.enabled() {
             return Ok(None);
         }
-        let err = |field: &str, reason: String| ConfigError {
-            field: format!("auth.jwt.{field}"),
-            reason,
-        };
-        let mut keys = Vec::new();
-        if let Some(secret) = &cfg.hmac_secret {
-            keys.push((DecodingKey::from_secret(secret.as_bytes()), HMAC));
-        }
-        if let Some(path) = &cfg.hmac_secret_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| err("hmac_secret_file", format!("{}: {e}", path.display())))?;
-            let secret = text.trim_end_matches(['\r', '\n']);
-            if secret.len() < 32 {
-                return Err(err(
-                    "hmac_secret_file",
-                    "must hold at least 32 bytes".into(),
-                ));
-            }
-            keys.push((DecodingKey::from_secret(secret.as_bytes()), HMAC));
-        }
-        for path in &cfg.public_key_files {
-            let pem = std::fs::read(path)
-                .map_err(|e| err("public_key_files", format!("{}: {e}", path.display())))?;
-            let key = DecodingKey::from_rsa_pem(&pem)
-                .map(|k| (k, RSA))
-                .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, EC)))
-                .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, ED)))
-                .map_err(|_| {
-                    err(
-                        "public_key_files",
-                        format!(
-                            "{}: not a PEM RSA, EC or Ed25519 public key",
-                            path.display()
-                        ),
-                    )
-                })?;
-            keys.push(key);
-        }
+        let keys = load_keys(cfg)?;
         let default_rights = Rights::compile(&cfg.rights)
-            .map_err(|(p, e)| err("publish/subscribe", format!("pattern {p:?}: {e}")))?;
+            .map_err(|(p, e)| config_err("publish/subscribe", format!("pattern {p:?}: {e}")))?;
         Ok(Some(JwtVerifier {
-            keys,
+            cfg: cfg.clone(),
+            keys: RwLock::new(Arc::new(keys)),
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
             leeway_secs: cfg.leeway_secs,
@@ -114,41 +212,64 @@ impl JwtVerifier {
         }))
     }
 
+    /// Reads the key files again (SIGHUP). On error the old keys stay in use. Returns how
+    /// many keys are now loaded.
+    pub(crate) fn reload(&self) -> Result<usize, ConfigError> {
+        let keys = load_keys(&self.cfg)?;
+        let n = keys.len();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(n)
+    }
+
+    fn keys(&self) -> Arc<Vec<Key>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Verifies `token` at `now_ms` (the hub's clock) and resolves its identity. The
     /// identity expires at `exp` plus the leeway, the last moment the token was acceptable.
     pub(crate) fn verify(&self, token: &str, now_ms: u64) -> Result<Identity, TokenRefusal> {
         if token.len() > MAX_TOKEN {
             return Err(TokenRefusal::Malformed);
         }
-        let alg = header_alg(token)?;
-        let keys: Vec<&DecodingKey> = self
-            .keys
-            .iter()
-            .filter(|(_, algs)| algs.contains(&alg))
-            .map(|(k, _)| k)
-            .collect();
-        if keys.is_empty() {
+        let (alg, kid) = header_of(token)?;
+        let all = self.keys();
+        let family: Vec<&Key> = all.iter().filter(|k| k.algs.contains(&alg)).collect();
+        if family.is_empty() {
             return Err(TokenRefusal::AlgorithmNotAllowed);
         }
+        // A `kid` picks its key; a token without one is tried with the keys that have none.
+        let keys: Vec<&Key> = family
+            .into_iter()
+            .filter(|k| match (&kid, &k.kid) {
+                (Some(want), Some(have)) => want == have,
+                (Some(_), None) => false,
+                (None, have) => have.is_none(),
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(match kid {
+                Some(_) => TokenRefusal::UnknownKey,
+                None => TokenRefusal::BadSignature,
+            });
+        }
         let validation = self.validation(alg);
-        let mut refusal = TokenRefusal::BadSignature;
         let mut claims = None;
         for key in keys {
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
                     claims = Some(data.claims);
                     break;
                 }
-                Err(e) => {
-                    refusal = refusal_of(e.kind());
-                    // Another key of the family may have signed it; anything else is final.
-                    if refusal != TokenRefusal::BadSignature {
-                        return Err(refusal);
-                    }
-                }
+                Err(e) => match refusal_of(e.kind()) {
+                    // Another key of the family may have signed it (a key of the other
+                    // curve or size answers "wrong key" rather than "bad signature").
+                    TokenRefusal::BadSignature | TokenRefusal::AlgorithmNotAllowed => {}
+                    // The signature held; what is wrong is the claims: final.
+                    other => return Err(other),
+                },
             }
         }
-        let claims = claims.ok_or(refusal)?;
+        let claims = claims.ok_or(TokenRefusal::BadSignature)?;
         let now = now_ms / 1000;
         if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs) {
             return Err(TokenRefusal::NotYetValid);
@@ -200,17 +321,19 @@ impl JwtVerifier {
     }
 }
 
-/// The algorithm a token's header names, refusing `none` and unknown ones by kind.
-fn header_alg(token: &str) -> Result<Algorithm, TokenRefusal> {
+/// The algorithm and key id a token's header names, refusing `none` and unknown algorithms
+/// by kind.
+fn header_of(token: &str) -> Result<(Algorithm, Option<String>), TokenRefusal> {
     let head = token.split('.').next().ok_or(TokenRefusal::Malformed)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(head.trim_end_matches('='))
         .map_err(|_| TokenRefusal::Malformed)?;
     let header: Header = serde_json::from_slice(&bytes).map_err(|_| TokenRefusal::Malformed)?;
-    header
+    let alg = header
         .alg
         .parse::<Algorithm>()
-        .map_err(|_| TokenRefusal::AlgorithmNotAllowed)
+        .map_err(|_| TokenRefusal::AlgorithmNotAllowed)?;
+    Ok((alg, header.kid))
 }
 
 fn refusal_of(kind: &ErrorKind) -> TokenRefusal {
@@ -405,6 +528,77 @@ mod tests {
             v.verify(&forged, crate::clock::now_ms()),
             Err(TokenRefusal::AlgorithmNotAllowed)
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// An Ed25519 key pair: (PKCS#8 DER of the private key, the public key's 32 bytes).
+    fn ed_pair(seed_hex: &str, public_hex: &str) -> (Vec<u8>, Vec<u8>) {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let mut der = hex("302e020100300506032b657004220420");
+        der.extend(hex(seed_hex));
+        (der, hex(public_hex))
+    }
+
+    #[test]
+    fn a_jwks_key_is_chosen_by_kid_and_reloaded() {
+        // RFC 8032 section 7.1, tests 1 and 2.
+        let (a_private, a_public) = ed_pair(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        );
+        let (b_private, b_public) = ed_pair(
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        );
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = |kid: &str, public: &[u8]| json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(public)});
+        let dir = std::env::temp_dir().join(format!("tidings-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.json");
+        std::fs::write(&path, json!({"keys": [jwk("a", &a_public)]}).to_string()).unwrap();
+        let v = JwtVerifier::load(&JwtConfig {
+            jwks_file: Some(path.clone()),
+            ..JwtConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        let claims = json!({"sub": "ann", "exp": now() + 60});
+        let sign = |kid: &str, private: &[u8]| {
+            let mut h = JwtHeader::new(Algorithm::EdDSA);
+            h.kid = Some(kid.into());
+            encode(&h, &claims, &EncodingKey::from_ed_der(private)).unwrap()
+        };
+        let ms = crate::clock::now_ms();
+        assert_eq!(v.verify(&sign("a", &a_private), ms).unwrap().name(), "ann");
+        assert_eq!(
+            v.verify(&sign("b", &b_private), ms),
+            Err(TokenRefusal::UnknownKey)
+        );
+        // Rotation: key b joins the file; SIGHUP reads it.
+        std::fs::write(
+            &path,
+            json!({"keys": [jwk("a", &a_public), jwk("b", &b_public)]}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(v.reload().unwrap(), 2);
+        assert_eq!(v.verify(&sign("b", &b_private), ms).unwrap().name(), "ann");
+        // A kid names its key only: b's signature under a's kid is refused.
+        assert_eq!(
+            v.verify(&sign("a", &b_private), ms),
+            Err(TokenRefusal::BadSignature)
+        );
+        // A broken file leaves the keys as they were.
+        std::fs::write(&path, "{").unwrap();
+        assert!(v.reload().is_err());
+        assert!(v.verify(&sign("b", &b_private), ms).is_ok());
+        // Shared secrets do not belong in a JWKS.
+        std::fs::write(&path, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+        assert!(v.reload().is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

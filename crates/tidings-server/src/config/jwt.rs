@@ -15,7 +15,7 @@ pub struct ServerAuthConfig {
 }
 
 /// JWT verification (`[auth.jwt]`). Tokens are accepted when a key is given: a shared secret
-/// (HS256/384/512) and/or PEM public keys (RS*/PS*, ES256/384, EdDSA). See docs/auth.md.
+/// (HS256/384/512) and/or PEM public keys (RS*/PS*, ES256/384, EdDSA). See docs/security.md.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtConfig {
@@ -27,6 +27,10 @@ pub struct JwtConfig {
     /// PEM public keys (RSA, EC P-256/P-384 or Ed25519); a token is accepted when one of the
     /// keys of its algorithm's family verifies it. Default: none.
     pub public_key_files: Vec<PathBuf>,
+    /// A JWKS file (RFC 7517 `{"keys": [...]}`: RSA, EC and OKP public keys), at most 1 MiB
+    /// and 100 keys. A token whose header names a `kid` is checked with that key only, so
+    /// keys can rotate: add the new key, reload (SIGHUP), then sign with it. Default: none.
+    pub jwks_file: Option<PathBuf>,
     /// Required `iss` claim. Default: none (not checked).
     pub issuer: Option<String>,
     /// Required `aud` claim (one of the token's audiences). Default: none (a token with an
@@ -48,6 +52,7 @@ impl Default for JwtConfig {
             hmac_secret: None,
             hmac_secret_file: None,
             public_key_files: Vec::new(),
+            jwks_file: None,
             issuer: None,
             audience: None,
             leeway_secs: 30,
@@ -63,6 +68,14 @@ impl JwtConfig {
         self.hmac_secret.is_some()
             || self.hmac_secret_file.is_some()
             || !self.public_key_files.is_empty()
+            || self.jwks_file.is_some()
+    }
+
+    /// Whether keys come from files (then SIGHUP reads them again).
+    pub fn has_key_files(&self) -> bool {
+        self.hmac_secret_file.is_some()
+            || !self.public_key_files.is_empty()
+            || self.jwks_file.is_some()
     }
 
     /// Checks what can be checked without reading files; `(field, reason)`.

@@ -166,7 +166,7 @@ async fn close_after_login_failures(
 }
 
 /// Sends what is queued and an error saying the token expired, then closes with 4001
-/// (docs/auth.md): the client should come back with a fresh token.
+/// (docs/security.md): the client should come back with a fresh token.
 async fn close_expired(mut conn: WsConn, driver: &Driver, batch: &mut Vec<Delivery>) -> Ended {
     driver.session.outbox().drain_into(batch);
     let _ = conn.send_all(batch.drain(..).map(frame_of)).await;

@@ -279,6 +279,14 @@ impl Server {
         }
     }
 
+    /// Reads the token keys' files (`[auth.jwt]` `hmac_secret_file`, `public_key_files`,
+    /// `jwks_file`) again (on SIGHUP): later tokens are checked with the new keys, open
+    /// connections keep their identities. On error the old keys stay in use. Returns how
+    /// many keys are loaded, `None` without tokens configured.
+    pub fn reload_token_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        self.shared.native.auth.reload_keys()
+    }
+
     /// Stops accepting, closes every session with its protocol's goodbye after flushing what
     /// is queued, and waits for connections to finish, at most the configured grace period.
     /// Returns how many connections were still open at the deadline.
