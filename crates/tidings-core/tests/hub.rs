@@ -71,6 +71,23 @@ fn unsubscribe_and_session_drop_stop_delivery() {
 }
 
 #[test]
+fn a_narrower_identity_ends_the_subscriptions_it_no_longer_allows() {
+    let hub = hub();
+    let a = session(&hub);
+    sub(&hub, &a, "chat.lobby");
+    sub(&hub, &a, "news.>");
+    let narrower = Rights::new(vec![], vec![Pattern::parse("chat.>").unwrap()]);
+    let who = Identity::new(Some("ann"), Arc::new(narrower), AuthMethod::Token, None);
+    let ended = a.reauthorize(who);
+    assert_eq!(ended, vec![Arc::<str>::from("news.>")]);
+    assert_eq!(a.identity().name(), "ann");
+    assert_eq!(hub.stats().subscriptions, 1);
+    publish(&hub, "news.x", "gone", 0);
+    publish(&hub, "chat.lobby", "kept", 0);
+    assert_eq!(messages(&a), vec![("chat.lobby".into(), 1, "kept".into())]);
+}
+
+#[test]
 fn resume_replays_exactly_what_was_missed_before_live_messages() {
     let hub = hub();
     for i in 1..=5 {

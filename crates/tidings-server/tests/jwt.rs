@@ -32,6 +32,15 @@ fn token(sub: &str, ttl: i64) -> String {
     )
 }
 
+/// A token for `sub` with the given rights, valid for `ttl` seconds.
+fn token_with(sub: &str, ttl: i64, publish: &[&str], subscribe: &[&str]) -> String {
+    sign(
+        SECRET,
+        json!({"sub": sub, "exp": now() as i64 + ttl,
+            "tidings": {"publish": publish, "subscribe": subscribe}}),
+    )
+}
+
 fn sign(secret: &str, claims: Value) -> String {
     encode(
         &Header::new(Algorithm::HS256),
@@ -212,7 +221,7 @@ async fn each_bad_token_is_refused_by_kind_and_counted() {
 }
 
 #[tokio::test]
-async fn ws_expiry_closes_with_4001_unless_refreshed() {
+async fn ws_expiry_closes_with_4401_unless_refreshed() {
     let server = server().await;
     let mut w = ws(&server, "/ws").await;
     let r = ask(&mut w, json!({"op":"auth","token": token("ann", 2)})).await;
@@ -236,7 +245,7 @@ async fn ws_expiry_closes_with_4001_unless_refreshed() {
     );
     let f = next_frame(&mut w).await;
     assert_eq!(f.opcode(), OpCode::Close);
-    assert_eq!(u16::from(f.close_code().unwrap()), 4001);
+    assert_eq!(u16::from(f.close_code().unwrap()), 4401);
 }
 
 #[tokio::test]
@@ -392,4 +401,167 @@ async fn socketio_handshake_auth_takes_a_token() {
         .unwrap();
     let r = text(next_frame(&mut w).await);
     assert!(r.contains("forbidden"), "{r}");
+}
+
+#[tokio::test]
+async fn ws_refresh_narrows_rights_and_ends_what_they_no_longer_allow() {
+    let server = server().await;
+    let wide = token_with("ann", 60, &["chat.*"], &["chat.>", "news.>"]);
+    let mut w = ws(&server, &format!("/ws?token={wide}")).await;
+    for (id, topic) in [(1, "chat.lobby"), (2, "news.world")] {
+        let r = ask(&mut w, json!({"op":"subscribe","id":id,"topic":topic})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+    let narrow = token_with("ann", 60, &[], &["chat.>"]);
+    w.send(Frame::text(
+        json!({"op":"refresh","id":3,"token": narrow}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ended = next_json(&mut w).await;
+    assert_eq!(ended["type"], "error", "{ended}");
+    assert_eq!(ended["code"], "forbidden", "{ended}");
+    assert_eq!(ended["topic"], "news.world", "{ended}");
+    let ok = next_json(&mut w).await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    // The narrower rights hold: no more publishing, news is gone, chat stays.
+    let no = ask(
+        &mut w,
+        json!({"op":"publish","id":4,"topic":"chat.a","text":"x","ack":true}),
+    )
+    .await;
+    assert_eq!(no["code"], "forbidden", "{no}");
+    let mut l = Line::open(server.addrs().tcp.unwrap()).await;
+    let all = token_with("bob", 60, &[">"], &[]);
+    assert!(l.ask(&format!("AUTH TOKEN {all}")).await.starts_with("+OK"));
+    assert!(l.ask("PUB news.world gone").await.starts_with("+OK"));
+    assert!(l.ask("PUB chat.lobby kept").await.starts_with("+OK"));
+    let m = next_json(&mut w).await;
+    assert_eq!(m["topic"], "chat.lobby", "only chat is delivered: {m}");
+}
+
+#[tokio::test]
+async fn line_auth_token_again_ends_subscriptions_outside_the_new_rights() {
+    let server = server().await;
+    let mut l = Line::open(server.addrs().tcp.unwrap()).await;
+    let wide = token_with("ann", 60, &[], &["chat.>", "news.>"]);
+    assert!(l
+        .ask(&format!("AUTH TOKEN {wide}"))
+        .await
+        .starts_with("+OK"));
+    assert!(l.ask("SUB news.world").await.starts_with("+OK"));
+    let narrow = token_with("ann", 60, &[], &["chat.>"]);
+    let r = l.ask(&format!("AUTH TOKEN {narrow}")).await;
+    assert!(
+        r.starts_with("-ERR SUB news.world: subscription ended"),
+        "{r}"
+    );
+    let r = l.read().await;
+    assert!(r.starts_with("+OK AUTH ann"), "{r}");
+}
+
+#[tokio::test]
+async fn stomp_connection_ends_with_an_error_frame_when_its_token_expires() {
+    let server = server().await;
+    let mut s = TcpStream::connect(server.addrs().stomp.unwrap())
+        .await
+        .unwrap();
+    let t = token("ann", 1);
+    s.write_all(
+        format!("CONNECT\naccept-version:1.2\nhost:x\nAuthorization:Bearer {t}\n\n\0").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("closed in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("CONNECTED"), "{text}");
+    assert!(
+        text.contains("ERROR\n") && text.contains("message:token expired"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sse_and_stream_end_with_an_error_event_when_the_token_expires() {
+    let server = server().await;
+    let addr = server.addrs().http.unwrap();
+    for (path, says) in [
+        (
+            "/sse",
+            "event: error\ndata: {\"type\":\"error\",\"code\":\"token_expired\"",
+        ),
+        ("/stream", "{\"type\":\"error\",\"code\":\"token_expired\""),
+    ] {
+        let t = token("ann", 1);
+        let r = http::exchange(
+            addr,
+            http::request_1_0("GET", &format!("{path}?topic=chat.a&token={t}"), "", ""),
+            ALL,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.text().contains(says), "{path}: {}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn socketio_refresh_event_and_expiry_disconnect() {
+    let server = server().await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addrs().http.unwrap()
+    );
+    let text = |f: Frame| String::from_utf8_lossy(f.payload()).into_owned();
+    // Skips Engine.IO pings.
+    async fn next_packet(w: &mut Ws) -> String {
+        loop {
+            let f = next_frame(w).await;
+            let t = String::from_utf8_lossy(f.payload()).into_owned();
+            if t == "2" {
+                w.send(Frame::text("3")).await.unwrap();
+                continue;
+            }
+            return t;
+        }
+    }
+    let mut w: Ws = WebSocket::connect(url.parse().unwrap()).await.unwrap();
+    assert!(text(next_frame(&mut w).await).starts_with('0'));
+    let wide = token_with("ann", 2, &[], &["chat.>", "news.>"]);
+    w.send(Frame::text(format!("40{{\"token\":\"{wide}\"}}")))
+        .await
+        .unwrap();
+    assert!(next_packet(&mut w).await.starts_with("40{\"sid\""));
+    w.send(Frame::text("421[\"subscribe\",\"news.x\"]"))
+        .await
+        .unwrap();
+    let r = next_packet(&mut w).await;
+    assert!(r.starts_with("431[{\"ok\":true"), "{r}");
+    let narrow = token_with("ann", 2, &[], &["chat.>"]);
+    w.send(Frame::text(format!("422[\"refresh\",\"{narrow}\"]")))
+        .await
+        .unwrap();
+    let ended = next_packet(&mut w).await;
+    assert!(
+        ended.starts_with("42[\"error\"") && ended.contains("news.x"),
+        "{ended}"
+    );
+    let r = next_packet(&mut w).await;
+    assert!(r.starts_with("432[{\"ok\":true,\"user\":\"ann\""), "{r}");
+    // Then nothing refreshes it: an error event and the server's DISCONNECT.
+    let r = next_packet(&mut w).await;
+    assert!(r.contains("token_expired"), "{r}");
+    let r = next_packet(&mut w).await;
+    assert_eq!(r, "41", "a server-side disconnect");
 }

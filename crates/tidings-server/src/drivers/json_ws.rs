@@ -165,25 +165,31 @@ async fn close_after_login_failures(
     Ended::LoginFailures
 }
 
-/// Sends what is queued and an error saying the token expired, then closes with 4001
+/// Sends what is queued and an error saying the token expired, then closes with 4401
 /// (docs/security.md): the client should come back with a fresh token.
 async fn close_expired(mut conn: WsConn, driver: &Driver, batch: &mut Vec<Delivery>) -> Ended {
     driver.session.outbox().drain_into(batch);
     let _ = conn.send_all(batch.drain(..).map(frame_of)).await;
-    let text = ReplyBuilder::error(
-        None,
-        ErrorCode::Unauthorized,
-        "token expired; reconnect with a fresh one",
-    )
-    .finish();
-    let _ = conn.send_all([OutFrame::Text(Bytes::from(text))]).await;
+    let _ = conn
+        .send_all([OutFrame::Text(Bytes::from(expired_reply()))])
+        .await;
     conn.close(Close::Application(TOKEN_EXPIRED), "token expired")
         .await;
     Ended::Expired
 }
 
+/// The error sent just before closing a connection whose token expired.
+pub(crate) fn expired_reply() -> String {
+    ReplyBuilder::error(
+        None,
+        ErrorCode::Unauthorized,
+        "token expired; reconnect with a fresh one (or refresh before it expires)",
+    )
+    .finish()
+}
+
 /// The close code of a connection whose token expired (private use range, RFC 6455 7.4.2).
-pub(crate) const TOKEN_EXPIRED: u16 = 4001;
+pub(crate) const TOKEN_EXPIRED: u16 = 4401;
 
 /// A delivery as a frame; a message's frame is encoded once and shared by all sessions.
 fn frame_of(d: Delivery) -> OutFrame {
@@ -299,14 +305,12 @@ impl Driver {
 
     /// When the identity expires, on the runtime's clock; `None` for identities that do not.
     pub(crate) fn expiry(&self) -> Option<Instant> {
-        let at = self.identity.expires_at?;
-        let left = at.saturating_sub(crate::clock::now_ms());
-        Some(Instant::now() + Duration::from_millis(left))
+        super::expiry_instant(&self.identity)
     }
 
     /// The identity has expired (the connection should close unless refreshed in time).
     pub(crate) fn expired(&self) -> bool {
-        self.identity.check_expiry(crate::clock::now_ms()).is_err()
+        super::is_expired(&self.identity)
     }
 
     /// Logs in with a token; a refresh must keep the user. Failures count like passwords.
@@ -322,7 +326,15 @@ impl Driver {
         });
         match result {
             Ok(who) => {
-                self.set_identity(who.clone());
+                // Subscriptions the new rights do not allow end now, each with an error.
+                for key in super::reattach_identity(&self.session, &who) {
+                    let text =
+                        ReplyBuilder::error(None, ErrorCode::Forbidden, super::ENDED_BY_REFRESH)
+                            .string("topic", &key)
+                            .finish();
+                    self.reply(text);
+                }
+                self.identity = who.clone();
                 Ok(who)
             }
             Err(e) => {

@@ -227,7 +227,17 @@ impl Conn {
     fn logged_in(&mut self, who: Result<Identity, tidings_core::HubError>) -> Flow {
         match who {
             Ok(id) => {
-                super::attach_identity(&self.session, &id);
+                if id.method == tidings_core::AuthMethod::Token {
+                    // A token again (a refresh) may narrow the rights: what they no longer
+                    // allow ends, each with its `-ERR SUB`.
+                    for key in super::reattach_identity(&self.session, &id) {
+                        self.err(format_args!("SUB {key}: {}", super::ENDED_BY_REFRESH));
+                    }
+                } else {
+                    // A password login keeps what the connection subscribed before it, as
+                    // it always has.
+                    super::attach_identity(&self.session, &id);
+                }
                 let user = id.name().to_owned();
                 match id.expires_at {
                     Some(at) => self

@@ -108,6 +108,16 @@ impl StompSession {
         }
     }
 
+    /// When the CONNECT's token expires (`None`: never); STOMP has no refresh, so the
+    /// connection then ends with an ERROR and the client reconnects with a fresh token.
+    pub(super) fn expiry(&self) -> Option<tokio::time::Instant> {
+        crate::drivers::expiry_instant(&self.identity)
+    }
+
+    pub(super) fn expired(&self) -> bool {
+        crate::drivers::is_expired(&self.identity)
+    }
+
     pub(super) fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
     }
