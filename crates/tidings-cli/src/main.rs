@@ -43,6 +43,9 @@ enum Command {
     Tap(tap::TapArgs),
     /// Print a signed token (HS256 JWT) for a user and its rights, for trying tokens out.
     Token(token::TokenArgs),
+    /// Read a password on standard input and print its argon2id hash (PHC string), for a
+    /// configured user's `password_hash`.
+    HashPassword(token::HashPasswordArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Tap(args) => tap::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::HashPassword(args) => token::hash_password(args),
         }
     });
     match result {

@@ -75,6 +75,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     let signal = shutdown_signal()?;
     let mut hup = crate::tls::sighup(&config)?;
     let tls = config.tls_listeners();
+    for user in tidings_core::Access::plain_password_users(&config.hub.auth) {
+        eprintln!(
+            "tidings: warning: user {user:?} has a plain-text password in the config; \
+             use password_hash (tidings hash-password) instead"
+        );
+    }
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();

@@ -1,4 +1,5 @@
-//! `tidings token`: prints an HS256 token for trying tokens out and for tests. A deployment's
+//! `tidings token`: prints an HS256 token for trying tokens out and for tests; and
+//! `tidings hash-password`: an argon2id hash for a configured user. A deployment's
 //! own backend signs the real ones (docs/security.md).
 
 use clap::Args;
@@ -80,6 +81,33 @@ pub(crate) fn run(args: TokenArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot sign: {e}"))?;
     println!("{token}");
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct HashPasswordArgs {}
+
+/// `tidings hash-password`: reads a password from the first line of standard input (never
+/// from the command line, where other users' `ps` would see it) and prints its argon2id
+/// PHC string, for a user's `password_hash`.
+pub(crate) fn hash_password(_: HashPasswordArgs) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (echoed; or pipe it in): ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("an empty password; give one on standard input".into());
+    }
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| format!("no randomness for the salt: {e}"))?;
+    println!("{}", tidings_core::hash_argon2(password, &salt)?);
     Ok(())
 }
 

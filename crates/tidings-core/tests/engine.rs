@@ -181,7 +181,8 @@ fn identities_carry_their_rights_and_anonymous_gets_the_configured_ones() {
     let mut cfg = HubConfig::default();
     cfg.auth.users.push(UserConfig {
         name: "alice".into(),
-        password: "pw".into(),
+        password: Some("pw".into()),
+        password_hash: None,
         rights: RightsConfig {
             publish: vec!["chat.>".into()],
             subscribe: vec!["chat.>".into()],

@@ -287,7 +287,8 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
     let mut cfg = HubConfig::default();
     cfg.auth.users.push(UserConfig {
         name: "alice".into(),
-        password: "pw".into(),
+        password: Some("pw".into()),
+        password_hash: None,
         rights: RightsConfig {
             publish: vec!["chat.>".into()],
             subscribe: vec!["chat.>".into()],

@@ -61,7 +61,8 @@ async fn server() -> Server {
             c.auth.jwt.leeway_secs = 0;
             c.hub.auth.users.push(tidings_core::UserConfig {
                 name: "alice".into(),
-                password: "pw".into(),
+                password: Some("pw".into()),
+                password_hash: None,
                 rights: Default::default(),
             });
         })
