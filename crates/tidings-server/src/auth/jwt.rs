@@ -601,4 +601,54 @@ mod tests {
         assert!(v.reload().is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn rsa_and_ec_pem_keys_verify_rs256_and_es256_only() {
+        let dir = std::env::temp_dir().join(format!("tidings-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rsa, ec) = (dir.join("rsa.pub"), dir.join("ec.pub"));
+        std::fs::write(&rsa, include_str!("../../tests/data/jwt/rsa.pub")).unwrap();
+        std::fs::write(&ec, include_str!("../../tests/data/jwt/ec.pub")).unwrap();
+        let v = JwtVerifier::load(&JwtConfig {
+            public_key_files: vec![rsa, ec],
+            ..JwtConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        let claims = json!({"sub": "ann", "exp": now() + 60});
+        let ms = crate::clock::now_ms();
+        let rsa_key =
+            EncodingKey::from_rsa_pem(include_bytes!("../../tests/data/jwt/rsa.pem")).unwrap();
+        let ec_key =
+            EncodingKey::from_ec_pem(include_bytes!("../../tests/data/jwt/ec.pem")).unwrap();
+        for (alg, key) in [
+            (Algorithm::RS256, &rsa_key),
+            (Algorithm::PS256, &rsa_key),
+            (Algorithm::ES256, &ec_key),
+        ] {
+            let t = encode(&JwtHeader::new(alg), &claims, key).unwrap();
+            assert_eq!(v.verify(&t, ms).unwrap().name(), "ann", "{alg:?}");
+        }
+        // No HMAC key is configured: an HS256 token (say, signed with the public key's
+        // bytes) names no key's family.
+        let forged = sign_with(
+            Algorithm::HS256,
+            include_str!("../../tests/data/jwt/rsa.pub"),
+            claims.clone(),
+        );
+        assert_eq!(
+            v.verify(&forged, ms),
+            Err(TokenRefusal::AlgorithmNotAllowed)
+        );
+        // A token signed by another RSA key is a bad signature.
+        let t = encode(&JwtHeader::new(Algorithm::RS256), &claims, &rsa_key).unwrap();
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let other = encode(&JwtHeader::new(Algorithm::ES256), &claims, &ec_key).unwrap();
+        parts[2] = other.rsplit('.').next().unwrap();
+        assert_eq!(
+            v.verify(&parts.join("."), ms),
+            Err(TokenRefusal::BadSignature)
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
