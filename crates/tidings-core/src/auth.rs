@@ -41,6 +41,9 @@ pub struct IdentityFields {
     /// When the identity stops being valid, in milliseconds on the hub's clock (a token's
     /// `exp`). `None`: never.
     pub expires_at: Option<u64>,
+    /// What the session shows others in presence besides its user: a token's `info` claim,
+    /// as JSON text (bounded by the token's size). `None` for most identities.
+    pub info: Option<Arc<str>>,
 }
 
 impl std::ops::Deref for Identity {
@@ -62,6 +65,19 @@ impl Identity {
             rights,
             method,
             expires_at,
+            info: None,
+        }))
+    }
+
+    /// The same identity with presence `info` (JSON text, e.g. a token's `info` claim).
+    pub fn with_info(self, info: Option<Arc<str>>) -> Identity {
+        let f = &*self.0;
+        Identity(Arc::new(IdentityFields {
+            user: f.user.clone(),
+            rights: f.rights.clone(),
+            method: f.method,
+            expires_at: f.expires_at,
+            info,
         }))
     }
 

@@ -264,6 +264,7 @@ fn sessions_record_protocol_peer_and_identity_for_presence_and_the_admin_view() 
         [Member {
             client: s.id(),
             user: Some("ann".into()),
+            info: None,
             protocol: "stomp"
         }]
     );
@@ -295,6 +296,7 @@ fn presence_from_another_node_reaches_local_watchers() {
         joined: true,
         client: SessionId(9999),
         user: Some("far".into()),
+        info: None,
     });
     assert!(matches!(&drain(&w)[..], [Delivery::Presence(p)] if p.client == SessionId(9999)));
 }

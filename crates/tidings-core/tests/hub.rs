@@ -235,6 +235,49 @@ fn history_is_bounded_by_count_bytes_and_age() {
 }
 
 #[test]
+fn presence_carries_an_identity_s_info() {
+    let hub = hub();
+    let watcher = session(&hub);
+    let opts = SubscribeOptions {
+        presence: true,
+        ..Default::default()
+    };
+    hub.subscribe(&watcher, &anon(), "room", "room", opts, |_| None)
+        .unwrap();
+    let ann = session(&hub);
+    let who = Identity::new(
+        Some("ann"),
+        Arc::new(Rights::all()),
+        AuthMethod::Token,
+        None,
+    )
+    .with_info(Some(r#"{"name":"Ann"}"#.into()));
+    hub.subscribe(
+        &ann,
+        &who,
+        "room",
+        "room",
+        SubscribeOptions::default(),
+        |_| None,
+    )
+    .unwrap();
+    let members = hub.presence(&anon(), "room").unwrap();
+    let info: Vec<_> = members.iter().map(|m| m.info.as_deref()).collect();
+    assert!(info.contains(&Some(r#"{"name":"Ann"}"#)), "{info:?}");
+    let joined = drain(&watcher);
+    assert!(
+        matches!(&joined[..], [Delivery::Presence(p)] if p.info.as_deref() == Some(r#"{"name":"Ann"}"#)),
+        "{joined:?}"
+    );
+    drop(ann);
+    let left = drain(&watcher);
+    assert!(
+        matches!(&left[..], [Delivery::Presence(p)] if !p.joined && p.info.is_some()),
+        "{left:?}"
+    );
+}
+
+#[test]
 fn presence_lists_members_and_tells_watchers_of_joins_and_leaves() {
     let hub = hub();
     let watcher = session(&hub);

@@ -448,17 +448,19 @@ fn ok_replies_with_members_and_messages() {
                 Member {
                     client: "c1",
                     user: Some("alice"),
+                    info: Some(r#"{"name":"Alice"}"#),
                 },
                 Member {
                     client: "c2",
                     user: None,
+                    info: None,
                 },
             ],
         )
         .finish();
     assert_eq!(
         parse(&reply),
-        json!({"type":"ok","id":5,"members":[{"client":"c1","user":"alice"},{"client":"c2","user":null}]})
+        json!({"type":"ok","id":5,"members":[{"client":"c1","user":"alice","info":{"name":"Alice"}},{"client":"c2","user":null}]})
     );
     let message = |offset, kind, payload: &'static [u8]| MessageRef {
         topic: "t",

@@ -566,3 +566,34 @@ async fn socketio_refresh_event_and_expiry_disconnect() {
     let r = next_packet(&mut w).await;
     assert_eq!(r, "41", "a server-side disconnect");
 }
+
+#[tokio::test]
+async fn a_token_s_info_claim_travels_with_presence() {
+    let server = server().await;
+    let watcher = token_with("bob", 60, &[], &["chat.>"]);
+    let mut w = ws(&server, &format!("/ws?token={watcher}")).await;
+    let r = ask(
+        &mut w,
+        json!({"op":"subscribe","id":1,"topic":"chat.room","presence":true}),
+    )
+    .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let ann = sign(
+        SECRET,
+        json!({"sub":"ann","exp": now() + 60, "info": {"name": "Ann", "color": "teal"},
+            "tidings": {"subscribe": ["chat.>"]}}),
+    );
+    let mut a = ws(&server, &format!("/ws?token={ann}")).await;
+    let r = ask(&mut a, json!({"op":"subscribe","id":1,"topic":"chat.room"})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let joined = next_json(&mut w).await;
+    assert_eq!(joined["type"], "presence", "{joined}");
+    assert_eq!(joined["user"], "ann");
+    assert_eq!(joined["info"], json!({"name": "Ann", "color": "teal"}));
+    let list = ask(&mut w, json!({"op":"presence","id":2,"topic":"chat.room"})).await;
+    let members = list["members"].as_array().unwrap();
+    let ann = members.iter().find(|m| m["user"] == "ann").unwrap();
+    assert_eq!(ann["info"]["name"], "Ann", "{list}");
+    let bob = members.iter().find(|m| m["user"] == "bob").unwrap();
+    assert!(bob.get("info").is_none(), "{list}");
+}

@@ -662,17 +662,28 @@ fn unreachable_guard() -> ! {
 
 /// Counts a completed subscription of `id` under `name`; on its first, the engine's
 /// presence learns the member.
-fn join_room(st: &mut State, name: &Arc<str>, id: SessionId, user: Option<Arc<str>>, watch: bool) {
+fn join_room(
+    st: &mut State,
+    name: &Arc<str>,
+    id: SessionId,
+    user: Option<Arc<str>>,
+    info: Option<Arc<str>>,
+    watch: bool,
+) {
     let Some(entry) = st.sessions.get(&id) else {
         return;
     };
     let (outbox, protocol) = (entry.outbox.clone(), entry.meta.protocol);
-    if st.rooms.join(name, id, user.clone(), watch, &outbox) {
+    if st
+        .rooms
+        .join(name, id, (user.clone(), info.clone()), watch, &outbox)
+    {
         st.engine.presence.join(
             name,
             Member {
                 client: id,
                 user,
+                info,
                 protocol,
             },
         );

@@ -66,6 +66,8 @@ struct Claims {
     exp: Option<u64>,
     iat: Option<u64>,
     tidings: Option<RightsConfig>,
+    /// Shown with the user in presence (any JSON value, kept as its text).
+    info: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// The header's `alg` and `kid`, read before verifying so that `none` and unknown
@@ -285,12 +287,8 @@ impl JwtVerifier {
         let expires_at = claims
             .exp
             .map(|exp| exp.saturating_add(self.leeway_secs).saturating_mul(1000));
-        Ok(Identity::new(
-            Some(&user),
-            rights,
-            AuthMethod::Token,
-            expires_at,
-        ))
+        let info = claims.info.map(|raw| Arc::<str>::from(raw.get()));
+        Ok(Identity::new(Some(&user), rights, AuthMethod::Token, expires_at).with_info(info))
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

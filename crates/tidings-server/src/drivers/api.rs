@@ -225,7 +225,14 @@ pub(crate) fn presence(req: &Request<Incoming>, api: &Api) -> Response<Body> {
         Ok(members) => {
             let members: Vec<serde_json::Value> = members
                 .iter()
-                .map(|m| serde_json::json!({"client": m.client.to_string(), "user": m.user.as_deref()}))
+                .map(|m| {
+                    let mut v = serde_json::json!({"client": m.client.to_string(), "user": m.user.as_deref()});
+                    // A token's `info` claim, a JSON value (it parsed when the token did).
+                    if let Some(info) = m.info.as_deref().and_then(|i| serde_json::from_str(i).ok()) {
+                        v["info"] = info;
+                    }
+                    v
+                })
                 .collect();
             json(
                 StatusCode::OK,

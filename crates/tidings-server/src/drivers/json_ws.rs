@@ -217,11 +217,12 @@ fn frame_of(d: Delivery) -> OutFrame {
             } else {
                 json::PresenceEvent::Leave
             };
-            OutFrame::Text(Bytes::from(json::encode_presence(
+            OutFrame::Text(Bytes::from(json::encode_presence_info(
                 &p.topic,
                 event,
                 &p.client.to_string(),
                 p.user.as_deref(),
+                p.info.as_deref(),
             )))
         }
         Delivery::Reply(b) => OutFrame::Text(b),
@@ -467,6 +468,7 @@ impl Driver {
                 let list = members.iter().zip(&names).map(|(m, client)| json::Member {
                     client,
                     user: m.user.as_deref(),
+                    info: m.info.as_deref(),
                 });
                 Some(
                     ReplyBuilder::ok(id)

@@ -150,11 +150,12 @@ fn delivery_quoted(d: Delivery) -> Bytes {
                 tidings_proto::json::PresenceEvent::Leave
             };
             quote(
-                tidings_proto::json::encode_presence(
+                tidings_proto::json::encode_presence_info(
                     &p.topic,
                     event,
                     &p.client.to_string(),
                     p.user.as_deref(),
+                    p.info.as_deref(),
                 )
                 .as_bytes(),
             )

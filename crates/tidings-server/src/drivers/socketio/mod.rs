@@ -530,7 +530,12 @@ impl Conn {
                             .as_deref()
                             .map(packet::json_string)
                             .unwrap_or_else(|| "null".into());
-                        format!("{{\"client\":\"{}\",\"user\":{user}}}", m.client)
+                        let info = m
+                            .info
+                            .as_deref()
+                            .map(|i| format!(",\"info\":{i}"))
+                            .unwrap_or_default();
+                        format!("{{\"client\":\"{}\",\"user\":{user}{info}}}", m.client)
                     })
                     .collect();
                 Ok(Some((
@@ -787,8 +792,13 @@ impl Conn {
                     .as_deref()
                     .map(packet::json_string)
                     .unwrap_or_else(|| "null".into());
+                let info = p
+                    .info
+                    .as_deref()
+                    .map(|i| format!(",\"info\":{i}"))
+                    .unwrap_or_default();
                 let args = format!(
-                    "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}}}]",
+                    "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}{info}}}]",
                     packet::json_string(self.shown(&p.topic)),
                     if p.joined { "join" } else { "leave" },
                     p.client
