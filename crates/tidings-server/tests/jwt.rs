@@ -597,3 +597,34 @@ async fn a_token_s_info_claim_travels_with_presence() {
     let bob = members.iter().find(|m| m["user"] == "bob").unwrap();
     assert!(bob.get("info").is_none(), "{list}");
 }
+
+#[tokio::test]
+async fn socketio_logins_meet_the_per_address_limit() {
+    let server = server().await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addrs().http.unwrap()
+    );
+    let mut w: Ws = WebSocket::connect(url.parse().unwrap()).await.unwrap();
+    let text = |f: Frame| String::from_utf8_lossy(f.payload()).into_owned();
+    assert!(text(next_frame(&mut w).await).starts_with('0'));
+    // limits.login_failures_per_ip: 10 a minute, then refused unchecked.
+    for _ in 0..10 {
+        w.send(Frame::text("40{\"token\":\"nonsense\"}"))
+            .await
+            .unwrap();
+        let r = text(next_frame(&mut w).await);
+        assert!(r.contains("malformed"), "{r}");
+    }
+    w.send(Frame::text(format!(
+        "40{{\"token\":\"{}\"}}",
+        token("ann", 60)
+    )))
+    .await
+    .unwrap();
+    let r = text(next_frame(&mut w).await);
+    assert!(
+        r.starts_with("44") && r.contains("too many failed logins"),
+        "{r}"
+    );
+}

@@ -95,13 +95,14 @@ impl App for Bridge {
             })?,
         };
         let identity = match (auth.user, auth.token) {
-            (_, Some(token)) => shared.auth.token(&token, None).map_err(|e| refusal(&e))?,
+            (_, Some(token)) => shared
+                .auth
+                .token(&token, req.peer)
+                .map_err(|e| refusal(&e))?,
             (None, None) => shared.auth.anonymous(),
             (Some(user), None) => shared
                 .auth
-                // The handshake's address is not passed down to namespaces yet: guarded by
-                // the per-failure log and count only (see docs/security.md).
-                .password(&user, auth.password.as_deref().unwrap_or(""), None)
+                .password(&user, auth.password.as_deref().unwrap_or(""), req.peer)
                 .map_err(|e| refusal(&e))?,
         };
         let prefix: Option<Arc<str>> = match &req.namespace[1..] {
@@ -142,6 +143,7 @@ impl App for Bridge {
             tracker: Arc::new(Mutex::new(tracker)),
             pid: recovery.then(|| pid.clone()),
             sid: sid.clone(),
+            peer: req.peer,
             backlog: Vec::new(),
             next: 0,
             ending: None,
@@ -226,6 +228,8 @@ struct Conn {
     tracker: Arc<Mutex<Tracker>>,
     pid: Option<String>,
     sid: String,
+    /// The client's address, for the login limits of a `refresh`.
+    peer: Option<std::net::IpAddr>,
     /// Deliveries taken from the outbox that the Engine.IO queue had no room for yet, from
     /// `next` on. Taken only when empty, so it holds at most one outbox's worth (the
     /// outbox's bounds).
@@ -701,7 +705,7 @@ impl Conn {
     /// The `refresh` event: a fresh token for the same user replaces the identity; the
     /// subscriptions its rights no longer allow end, each with an `error` event.
     fn refresh(&mut self, token: &str) -> Result<Option<Reply>, Failure> {
-        let who = self.shared.auth.token(token, None)?;
+        let who = self.shared.auth.token(token, self.peer)?;
         if who.user != self.identity.user {
             return Err(HubError::Denied(tidings_core::AuthError::BadToken(
                 tidings_core::TokenRefusal::OtherUser,
