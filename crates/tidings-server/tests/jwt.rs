@@ -628,3 +628,42 @@ async fn socketio_logins_meet_the_per_address_limit() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn sockjs_native_session_closes_with_4401_when_its_token_expires() {
+    let server = server().await;
+    let url = format!(
+        "ws://{}/sockjs/000/jwt{}/websocket",
+        server.addrs().http.unwrap(),
+        std::process::id()
+    );
+    let mut w: Ws = WebSocket::connect(url.parse().unwrap()).await.unwrap();
+    let mut frames = Vec::new();
+    let auth = json!({"op":"auth","id":1,"token": token("ann", 1)}).to_string();
+    w.send(Frame::text(serde_json::to_string(&[auth]).unwrap()))
+        .await
+        .unwrap();
+    // `o`, then `a[...]` frames (hello, the auth reply, the expiry error), then `c[4401,...]`.
+    loop {
+        let f = next_frame(&mut w).await;
+        if f.opcode() == OpCode::Close {
+            break;
+        }
+        let t = String::from_utf8_lossy(f.payload()).into_owned();
+        let end = t.starts_with('c');
+        frames.push(t);
+        if end {
+            break;
+        }
+    }
+    let all = frames.join("\n");
+    assert!(all.contains(r#"\"user\":\"ann\""#), "{all}");
+    assert!(all.contains("token expired"), "{all}");
+    assert!(
+        frames
+            .last()
+            .unwrap()
+            .starts_with(r#"c[4401,"Token expired"]"#),
+        "{all}"
+    );
+}
