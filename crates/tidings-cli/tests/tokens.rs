@@ -1,11 +1,12 @@
 //! Tokens and hashed passwords end to end with the real `tidings` binary: `tidings
 //! hash-password` makes a user's `password_hash`, `tidings token` a token, `serve` (with
 //! TIDINGS_JWT_SECRET) warns about plain passwords only, and the real clients of every
-//! protocol (tests/interop/node_jwt_clients.mjs: node `ws`, @stomp/stompjs over WebSocket
-//! and TCP, socket.io-client, fetch for SSE and the HTTP API, a raw TCP line client) use
-//! the tokens with exactly their rights, are refused each bad kind, are closed at expiry
-//! with their protocol's error, and refresh. The node packages come from
-//! `scripts/install-test-deps.sh`; without them this fails (it never skips).
+//! protocol use the tokens with exactly their rights, are refused each bad kind, are closed
+//! at expiry with their protocol's error, and refresh: tests/interop/node_jwt_clients.mjs
+//! (node `ws`, @stomp/stompjs over WebSocket and TCP, socket.io-client, fetch for SSE and
+//! the HTTP API, a raw TCP line client), py_stomp_jwt.py (stomp.py), browser_sse_token.mjs
+//! (EventSource in headless Chromium) and curl. A JWKS file is read again on SIGHUP. The
+//! packages come from `scripts/install-test-deps.sh`; without them this fails (never skips).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -319,4 +320,26 @@ fn stomp_py_and_curl_with_tokens() {
         ))]),
         "200"
     );
+}
+
+#[test]
+fn chromium_event_source_with_a_token_on_the_url() {
+    let server = TIDINGS
+        .serve()
+        .http()
+        .config("[auth.jwt]\nleeway_secs = 0\n\n[[hub.auth.users]]\nname = \"bob\"\npassword = \"plain\"\n")
+        .env("TIDINGS_JWT_SECRET", SECRET)
+        .start();
+    let mut cmd = interop::node(&["playwright-core"]);
+    cmd.arg("browser_sse_token.mjs").args([
+        &format!("http://{}", server.addr("http")),
+        &cli_token(SECRET, "ann", "1h"),
+        &cli_token(SECRET, "ann", "2s"),
+    ]);
+    interop::run(
+        cmd,
+        "tests/interop/browser_sse_token.mjs",
+        Duration::from_secs(90),
+    )
+    .assert_passed("ok: all ");
 }
