@@ -16,7 +16,7 @@ pub struct ServerAuthConfig {
 
 /// JWT verification (`[auth.jwt]`). Tokens are accepted when a key is given: a shared secret
 /// (HS256/384/512) and/or PEM public keys (RS*/PS*, ES256/384, EdDSA). See docs/security.md.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtConfig {
     /// Shared secret for HS256/HS384/HS512 (`TIDINGS_JWT_SECRET` sets it too). Default: none.
@@ -44,6 +44,24 @@ pub struct JwtConfig {
     /// Rights of a token without a `tidings` claim. Default: none (the token only says who).
     #[serde(flatten)]
     pub rights: RightsConfig,
+}
+
+/// Like the derived one, but the shared secret shows as `****`: a config printed for
+/// debugging must not hand out the key that signs tokens.
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "****"))
+            .field("hmac_secret_file", &self.hmac_secret_file)
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("require_exp", &self.require_exp)
+            .field("rights", &self.rights)
+            .finish()
+    }
 }
 
 impl Default for JwtConfig {
@@ -98,5 +116,25 @@ impl JwtConfig {
         tidings_core::Rights::compile(&self.rights)
             .map(|_| ())
             .map_err(|(p, e)| ("publish/subscribe", format!("pattern {p:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_secret_and_short_secrets_are_refused() {
+        let cfg = JwtConfig {
+            hmac_secret: Some("a-secret-that-is-at-least-32-bytes!!".into()),
+            ..JwtConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("a-secret"));
+        assert!(cfg.validate().is_ok());
+        let short = JwtConfig {
+            hmac_secret: Some("short".into()),
+            ..JwtConfig::default()
+        };
+        assert_eq!(short.validate().unwrap_err().0, "hmac_secret");
     }
 }
