@@ -6,6 +6,7 @@ mod pubsub;
 mod serve;
 mod tap;
 mod tls;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Trace tidings' traffic live from a raw packet socket (Linux; root or CAP_NET_RAW).
     Tap(tap::TapArgs),
+    /// Print a signed token (HS256 JWT) for a user and its rights, for trying tokens out.
+    Token(token::TokenArgs),
+    /// Read a password on standard input and print its argon2id hash (PHC string), for a
+    /// configured user's `password_hash`.
+    HashPassword(token::HashPasswordArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
             Command::Chat(args) => chat::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Tap(args) => tap::run(args).await,
+            Command::Token(args) => token::run(args),
+            Command::HashPassword(args) => token::hash_password(args),
         }
     });
     match result {

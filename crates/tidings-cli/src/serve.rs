@@ -54,6 +54,15 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     if let Some(l) = args.stomp {
         config.stomp = l;
     }
+    // The shortcut for tokens signed with a shared secret; read here, not as a flag, so the
+    // secret does not show in the process list.
+    if let Some(secret) = std::env::var("TIDINGS_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        config.auth.jwt.hmac_secret = Some(secret);
+        config.auth.jwt.hmac_secret_file = None;
+    }
     crate::tls::apply(&args.tls, &mut config)?;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -65,6 +74,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     // as it reads them, and the default action would kill us without a goodbye.
     let signal = shutdown_signal()?;
     let mut hup = crate::tls::sighup(&config)?;
+    let tls = config.tls_listeners();
+    for user in tidings_core::Access::plain_password_users(&config.hub.auth) {
+        eprintln!(
+            "tidings: warning: user {user:?} has a plain-text password in the config; \
+             use password_hash (tidings hash-password) instead"
+        );
+    }
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();
@@ -95,7 +111,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = &mut signal => break,
-            _ = crate::tls::next_sighup(&mut hup) => crate::tls::reload(&server),
+            _ = crate::tls::next_sighup(&mut hup) => crate::tls::reload(&server, tls),
         }
     }
     eprintln!("tidings: shutting down");

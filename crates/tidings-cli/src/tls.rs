@@ -93,10 +93,11 @@ fn self_signed() -> Result<(PathBuf, PathBuf), String> {
     Ok((cert, key))
 }
 
-/// A SIGHUP receiver when TLS listeners are on (SIGHUP then reloads the certificate);
-/// otherwise `None`, and SIGHUP keeps its default action.
+/// A SIGHUP receiver when TLS listeners are on or token keys come from files (SIGHUP then
+/// reloads the certificate and the keys); otherwise `None`, and SIGHUP keeps its default
+/// action.
 pub(crate) fn sighup(config: &ServerConfig) -> Result<Option<tokio::signal::unix::Signal>, String> {
-    if !config.tls_listeners() {
+    if !config.tls_listeners() && !config.auth.jwt.has_key_files() {
         return Ok(None);
     }
     use tokio::signal::unix::{signal, SignalKind};
@@ -115,13 +116,24 @@ pub(crate) async fn next_sighup(hup: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Reloads the certificate and says how it went (stdout when done, stderr when not).
-pub(crate) fn reload(server: &Server) {
-    match server.reload_tls() {
-        Ok(()) => println!("tidings: tls certificate reloaded"),
+/// Reloads the certificate and the token keys and says how it went (stdout when done,
+/// stderr when not).
+pub(crate) fn reload(server: &Server, tls: bool) {
+    if tls {
+        match server.reload_tls() {
+            Ok(()) => println!("tidings: tls certificate reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "tls reload failed; keeping the old certificate");
+                eprintln!("tidings: tls reload failed, keeping the old certificate: {e}");
+            }
+        }
+    }
+    match server.reload_token_keys() {
+        Ok(None) => {}
+        Ok(Some(n)) => println!("tidings: token keys reloaded ({n} keys)"),
         Err(e) => {
-            tracing::warn!(error = %e, "tls reload failed; keeping the old certificate");
-            eprintln!("tidings: tls reload failed, keeping the old certificate: {e}");
+            tracing::warn!(error = %e, "token key reload failed; keeping the old keys");
+            eprintln!("tidings: token key reload failed, keeping the old keys: {e}");
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct IdentityFields {
     /// When the identity stops being valid, in milliseconds on the hub's clock (a token's
     /// `exp`). `None`: never.
     pub expires_at: Option<u64>,
+    /// What the session shows others in presence besides its user: a token's `info` claim,
+    /// as JSON text (bounded by the token's size). `None` for most identities.
+    pub info: Option<Arc<str>>,
 }
 
 impl std::ops::Deref for Identity {
@@ -62,6 +65,19 @@ impl Identity {
             rights,
             method,
             expires_at,
+            info: None,
+        }))
+    }
+
+    /// The same identity with presence `info` (JSON text, e.g. a token's `info` claim).
+    pub fn with_info(self, info: Option<Arc<str>>) -> Identity {
+        let f = &*self.0;
+        Identity(Arc::new(IdentityFields {
+            user: f.user.clone(),
+            rights: f.rights.clone(),
+            method: f.method,
+            expires_at: f.expires_at,
+            info,
         }))
     }
 
@@ -112,13 +128,19 @@ pub struct RightsConfig {
     pub subscribe: Vec<String>,
 }
 
-/// One configured user.
+/// One configured user: a `password` or a `password_hash`, exactly one.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
-    /// Plain-text password (config files are the operator's secret; hashing is future work).
-    pub password: String,
+    /// Plain-text password. Works, but whoever reads the config file has it: `serve` warns.
+    /// Default: none (then `password_hash`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// An argon2id hash in PHC form (`$argon2id$v=19$m=...`), as `tidings hash-password`
+    /// prints. Default: none (then `password`).
+    #[serde(default)]
+    pub password_hash: Option<String>,
     #[serde(flatten)]
     pub rights: RightsConfig,
 }
@@ -149,6 +171,83 @@ pub enum AuthError {
     Expired { user: String },
     #[error("too many failed logins from this address; try again in {retry_after_secs} s")]
     TooManyFailures { retry_after_secs: u64 },
+    #[error("token refused: {0}")]
+    BadToken(TokenRefusal),
+}
+
+/// Why a token was refused: the kind only, never which part of it was wrong (a signature's
+/// bytes or a secret's length would help a forger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenRefusal {
+    #[error("this server accepts no tokens")]
+    NotAccepted,
+    #[error("malformed")]
+    Malformed,
+    #[error("missing the {0} claim")]
+    MissingClaim(&'static str),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("wrong audience")]
+    WrongAudience,
+    #[error("its rights name a bad pattern")]
+    BadRights,
+    #[error("a refresh must be for the same user")]
+    OtherUser,
+    #[error("signed by an unknown key (kid)")]
+    UnknownKey,
+}
+
+impl TokenRefusal {
+    /// Every kind, in the order of [`TokenRefusal::index`] (for counters per kind).
+    pub const ALL: [TokenRefusal; 12] = [
+        TokenRefusal::NotAccepted,
+        TokenRefusal::Malformed,
+        TokenRefusal::MissingClaim(""),
+        TokenRefusal::BadSignature,
+        TokenRefusal::AlgorithmNotAllowed,
+        TokenRefusal::Expired,
+        TokenRefusal::NotYetValid,
+        TokenRefusal::WrongIssuer,
+        TokenRefusal::WrongAudience,
+        TokenRefusal::BadRights,
+        TokenRefusal::OtherUser,
+        TokenRefusal::UnknownKey,
+    ];
+
+    /// A short name for metrics labels and logs (`expired`, `bad_signature`, ...).
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenRefusal::NotAccepted => "not_accepted",
+            TokenRefusal::Malformed => "malformed",
+            TokenRefusal::MissingClaim(_) => "missing_claim",
+            TokenRefusal::BadSignature => "bad_signature",
+            TokenRefusal::AlgorithmNotAllowed => "algorithm_not_allowed",
+            TokenRefusal::Expired => "expired",
+            TokenRefusal::NotYetValid => "not_yet_valid",
+            TokenRefusal::WrongIssuer => "wrong_issuer",
+            TokenRefusal::WrongAudience => "wrong_audience",
+            TokenRefusal::BadRights => "bad_rights",
+            TokenRefusal::OtherUser => "other_user",
+            TokenRefusal::UnknownKey => "unknown_key",
+        }
+    }
+
+    /// The kind's place in [`TokenRefusal::ALL`].
+    pub fn index(&self) -> usize {
+        TokenRefusal::ALL
+            .iter()
+            .position(|k| k.label() == self.label())
+            .unwrap_or(0)
+    }
 }
 
 /// What an identity may do: topic patterns it may publish to and subscribe within.
@@ -216,7 +315,50 @@ impl Default for Access {
 
 #[derive(Debug, Clone, Default)]
 struct UserTable {
-    users: HashMap<String, (String, Arc<Rights>)>,
+    users: HashMap<String, (Secret, Arc<Rights>)>,
+    /// A configured hash checked for unknown users, so that a name that does not exist
+    /// takes as long to refuse as a wrong password (no guessing names by timing).
+    decoy: Option<String>,
+}
+
+/// How a user's password is kept.
+#[derive(Debug, Clone)]
+enum Secret {
+    Plain(String),
+    /// A PHC string, checked to parse at load.
+    Argon2(String),
+}
+
+impl Secret {
+    /// Constant-time for plain passwords; argon2's own comparison for hashes.
+    fn verify(&self, password: &str) -> bool {
+        match self {
+            Secret::Plain(pw) => constant_time_eq(pw.as_bytes(), password.as_bytes()),
+            Secret::Argon2(phc) => verify_argon2(phc, password),
+        }
+    }
+}
+
+/// Checks `password` against an argon2 PHC string (argon2id, argon2i or argon2d; the
+/// parameters are the hash's own). False for a string that does not parse.
+pub fn verify_argon2(phc: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Hashes `password` with argon2id and its default parameters (19 MiB, 2 passes: OWASP's
+/// recommendation) under `salt` (at least 16 random bytes), as a PHC string.
+pub fn hash_argon2(password: &str, salt: &[u8]) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 impl Access {
@@ -236,10 +378,36 @@ impl Access {
         let bad =
             |who: &str, (p, e): (String, TopicError)| format!("auth: {who}: pattern {p:?}: {e}");
         let mut users = HashMap::new();
+        let mut decoy = None;
         for u in &cfg.users {
             let rights = Rights::compile(&u.rights).map_err(|e| bad(&u.name, e))?;
+            let secret = match (&u.password, &u.password_hash) {
+                (Some(pw), None) => Secret::Plain(pw.clone()),
+                (None, Some(phc)) => {
+                    argon2::password_hash::PasswordHash::new(phc).map_err(|e| {
+                        format!(
+                            "auth: user {:?}: password_hash is not a PHC string ({e}); make one with `tidings hash-password`",
+                            u.name
+                        )
+                    })?;
+                    decoy.get_or_insert_with(|| phc.clone());
+                    Secret::Argon2(phc.clone())
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "auth: user {:?}: give password or password_hash, not both",
+                        u.name
+                    ))
+                }
+                (None, None) => {
+                    return Err(format!(
+                        "auth: user {:?}: needs a password_hash (or a password)",
+                        u.name
+                    ))
+                }
+            };
             if users
-                .insert(u.name.clone(), (u.password.clone(), Arc::new(rights)))
+                .insert(u.name.clone(), (secret, Arc::new(rights)))
                 .is_some()
             {
                 return Err(format!("auth: user {:?} is listed twice", u.name));
@@ -248,7 +416,7 @@ impl Access {
         let anonymous = Arc::new(Rights::compile(&cfg.anonymous).map_err(|e| bad("anonymous", e))?);
         Ok(Access {
             anonymous: Identity::new(None, anonymous, AuthMethod::Anonymous, None),
-            table: Some(UserTable { users }),
+            table: Some(UserTable { users, decoy }),
         })
     }
 
@@ -269,10 +437,14 @@ impl Access {
             // Allow-all: the anonymous identity already holds every right.
             None => self.anonymous.rights.clone(),
             Some(t) => match t.users.get(user) {
-                Some((pw, rights)) if constant_time_eq(pw.as_bytes(), password.as_bytes()) => {
-                    rights.clone()
+                Some((secret, rights)) if secret.verify(password) => rights.clone(),
+                Some(_) => return Err(AuthError::BadCredentials),
+                None => {
+                    if let Some(decoy) = &t.decoy {
+                        verify_argon2(decoy, password); // as long as a known name takes
+                    }
+                    return Err(AuthError::BadCredentials);
                 }
-                _ => return Err(AuthError::BadCredentials),
             },
         };
         Ok(Identity::new(
@@ -281,6 +453,15 @@ impl Access {
             AuthMethod::Password,
             None,
         ))
+    }
+
+    /// Users whose password is written in plain text (the binary warns about them).
+    pub fn plain_password_users(cfg: &AuthConfig) -> Vec<&str> {
+        cfg.users
+            .iter()
+            .filter(|u| u.password.is_some())
+            .map(|u| u.name.as_str())
+            .collect()
     }
 
     /// Same as [`Identity::can_publish`] (kept here for callers holding the hub's access).
@@ -294,6 +475,7 @@ impl Access {
     }
 }
 
+/// Compares in time that depends on the lengths only, not on where the bytes differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -306,7 +488,8 @@ mod tests {
         Access::from_config(&AuthConfig {
             users: vec![UserConfig {
                 name: "alice".into(),
-                password: "pw".into(),
+                password: Some("pw".into()),
+                password_hash: None,
                 rights: RightsConfig {
                     publish: vec!["chat.>".into()],
                     subscribe: vec![">".into()],
@@ -352,5 +535,38 @@ mod tests {
         assert!(a
             .can_subscribe(&anon, &Pattern::parse("public.>").unwrap())
             .is_err());
+    }
+
+    #[test]
+    fn argon2_hashes_verify_and_bad_ones_are_refused_at_load() {
+        let phc = hash_argon2("s3cret", b"sixteen-byte-slt").unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        let user = |password: Option<&str>, password_hash: Option<&str>| AuthConfig {
+            users: vec![UserConfig {
+                name: "ann".into(),
+                password: password.map(Into::into),
+                password_hash: password_hash.map(Into::into),
+                rights: RightsConfig::default(),
+            }],
+            ..AuthConfig::default()
+        };
+        let a = Access::from_config(&user(None, Some(&phc))).unwrap();
+        assert_eq!(a.authenticate("ann", "s3cret").unwrap().name(), "ann");
+        assert_eq!(
+            a.authenticate("ann", "wrong"),
+            Err(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            a.authenticate("nobody", "s3cret"),
+            Err(AuthError::BadCredentials)
+        );
+        let e = Access::from_config(&user(None, Some("plain"))).unwrap_err();
+        assert!(e.contains("not a PHC string"), "{e}");
+        assert!(Access::from_config(&user(Some("x"), Some(&phc))).is_err());
+        assert!(Access::from_config(&user(None, None)).is_err());
+        assert_eq!(
+            Access::plain_password_users(&user(Some("x"), None)),
+            ["ann"]
+        );
     }
 }

@@ -56,8 +56,8 @@ pub mod topic;
 pub mod txn;
 
 pub use auth::{
-    Access, AuthConfig, AuthError, AuthMethod, Identity, IdentityFields, Rights, RightsConfig,
-    UserConfig,
+    hash_argon2, verify_argon2, Access, AuthConfig, AuthError, AuthMethod, Identity,
+    IdentityFields, Rights, RightsConfig, TokenRefusal, UserConfig,
 };
 pub use config::{
     ConfigError, HistoryLimits, HubConfig, OutboxLimits, QueueLimits, SlowConsumerPolicy,

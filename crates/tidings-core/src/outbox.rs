@@ -35,6 +35,8 @@ pub struct PresenceEvent {
     pub joined: bool,
     pub client: SessionId,
     pub user: Option<Arc<str>>,
+    /// The member's presence info (JSON text), if any.
+    pub info: Option<Arc<str>>,
 }
 
 /// One item for a session's writer.

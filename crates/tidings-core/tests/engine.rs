@@ -181,7 +181,8 @@ fn identities_carry_their_rights_and_anonymous_gets_the_configured_ones() {
     let mut cfg = HubConfig::default();
     cfg.auth.users.push(UserConfig {
         name: "alice".into(),
-        password: "pw".into(),
+        password: Some("pw".into()),
+        password_hash: None,
         rights: RightsConfig {
             publish: vec!["chat.>".into()],
             subscribe: vec!["chat.>".into()],
@@ -263,6 +264,7 @@ fn sessions_record_protocol_peer_and_identity_for_presence_and_the_admin_view() 
         [Member {
             client: s.id(),
             user: Some("ann".into()),
+            info: None,
             protocol: "stomp"
         }]
     );
@@ -294,6 +296,7 @@ fn presence_from_another_node_reaches_local_watchers() {
         joined: true,
         client: SessionId(9999),
         user: Some("far".into()),
+        info: None,
     });
     assert!(matches!(&drain(&w)[..], [Delivery::Presence(p)] if p.client == SessionId(9999)));
 }

@@ -71,6 +71,23 @@ fn unsubscribe_and_session_drop_stop_delivery() {
 }
 
 #[test]
+fn a_narrower_identity_ends_the_subscriptions_it_no_longer_allows() {
+    let hub = hub();
+    let a = session(&hub);
+    sub(&hub, &a, "chat.lobby");
+    sub(&hub, &a, "news.>");
+    let narrower = Rights::new(vec![], vec![Pattern::parse("chat.>").unwrap()]);
+    let who = Identity::new(Some("ann"), Arc::new(narrower), AuthMethod::Token, None);
+    let ended = a.reauthorize(who);
+    assert_eq!(ended, vec![Arc::<str>::from("news.>")]);
+    assert_eq!(a.identity().name(), "ann");
+    assert_eq!(hub.stats().subscriptions, 1);
+    publish(&hub, "news.x", "gone", 0);
+    publish(&hub, "chat.lobby", "kept", 0);
+    assert_eq!(messages(&a), vec![("chat.lobby".into(), 1, "kept".into())]);
+}
+
+#[test]
 fn resume_replays_exactly_what_was_missed_before_live_messages() {
     let hub = hub();
     for i in 1..=5 {
@@ -218,6 +235,49 @@ fn history_is_bounded_by_count_bytes_and_age() {
 }
 
 #[test]
+fn presence_carries_an_identity_s_info() {
+    let hub = hub();
+    let watcher = session(&hub);
+    let opts = SubscribeOptions {
+        presence: true,
+        ..Default::default()
+    };
+    hub.subscribe(&watcher, &anon(), "room", "room", opts, |_| None)
+        .unwrap();
+    let ann = session(&hub);
+    let who = Identity::new(
+        Some("ann"),
+        Arc::new(Rights::all()),
+        AuthMethod::Token,
+        None,
+    )
+    .with_info(Some(r#"{"name":"Ann"}"#.into()));
+    hub.subscribe(
+        &ann,
+        &who,
+        "room",
+        "room",
+        SubscribeOptions::default(),
+        |_| None,
+    )
+    .unwrap();
+    let members = hub.presence(&anon(), "room").unwrap();
+    let info: Vec<_> = members.iter().map(|m| m.info.as_deref()).collect();
+    assert!(info.contains(&Some(r#"{"name":"Ann"}"#)), "{info:?}");
+    let joined = drain(&watcher);
+    assert!(
+        matches!(&joined[..], [Delivery::Presence(p)] if p.info.as_deref() == Some(r#"{"name":"Ann"}"#)),
+        "{joined:?}"
+    );
+    drop(ann);
+    let left = drain(&watcher);
+    assert!(
+        matches!(&left[..], [Delivery::Presence(p)] if !p.joined && p.info.is_some()),
+        "{left:?}"
+    );
+}
+
+#[test]
 fn presence_lists_members_and_tells_watchers_of_joins_and_leaves() {
     let hub = hub();
     let watcher = session(&hub);
@@ -270,7 +330,8 @@ fn permissions_apply_to_publish_subscribe_history_and_presence() {
     let mut cfg = HubConfig::default();
     cfg.auth.users.push(UserConfig {
         name: "alice".into(),
-        password: "pw".into(),
+        password: Some("pw".into()),
+        password_hash: None,
         rights: RightsConfig {
             publish: vec!["chat.>".into()],
             subscribe: vec!["chat.>".into()],

@@ -155,7 +155,8 @@ fn queue_rights_are_the_topic_rights_of_the_name() {
     cfg.auth = AuthConfig {
         users: vec![UserConfig {
             name: "u".into(),
-            password: "p".into(),
+            password: Some("p".into()),
+            password_hash: None,
             rights: RightsConfig {
                 publish: vec!["jobs.>".into()],
                 subscribe: vec!["jobs.>".into()],

@@ -448,17 +448,19 @@ fn ok_replies_with_members_and_messages() {
                 Member {
                     client: "c1",
                     user: Some("alice"),
+                    info: Some(r#"{"name":"Alice"}"#),
                 },
                 Member {
                     client: "c2",
                     user: None,
+                    info: None,
                 },
             ],
         )
         .finish();
     assert_eq!(
         parse(&reply),
-        json!({"type":"ok","id":5,"members":[{"client":"c1","user":"alice"},{"client":"c2","user":null}]})
+        json!({"type":"ok","id":5,"members":[{"client":"c1","user":"alice","info":{"name":"Alice"}},{"client":"c2","user":null}]})
     );
     let message = |offset, kind, payload: &'static [u8]| MessageRef {
         topic: "t",
@@ -531,4 +533,25 @@ fn encode_client_writes_what_decode_client_reads() {
         b"{\"op\":\"publish\",\"id\":\"r1\",\"topic\":\"cam.1\",\"ack\":true}\n\x00\n"
     );
     assert_eq!(decode_client(&frame.bytes, true), Ok(request));
+}
+
+#[test]
+fn auth_with_a_token_and_refresh_read_as_token_ops() {
+    assert_eq!(
+        text(r#"{"op":"auth","token":"a.b.c"}"#).op,
+        Op::AuthToken {
+            token: "a.b.c".into()
+        }
+    );
+    assert_eq!(
+        text(r#"{"op":"refresh","token":"a.b.c"}"#).op,
+        Op::Refresh {
+            token: "a.b.c".into()
+        }
+    );
+    let (_, kind, _) = error(br#"{"op":"refresh"}"#, false);
+    assert!(
+        matches!(kind, JsonErrorKind::MissingField { field: "token", .. }),
+        "{kind:?}"
+    );
 }

@@ -198,7 +198,7 @@ proptest! {
             .number("earliest", n)
             .boolean("flag", flag)
             .raw("data", &data.to_string())
-            .members("members", [Member { client: &strings[3], user: None }])
+            .members("members", [Member { client: &strings[3], user: None, info: None }])
             .messages("messages", [
                 MessageRef { topic: &strings[0], offset: n, epoch: &strings[1], kind: PayloadKind::Binary, payload: &payload },
                 MessageRef { topic: &strings[0], offset: n, epoch: &strings[1], kind: PayloadKind::Text, payload: strings[2].as_bytes() },

@@ -217,7 +217,7 @@ fn recoverable_errors_consume_the_line_and_say_what_is_wrong() {
         ("PUB\n", "PUB needs a topic; usage: PUB <topic> <text>"),
         (
             "AUTH alice\n",
-            "AUTH needs a password; usage: AUTH <user> <password>",
+            "AUTH needs a password; usage: AUTH <user> <password> | AUTH TOKEN <jwt>",
         ),
         (
             "HIST t -1\n",
@@ -490,4 +490,23 @@ fn unexpected_server_lines() {
         decoder.decode(&mut buf),
         Err(ReplyError::PayloadTooLarge { len: 3, max: 2 })
     );
+}
+
+#[test]
+fn auth_token_reads_as_a_token_login_and_writes_back() {
+    assert_eq!(
+        one("AUTH TOKEN abc.def.ghi\n"),
+        Ok(Command::AuthToken {
+            token: "abc.def.ghi".into()
+        })
+    );
+    let mut out = BytesMut::new();
+    encode_command(
+        &Command::AuthToken {
+            token: "abc.def.ghi".into(),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(&out[..], b"AUTH TOKEN abc.def.ghi\r\n");
 }

@@ -2,8 +2,8 @@
 //! (user, rights resolved once, how it was authenticated, expiry), which the driver attaches
 //! to its hub session; permissions, presence and the admin view read it from there.
 //!
-//! The configured user list (`[hub.auth]`) is the first implementation; tokens (JWT) are
-//! the next, behind the same trait. Password guessing is limited here, once for every
+//! One implementation, [`ConfiguredUsers`], holds both ways in: the configured user list
+//! (`[hub.auth]`, checked by the hub) and signed tokens (`[auth.jwt]`, [`jwt`]). Password guessing is limited here, once for every
 //! protocol: each failure is logged (user, and the connection's span gives protocol and
 //! peer; never the password) and counted, and an address with too many recent failures is
 //! refused without its password being checked until its window passes ([`LoginGuard`]).
@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tidings_core::{AuthError, Hub, HubError, Identity};
+use tidings_core::{AuthError, Hub, HubError, Identity, TokenRefusal};
+
+pub(crate) mod jwt;
 
 /// Failed logins after which a line or WebSocket connection is closed (it can reconnect;
 /// the address's budget in [`LoginGuard`] is what bounds the rate).
@@ -33,9 +35,20 @@ pub(crate) trait Authenticator: Send + Sync + 'static {
         password: &str,
         from: Option<IpAddr>,
     ) -> Result<Identity, HubError>;
+    /// A signed token (JWT) from `from`: its user, rights and expiry. Failures count against
+    /// the address like wrong passwords.
+    fn token(&self, jwt: &str, from: Option<IpAddr>) -> Result<Identity, HubError>;
     /// Failed logins, and logins refused because their address failed too often.
     fn failures(&self) -> (u64, u64) {
         (0, 0)
+    }
+    /// Tokens refused, per kind of refusal (`/metrics`).
+    fn token_refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Reads the token keys' files again (SIGHUP); `Ok(None)` without tokens configured.
+    fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        Ok(None)
     }
 }
 
@@ -43,6 +56,10 @@ pub(crate) trait Authenticator: Send + Sync + 'static {
 pub(crate) struct ConfiguredUsers {
     pub(crate) hub: Arc<Hub>,
     pub(crate) guard: LoginGuard,
+    /// `None`: no `[auth.jwt]` key, tokens are refused.
+    pub(crate) jwt: Option<jwt::JwtVerifier>,
+    /// Tokens refused, by [`TokenRefusal::index`].
+    token_refusals: [AtomicU64; TokenRefusal::ALL.len()],
 }
 
 impl ConfiguredUsers {
@@ -52,7 +69,32 @@ impl ConfiguredUsers {
         ConfiguredUsers {
             hub,
             guard: LoginGuard::new(failures_per_ip, GUARD_WINDOW, GUARD_ADDRESSES),
+            jwt: None,
+            token_refusals: Default::default(),
         }
+    }
+
+    /// Accepts tokens verified by `jwt`.
+    pub(crate) fn with_jwt(mut self, jwt: Option<jwt::JwtVerifier>) -> ConfiguredUsers {
+        self.jwt = jwt;
+        self
+    }
+
+    /// Refuses `from` without checking anything if it failed too often.
+    fn check_guard(&self, from: Option<IpAddr>, user: &str) -> Result<(), HubError> {
+        if let Some((wait, first)) = from.and_then(|ip| self.guard.blocked(ip)) {
+            // Once per address and window: a guesser must not flood the log either.
+            if first {
+                tracing::warn!(
+                    user,
+                    "login refused: too many failures from this address (said once per window)"
+                );
+            }
+            return Err(HubError::Denied(AuthError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            }));
+        }
+        Ok(())
     }
 }
 
@@ -73,18 +115,7 @@ impl Authenticator for ConfiguredUsers {
         password: &str,
         from: Option<IpAddr>,
     ) -> Result<Identity, HubError> {
-        if let Some((wait, first)) = from.and_then(|ip| self.guard.blocked(ip)) {
-            // Once per address and window: a guesser must not flood the log either.
-            if first {
-                tracing::warn!(
-                    user,
-                    "login refused: too many failures from this address (said once per window)"
-                );
-            }
-            return Err(HubError::Denied(AuthError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            }));
-        }
+        self.check_guard(from, user)?;
         let who = self.hub.authenticate(user, password);
         match &who {
             Ok(_) => tracing::debug!(user, "authenticated"),
@@ -96,11 +127,44 @@ impl Authenticator for ConfiguredUsers {
         who
     }
 
+    fn token(&self, jwt: &str, from: Option<IpAddr>) -> Result<Identity, HubError> {
+        self.check_guard(from, "(token)")?;
+        let verified = match &self.jwt {
+            Some(v) => v.verify(jwt, crate::clock::now_ms()),
+            None => Err(TokenRefusal::NotAccepted),
+        };
+        match verified {
+            Ok(who) => {
+                tracing::debug!(user = who.name(), "authenticated by token");
+                Ok(who)
+            }
+            Err(reason) => {
+                // The reason's kind only: the token itself is a credential, never logged.
+                tracing::warn!(%reason, "token refused");
+                self.token_refusals[reason.index()].fetch_add(1, Ordering::Relaxed);
+                self.guard.failed(from);
+                Err(HubError::Denied(AuthError::BadToken(reason)))
+            }
+        }
+    }
+
     fn failures(&self) -> (u64, u64) {
         (
             self.guard.failed.load(Ordering::Relaxed),
             self.guard.refused.load(Ordering::Relaxed),
         )
+    }
+
+    fn token_refusals(&self) -> Vec<(&'static str, u64)> {
+        TokenRefusal::ALL
+            .iter()
+            .zip(&self.token_refusals)
+            .map(|(kind, n)| (kind.label(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        self.jwt.as_ref().map(|v| v.reload()).transpose()
     }
 }
 

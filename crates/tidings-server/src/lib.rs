@@ -28,8 +28,9 @@ mod runtime;
 pub mod transports;
 
 pub use config::{
-    ConfigError, DatagramConfig, FallbackConfig, HttpConfig, LineConfig, Listen, ServerConfig,
-    SockJsConfig, SocketIoConfig, StompConfig, TlsConfig, WebSocketConfig,
+    ConfigError, DatagramConfig, FallbackConfig, HttpConfig, JwtConfig, LineConfig, Listen,
+    ServerAuthConfig, ServerConfig, SockJsConfig, SocketIoConfig, StompConfig, TlsConfig,
+    WebSocketConfig,
 };
 pub use listen::tls::TlsError;
 pub use runtime::{BoundAddrs, Server, StartError};

@@ -51,7 +51,8 @@ async fn auth_and_per_topic_rights_apply() {
     let server = server_with(|c| {
         c.hub.auth.users.push(UserConfig {
             name: "alice".into(),
-            password: "pw".into(),
+            password: Some("pw".into()),
+            password_hash: None,
             rights: RightsConfig {
                 publish: vec!["chat.>".into()],
                 subscribe: vec!["chat.>".into()],
@@ -131,7 +132,8 @@ async fn a_session_knows_its_protocol_peer_and_who_logged_in() {
     let server = server_with(|c| {
         c.hub.auth.users.push(UserConfig {
             name: "alice".into(),
-            password: "pw".into(),
+            password: Some("pw".into()),
+            password_hash: None,
             rights: RightsConfig {
                 publish: vec!["chat.>".into()],
                 subscribe: vec!["chat.>".into()],

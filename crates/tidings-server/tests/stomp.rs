@@ -722,7 +722,8 @@ async fn heart_beats_keep_a_connection_alive_and_a_silent_peer_is_dropped() {
 fn auth_config(c: &mut ServerConfig) {
     c.hub.auth.users.push(UserConfig {
         name: "alice".into(),
-        password: "pw".into(),
+        password: Some("pw".into()),
+        password_hash: None,
         rights: RightsConfig {
             publish: vec!["chat.>".into()],
             subscribe: vec!["chat.>".into()],

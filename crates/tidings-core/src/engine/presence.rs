@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct Member {
     pub client: SessionId,
     pub user: Option<Arc<str>>,
+    /// The member's presence info (a token's `info` claim, JSON text), if any.
+    pub info: Option<Arc<str>>,
     /// The protocol the member's session speaks ("ws", "stomp", "line", "sse", ...).
     pub protocol: &'static str,
 }

@@ -176,6 +176,30 @@ impl Session {
         }
     }
 
+    /// Takes a new identity (a refreshed token, whose rights may be narrower) and ends the
+    /// subscriptions it no longer allows, returning their keys so that the driver tells the
+    /// client each one ended: a refresh never leaves a subscription its rights forbid.
+    pub fn reauthorize(&self, identity: Identity) -> Vec<Arc<str>> {
+        let hub = &self.hub;
+        let mut guard = hub.lock();
+        let st = &mut *guard;
+        let Some(entry) = st.sessions.get_mut(&self.id) else {
+            return Vec::new();
+        };
+        let mut ended: Vec<Arc<str>> = entry
+            .subs
+            .iter()
+            .filter(|(_, sub)| !identity.rights.may_subscribe(&sub.pattern))
+            .map(|(key, _)| key.clone())
+            .collect();
+        ended.sort();
+        entry.identity = identity;
+        for key in &ended {
+            hub.unsubscribe_locked(st, self.id, key);
+        }
+        ended
+    }
+
     /// The client's address, when the transport gave one.
     pub fn peer(&self) -> Option<SocketAddr> {
         let st = self.hub.lock();
@@ -638,17 +662,28 @@ fn unreachable_guard() -> ! {
 
 /// Counts a completed subscription of `id` under `name`; on its first, the engine's
 /// presence learns the member.
-fn join_room(st: &mut State, name: &Arc<str>, id: SessionId, user: Option<Arc<str>>, watch: bool) {
+fn join_room(
+    st: &mut State,
+    name: &Arc<str>,
+    id: SessionId,
+    user: Option<Arc<str>>,
+    info: Option<Arc<str>>,
+    watch: bool,
+) {
     let Some(entry) = st.sessions.get(&id) else {
         return;
     };
     let (outbox, protocol) = (entry.outbox.clone(), entry.meta.protocol);
-    if st.rooms.join(name, id, user.clone(), watch, &outbox) {
+    if st
+        .rooms
+        .join(name, id, (user.clone(), info.clone()), watch, &outbox)
+    {
         st.engine.presence.join(
             name,
             Member {
                 client: id,
                 user,
+                info,
                 protocol,
             },
         );

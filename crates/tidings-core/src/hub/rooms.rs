@@ -18,7 +18,8 @@ struct Room {
 }
 
 struct RoomMember {
-    user: Option<Arc<str>>,
+    /// User and presence info, told to watchers on join and leave.
+    who: Who,
     /// Subscriptions of this session under the name.
     count: usize,
     /// How many of them watch presence.
@@ -39,14 +40,14 @@ impl Rooms {
         &mut self,
         name: &Arc<str>,
         id: SessionId,
-        user: Option<Arc<str>>,
+        who: Who,
         watch: bool,
         outbox: &Arc<Outbox>,
     ) -> bool {
         let room = self.rooms.entry(name.clone()).or_default();
         let is_new = !room.members.contains_key(&id);
         let member = room.members.entry(id).or_insert_with(|| RoomMember {
-            user: user.clone(),
+            who: who.clone(),
             count: 0,
             watchers: 0,
             outbox: outbox.clone(),
@@ -57,7 +58,7 @@ impl Rooms {
             room.watching += 1;
         }
         if is_new {
-            announce(room, name, id, user, true);
+            announce(room, name, id, who, true);
         }
         is_new
     }
@@ -78,8 +79,8 @@ impl Rooms {
         }
         let last = member.count == 0;
         if last {
-            let user = room.members.remove(&id).and_then(|m| m.user);
-            announce(room, name, id, user, false);
+            let who = room.members.remove(&id).map(|m| m.who).unwrap_or_default();
+            announce(room, name, id, who, false);
         }
         if room.members.is_empty() {
             self.rooms.remove(name);
@@ -90,7 +91,8 @@ impl Rooms {
     /// Tells local watchers of a join or leave that happened on another node.
     pub(super) fn announce_remote(&self, ev: &PresenceEvent) {
         if let Some(room) = self.rooms.get(&ev.topic) {
-            announce(room, &ev.topic, ev.client, ev.user.clone(), ev.joined);
+            let who = (ev.user.clone(), ev.info.clone());
+            announce(room, &ev.topic, ev.client, who, ev.joined);
         }
     }
 
@@ -100,7 +102,10 @@ impl Rooms {
 }
 
 /// Tells the other watching members of a room that `id` joined or left.
-fn announce(room: &Room, name: &Arc<str>, id: SessionId, user: Option<Arc<str>>, joined: bool) {
+/// A member's user and presence info.
+pub(super) type Who = (Option<Arc<str>>, Option<Arc<str>>);
+
+fn announce(room: &Room, name: &Arc<str>, id: SessionId, who: Who, joined: bool) {
     if room.watching == 0 {
         return;
     }
@@ -110,7 +115,8 @@ fn announce(room: &Room, name: &Arc<str>, id: SessionId, user: Option<Arc<str>>,
                 topic: name.clone(),
                 joined,
                 client: id,
-                user: user.clone(),
+                user: who.0.clone(),
+                info: who.1.clone(),
             };
             m.outbox
                 .push(Delivery::Presence(ev), SlowConsumerPolicy::Disconnect);

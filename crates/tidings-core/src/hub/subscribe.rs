@@ -67,6 +67,8 @@ pub struct PendingSubscribe {
     pattern: Pattern,
     presence: bool,
     user: Option<Arc<str>>,
+    /// Shown with `user` in presence.
+    info: Option<Arc<str>>,
     wants: Vec<Want>,
     history: Vec<HistoryWant>,
 }
@@ -308,6 +310,7 @@ impl Hub {
             pattern,
             presence,
             user: who.user.clone(),
+            info: who.info.clone(),
             wants,
             history,
         })
@@ -389,7 +392,7 @@ impl Hub {
         {
             sub.joined = true;
         }
-        join_room(st, &room, id, pending.user, pending.presence);
+        join_room(st, &room, id, pending.user, pending.info, pending.presence);
         Ok(info)
     }
 }

@@ -116,6 +116,11 @@ pub enum Op {
     Ping,
     /// `{"op":"auth","user":"alice","password":"secret"}`.
     Auth { user: String, password: String },
+    /// `{"op":"auth","token":"<jwt>"}`: log in with a signed token instead of a password.
+    AuthToken { token: String },
+    /// `{"op":"refresh","token":"<jwt>"}`: a fresh token for the same user before the
+    /// current one expires (its rights replace the old ones).
+    Refresh { token: String },
 }
 
 impl Op {
@@ -128,7 +133,8 @@ impl Op {
             Self::History { .. } => "history",
             Self::Presence { .. } => "presence",
             Self::Ping => "ping",
-            Self::Auth { .. } => "auth",
+            Self::Auth { .. } | Self::AuthToken { .. } => "auth",
+            Self::Refresh { .. } => "refresh",
         }
     }
 }
@@ -344,6 +350,7 @@ pub fn encode_client(request: &ClientOp) -> EncodedFrame {
             o.str("user", user);
             o.str("password", password);
         }
+        Op::AuthToken { token } | Op::Refresh { token } => o.str("token", token),
     }
     let mut bytes = o.close();
     let binary = binary_payload.is_some();
@@ -387,6 +394,8 @@ struct Wire<'a> {
     user: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     password: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
 }
 
 /// A field that is there, even as `null` (a plain `Option` would turn `null` into `None`).
@@ -506,9 +515,16 @@ fn read_op(wire: &Wire<'_>, payload: Option<&[u8]>) -> Result<Op, JsonErrorKind>
             topic: required(wire.topic, "presence", "topic")?,
         },
         "ping" => Op::Ping,
+        // A token, when given, is the credential; otherwise user and password.
+        "auth" if wire.token.is_some() => Op::AuthToken {
+            token: required(wire.token, "auth", "token")?,
+        },
         "auth" => Op::Auth {
             user: required(wire.user, "auth", "user")?,
             password: required(wire.password, "auth", "password")?,
+        },
+        "refresh" => Op::Refresh {
+            token: required(wire.token, "refresh", "token")?,
         },
         _ => {
             return Err(JsonErrorKind::UnknownOp {

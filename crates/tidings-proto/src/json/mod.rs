@@ -46,7 +46,7 @@ pub use client::{
     Position, RequestId, MAX_POSITIONS,
 };
 pub use server::{
-    encode_hello, encode_message, encode_pong, encode_presence, ErrorCode, Member, MessageRef,
-    PresenceEvent, ReplyBuilder, SERVER,
+    encode_hello, encode_message, encode_pong, encode_presence, encode_presence_info, ErrorCode,
+    Member, MessageRef, PresenceEvent, ReplyBuilder, SERVER,
 };
 pub use write::EncodedFrame;

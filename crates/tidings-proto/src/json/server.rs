@@ -111,6 +111,9 @@ pub struct Member<'a> {
     pub client: &'a str,
     /// `None` when anonymous (sent as `null`).
     pub user: Option<&'a str>,
+    /// Presence info (a token's `info` claim): JSON text, written as it is; left out when
+    /// `None`. The caller vouches that it is valid JSON.
+    pub info: Option<&'a str>,
 }
 
 /// Whether a presence event is a join or a leave.
@@ -146,6 +149,18 @@ pub fn encode_presence(
     client: &str,
     user: Option<&str>,
 ) -> String {
+    encode_presence_info(topic, event, client, user, None)
+}
+
+/// [`encode_presence`] with the member's presence `info` (JSON text, written as it is:
+/// the caller vouches that it is valid JSON), as `"info":...` after `user`.
+pub fn encode_presence_info(
+    topic: &str,
+    event: PresenceEvent,
+    client: &str,
+    user: Option<&str>,
+    info: Option<&str>,
+) -> String {
     let mut o = Object::new(Vec::new(), "type", "presence");
     o.str("topic", topic);
     o.str(
@@ -157,6 +172,9 @@ pub fn encode_presence(
     );
     o.str("client", client);
     o.opt_str("user", user);
+    if let Some(info) = info {
+        o.raw("info", info);
+    }
     finish(o)
 }
 
@@ -240,6 +258,10 @@ impl ReplyBuilder {
             match member.user {
                 Some(user) => put_str(out, user),
                 None => out.put_slice(b"null"),
+            }
+            if let Some(info) = member.info {
+                out.put_slice(b",\"info\":");
+                out.put_slice(info.as_bytes());
             }
             out.put_u8(b'}');
         }

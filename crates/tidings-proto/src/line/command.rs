@@ -30,6 +30,8 @@ pub enum Command {
     Who { topic: String },
     /// `AUTH <user> <password>`.
     Auth { user: String, password: String },
+    /// `AUTH TOKEN <jwt>`: log in with a signed token (again before it expires, to refresh).
+    AuthToken { token: String },
     /// `PING [<token>]`: answered by `PONG [<token>]`.
     Ping { token: Option<String> },
     /// `HELP`.
@@ -47,7 +49,7 @@ impl Command {
             Self::Pub { .. } => "PUB",
             Self::Hist { .. } => "HIST",
             Self::Who { .. } => "WHO",
-            Self::Auth { .. } => "AUTH",
+            Self::Auth { .. } | Self::AuthToken { .. } => "AUTH",
             Self::Ping { .. } => "PING",
             Self::Help => "HELP",
             Self::Quit => "QUIT",
@@ -115,6 +117,10 @@ pub fn encode_command<B: BufMut>(command: &Command, out: &mut B) -> Result<(), E
             put_arg(out, user);
             put_arg(out, password);
         }
+        Command::AuthToken { token } => {
+            put_arg(out, "TOKEN");
+            put_arg(out, token);
+        }
         Command::Ping { token } => {
             if let Some(token) = token {
                 put_arg(out, token);
@@ -178,6 +184,7 @@ fn check_tokens(command: &Command) -> Result<(), EncodeError> {
             token("user", user)?;
             token("password", password)
         }
+        Command::AuthToken { token: t } => token("token", t),
         Command::Ping { token: Some(t) } => token("token", t),
         Command::Ping { token: None } | Command::Help | Command::Quit => Ok(()),
     }

@@ -240,7 +240,7 @@ impl Verb {
             Verb::Bpub => "BPUB <topic> <len>, then <len> bytes and a line end",
             Verb::Hist => "HIST <topic> [<since>]",
             Verb::Who => "WHO <topic>",
-            Verb::Auth => "AUTH <user> <password>",
+            Verb::Auth => "AUTH <user> <password> | AUTH TOKEN <jwt>",
             Verb::Ping => "PING [<token>]",
             Verb::Help => "HELP",
             Verb::Quit => "QUIT",
@@ -386,7 +386,13 @@ fn parse_line(line: Bytes) -> Result<Command, LineError> {
             let user = args.required_str("a user")?;
             let password = args.required_str("a password")?;
             args.end()?;
-            Command::Auth { user, password }
+            // `TOKEN` in the user's place means a signed token follows (so no configured
+            // user can be called `TOKEN` on this protocol; docs/line-protocol.md says so).
+            if user == "TOKEN" {
+                Command::AuthToken { token: password }
+            } else {
+                Command::Auth { user, password }
+            }
         }
         Verb::Ping => {
             let token = args.optional_str("token")?;

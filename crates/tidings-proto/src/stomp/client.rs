@@ -57,6 +57,9 @@ pub enum ClientOp {
         host: Option<String>,
         login: Option<String>,
         passcode: Option<String>,
+        /// The token of an `Authorization: Bearer <jwt>` header (Spring's convention; the
+        /// name `authorization` is accepted too, as STOMP header names are case-sensitive).
+        bearer: Option<String>,
         heart_beat: HeartBeat,
     },
     Send {
@@ -167,6 +170,15 @@ fn op_of(frame: Frame, version: Version) -> Result<ClientOp, FrameError> {
                 host: opt("host"),
                 login: opt("login"),
                 passcode: opt("passcode"),
+                bearer: frame
+                    .header("Authorization")
+                    .or_else(|| frame.header("authorization"))
+                    .and_then(|v| {
+                        let (scheme, token) = v.split_once(' ')?;
+                        scheme
+                            .eq_ignore_ascii_case("bearer")
+                            .then(|| token.trim().to_owned())
+                    }),
                 heart_beat,
             }
         }

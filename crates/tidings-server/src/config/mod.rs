@@ -1,11 +1,13 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
+mod jwt;
 mod limits;
 mod socketio;
 mod sockjs;
 mod tls;
 
+pub use jwt::{JwtConfig, ServerAuthConfig};
 pub use limits::LimitsConfig;
 pub use socketio::SocketIoConfig;
 pub use sockjs::SockJsConfig;
@@ -277,6 +279,8 @@ pub struct ServerConfig {
     pub hub: HubConfig,
     pub stomp_broker: StompConfig,
     pub limits: LimitsConfig,
+    /// `[auth.jwt]`: signed tokens (the users of `[hub.auth]` are the hub's).
+    pub auth: ServerAuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -301,6 +305,7 @@ impl Default for ServerConfig {
             hub: HubConfig::default(),
             stomp_broker: StompConfig::default(),
             limits: LimitsConfig::default(),
+            auth: ServerAuthConfig::default(),
         }
     }
 }
@@ -385,6 +390,13 @@ impl ServerConfig {
         self.tls
             .validate(self.tls_listeners())
             .map_err(|(field, reason)| err(&format!("tls.{field}"), reason))?;
+        self.auth
+            .jwt
+            .validate()
+            .map_err(|(field, reason)| ConfigError {
+                field: format!("auth.jwt.{field}"),
+                reason,
+            })?;
         self.socketio
             .validate()
             .map_err(|(field, reason)| ConfigError {

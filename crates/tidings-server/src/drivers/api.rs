@@ -225,7 +225,14 @@ pub(crate) fn presence(req: &Request<Incoming>, api: &Api) -> Response<Body> {
         Ok(members) => {
             let members: Vec<serde_json::Value> = members
                 .iter()
-                .map(|m| serde_json::json!({"client": m.client.to_string(), "user": m.user.as_deref()}))
+                .map(|m| {
+                    let mut v = serde_json::json!({"client": m.client.to_string(), "user": m.user.as_deref()});
+                    // A token's `info` claim, a JSON value (it parsed when the token did).
+                    if let Some(info) = m.info.as_deref().and_then(|i| serde_json::from_str(i).ok()) {
+                        v["info"] = info;
+                    }
+                    v
+                })
                 .collect();
             json(
                 StatusCode::OK,
@@ -236,7 +243,8 @@ pub(crate) fn presence(req: &Request<Incoming>, api: &Api) -> Response<Body> {
     }
 }
 
-/// The caller's identity from HTTP Basic auth; anonymous without the header.
+/// The caller's identity from HTTP Basic auth or a Bearer token; anonymous without the
+/// header.
 pub(crate) fn identity(
     req: &Request<Incoming>,
     api: &Api,
@@ -244,6 +252,12 @@ pub(crate) fn identity(
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(api.auth.anonymous());
     };
+    if let Some(token) = super::credentials::bearer(req.headers()) {
+        return api
+            .auth
+            .token(token, peer_ip(req))
+            .map_err(|e| Box::new(hub_error(&e)));
+    }
     let creds = value
         .to_str()
         .ok()
@@ -254,7 +268,7 @@ pub(crate) fn identity(
         return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "Authorization must be HTTP Basic",
+            "Authorization must be HTTP Basic or Bearer",
         )));
     };
     api.auth
@@ -295,9 +309,9 @@ pub(crate) fn peer_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
 
 pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
     let (status, code) = match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => {
-            (StatusCode::UNAUTHORIZED, "unauthorized")
-        }
+        HubError::Denied(
+            tidings_core::AuthError::BadCredentials | tidings_core::AuthError::BadToken(_),
+        ) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         HubError::Denied(tidings_core::AuthError::TooManyFailures { .. }) => {
             (StatusCode::TOO_MANY_REQUESTS, "too_many_failures")
         }

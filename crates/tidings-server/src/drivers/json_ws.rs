@@ -52,6 +52,7 @@ pub(crate) async fn serve(
     mut conn: WsConn,
     native: Arc<Native>,
     peer: Option<std::net::SocketAddr>,
+    who: Option<Identity>,
 ) -> Ended {
     let peer = peer.map(|addr| crate::listen::Peer {
         addr,
@@ -71,21 +72,28 @@ pub(crate) async fn serve(
         idle_after,
     } = native.keepalive;
     let mut driver = Driver::new(session, native);
+    if let Some(who) = who {
+        driver.set_identity(who);
+    }
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
-    let deadline = |next_ping: Option<Instant>, last_heard: Instant| {
-        [next_ping, idle_after.map(|i| last_heard + i)]
-            .into_iter()
-            .flatten()
-            .min()
+    let deadline = |next_ping: Option<Instant>, last_heard: Instant, driver: &Driver| {
+        [
+            next_ping,
+            idle_after.map(|i| last_heard + i),
+            driver.expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     };
     // One timer for the connection's life, moved only when it fires: re-arming it on every
     // message would cost a timer-wheel insert and remove per wake-up. When it fires early
     // (the peer was heard since), it is simply set to the new deadline.
-    let first = deadline(next_ping, last_heard);
+    let first = deadline(next_ping, last_heard, &driver);
     let timer = tokio::time::sleep_until(first.unwrap_or_else(Instant::now));
     tokio::pin!(timer);
-    let timed = first.is_some();
+    let mut timed = first.is_some();
     let mut batch = Vec::new();
     loop {
         tokio::select! {
@@ -115,9 +123,17 @@ pub(crate) async fn serve(
                 if driver.too_many_login_failures() {
                     return Box::pin(close_after_login_failures(conn, &driver, &mut batch)).await;
                 }
+                // A token just given may expire before the timer's next deadline.
+                if let Some(at) = driver.expiry().filter(|&at| !timed || at < timer.deadline()) {
+                    timer.as_mut().reset(at);
+                    timed = true;
+                }
             }
             _ = &mut timer, if timed => {
                 let now = Instant::now();
+                if driver.expired() {
+                    return Box::pin(close_expired(conn, &driver, &mut batch)).await;
+                }
                 if idle_after.is_some_and(|i| now >= last_heard + i) {
                     conn.close(Close::GoingAway, "idle timeout").await;
                     return Ended::Idle;
@@ -128,8 +144,9 @@ pub(crate) async fn serve(
                         return Ended::WriteFailed("ping".into());
                     }
                 }
-                if let Some(d) = deadline(next_ping, last_heard) {
-                    timer.as_mut().reset(d);
+                match deadline(next_ping, last_heard, &driver) {
+                    Some(d) => timer.as_mut().reset(d),
+                    None => timed = false,
                 }
             }
         }
@@ -147,6 +164,32 @@ async fn close_after_login_failures(
     conn.close(Close::Policy, "too many failed logins").await;
     Ended::LoginFailures
 }
+
+/// Sends what is queued and an error saying the token expired, then closes with 4401
+/// (docs/security.md): the client should come back with a fresh token.
+async fn close_expired(mut conn: WsConn, driver: &Driver, batch: &mut Vec<Delivery>) -> Ended {
+    driver.session.outbox().drain_into(batch);
+    let _ = conn.send_all(batch.drain(..).map(frame_of)).await;
+    let _ = conn
+        .send_all([OutFrame::Text(Bytes::from(expired_reply()))])
+        .await;
+    conn.close(Close::Application(TOKEN_EXPIRED), "token expired")
+        .await;
+    Ended::Expired
+}
+
+/// The error sent just before closing a connection whose token expired.
+pub(crate) fn expired_reply() -> String {
+    ReplyBuilder::error(
+        None,
+        ErrorCode::Unauthorized,
+        "token expired; reconnect with a fresh one (or refresh before it expires)",
+    )
+    .finish()
+}
+
+/// The close code of a connection whose token expired (private use range, RFC 6455 7.4.2).
+pub(crate) const TOKEN_EXPIRED: u16 = 4401;
 
 /// A delivery as a frame; a message's frame is encoded once and shared by all sessions.
 fn frame_of(d: Delivery) -> OutFrame {
@@ -174,11 +217,12 @@ fn frame_of(d: Delivery) -> OutFrame {
             } else {
                 json::PresenceEvent::Leave
             };
-            OutFrame::Text(Bytes::from(json::encode_presence(
+            OutFrame::Text(Bytes::from(json::encode_presence_info(
                 &p.topic,
                 event,
                 &p.client.to_string(),
                 p.user.as_deref(),
+                p.info.as_deref(),
             )))
         }
         Delivery::Reply(b) => OutFrame::Text(b),
@@ -194,6 +238,16 @@ fn message_ref(m: &Message) -> MessageRef<'_> {
         kind: super::wire_kind(m.kind),
         payload: &m.payload,
     }
+}
+
+/// The reply to a token login: the user, and when the token expires (Unix seconds, so the
+/// client knows when to refresh).
+fn token_ok(id: Option<&RequestId>, who: &Identity) -> Option<String> {
+    let mut r = ReplyBuilder::ok(id).string("user", who.name());
+    if let Some(at) = who.expires_at {
+        r = r.number("expires", at / 1000);
+    }
+    Some(r.finish())
 }
 
 /// The protocol's error reply for a hub error.
@@ -243,6 +297,52 @@ impl Driver {
 
     pub(crate) fn session(&self) -> &Session {
         &self.session
+    }
+
+    fn set_identity(&mut self, who: Identity) {
+        super::attach_identity(&self.session, &who);
+        self.identity = who;
+    }
+
+    /// When the identity expires, on the runtime's clock; `None` for identities that do not.
+    pub(crate) fn expiry(&self) -> Option<Instant> {
+        super::expiry_instant(&self.identity)
+    }
+
+    /// The identity has expired (the connection should close unless refreshed in time).
+    pub(crate) fn expired(&self) -> bool {
+        super::is_expired(&self.identity)
+    }
+
+    /// Logs in with a token; a refresh must keep the user. Failures count like passwords.
+    fn token_login(&mut self, token: &str, refresh: bool) -> Result<Identity, HubError> {
+        let from = self.session.peer().map(|p| p.ip());
+        let result = self.native.auth.token(token, from).and_then(|who| {
+            if refresh && who.user != self.identity.user {
+                return Err(HubError::Denied(tidings_core::AuthError::BadToken(
+                    tidings_core::TokenRefusal::OtherUser,
+                )));
+            }
+            Ok(who)
+        });
+        match result {
+            Ok(who) => {
+                // Subscriptions the new rights do not allow end now, each with an error.
+                for key in super::reattach_identity(&self.session, &who) {
+                    let text =
+                        ReplyBuilder::error(None, ErrorCode::Forbidden, super::ENDED_BY_REFRESH)
+                            .string("topic", &key)
+                            .finish();
+                    self.reply(text);
+                }
+                self.identity = who.clone();
+                Ok(who)
+            }
+            Err(e) => {
+                self.login_failures = self.login_failures.saturating_add(1);
+                Err(e)
+            }
+        }
     }
 
     fn reply(&self, text: String) {
@@ -368,6 +468,7 @@ impl Driver {
                 let list = members.iter().zip(&names).map(|(m, client)| json::Member {
                     client,
                     user: m.user.as_deref(),
+                    info: m.info.as_deref(),
                 });
                 Some(
                     ReplyBuilder::ok(id)
@@ -393,6 +494,10 @@ impl Driver {
                     }
                 }
             }
+            Op::AuthToken { token } => self
+                .token_login(&token, false)
+                .map(|who| token_ok(id, &who)),
+            Op::Refresh { token } => self.token_login(&token, true).map(|who| token_ok(id, &who)),
         };
         match result {
             Ok(Some(text)) => self.reply(text),
@@ -405,7 +510,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     /// The size of the future `F` a function returns, without calling it.
-    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+    fn future_size<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -74,6 +74,17 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
                 None => std::future::pending().await,
             }
         };
+        // Only a token's identity expires; others wait on nothing here.
+        let expiry = conn.identity.expires_at;
+        let expired = async {
+            match expiry {
+                Some(at) => {
+                    let left = at.saturating_sub(crate::clock::now_ms());
+                    tokio::time::sleep(Duration::from_millis(left)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = wake.notified() => {
@@ -103,6 +114,16 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
                     encode_batch(&mut batch, &mut wbuf);
                     let _ = stream.write_all(&wbuf).await;
                     break why;
+                }
+            }
+            _ = expired => {
+                // `AUTH TOKEN` with a fresh token before this moves the deadline.
+                if conn.identity.check_expiry(crate::clock::now_ms()).is_err() {
+                    conn.session.outbox().drain_into(&mut batch);
+                    encode_batch(&mut batch, &mut wbuf);
+                    line::encode_err("token expired; closing (send AUTH TOKEN with a fresh one before it expires)", &mut wbuf);
+                    let _ = stream.write_all(&wbuf).await;
+                    break Ended::Expired;
                 }
             }
             _ = idle => {
@@ -199,6 +220,42 @@ impl Conn {
 
     fn err(&self, e: impl std::fmt::Display) {
         self.reply(|b| line::encode_err(e, b));
+    }
+
+    /// Takes the identity of an `AUTH` (`+OK AUTH <user>`, and `<expires>` in Unix seconds for
+    /// a token), or counts its failure.
+    fn logged_in(&mut self, who: Result<Identity, tidings_core::HubError>) -> Flow {
+        match who {
+            Ok(id) => {
+                if id.method == tidings_core::AuthMethod::Token {
+                    // A token again (a refresh) may narrow the rights: what they no longer
+                    // allow ends, each with its `-ERR SUB`.
+                    for key in super::reattach_identity(&self.session, &id) {
+                        self.err(format_args!("SUB {key}: {}", super::ENDED_BY_REFRESH));
+                    }
+                } else {
+                    // A password login keeps what the connection subscribed before it, as
+                    // it always has.
+                    super::attach_identity(&self.session, &id);
+                }
+                let user = id.name().to_owned();
+                match id.expires_at {
+                    Some(at) => self
+                        .reply(|b| line::encode_ok(format_args!("AUTH {user} {}", at / 1000), b)),
+                    None => self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b)),
+                }
+                self.identity = id;
+            }
+            Err(e) => {
+                self.err(format_args!("AUTH: {e}"));
+                self.login_failures += 1;
+                if self.login_failures >= crate::auth::FAILURES_PER_CONNECTION {
+                    self.err("too many failed logins; closing");
+                    return Flow::Close(Ended::LoginFailures);
+                }
+            }
+        }
+        Flow::Continue
     }
 
     /// Decodes and runs every whole command in `buf`.
@@ -302,21 +359,12 @@ impl Conn {
                 Err(e) => self.err(format_args!("WHO {topic}: {e}")),
             },
             Command::Auth { user, password } => {
-                match self.auth.password(&user, &password, Some(self.peer)) {
-                    Ok(id) => {
-                        super::attach_identity(&self.session, &id);
-                        self.identity = id;
-                        self.reply(|b| line::encode_ok(format_args!("AUTH {user}"), b));
-                    }
-                    Err(e) => {
-                        self.err(format_args!("AUTH: {e}"));
-                        self.login_failures += 1;
-                        if self.login_failures >= crate::auth::FAILURES_PER_CONNECTION {
-                            self.err("too many failed logins; closing");
-                            return Flow::Close(Ended::LoginFailures);
-                        }
-                    }
-                }
+                let who = self.auth.password(&user, &password, Some(self.peer));
+                return self.logged_in(who);
+            }
+            Command::AuthToken { token } => {
+                let who = self.auth.token(&token, Some(self.peer));
+                return self.logged_in(who);
             }
             Command::Ping { token } => self.reply(|b| line::encode_pong(token.as_deref(), b)),
             Command::Help => self.reply(|b| b.extend_from_slice(line::HELP.as_bytes())),

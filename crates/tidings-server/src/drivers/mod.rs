@@ -2,6 +2,7 @@
 //! session's outbox back in its protocol, coalescing everything queued into one write.
 
 pub(crate) mod api;
+pub(crate) mod credentials;
 pub(crate) mod fallback;
 pub(crate) mod json_ws;
 pub(crate) mod line;
@@ -83,6 +84,8 @@ pub(crate) enum Ended {
     Refused(HubError),
     #[error("too many failed logins on this connection")]
     LoginFailures,
+    #[error("the connection's token expired")]
+    Expired,
 }
 
 impl Ended {
@@ -109,6 +112,32 @@ pub(crate) fn attach_identity(session: &Session, who: &tidings_core::Identity) {
     }
 }
 
+/// Like [`attach_identity`] for a new token on a live connection (a refresh): the
+/// subscriptions the new rights no longer allow are ended; returns their keys, so the
+/// driver tells the client of each in its protocol.
+pub(crate) fn reattach_identity(session: &Session, who: &tidings_core::Identity) -> Vec<Arc<str>> {
+    let ended = session.reauthorize(who.clone());
+    if let Some(user) = who.user.as_deref() {
+        tracing::Span::current().record("user", user);
+    }
+    ended
+}
+
+/// When `who` expires on the runtime's clock (`None`: never), for a connection's timer.
+pub(crate) fn expiry_instant(who: &tidings_core::Identity) -> Option<tokio::time::Instant> {
+    let at = who.expires_at?;
+    let left = at.saturating_sub(crate::clock::now_ms());
+    Some(tokio::time::Instant::now() + std::time::Duration::from_millis(left))
+}
+
+/// Whether `who` has expired (a token's `exp`, plus the leeway, has passed).
+pub(crate) fn is_expired(who: &tidings_core::Identity) -> bool {
+    who.check_expiry(crate::clock::now_ms()).is_err()
+}
+
+/// The message telling a client that a refresh ended one of its subscriptions.
+pub(crate) const ENDED_BY_REFRESH: &str = "subscription ended: the new token does not allow it";
+
 /// A gap in the native JSON protocol: `{"type":"gap","topic","since","epoch","next","reason"}`
 /// — what a resumed topic missed that history no longer holds (docs/native-protocol.md).
 pub(crate) fn gap_json(g: &tidings_core::Gap) -> String {
@@ -128,7 +157,9 @@ pub(crate) fn gap_json(g: &tidings_core::Gap) -> String {
 pub(crate) fn error_code(e: &HubError) -> tidings_proto::json::ErrorCode {
     use tidings_proto::json::ErrorCode;
     match e {
-        HubError::Denied(tidings_core::AuthError::BadCredentials) => ErrorCode::Unauthorized,
+        HubError::Denied(
+            tidings_core::AuthError::BadCredentials | tidings_core::AuthError::BadToken(_),
+        ) => ErrorCode::Unauthorized,
         HubError::Denied(_) => ErrorCode::Forbidden,
         HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
         HubError::NotSubscribed(_) => ErrorCode::NotFound,

@@ -29,7 +29,7 @@ impl App for NativeApp {
             addr,
             on_reserve: false,
         });
-        let session = super::open_session_waking(&self.native.hub, "sockjs", peer, wake)
+        let session = super::open_session_waking(&self.native.hub, "sockjs", peer, wake.clone())
             .map_err(|_| Refused)?;
         // The same greeting as `/ws`, first in the session's stream.
         let hello = tidings_proto::json::encode_hello(
@@ -40,6 +40,8 @@ impl App for NativeApp {
         Ok(Box::new(NativeSession {
             driver: Driver::new(session, self.native.clone()),
             batch: Vec::new(),
+            wake,
+            expiry_wake: None,
         }))
     }
 }
@@ -48,6 +50,31 @@ struct NativeSession {
     driver: Driver,
     /// Reused between drains.
     batch: Vec<Delivery>,
+    /// Wakes the session's writer, also when its token expires.
+    wake: Arc<Notify>,
+    /// When a task will wake the session for its token's expiry: one task per expiry
+    /// moved earlier, not per request.
+    expiry_wake: Option<tokio::time::Instant>,
+}
+
+impl NativeSession {
+    /// Makes sure the session is woken when its token expires (it has no timer of its own).
+    fn schedule_expiry(&mut self) {
+        let Some(at) = self.driver.expiry() else {
+            return;
+        };
+        if self.expiry_wake.is_some_and(|w| w <= at) {
+            return; // an earlier wake comes first; `drain` schedules the next from there
+        }
+        self.expiry_wake = Some(at);
+        let wake = Arc::downgrade(&self.wake);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(w) = wake.upgrade() {
+                w.notify_one();
+            }
+        });
+    }
 }
 
 impl Handler for NativeSession {
@@ -55,11 +82,12 @@ impl Handler for NativeSession {
         for m in messages {
             // As on `/ws`: after too many failed logins the session ends, and nothing more
             // it sent is read (one `xhr_send` may carry thousands of guesses).
-            if self.driver.too_many_login_failures() {
+            if self.driver.too_many_login_failures() || self.driver.expired() {
                 break;
             }
             self.driver.handle(m.as_bytes(), false);
         }
+        self.schedule_expiry();
     }
 
     fn drain(&mut self, out: &mut Vec<Bytes>) -> Option<Closed> {
@@ -67,6 +95,17 @@ impl Handler for NativeSession {
         out.extend(self.batch.drain(..).map(delivery_quoted));
         if self.driver.too_many_login_failures() {
             return Some(TOO_MANY_LOGIN_FAILURES);
+        }
+        if self
+            .expiry_wake
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            self.expiry_wake = None;
+            if self.driver.expired() {
+                out.push(quote(json_ws::expired_reply().as_bytes()));
+                return Some(TOKEN_EXPIRED);
+            }
+            self.schedule_expiry(); // refreshed since: wake at the new expiry
         }
         closed.map(|reason| match reason {
             CloseReason::SlowConsumer => Closed {
@@ -82,6 +121,11 @@ impl Handler for NativeSession {
 const TOO_MANY_LOGIN_FAILURES: Closed = Closed {
     code: 4008,
     reason: "Too many failed logins",
+};
+/// As `/ws`'s close code 4401 (docs/security.md).
+const TOKEN_EXPIRED: Closed = Closed {
+    code: json_ws::TOKEN_EXPIRED,
+    reason: "Token expired",
 };
 const GO_AWAY: Closed = Closed {
     code: 3000,
@@ -106,11 +150,12 @@ fn delivery_quoted(d: Delivery) -> Bytes {
                 tidings_proto::json::PresenceEvent::Leave
             };
             quote(
-                tidings_proto::json::encode_presence(
+                tidings_proto::json::encode_presence_info(
                     &p.topic,
                     event,
                     &p.client.to_string(),
                     p.user.as_deref(),
+                    p.info.as_deref(),
                 )
                 .as_bytes(),
             )

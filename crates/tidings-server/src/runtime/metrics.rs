@@ -106,6 +106,15 @@ pub(super) fn render(shared: &Shared) -> Response<Body> {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     }
+    // Labelled by kind, so a flood of expired tokens (a client not refreshing) is told
+    // apart from forged ones (bad_signature, algorithm_not_allowed).
+    let name = "tidings_token_refusals_total";
+    out.push_str(&format!(
+        "# HELP {name} Tokens refused, by why (docs/security.md).\n# TYPE {name} counter\n"
+    ));
+    for (reason, n) in shared.native.auth.token_refusals() {
+        out.push_str(&format!("{name}{{reason=\"{reason}\"}} {n}\n"));
+    }
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",

@@ -119,10 +119,10 @@ impl Server {
                     })?,
             ),
         };
-        let auth: Arc<dyn Authenticator> = Arc::new(ConfiguredUsers::new(
-            hub.clone(),
-            config.limits.login_failures_per_ip,
-        ));
+        let jwt = crate::auth::jwt::JwtVerifier::load(&config.auth.jwt)?;
+        let auth: Arc<dyn Authenticator> = Arc::new(
+            ConfiguredUsers::new(hub.clone(), config.limits.login_failures_per_ip).with_jwt(jwt),
+        );
         let ctx = Context {
             hub: hub.clone(),
             auth: auth.clone(),
@@ -277,6 +277,14 @@ impl Server {
             Some(tls) => tls.reload(),
             None => Ok(()),
         }
+    }
+
+    /// Reads the token keys' files (`[auth.jwt]` `hmac_secret_file`, `public_key_files`,
+    /// `jwks_file`) again (on SIGHUP): later tokens are checked with the new keys, open
+    /// connections keep their identities. On error the old keys stay in use. Returns how
+    /// many keys are loaded, `None` without tokens configured.
+    pub fn reload_token_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
+        self.shared.native.auth.reload_keys()
     }
 
     /// Stops accepting, closes every session with its protocol's goodbye after flushing what

@@ -73,7 +73,18 @@ pub(super) async fn route(
             &format!("request body larger than {max_body} bytes\n"),
         ),
         (&Method::GET | &Method::CONNECT, "/ws") if ws::is_upgrade(&req) => {
-            upgrade(&mut req, &shared, Endpoint::Native)
+            // A token on the upgrade URL (browsers' WebSocket cannot set headers) is checked
+            // before upgrading: a refused one gets a plain 401, not a socket.
+            match crate::drivers::credentials::of_request(&req) {
+                None => upgrade(&mut req, &shared, Endpoint::Native(None)),
+                Some(token) => {
+                    let from = req.extensions().get::<Peer>().map(|p| p.addr.ip());
+                    match shared.native.auth.token(&token, from) {
+                        Ok(who) => upgrade(&mut req, &shared, Endpoint::Native(Some(who))),
+                        Err(e) => text(StatusCode::UNAUTHORIZED, &format!("{e}\n")),
+                    }
+                }
+            }
         }
         (&Method::GET | &Method::CONNECT, "/echo") if ws::is_upgrade(&req) => {
             upgrade(&mut req, &shared, Endpoint::Echo)
@@ -124,7 +135,8 @@ pub(super) async fn route(
 }
 
 enum Endpoint {
-    Native,
+    /// With the identity of a token given on the upgrade URL.
+    Native(Option<tidings_core::Identity>),
     Echo,
 }
 
@@ -151,9 +163,9 @@ fn upgrade(
                     Endpoint::Echo => {
                         Box::pin(ws::echo::serve(conn, shared.shutdown.clone())).await
                     }
-                    Endpoint::Native => {
+                    Endpoint::Native(who) => {
                         let native = shared.native.clone();
-                        Box::pin(crate::drivers::json_ws::serve(conn, native, peer))
+                        Box::pin(crate::drivers::json_ws::serve(conn, native, peer, who))
                             .await
                             .log()
                     }

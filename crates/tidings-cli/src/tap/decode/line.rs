@@ -102,6 +102,7 @@ fn command(c: &Command, max: usize) -> String {
             format!("PUB {topic} {}", show(payload, payload.len(), max))
         }
         Command::Auth { user, .. } => format!("AUTH {user} ****"),
+        Command::AuthToken { .. } => "AUTH TOKEN ****".to_owned(),
         other => {
             let mut b = Vec::new();
             match line::encode_command(other, &mut b) {

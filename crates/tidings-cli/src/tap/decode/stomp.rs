@@ -120,7 +120,9 @@ fn frame(buf: &[u8], max: usize) -> Frame {
     for h in &headers {
         // Credentials stay off the screen.
         match h.split_once(':') {
-            Some(("passcode", _)) => text.push_str(" passcode:****"),
+            Some((name @ ("passcode" | "Authorization" | "authorization"), _)) => {
+                text.push_str(&format!(" {name}:****"))
+            }
             _ => {
                 text.push(' ');
                 text.push_str(h);

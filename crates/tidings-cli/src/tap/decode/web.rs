@@ -105,7 +105,7 @@ impl WebStream {
                         let line = format!(
                             "{} {} HTTP/1.{}",
                             req.method.unwrap_or("?"),
-                            req.path.unwrap_or("?"),
+                            without_token(req.path.unwrap_or("?")),
                             req.version.unwrap_or(1)
                         );
                         let (interesting, body) = summarize(req.headers);
@@ -288,6 +288,22 @@ enum Body {
 }
 
 /// The headers worth showing (the WebSocket handshake's), and how the body is framed.
+/// A request target with the value of a `token=` (and `password=`) query parameter masked:
+/// tokens on URLs are credentials and stay off the screen.
+fn without_token(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k @ ("token" | "password"), _)) => format!("{k}=****"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
 fn summarize(headers: &[httparse::Header<'_>]) -> (Vec<String>, Body) {
     let mut shown = Vec::new();
     let mut body = Body::None;
@@ -317,6 +333,15 @@ fn summarize(headers: &[httparse::Header<'_>]) -> (Vec<String>, Body) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_on_urls_are_masked() {
+        assert_eq!(
+            without_token("/sse?topic=a&token=eyJ.x.y&since=1"),
+            "/sse?topic=a&token=****&since=1"
+        );
+        assert_eq!(without_token("/ws"), "/ws");
+    }
 
     fn masked_text(text: &str) -> Vec<u8> {
         let key = [1u8, 2, 3, 4];

@@ -30,6 +30,9 @@ pub(crate) struct Feed {
     pub(crate) gaps: Vec<Gap>,
     /// Reused between drains.
     batch: Vec<Delivery>,
+    /// When the token that opened the feed expires: a stream ends then (the client
+    /// reconnects with a fresh token and its cursor). `None`: never.
+    pub(crate) expires: Option<tokio::time::Instant>,
 }
 
 /// What one drain produced.
@@ -52,6 +55,7 @@ impl Feed {
             cursor: req.cursor.clone(),
             gaps: Vec::new(),
             batch: Vec::new(),
+            expires: crate::drivers::expiry_instant(who),
         };
         crate::drivers::attach_identity(&feed.session, who);
         for topic in &req.topics {

@@ -87,8 +87,17 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(e) => return api::error(StatusCode::BAD_REQUEST, "bad_request", &e),
     };
-    let who = match &feed_req.login {
-        Some((user, password)) if !basic => {
+    // Without an Authorization header, the query may log in: `token=` (EventSource cannot
+    // send headers) or `user=`/`password=`.
+    let token = (!basic)
+        .then(|| super::credentials::query_token(req.uri()))
+        .flatten();
+    let who = match (&feed_req.login, token) {
+        (_, Some(token)) => match fb.api.auth.token(&token, api::peer_ip(&req)) {
+            Ok(who) => who,
+            Err(e) => return api::hub_error(&e),
+        },
+        (Some((user, password)), None) if !basic => {
             match fb.api.auth.password(user, password, api::peer_ip(&req)) {
                 Ok(who) => who,
                 Err(e) => return api::hub_error(&e),

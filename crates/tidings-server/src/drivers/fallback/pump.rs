@@ -1,6 +1,7 @@
 //! The loop shared by the streamed transports (`/sse`, `/stream`): write the head, then every
-//! batch the feed drains, keep-alives when quiet, and end at the response limit, on a slow
-//! consumer, at shutdown, or when the client is gone. Only the framing differs ([`Format`]).
+//! batch the feed drains, keep-alives when quiet, and end at the response limit, when the
+//! token expires, on a slow consumer, at shutdown, or when the client is gone. Only the
+//! framing differs ([`Format`]).
 
 use super::feed::Feed;
 use crate::transports::http::streamed::Streamed;
@@ -16,6 +17,8 @@ pub(super) trait Format {
     fn batch(&self, out: &mut BytesMut, messages: &[Arc<Message>], cursor: &str);
     /// The last words to a slow consumer.
     fn slow_consumer(&self) -> &'static [u8];
+    /// The last words when the token expires.
+    fn expired(&self) -> &'static [u8];
     /// Sent after a quiet keep-alive period.
     fn keepalive(&self) -> &'static [u8];
 }
@@ -25,6 +28,14 @@ pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize, format: imp
         return;
     }
     let mut sent = 0usize;
+    let expires = feed.expires;
+    let expired = async {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     loop {
         tokio::select! {
             biased;
@@ -48,6 +59,10 @@ pub(super) async fn run(mut feed: Feed, out: Streamed, limit: usize, format: imp
                 if !out.send(Bytes::from_static(format.keepalive())).await {
                     return;
                 }
+            }
+            _ = &mut expired => {
+                let _ = out.send(Bytes::from_static(format.expired())).await;
+                return;
             }
             _ = out.gone() => return,
         }

@@ -49,6 +49,10 @@ impl Format for Sse {
         b"event: error\ndata: {\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect to resume\"}\n\n"
     }
 
+    fn expired(&self) -> &'static [u8] {
+        b"event: error\ndata: {\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"token expired; reconnect with a fresh token\"}\n\n"
+    }
+
     fn keepalive(&self) -> &'static [u8] {
         b": keep-alive\n\n"
     }

@@ -36,6 +36,10 @@ impl Format for Ndjson {
         b"{\"type\":\"error\",\"code\":\"slow_consumer\",\"message\":\"too many messages queued; reconnect with the cursor to resume\"}\n"
     }
 
+    fn expired(&self) -> &'static [u8] {
+        b"{\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"token expired; reconnect with a fresh token and the cursor\"}\n"
+    }
+
     fn keepalive(&self) -> &'static [u8] {
         b"{\"type\":\"ping\"}\n"
     }

@@ -74,6 +74,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct AuthFields {
     user: Option<String>,
     password: Option<String>,
+    /// A signed token (`auth: {token}`); when given, user and password are not looked at.
+    token: Option<String>,
 }
 
 impl App for Bridge {
@@ -87,17 +89,20 @@ impl App for Bridge {
         let auth: AuthFields = match req.auth {
             None => AuthFields::default(),
             Some(raw) => serde_json::from_str(raw.get()).map_err(|_| Refusal {
-                message: "invalid auth: \"user\" and \"password\" must be strings".into(),
+                message: "invalid auth: \"user\", \"password\" and \"token\" must be strings"
+                    .into(),
                 data: None,
             })?,
         };
-        let identity = match auth.user {
-            None => shared.auth.anonymous(),
-            Some(user) => shared
+        let identity = match (auth.user, auth.token) {
+            (_, Some(token)) => shared
                 .auth
-                // The handshake's address is not passed down to namespaces yet: guarded by
-                // the per-failure log and count only (see docs/security.md).
-                .password(&user, auth.password.as_deref().unwrap_or(""), None)
+                .token(&token, req.peer)
+                .map_err(|e| refusal(&e))?,
+            (None, None) => shared.auth.anonymous(),
+            (Some(user), None) => shared
+                .auth
+                .password(&user, auth.password.as_deref().unwrap_or(""), req.peer)
                 .map_err(|e| refusal(&e))?,
         };
         let prefix: Option<Arc<str>> = match &req.namespace[1..] {
@@ -138,9 +143,11 @@ impl App for Bridge {
             tracker: Arc::new(Mutex::new(tracker)),
             pid: recovery.then(|| pid.clone()),
             sid: sid.clone(),
+            peer: req.peer,
             backlog: Vec::new(),
             next: 0,
             ending: None,
+            expiry_wake: None,
         };
         Ok(Accepted {
             handler: Box::new(conn),
@@ -221,6 +228,8 @@ struct Conn {
     tracker: Arc<Mutex<Tracker>>,
     pid: Option<String>,
     sid: String,
+    /// The client's address, for the login limits of a `refresh`.
+    peer: Option<std::net::IpAddr>,
     /// Deliveries taken from the outbox that the Engine.IO queue had no room for yet, from
     /// `next` on. Taken only when empty, so it holds at most one outbox's worth (the
     /// outbox's bounds).
@@ -228,6 +237,8 @@ struct Conn {
     next: usize,
     /// The outbox closed: after the backlog, say goodbye (once) and close the connection.
     ending: Option<CloseReason>,
+    /// When a task will wake the transport for the token's expiry (see `schedule_expiry`).
+    expiry_wake: Option<tokio::time::Instant>,
 }
 
 /// What a failed request answers.
@@ -294,9 +305,20 @@ impl Handler for Conn {
     fn on_connected(&mut self) {
         // Replayed history (a recovered session) is already queued: make the transport pull.
         self.socket.waker().notify_one();
+        self.schedule_expiry();
     }
 
     fn fill(&mut self) {
+        if self
+            .expiry_wake
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            self.expiry_wake = None;
+            if crate::drivers::is_expired(&self.identity) {
+                return self.expire();
+            }
+            self.schedule_expiry(); // refreshed since: wake at the new expiry
+        }
         self.fill_from_outbox();
     }
 
@@ -512,7 +534,12 @@ impl Conn {
                             .as_deref()
                             .map(packet::json_string)
                             .unwrap_or_else(|| "null".into());
-                        format!("{{\"client\":\"{}\",\"user\":{user}}}", m.client)
+                        let info = m
+                            .info
+                            .as_deref()
+                            .map(|i| format!(",\"info\":{i}"))
+                            .unwrap_or_default();
+                        format!("{{\"client\":\"{}\",\"user\":{user}{info}}}", m.client)
                     })
                     .collect();
                 Ok(Some((
@@ -523,6 +550,10 @@ impl Conn {
                     ),
                     Vec::new(),
                 )))
+            }
+            "refresh" => {
+                let token = string_arg(event, 0, "token")?;
+                self.refresh(&token)
             }
             other => Err(Failure {
                 code: ErrorCode::BadRequest,
@@ -641,6 +672,70 @@ fn parse_blob(blob: &Bytes) -> Option<(&str, Vec<Bytes>)> {
 }
 
 impl Conn {
+    /// Makes sure the transport is woken when the token expires (no task per connection
+    /// otherwise): one sleeping task per expiry moved earlier.
+    fn schedule_expiry(&mut self) {
+        let Some(at) = crate::drivers::expiry_instant(&self.identity) else {
+            return;
+        };
+        if self.expiry_wake.is_some_and(|w| w <= at) {
+            return; // an earlier wake comes first; `fill` schedules the next from there
+        }
+        self.expiry_wake = Some(at);
+        let wake = Arc::downgrade(&self.socket.waker());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(w) = wake.upgrade() {
+                w.notify_one();
+            }
+        });
+    }
+
+    /// The token expired without a refresh: an `error` event saying so, then the server
+    /// disconnects the namespace (the client's `disconnect` reason is
+    /// `io server disconnect`; it reconnects with a fresh `auth.token`).
+    fn expire(&mut self) {
+        let args = "[\"error\",{\"error\":\"token_expired\",\"message\":\"token expired; connect again with a fresh token\"}]";
+        let _ = self.socket.emit(args, Vec::new());
+        self.session = None;
+        self.backlog = Vec::new();
+        self.socket.disconnect();
+    }
+
+    /// The `refresh` event: a fresh token for the same user replaces the identity; the
+    /// subscriptions its rights no longer allow end, each with an `error` event.
+    fn refresh(&mut self, token: &str) -> Result<Option<Reply>, Failure> {
+        let who = self.shared.auth.token(token, self.peer)?;
+        if who.user != self.identity.user {
+            return Err(HubError::Denied(tidings_core::AuthError::BadToken(
+                tidings_core::TokenRefusal::OtherUser,
+            ))
+            .into());
+        }
+        let Some(session) = &self.session else {
+            return Err(HubError::ShuttingDown.into());
+        };
+        let nsp = self.socket.namespace().to_owned();
+        for key in crate::drivers::reattach_identity(session, &who) {
+            lock(&self.tracker).unsubscribed(&key);
+            let args = format!(
+                "[\"error\",{{\"event\":\"subscribe\",\"error\":\"forbidden\",\"message\":{},\"topic\":{}}}]",
+                packet::json_string(crate::drivers::ENDED_BY_REFRESH),
+                packet::json_string(self.shown(&key))
+            );
+            session
+                .outbox()
+                .push_reply(reply_blob(&packet::event(&nsp, &args, Vec::new())));
+        }
+        let mut fields = format!(",\"user\":{}", packet::json_string(who.name()));
+        if let Some(at) = who.expires_at {
+            fields.push_str(&format!(",\"expires\":{}", at / 1000));
+        }
+        self.identity = who;
+        self.schedule_expiry();
+        Ok(Some((fields, Vec::new())))
+    }
+
     /// Moves what the outbox holds into the Engine.IO queue until it is full (the rest
     /// waits in `backlog`); when the outbox closed, says goodbye after the last of it.
     fn fill_from_outbox(&mut self) {
@@ -701,8 +796,13 @@ impl Conn {
                     .as_deref()
                     .map(packet::json_string)
                     .unwrap_or_else(|| "null".into());
+                let info = p
+                    .info
+                    .as_deref()
+                    .map(|i| format!(",\"info\":{i}"))
+                    .unwrap_or_default();
                 let args = format!(
-                    "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}}}]",
+                    "[\"presence\",{{\"topic\":{},\"event\":\"{}\",\"client\":\"{}\",\"user\":{user}{info}}}]",
                     packet::json_string(self.shown(&p.topic)),
                     if p.joined { "join" } else { "leave" },
                     p.client

@@ -202,7 +202,11 @@ async fn serve(
             // Without heart-beats from the client, silence is checked by the idle timeout.
             let idle = (expect_every == 0 && cfg.idle_timeout_secs > 0)
                 .then(|| last_read + Duration::from_secs(cfg.idle_timeout_secs));
-            beat.into_iter().chain(dead).chain(idle).min()
+            beat.into_iter()
+                .chain(dead)
+                .chain(idle)
+                .chain(st.expiry())
+                .min()
         };
         let timer = async {
             match deadline {
@@ -255,6 +259,10 @@ async fn serve(
                 if !st.is_connected() {
                     st.error("no CONNECT frame in time", None, "");
                     return finish(&st, transport, &mut batch, &mut out, Ended::Idle).await;
+                }
+                if st.expired() {
+                    st.error("token expired", None, "connect again with a fresh token");
+                    return finish(&st, transport, &mut batch, &mut out, Ended::Expired).await;
                 }
                 if expect_every > 0 && now >= last_read + ms(expect_every) * cfg.heart_beat_tolerance {
                     st.error("heart-beat timeout: nothing received in time", None, "");

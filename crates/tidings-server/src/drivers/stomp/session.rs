@@ -108,6 +108,16 @@ impl StompSession {
         }
     }
 
+    /// When the CONNECT's token expires (`None`: never); STOMP has no refresh, so the
+    /// connection then ends with an ERROR and the client reconnects with a fresh token.
+    pub(super) fn expiry(&self) -> Option<tokio::time::Instant> {
+        crate::drivers::expiry_instant(&self.identity)
+    }
+
+    pub(super) fn expired(&self) -> bool {
+        crate::drivers::is_expired(&self.identity)
+    }
+
     pub(super) fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
     }
@@ -177,9 +187,23 @@ impl StompSession {
                     accept_version,
                     login,
                     passcode,
+                    bearer,
                     heart_beat,
                     ..
-                } => self.connect(accept_version.as_deref(), login, passcode, heart_beat),
+                } => {
+                    // A token: the Bearer header, or a passcode with no login.
+                    let (login, passcode, token) = match (bearer, login) {
+                        (Some(token), _) => (None, None, Some(token)),
+                        (None, None) => (None, None, passcode),
+                        (None, login) => (login, passcode, None),
+                    };
+                    let creds = Credentials {
+                        login,
+                        passcode,
+                        token,
+                    };
+                    self.connect(accept_version.as_deref(), creds, heart_beat)
+                }
                 _ => Err(Refused::new("expected CONNECT or STOMP first")),
             };
         }
@@ -332,10 +356,14 @@ impl StompSession {
     fn connect(
         &mut self,
         accept_version: Option<&str>,
-        login: Option<String>,
-        passcode: Option<String>,
+        creds: Credentials,
         client_hb: HeartBeat,
     ) -> Result<Flow, Refused> {
+        let Credentials {
+            login,
+            passcode,
+            token,
+        } = creds;
         let Some(version) = Version::negotiate(accept_version) else {
             // STOMP 1.2, Protocol Negotiation: an ERROR whose `version` header lists the
             // versions we speak, then close.
@@ -355,15 +383,19 @@ impl StompSession {
         };
         self.version = version;
         self.decoder.set_version(version);
-        self.identity = match login {
-            Some(user) => self
+        self.identity = match (login, token) {
+            (_, Some(token)) => self.auth.token(&token, self.peer).map_err(|e| Refused {
+                message: "access refused: token refused".into(),
+                detail: e.to_string(),
+            })?,
+            (Some(user), None) => self
                 .auth
                 .password(&user, passcode.as_deref().unwrap_or(""), self.peer)
                 .map_err(|_| Refused {
                     message: "access refused: unknown login or wrong passcode".into(),
                     detail: format!("login {user:?}"),
                 })?,
-            None => self.auth.anonymous(),
+            (None, None) => self.auth.anonymous(),
         };
         crate::drivers::attach_identity(&self.session, &self.identity);
         let cfg = self.cfg;
@@ -445,4 +477,11 @@ fn kind_of(headers: &[(String, String)], body: &Bytes) -> PayloadKind {
         Ok(_) => PayloadKind::Text,
         Err(_) => PayloadKind::Binary,
     }
+}
+
+/// What a CONNECT presented: a login and passcode, or a token.
+struct Credentials {
+    login: Option<String>,
+    passcode: Option<String>,
+    token: Option<String>,
 }

@@ -151,6 +151,7 @@ impl Engine {
             auth: auth.as_deref(),
             recover,
             socket: socket_ref.clone(),
+            peer: socket.peer(),
         };
         match self.app.connect(req) {
             Err(refusal) => {

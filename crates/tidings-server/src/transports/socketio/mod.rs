@@ -65,6 +65,8 @@ pub struct ConnectRequest<'a> {
     pub recover: Option<(String, Option<String>)>,
     /// Where to send packets for this namespace connection.
     pub socket: SocketRef,
+    /// The client's address (from the Engine.IO handshake), for the login limits.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// An accepted namespace connection.

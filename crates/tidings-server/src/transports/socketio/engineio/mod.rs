@@ -128,7 +128,7 @@ impl<H: Handler> Inner<H> {
                 break id;
             }
         };
-        let socket = Arc::new(Socket::new(id.clone(), self.clone(), transport));
+        let socket = Arc::new(Socket::new(id.clone(), self.clone(), transport, from));
         if let Some(ip) = from {
             self.owners().take(&id, ip);
         }

@@ -107,6 +107,8 @@ struct State {
 /// An Engine.IO session (the reference's `Socket`). `data` is the layer above's state.
 pub struct Socket<H: Handler> {
     id: Box<str>,
+    /// The address of the client that opened the session (for logins' per-address limit).
+    peer: Option<std::net::IpAddr>,
     pub data: H::Data,
     pub(super) server: Arc<Inner<H>>,
     state: Mutex<State>,
@@ -133,10 +135,16 @@ pub(super) enum Beat {
 }
 
 impl<H: Handler> Socket<H> {
-    pub(super) fn new(id: String, server: Arc<Inner<H>>, transport: Transport) -> Self {
+    pub(super) fn new(
+        id: String,
+        server: Arc<Inner<H>>,
+        transport: Transport,
+        peer: Option<std::net::IpAddr>,
+    ) -> Self {
         let first_ping = Instant::now() + server.options.ping_interval;
         Socket {
             id: id.into_boxed_str(),
+            peer,
             data: H::Data::default(),
             server,
             state: Mutex::new(State {
@@ -162,6 +170,11 @@ impl<H: Handler> Socket<H> {
     /// The session id (`sid`).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The address of the client that opened the session, when known.
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.peer
     }
 
     pub fn transport(&self) -> Transport {
