@@ -79,6 +79,11 @@ pub struct QueueLimits {
     pub default_prefetch: usize,
     /// Largest prefetch a subscription may ask for; more is lowered to it. Default 10 000.
     pub max_prefetch: usize,
+    /// Seconds a message may wait in a queue for a consumer; older ones are dropped from the
+    /// front of the queue (RabbitMQ's `x-message-ttl`). Messages delivered and not yet
+    /// acknowledged are not expired. 0 (the default, as in RabbitMQ): they wait until
+    /// consumed, within the bounds above.
+    pub message_ttl_secs: u64,
 }
 
 impl Default for QueueLimits {
@@ -90,6 +95,7 @@ impl Default for QueueLimits {
             max_total_bytes: 256 << 20,
             default_prefetch: 100,
             max_prefetch: 10_000,
+            message_ttl_secs: 0,
         }
     }
 }

@@ -345,3 +345,51 @@ fn all_queues_together_are_bounded_and_acks_give_room_back() {
     hub.settle(&a, &Arc::from("s"), 1, false, Settle::Ack);
     put(&hub, "q4", &body);
 }
+
+/// Issue 15, finding 8: a message nobody consumes waits at most `message_ttl_secs`; then it
+/// is dropped (counted), its bytes go back to the budget and the empty queue is forgotten.
+/// Delivered, unacknowledged messages are not expired.
+#[test]
+fn messages_waiting_past_the_ttl_are_dropped_and_counted() {
+    let mut cfg = HubConfig::default();
+    cfg.queues.message_ttl_secs = 10;
+    // Room for two messages of 100 bytes (the cost counts the queue name: at most 6 here).
+    cfg.queues.max_total_bytes = 2 * (64 + 6 + 100);
+    let hub = hub_with(cfg);
+    let body = "x".repeat(100);
+    let send = |q: &str, now: u64| {
+        hub.publish_queue(
+            &anon(),
+            q,
+            PayloadKind::Text,
+            body.clone().into(),
+            vec![],
+            now,
+        )
+    };
+    send("parked", 1_000).unwrap();
+    send("held", 1_000).unwrap();
+    let a = session(&hub);
+    consume(&hub, &a, "s", "held", None);
+    assert_eq!(got(&a).len(), 1, "delivered before expiry");
+    assert!(matches!(send("q3", 2_000), Err(HubError::QueuesFull(_))));
+    hub.sweep(10_999);
+    assert_eq!(hub.stats().queue_messages_expired, 0, "not yet 10 s old");
+    hub.sweep(11_000);
+    assert_eq!(
+        hub.stats().queue_messages_expired,
+        1,
+        "only the waiting one"
+    );
+    assert_eq!(
+        hub.queue_stats("parked"),
+        None,
+        "the empty queue is forgotten"
+    );
+    send("q3", 11_000).expect("its bytes are back in the budget");
+    // The unacknowledged one is still the consumer's to settle.
+    hub.settle(&a, &Arc::from("s"), 1, false, Settle::Ack);
+    let b = session(&hub);
+    consume(&hub, &b, "s", "parked", None);
+    assert!(got(&b).is_empty(), "an expired message is never delivered");
+}

@@ -173,6 +173,33 @@ impl QueueStore for MemoryQueues {
         self.dispatch(name, None);
     }
 
+    fn expire(&mut self, now: u64) -> usize {
+        let ttl_ms = self.limits.message_ttl_secs.saturating_mul(1000);
+        if ttl_ms == 0 {
+            return 0;
+        }
+        let mut expired = 0;
+        let stored = &mut self.stored;
+        self.queues.retain(|_, q| {
+            // From the front: the oldest wait there (a NACKed message goes back to the front,
+            // and it is older than what came after it).
+            while q
+                .ready
+                .front()
+                .is_some_and(|m| now.saturating_sub(m.published_at) >= ttl_ms)
+            {
+                if let Some(m) = q.ready.pop_front() {
+                    let cost = m.cost();
+                    q.bytes -= cost;
+                    *stored -= cost;
+                    expired += 1;
+                }
+            }
+            !(q.ready.is_empty() && q.consumers.is_empty())
+        });
+        expired
+    }
+
     fn check_total(&self, bytes: usize) -> Result<(), HubError> {
         if self.stored + bytes > self.limits.max_total_bytes {
             return Err(HubError::QueuesFull(self.limits.max_total_bytes));

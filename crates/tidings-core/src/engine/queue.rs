@@ -86,4 +86,11 @@ pub trait QueueStore: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Drops messages that waited for a consumer longer than the queues' message TTL (if
+    /// any) as of `now` (ms), and forgets queues that are left empty and unconsumed. Returns
+    /// how many messages were dropped. Called periodically (the hub's sweep).
+    fn expire(&mut self, _now: u64) -> usize {
+        0
+    }
 }

@@ -65,6 +65,8 @@ pub struct HubStats {
     pub delivered: u64,
     pub dropped: u64,
     pub slow_consumers_closed: u64,
+    /// Queue messages dropped after waiting longer than `hub.queues.message_ttl_secs`.
+    pub queue_messages_expired: u64,
 }
 
 /// What a session is, recorded once when it opens, so presence and the admin view read it
@@ -586,6 +588,8 @@ impl Hub {
             .log
             .sweep(now, &|name| router.count_matches(name) > 0);
         st.stats.topics = st.engine.log.len();
+        let expired = st.engine.queues.expire(now);
+        st.stats.queue_messages_expired += expired as u64;
     }
 
     /// Refuses new work and closes every outbox with [`CloseReason::Shutdown`], so each

@@ -8,7 +8,7 @@ use hyper::{Response, StatusCode};
 /// Prometheus text exposition of the hub's counters.
 pub(super) fn render(shared: &Shared) -> Response<Body> {
     let s = shared.hub.stats();
-    let rows: [(&str, &str, &str, u64); 7] = [
+    let rows: [(&str, &str, &str, u64); 8] = [
         (
             "tidings_sessions",
             "gauge",
@@ -50,6 +50,12 @@ pub(super) fn render(shared: &Shared) -> Response<Body> {
             "counter",
             "Sessions closed as slow consumers.",
             s.slow_consumers_closed,
+        ),
+        (
+            "tidings_queue_messages_expired_total",
+            "counter",
+            "Queue messages dropped after hub.queues.message_ttl_secs without a consumer.",
+            s.queue_messages_expired,
         ),
     ];
     let mut out = String::new();
