@@ -106,3 +106,33 @@ pub async fn exchange(
         ended,
     }
 }
+
+/// [`exchange`] without a runtime: connects to `addr`, writes `request` (HTTP/1.0, so the
+/// server closes after answering) and reads the whole response, at most 10 s.
+pub fn blocking(addr: &str, request: impl AsRef<[u8]>) -> Response {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(request.as_ref()).expect("write the request");
+    let mut raw = Vec::new();
+    let ended = s.read_to_end(&mut raw).is_ok();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let head = String::from_utf8_lossy(&raw[..split.unwrap_or(raw.len())]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no response: {head:?}"));
+    Response {
+        status,
+        head,
+        body: split.map(|i| raw[i + 4..].to_vec()).unwrap_or_default(),
+        ended,
+    }
+}
+
+/// `GET path` with [`blocking`].
+pub fn get(addr: &str, path: &str) -> Response {
+    blocking(addr, request_1_0("GET", path, "", ""))
+}

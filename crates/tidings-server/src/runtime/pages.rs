@@ -1,7 +1,8 @@
-//! The web pages served at `/`: the landing page, the chat and ticker demos, their scripts
-//! and the browser bundles of the third-party clients they use (SockJS, Socket.IO, STOMP).
+//! The web pages served at `/`: the landing page, the chat and ticker demos, their scripts,
+//! the browser bundles of the third-party clients they use (SockJS, Socket.IO, STOMP), and
+//! tidings' own JavaScript client at `/client/tidings.js` (from `clients/js/`).
 //!
-//! Everything is compiled into the binary from `web/`, so the pages work with no file next to
+//! Everything is compiled into the binary from `web/` and `clients/js/`, so the pages work with no file next to
 //! the binary and no internet. Plain ES modules: no build step.
 
 /// One embedded file and the URL path it answers.
@@ -20,12 +21,24 @@ macro_rules! web {
     };
 }
 
+macro_rules! client {
+    ($file:literal) => {
+        include_bytes!(concat!("../../../../clients/js/", $file))
+    };
+}
+
 /// URL path, content type, bytes.
 const PAGES: &[(&str, &str, &[u8])] = &[
     ("/", HTML, web!("index.html")),
     ("/chat", HTML, web!("chat.html")),
     ("/ticker", HTML, web!("ticker.html")),
     ("/demo/demo.css", CSS, web!("demo.css")),
+    ("/client/tidings.js", JS, client!("tidings.js")),
+    (
+        "/client/tidings.d.ts",
+        "application/typescript; charset=utf-8",
+        client!("tidings.d.ts"),
+    ),
     ("/demo/chat.js", JS, web!("chat.js")),
     ("/demo/transports.js", JS, web!("transports.js")),
     ("/demo/ticker.js", JS, web!("ticker.js")),

@@ -1,0 +1,232 @@
+// The JS client against a real `tidings serve` (started by crates/tidings-cli/tests/js_client.rs,
+// which passes TIDINGS_HTTP, TIDINGS_JWT_SECRET and TIDINGS_INTEROP, where the `ws` package is).
+// Run: node --test clients/js/test/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Tidings } from '../tidings.js';
+
+const HTTP = process.env.TIDINGS_HTTP;
+const SECRET = process.env.TIDINGS_JWT_SECRET;
+const require = createRequire(`${process.env.TIDINGS_INTEROP}/package.json`);
+const WebSocket = require('ws');
+// Node 22 has a global WebSocket; Node 20 gets the injected one (the documented way).
+const opts = (more = {}) => ({ WebSocket, backoffBase: 50, backoffMax: 400, ...more });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, pred, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+async function httpPublish(topic, text) {
+  const res = await fetch(`http://${HTTP}/api/publish/${topic}`, { method: 'POST', body: text });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+function token(sub, ttlSecs, rights = { publish: ['>'], subscribe: ['>'] }) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + ttlSecs, tidings: rights })}`;
+  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+}
+
+/** A TCP proxy in front of the server: `drop()` cuts every connection (a network failure);
+ * with `blockWebSocket`, upgrade requests get a 403 (a proxy that blocks WebSocket). */
+async function proxy({ blockWebSocket = false } = {}) {
+  const [host, port] = HTTP.split(':');
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    client.once('data', (first) => {
+      if (blockWebSocket && /^upgrade:\s*websocket/im.test(first.toString('latin1'))) {
+        client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      const upstream = net.connect(Number(port), host, () => upstream.write(first));
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const forget = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', forget).on('close', forget);
+      upstream.on('error', forget).on('close', forget);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    addr: `127.0.0.1:${server.address().port}`,
+    drop() {
+      for (const s of sockets) s.destroy();
+    },
+    close() {
+      this.drop();
+      server.close();
+    },
+  };
+}
+
+test('subscribe, publish with ack, binary, history and presence', async () => {
+  const a = new Tidings(`ws://${HTTP}/ws`, opts());
+  const b = new Tidings(`ws://${HTTP}/ws`, opts());
+  const got = [];
+  const presence = [];
+  const sub = a.subscribe('js.basic', (m) => got.push(m), { presence: true, onPresence: (e) => presence.push(e) });
+  await sub.ready;
+  await b.whenReady();
+  b.subscribe('js.basic', () => {});
+  const first = await b.publish('js.basic', { hello: 'world' });
+  assert.equal(first.topic, 'js.basic');
+  assert.equal(typeof first.epoch, 'string');
+  const second = await b.publish('js.basic', 'plain text');
+  assert.equal(second.offset, first.offset + 1);
+  await b.publish('js.basic', new Uint8Array([0, 255, 10, 1]));
+  await until('three messages', () => got.length === 3);
+  assert.deepEqual(got[0].data, { hello: 'world' });
+  assert.equal(got[0].kind, 'json');
+  assert.equal(got[1].data, 'plain text');
+  assert.equal(got[2].kind, 'binary');
+  assert.ok(got[2].data instanceof Uint8Array);
+  assert.deepEqual([...got[2].data], [0, 255, 10, 1]);
+  assert.deepEqual(got.map((m) => m.offset), [first.offset, first.offset + 1, first.offset + 2]);
+  const h = await a.history('js.basic', { since: 0 });
+  assert.equal(h.messages.length, 3);
+  assert.deepEqual([...h.messages[2].data], [0, 255, 10, 1], 'base64 in history decoded');
+  const members = await a.presence('js.basic');
+  assert.equal(members.length, 2);
+  await until('a join event', () => presence.some((e) => e.event === 'join'));
+  await assert.rejects(a.publish('bad..topic', 1), (e) => e.code === 'bad_request');
+  a.close();
+  b.close();
+});
+
+test('a dropped connection reconnects and resumes: nothing missed, nothing twice', async () => {
+  const p = await proxy();
+  const client = new Tidings(`ws://${p.addr}/ws`, opts());
+  const exact = [];
+  const pattern = [];
+  let reconnected = 0;
+  client.on('connected', () => reconnected++);
+  await client.subscribe('js.resume.a', (m) => exact.push(m.offset)).ready;
+  await client.subscribe('js.resume.*', (m) => pattern.push(`${m.topic}:${m.offset}`)).ready;
+  const published = [];
+  const feed = (async () => {
+    for (let i = 0; i < 60; i++) {
+      const r = await httpPublish(i % 2 ? 'js.resume.a' : 'js.resume.b', `m${i}`);
+      published.push(`${r.topic}:${r.offset}`);
+      await sleep(10);
+      if (i === 15 || i === 40) p.drop();
+    }
+  })();
+  await feed;
+  const wantExact = published.filter((x) => x.startsWith('js.resume.a:')).map((x) => Number(x.split(':')[1]));
+  await until('every message', () => exact.length >= wantExact.length && pattern.length >= published.length);
+  await sleep(200);
+  assert.ok(reconnected >= 3, `reconnected ${reconnected - 1} times`);
+  assert.deepEqual(exact, wantExact, 'exact topic: every offset once, in order');
+  assert.deepEqual(pattern.sort(), [...published].sort(), 'pattern: every message once');
+  client.close();
+  p.close();
+});
+
+test('messages gone from history are reported as a gap, then delivery goes on', async () => {
+  // js.small.> keeps 3 messages (the test's config).
+  const p = await proxy();
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ backoffBase: 400, backoffMax: 400 }));
+  const got = [];
+  const gaps = [];
+  client.on('gap', (g) => gaps.push(g));
+  await client.subscribe('js.small.x', (m) => got.push(m.offset)).ready;
+  const one = await httpPublish('js.small.x', 'one');
+  await until('the first', () => got.length === 1);
+  p.drop();
+  // While it is away (400 ms backoff), six more: history keeps the last three.
+  for (let i = 0; i < 6; i++) await httpPublish('js.small.x', `away ${i}`);
+  await until('a gap', () => gaps.length === 1);
+  await until('what history still held', () => got.length === 4);
+  assert.equal(gaps[0].topic, 'js.small.x');
+  assert.equal(gaps[0].since, one.offset);
+  assert.equal(gaps[0].next, one.offset + 4);
+  assert.deepEqual(got, [one.offset, one.offset + 4, one.offset + 5, one.offset + 6]);
+  const live = await httpPublish('js.small.x', 'live');
+  await until('live again', () => got.length === 5);
+  assert.equal(got[4], live.offset);
+  client.close();
+  p.close();
+});
+
+test('a token is refreshed before it expires and used again on reconnect', async () => {
+  const p = await proxy();
+  let asked = 0;
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ token: token('ann', 2), getToken: () => { asked++; return token('ann', 60); } }));
+  const got = [];
+  await client.subscribe('js.token', (m) => got.push(m.data)).ready;
+  const refreshed = await client.refresh(token('ann', 60));
+  assert.equal(refreshed.user, 'ann');
+  assert.ok(refreshed.expires > Date.now() / 1000 + 30);
+  await sleep(3000); // past the first token's expiry: still connected
+  let disconnected = 0;
+  client.on('disconnected', () => disconnected++);
+  await httpPublish('js.token', 'after expiry');
+  await until('the message', () => got.length === 1);
+  assert.equal(disconnected, 0);
+  p.drop();
+  await until('a reconnect with a fresh token', () => asked === 1 && client.state === 'ready');
+  assert.equal((await client.presence('js.token'))[0].user, 'ann');
+  // A token whose rights do not cover the topic is refused by the server.
+  await assert.rejects(
+    client.refresh(token('bob', 60)),
+    (e) => e.code === 'forbidden' || e.code === 'unauthorized' || e.code === 'bad_request',
+  );
+  client.close();
+  p.close();
+});
+
+test('user and password log in; a wrong password is refused', async () => {
+  const ok = new Tidings(`ws://${HTTP}/ws`, opts({ user: 'carol', password: 'carol-pw' }));
+  await ok.whenReady();
+  await ok.subscribe('js.login', () => {}).ready;
+  assert.equal((await ok.presence('js.login'))[0].user, 'carol');
+  ok.close();
+  const bad = new Tidings(`ws://${HTTP}/ws`, opts({ user: 'carol', password: 'nope', backoffBase: 5000 }));
+  const errors = [];
+  bad.on('error', (e) => errors.push(e));
+  await until('the refusal', () => errors.length > 0);
+  assert.equal(errors[0].code, 'unauthorized');
+  bad.close();
+});
+
+test('when WebSocket is blocked, it falls back to SSE and POST', async () => {
+  const p = await proxy({ blockWebSocket: true });
+  const client = new Tidings(`ws://${p.addr}/ws`, opts());
+  let fellBack = null;
+  client.on('fallback', (f) => (fellBack = f));
+  const got = [];
+  const gaps = [];
+  client.on('gap', (g) => gaps.push(g));
+  client.subscribe('js.sse', (m) => got.push(m.data));
+  await client.whenReady();
+  assert.deepEqual(fellBack, { transport: 'sse' });
+  assert.equal(client.transport, 'sse');
+  await sleep(200);
+  const r = await client.publish('js.sse', { via: 'post' });
+  assert.equal(r.topic, 'js.sse');
+  await httpPublish('js.sse', 'from curl');
+  await until('both messages', () => got.length === 2);
+  assert.deepEqual(got, [{ via: 'post' }, 'from curl']);
+  // The stream is cut: it comes back with its cursor, nothing missed or repeated.
+  p.drop();
+  await httpPublish('js.sse', 'while away');
+  await until('the one it missed', () => got.length === 3);
+  await sleep(300);
+  assert.deepEqual(got.slice(2), ['while away']);
+  assert.equal((await client.history('js.sse')).messages.length, 3);
+  assert.equal(gaps.length, 0);
+  client.close();
+  p.close();
+});
