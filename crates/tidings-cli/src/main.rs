@@ -53,7 +53,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // Warnings, and what admins do (an audit trail: issue 18).
+                .unwrap_or_else(|_| "warn,tidings_server::runtime::admin=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -46,11 +46,35 @@ pub(crate) trait Authenticator: Send + Sync + 'static {
     fn token_refusals(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Asks the login guard whether `from` may try a login of `user` now (logins checked
+    /// elsewhere, such as the admin's, are throttled with everyone else's).
+    fn admit(&self, _from: Option<IpAddr>, _user: &str) -> Result<(), HubError> {
+        Ok(())
+    }
+    /// Counts a failed login checked elsewhere (the admin's) against `from`.
+    fn login_failed(&self, _from: Option<IpAddr>, _user: &str, _why: &str) {}
+    /// The most recent failed logins, oldest first (the admin view).
+    fn recent_failures(&self) -> Vec<AuthFailure> {
+        Vec::new()
+    }
     /// Reads the token keys' files again (SIGHUP); `Ok(None)` without tokens configured.
     fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {
         Ok(None)
     }
 }
+
+/// One failed login, as the admin view lists it (never the secret that was tried).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct AuthFailure {
+    /// Unix time, ms.
+    pub(crate) at_ms: u64,
+    pub(crate) user: String,
+    pub(crate) peer: Option<IpAddr>,
+    pub(crate) reason: String,
+}
+
+/// Failed logins the admin view remembers: a ring, the oldest forgotten first.
+const RECENT_FAILURES: usize = 64;
 
 /// The users of the config file (`[hub.auth]`), checked by the hub's access table.
 pub(crate) struct ConfiguredUsers {
@@ -60,6 +84,8 @@ pub(crate) struct ConfiguredUsers {
     pub(crate) jwt: Option<jwt::JwtVerifier>,
     /// Tokens refused, by [`TokenRefusal::index`].
     token_refusals: [AtomicU64; TokenRefusal::ALL.len()],
+    /// The last [`RECENT_FAILURES`] failed logins.
+    recent: Mutex<std::collections::VecDeque<AuthFailure>>,
 }
 
 impl ConfiguredUsers {
@@ -71,6 +97,7 @@ impl ConfiguredUsers {
             guard: LoginGuard::new(failures_per_ip, GUARD_WINDOW, GUARD_ADDRESSES),
             jwt: None,
             token_refusals: Default::default(),
+            recent: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -78,6 +105,19 @@ impl ConfiguredUsers {
     pub(crate) fn with_jwt(mut self, jwt: Option<jwt::JwtVerifier>) -> ConfiguredUsers {
         self.jwt = jwt;
         self
+    }
+
+    fn remember(&self, from: Option<IpAddr>, user: &str, reason: String) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_FAILURES {
+            recent.pop_front();
+        }
+        recent.push_back(AuthFailure {
+            at_ms: crate::clock::now_ms(),
+            user: user.chars().take(64).collect(),
+            peer: from,
+            reason,
+        });
     }
 
     /// Refuses `from` without checking anything if it failed too often.
@@ -122,6 +162,7 @@ impl Authenticator for ConfiguredUsers {
             Err(e) => {
                 tracing::warn!(user, error = %e, "authentication failed");
                 self.guard.failed(from);
+                self.remember(from, user, e.to_string());
             }
         }
         who
@@ -143,6 +184,7 @@ impl Authenticator for ConfiguredUsers {
                 tracing::warn!(%reason, "token refused");
                 self.token_refusals[reason.index()].fetch_add(1, Ordering::Relaxed);
                 self.guard.failed(from);
+                self.remember(from, "(token)", reason.to_string());
                 Err(HubError::Denied(AuthError::BadToken(reason)))
             }
         }
@@ -161,6 +203,21 @@ impl Authenticator for ConfiguredUsers {
             .zip(&self.token_refusals)
             .map(|(kind, n)| (kind.label(), n.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    fn admit(&self, from: Option<IpAddr>, user: &str) -> Result<(), HubError> {
+        self.check_guard(from, user)
+    }
+
+    fn login_failed(&self, from: Option<IpAddr>, user: &str, why: &str) {
+        tracing::warn!(user, error = why, "authentication failed");
+        self.guard.failed(from);
+        self.remember(from, user, why.to_owned());
+    }
+
+    fn recent_failures(&self) -> Vec<AuthFailure> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
     }
 
     fn reload_keys(&self) -> Result<Option<usize>, crate::config::ConfigError> {

@@ -165,6 +165,12 @@ impl QueueStore for MemoryQueues {
         self.queues.len()
     }
 
+    fn names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<Arc<str>> = self.queues.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     fn is_consumer(&self, id: &ConsumerId) -> bool {
         self.consumers.contains_key(id)
     }

@@ -80,6 +80,12 @@ pub trait QueueStore: Send {
 
     fn stats(&self, name: &str) -> Option<QueueStats>;
 
+    /// Every queue's name, sorted (the admin view). An engine that cannot list them cheaply
+    /// lists none.
+    fn names(&self) -> Vec<Arc<str>> {
+        Vec::new()
+    }
+
     /// How many queues exist.
     fn len(&self) -> usize;
 

@@ -94,6 +94,11 @@ pub struct SessionInfo {
     pub identity: Identity,
     pub subscriptions: usize,
     pub consumers: usize,
+    /// When it opened, in ms on the hub's clock (the latest time the hub was given: exact to
+    /// about a second with the server's sweep).
+    pub opened_ms: u64,
+    /// How full its outbox is now.
+    pub outbox: crate::OutboxStats,
 }
 
 struct SessionEntry {
@@ -104,6 +109,8 @@ struct SessionEntry {
     meta: SessionMeta,
     /// Who the session is; anonymous until `Session::set_identity`.
     identity: Identity,
+    /// The hub clock when it opened (the admin view's age).
+    opened_ms: u64,
 }
 
 struct SubEntry {
@@ -300,6 +307,7 @@ impl Hub {
         }
         let id = SessionId(st.next_session);
         st.next_session += 1;
+        let opened_ms = st.clock;
         st.sessions.insert(
             id,
             SessionEntry {
@@ -308,6 +316,7 @@ impl Hub {
                 consumers: 0,
                 meta,
                 identity: self.access.anonymous(),
+                opened_ms,
             },
         );
         st.stats.sessions = st.sessions.len();
@@ -449,6 +458,37 @@ impl Hub {
         }
     }
 
+    /// Ends the session `id` as its application would (the admin's disconnect): its outbox
+    /// closes with [`CloseReason::Finished`], so its driver flushes what is queued and closes
+    /// normally. False when there is no such session.
+    pub fn close_session(&self, id: SessionId) -> bool {
+        let st = self.lock();
+        match st.sessions.get(&id) {
+            Some(entry) => {
+                entry.outbox.close(CloseReason::Finished);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the subscription `key` of the session `id` (the admin's unsubscribe), as the
+    /// client's own unsubscribe would.
+    pub fn unsubscribe_session(&self, id: SessionId, key: &str) -> Result<(), HubError> {
+        let mut st = self.lock();
+        let key: Arc<str> = key.into();
+        if self.unsubscribe_locked(&mut st, id, &key) {
+            Ok(())
+        } else {
+            Err(HubError::NotSubscribed(key.to_string()))
+        }
+    }
+
+    /// The clock the hub last saw (ms): what `SessionInfo::opened_ms` is measured on.
+    pub fn clock(&self) -> u64 {
+        self.lock().clock
+    }
+
     fn unsubscribe_locked(&self, st: &mut State, id: SessionId, key: &Arc<str>) -> bool {
         if st.engine.queues.cancel(&(id, key.clone())) {
             if let Some(entry) = st.sessions.get_mut(&id) {
@@ -516,6 +556,8 @@ impl Hub {
                 identity: e.identity.clone(),
                 subscriptions: e.subs.len(),
                 consumers: e.consumers,
+                opened_ms: e.opened_ms,
+                outbox: e.outbox.stats(),
             })
             .collect();
         out.sort_by_key(|s| s.id);

@@ -248,6 +248,17 @@ impl Hub {
         Ok(())
     }
 
+    /// Every queue with its counters, sorted by name (the admin view).
+    pub fn queues(&self) -> Vec<(Arc<str>, QueueStats)> {
+        let st = self.lock();
+        st.engine
+            .queues
+            .names()
+            .into_iter()
+            .filter_map(|name| st.engine.queues.stats(&name).map(|s| (name, s)))
+            .collect()
+    }
+
     /// Counters of the queue `queue`, if it exists.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.lock().engine.queues.stats(queue)

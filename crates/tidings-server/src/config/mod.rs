@@ -1,12 +1,14 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
+mod admin;
 mod jwt;
 mod limits;
 mod socketio;
 mod sockjs;
 mod tls;
 
+pub use admin::{AdminConfig, AdminUser};
 pub use jwt::{JwtConfig, ServerAuthConfig};
 pub use limits::LimitsConfig;
 pub use socketio::SocketIoConfig;
@@ -281,6 +283,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// `[auth.jwt]`: signed tokens (the users of `[hub.auth]` are the hub's).
     pub auth: ServerAuthConfig,
+    /// `[admin]`: the dashboard's accounts (off unless configured).
+    pub admin: AdminConfig,
 }
 
 impl Default for ServerConfig {
@@ -306,6 +310,7 @@ impl Default for ServerConfig {
             stomp_broker: StompConfig::default(),
             limits: LimitsConfig::default(),
             auth: ServerAuthConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -325,6 +330,7 @@ impl ServerConfig {
             field: field.into(),
             reason: reason.into(),
         };
+        self.admin.validate()?;
         if self.websocket.max_message < 125 {
             return Err(err("websocket.max_message", "must be at least 125 bytes"));
         }

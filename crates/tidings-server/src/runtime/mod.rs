@@ -5,6 +5,7 @@
 //! mounts the HTTP endpoints (`router`). On shutdown it stops accepting, lets every session
 //! flush and say goodbye, and waits for them up to the grace deadline.
 
+mod admin;
 mod metrics;
 mod pages;
 mod router;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<listen::ConnLimits>,
     /// How long an HTTP request head may take (slowloris).
     pub(crate) handshake_timeout: Duration,
+    /// The admin API's accounts and logged-in admins (off unless `[admin]` is configured).
+    pub(crate) admin: admin::Admin,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -206,6 +209,7 @@ impl Server {
             },
             api,
             broker: broker.clone(),
+            admin: admin::Admin::new(config.admin.clone()),
         });
         let mut addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),

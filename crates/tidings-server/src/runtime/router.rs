@@ -4,7 +4,7 @@
 //! request is routed by path. On shutdown, idle keep-alive connections are closed gracefully
 //! and upgraded connections finish through their own drivers.
 
-use super::{metrics, pages, Shared};
+use super::{admin, metrics, pages, Shared};
 use crate::drivers::{api, fallback};
 use crate::listen::{ByteStream, Peer};
 use crate::transports::http::{json, respond, text, Body};
@@ -114,6 +114,11 @@ pub(super) async fn route(
         (_, "/stream") => {
             fallback::handle(req, &shared.fallbacks, fallback::Transport::Stream).await
         }
+        (_, p) if p.starts_with("/api/admin/") => admin::handle(req, &shared).await,
+        (&Method::GET, "/admin") if !shared.admin.enabled() => text(
+            StatusCode::NOT_FOUND,
+            "the admin dashboard is off: configure [admin] (docs/configuration.md)\n",
+        ),
         (&Method::GET, "/api/topics") => api::topics(&req, &shared.api),
         (&Method::GET, p) if p.starts_with("/api/history/") => api::history(&req, &shared.api),
         (&Method::GET, p) if p.starts_with("/api/presence/") => api::presence(&req, &shared.api),

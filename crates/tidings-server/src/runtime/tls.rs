@@ -148,6 +148,7 @@ async fn serve_https(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>) {
         .max_concurrent_streams(256);
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer);
+        req.extensions_mut().insert(super::admin::OverTls);
         router::route(req, shared.clone())
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

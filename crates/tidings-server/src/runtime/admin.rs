@@ -1,0 +1,615 @@
+//! The admin API (`/api/admin/...`), what the dashboard at `/admin` reads and what scripts
+//! can use: the node, topics, connections, queues and recent auth failures, and the actions
+//! publish, disconnect, unsubscribe. See ARCHITECTURE.md ("Admin API and dashboard") and
+//! docs/http-api.md.
+//!
+//! Off unless `[admin]` is configured (404 then). Every endpoint but `login` needs an admin:
+//! the session cookie `login` set, HTTP Basic with an admin user, or a Bearer token whose
+//! subject `admin.token_users` lists. Logins are throttled by the server's login guard.
+//! Everything is read from the hub and the authenticator; nothing here is a second registry.
+
+use super::Shared;
+use crate::config::AdminConfig;
+use crate::drivers::api::{error, hub_error, peer_ip};
+use crate::transports::http::{json, Body};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use serde_json::{json as j, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tidings_core::{AuthMethod, Hub, Identity, PayloadKind, Rights, SessionId};
+
+/// The cookie holding an admin session's id.
+const COOKIE: &str = "tidings_admin";
+/// Rows of one page of connections or topics at most; and when `limit=` does not say.
+const PAGE: (usize, usize) = (100, 500);
+/// Longest search string (`q=`).
+const MAX_QUERY: usize = 128;
+/// Messages of a topic's recent history shown.
+const RECENT_HISTORY: usize = 50;
+/// Largest JSON body of an admin request.
+const MAX_BODY: usize = 1 << 20;
+
+/// Marks a request that came over TLS (the session cookie is then `Secure`).
+#[derive(Clone, Copy)]
+pub(crate) struct OverTls;
+
+/// The admin side of the server: its config and the logged-in admins.
+pub(crate) struct Admin {
+    config: AdminConfig,
+    /// Session id (hex) -> admin. At most `admin.max_sessions`.
+    sessions: Mutex<HashMap<String, AdminSession>>,
+    started: Instant,
+    /// The all-rights identity the admin's hub calls run under is built per admin name.
+    all: Arc<Rights>,
+}
+
+struct AdminSession {
+    name: String,
+    created: Instant,
+}
+
+impl Admin {
+    pub(crate) fn new(config: AdminConfig) -> Admin {
+        Admin {
+            config,
+            sessions: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            all: Arc::new(Rights::all()),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.config.enabled()
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, AdminSession>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new session for `name`; the oldest goes when the map is full.
+    fn open(&self, name: &str) -> String {
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw).expect("the OS random source");
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let ttl = self.config.session_ttl();
+        let mut map = self.sessions();
+        map.retain(|_, s| s.created.elapsed() < ttl);
+        while map.len() >= self.config.max_sessions {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(
+            id.clone(),
+            AdminSession {
+                name: name.to_owned(),
+                created: Instant::now(),
+            },
+        );
+        id
+    }
+
+    fn identity(&self, name: &str) -> Identity {
+        Identity::new(Some(name), self.all.clone(), AuthMethod::Password, None)
+    }
+
+    /// Checks an admin user's password (argon2, off the async threads).
+    async fn check_password(&self, user: &str, password: &str) -> bool {
+        let Some(hash) = self
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.password_hash.clone())
+        else {
+            return false;
+        };
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || tidings_core::verify_argon2(&hash, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Serves `/api/admin/...`.
+pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let admin = &shared.admin;
+    if !admin.enabled() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the admin API is off: configure [admin] (docs/configuration.md)",
+        );
+    }
+    let path = req.uri().path().trim_start_matches("/api/admin").to_owned();
+    let method = req.method().clone();
+    if method == Method::POST {
+        // A cross-site form cannot send JSON, and the origin policy covers the rest.
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if !is_json {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_request",
+                "admin actions take Content-Type: application/json",
+            );
+        }
+        if crate::transports::http::origin::forged(&req, &shared.api.allowed_origins) {
+            return error(StatusCode::FORBIDDEN, "forbidden", "a cross-site request");
+        }
+    }
+    if (&method, path.as_str()) == (&Method::POST, "/login") {
+        return login(req, shared).await;
+    }
+    let name = match authorize(&req, shared).await {
+        Ok(name) => name,
+        Err(refusal) => return *refusal,
+    };
+    let hub = &shared.hub;
+    let query = query_of(&req);
+    match (&method, path.as_str()) {
+        (&Method::GET, "/me") => ok(j!({ "user": name })),
+        (&Method::POST, "/logout") => {
+            if let Some(id) = cookie(&req) {
+                admin.sessions().remove(&id);
+            }
+            let mut resp = ok(j!({ "user": name }));
+            set_cookie(
+                &mut resp,
+                &format!("{COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"),
+            );
+            resp
+        }
+        (&Method::GET, "/node") => ok(node(shared)),
+        (&Method::GET, "/topics") => ok(topics(hub, &query)),
+        (&Method::GET, p) if p.starts_with("/topics/") => {
+            topic(hub, &admin.identity(&name), &decode(&p["/topics/".len()..]))
+        }
+        (&Method::GET, "/connections") => ok(connections(hub, &query)),
+        (&Method::GET, "/queues") => ok(queues(hub)),
+        (&Method::GET, "/events") => ok(j!({
+            "auth_failures": shared.native.auth.recent_failures(),
+            "slow_consumers_closed": hub.stats().slow_consumers_closed,
+        })),
+        (&Method::POST, "/publish") => publish(req, shared, &name).await,
+        (&Method::POST, p) if p.starts_with("/connections/") => {
+            let rest = &p["/connections/".len()..];
+            let Some((id, action)) = rest.split_once('/') else {
+                return error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint");
+            };
+            let Some(id) = id
+                .strip_prefix('c')
+                .and_then(|n| n.parse().ok())
+                .map(SessionId)
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "a connection id looks like c17",
+                );
+            };
+            match action {
+                "disconnect" => {
+                    if !hub.close_session(id) {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            &format!("no connection {id}"),
+                        );
+                    }
+                    tracing::info!(admin = %name, connection = %id, "admin: disconnected a connection");
+                    ok(j!({ "disconnected": id.to_string() }))
+                }
+                "unsubscribe" => {
+                    let body = match body_json(req).await {
+                        Ok(v) => v,
+                        Err(resp) => return *resp,
+                    };
+                    let Some(topic) = body["topic"].as_str() else {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "unsubscribe needs \"topic\"",
+                        );
+                    };
+                    match hub.unsubscribe_session(id, topic) {
+                        Ok(()) => {
+                            tracing::info!(admin = %name, connection = %id, topic, "admin: unsubscribed a connection");
+                            ok(j!({ "unsubscribed": id.to_string(), "topic": topic }))
+                        }
+                        Err(e) => error(StatusCode::NOT_FOUND, "not_found", &e.to_string()),
+                    }
+                }
+                _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+    }
+}
+
+fn ok(v: Value) -> Response<Body> {
+    json(StatusCode::OK, v.to_string())
+}
+
+/// `POST /api/admin/login` `{"user","password"}`: sets the session cookie.
+async fn login(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let from = peer_ip(&req);
+    let tls = req.extensions().get::<OverTls>().is_some();
+    let body = match body_json(req).await {
+        Ok(v) => v,
+        Err(resp) => return *resp,
+    };
+    let (Some(user), Some(password)) = (body["user"].as_str(), body["password"].as_str()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "login takes {\"user\",\"password\"}",
+        );
+    };
+    let auth = &shared.native.auth;
+    if let Err(e) = auth.admit(from, user) {
+        return hub_error(&e);
+    }
+    if !shared.admin.check_password(user, password).await {
+        auth.login_failed(from, user, "admin login: unknown admin or wrong password");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown admin or wrong password",
+        );
+    }
+    tracing::info!(admin = user, "admin: logged in");
+    let id = shared.admin.open(user);
+    let mut resp = ok(j!({ "user": user }));
+    let secure = if tls { "; Secure" } else { "" };
+    let max_age = shared.admin.config.session_ttl_secs;
+    set_cookie(
+        &mut resp,
+        &format!("{COOKIE}={id}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+    );
+    resp
+}
+
+fn set_cookie(resp: &mut Response<Body>, value: &str) {
+    if let Ok(v) = header::HeaderValue::from_str(value) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+}
+
+fn cookie<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_owned)
+        })
+}
+
+/// The admin's name, from the session cookie, HTTP Basic or a Bearer token.
+async fn authorize(
+    req: &Request<Incoming>,
+    shared: &Arc<Shared>,
+) -> Result<String, Box<Response<Body>>> {
+    let admin = &shared.admin;
+    let unauthorized = || {
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "log in first (POST /api/admin/login), or send an admin's HTTP Basic credentials or token",
+        ))
+    };
+    if let Some(id) = cookie(req) {
+        let ttl = admin.config.session_ttl();
+        let mut map = admin.sessions();
+        match map.get(&id) {
+            Some(s) if s.created.elapsed() < ttl => return Ok(s.name.clone()),
+            Some(_) => {
+                map.remove(&id);
+            }
+            None => {}
+        }
+    }
+    let from = peer_ip(req);
+    let auth = &shared.native.auth;
+    if let Some(token) = crate::drivers::credentials::bearer(req.headers()) {
+        let who = auth
+            .token(token, from)
+            .map_err(|e| Box::new(hub_error(&e)))?;
+        let name = who.name().to_owned();
+        if admin.config.token_users.contains(&name) {
+            return Ok(name);
+        }
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token's subject is no admin",
+        )));
+    }
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let Some((user, password)) = basic.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(unauthorized());
+    };
+    auth.admit(from, user)
+        .map_err(|e| Box::new(hub_error(&e)))?;
+    if admin.check_password(user, password).await {
+        Ok(user.to_owned())
+    } else {
+        auth.login_failed(from, user, "admin login: unknown admin or wrong password");
+        Err(unauthorized())
+    }
+}
+
+async fn body_json(req: Request<Incoming>) -> Result<Value, Box<Response<Body>>> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            Box::new(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body too large",
+            ))
+        })?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("body is not JSON: {e}"),
+        ))
+    })
+}
+
+/// `q`, `offset`, `limit` of a listing.
+struct Query {
+    q: String,
+    offset: usize,
+    limit: usize,
+}
+
+fn query_of<B>(req: &Request<B>) -> Query {
+    let mut out = Query {
+        q: String::new(),
+        offset: 0,
+        limit: PAGE.0,
+    };
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "q" => out.q = v.chars().take(MAX_QUERY).collect::<String>().to_lowercase(),
+            "offset" => out.offset = v.parse().unwrap_or(0),
+            "limit" => out.limit = v.parse().unwrap_or(PAGE.0).clamp(1, PAGE.1),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Version, uptime, memory, CPU, connections by protocol, the hub's counters.
+fn node(shared: &Shared) -> Value {
+    let hub = &shared.hub;
+    let mut by_protocol: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in hub.sessions() {
+        *by_protocol.entry(s.meta.protocol).or_default() += 1;
+    }
+    let stats = hub.stats();
+    let (rss, cpu) = process_usage();
+    j!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": shared.admin.started.elapsed().as_secs(),
+        "rss_bytes": rss,
+        "cpu_secs": cpu,
+        "connections": by_protocol,
+        "sessions": stats.sessions,
+        "topics": stats.topics,
+        "subscriptions": stats.subscriptions,
+        "published": stats.published,
+        "delivered": stats.delivered,
+        "dropped": stats.dropped,
+        "slow_consumers_closed": stats.slow_consumers_closed,
+        "queue_messages_expired": stats.queue_messages_expired,
+    })
+}
+
+/// Resident memory (bytes) and CPU time used (seconds) of this process, on Linux.
+fn process_usage() -> (Option<u64>, Option<f64>) {
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096);
+    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th
+    // (in clock ticks, 100 per second on Linux).
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        });
+    (rss, cpu)
+}
+
+fn topics(hub: &Hub, q: &Query) -> Value {
+    let all: Vec<_> = hub
+        .topics()
+        .into_iter()
+        .filter(|t| q.q.is_empty() || t.name.to_lowercase().contains(&q.q))
+        .collect();
+    let rows: Vec<Value> = all
+        .iter()
+        .skip(q.offset)
+        .take(q.limit)
+        .map(|t| {
+            j!({
+                "topic": &*t.name,
+                "subscribers": t.subscribers,
+                "offset": t.last_offset,
+                "epoch": t.epoch.as_deref(),
+                "history_messages": t.history_messages,
+                "history_bytes": t.history_bytes,
+            })
+        })
+        .collect();
+    j!({ "total": all.len(), "offset": q.offset, "topics": rows })
+}
+
+/// A topic's presence and its recent history.
+fn topic(hub: &Hub, who: &Identity, name: &str) -> Response<Body> {
+    let members = match hub.presence(who, name) {
+        Ok(m) => m,
+        Err(e) => return hub_error(&e),
+    };
+    let page = match hub.history(who, name, 0, usize::MAX) {
+        Ok(p) => p,
+        Err(e) => return hub_error(&e),
+    };
+    let skip = page.messages.len().saturating_sub(RECENT_HISTORY);
+    let mut messages = bytes::BytesMut::new();
+    crate::drivers::fallback::json_array(
+        &mut messages,
+        page.messages[skip..]
+            .iter()
+            .map(crate::drivers::fallback::message_json),
+    );
+    let messages: Value = serde_json::from_slice(&messages).unwrap_or(Value::Null);
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| j!({ "client": m.client.to_string(), "user": m.user.as_deref() }))
+        .collect();
+    ok(j!({
+        "topic": name,
+        "epoch": page.epoch.as_deref(),
+        "offset": page.last_offset,
+        "members": members,
+        "messages": messages,
+    }))
+}
+
+fn connections(hub: &Hub, q: &Query) -> Value {
+    let now = hub.clock();
+    let rows: Vec<Value> = hub
+        .sessions()
+        .into_iter()
+        .map(|s| {
+            j!({
+                "id": s.id.to_string(),
+                "protocol": s.meta.protocol,
+                "user": s.identity.user.as_deref(),
+                "peer": s.meta.peer.map(|p| p.to_string()),
+                "age_secs": now.saturating_sub(s.opened_ms) / 1000,
+                "subscriptions": s.subscriptions,
+                "consumers": s.consumers,
+                "outbox_messages": s.outbox.queued,
+                "outbox_bytes": s.outbox.queued_bytes,
+                "outbox_max_messages": hub.config().outbox.max_messages,
+                "outbox_max_bytes": hub.config().outbox.max_bytes,
+            })
+        })
+        .filter(|row| {
+            q.q.is_empty()
+                || ["id", "protocol", "user", "peer"].iter().any(|k| {
+                    row[*k]
+                        .as_str()
+                        .is_some_and(|v| v.to_lowercase().contains(&q.q))
+                })
+        })
+        .collect();
+    let total = rows.len();
+    let page: Vec<Value> = rows.into_iter().skip(q.offset).take(q.limit).collect();
+    j!({ "total": total, "offset": q.offset, "connections": page })
+}
+
+fn queues(hub: &Hub) -> Value {
+    let rows: Vec<Value> = hub
+        .queues()
+        .into_iter()
+        .take(PAGE.1)
+        .map(|(name, s)| {
+            j!({
+                "queue": &*name,
+                "depth": s.ready,
+                "unacked": s.unacked,
+                "consumers": s.consumers,
+                "published": s.published,
+            })
+        })
+        .collect();
+    j!({ "queues": rows })
+}
+
+/// `POST /api/admin/publish` `{"topic", "data"|"text"}`.
+async fn publish(req: Request<Incoming>, shared: &Arc<Shared>, name: &str) -> Response<Body> {
+    let body = match body_json(req).await {
+        Ok(v) => v,
+        Err(resp) => return *resp,
+    };
+    let Some(topic) = body["topic"].as_str() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "publish needs \"topic\"",
+        );
+    };
+    let (kind, payload) = match (body.get("data"), body.get("text").and_then(Value::as_str)) {
+        (Some(d), None) => (PayloadKind::Json, Bytes::from(d.to_string())),
+        (None, Some(t)) => (PayloadKind::Text, Bytes::from(t.to_owned())),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "publish takes exactly one of \"data\" or \"text\"",
+            )
+        }
+    };
+    let who = shared.admin.identity(name);
+    match shared.hub.publish(
+        &who,
+        topic,
+        kind,
+        payload,
+        Vec::new(),
+        crate::clock::now_ms(),
+    ) {
+        Ok(p) => {
+            tracing::info!(admin = name, topic, offset = p.offset, "admin: published");
+            ok(
+                j!({ "topic": topic, "offset": p.offset, "epoch": &*p.epoch, "receivers": p.receivers }),
+            )
+        }
+        Err(e) => hub_error(&e),
+    }
+}
