@@ -94,6 +94,23 @@ fn token(sub: &str) -> String {
         .to_owned()
 }
 
+/// Whether the server's log gets a line with `action` by the admin "root" (within 5 s: its
+/// stderr is read by another thread).
+fn logged(server: &Process, action: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let log = server.stderr();
+        if log
+            .lines()
+            .any(|l| l.contains(action) && l.contains("root"))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 struct Line {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
@@ -302,16 +319,15 @@ fn an_admin_sees_the_node_and_acts_on_a_connection() {
     assert_eq!(status, 404);
 
     // Each action is in the log with the admin's name.
-    let log = server.stderr();
     for action in [
         "admin: published",
         "admin: unsubscribed",
         "admin: disconnected",
     ] {
         assert!(
-            log.lines()
-                .any(|l| l.contains(action) && l.contains("root")),
-            "{action} not logged:\n{log}"
+            logged(&server, action),
+            "{action} not logged:\n{}",
+            server.stderr()
         );
     }
 
@@ -330,6 +346,70 @@ fn an_admin_sees_the_node_and_acts_on_a_connection() {
     assert_eq!(status, 200);
     let (status, _, _) = call(&server, "GET", "/api/admin/node", &cookie, "");
     assert_eq!(status, 401);
+}
+
+#[test]
+fn an_admin_sees_a_queue_and_purges_it() {
+    let server = TIDINGS
+        .serve()
+        .http()
+        .stomp()
+        .config(&format!(
+            "[[admin.users]]\nname = \"root\"\npassword_hash = \"{}\"\n",
+            hash_password("s3cret-admin")
+        ))
+        .start();
+    let cookie = login(&server);
+    let mut stomp = TcpStream::connect(server.addr("stomp")).unwrap();
+    stomp
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stomp
+        .write_all(b"CONNECT\naccept-version:1.2\nhost:x\n\n\0")
+        .unwrap();
+    let mut reader = BufReader::new(stomp.try_clone().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "CONNECTED");
+    for i in 0..3 {
+        stomp
+            .write_all(
+                format!("SEND\ndestination:/queue/jobs\nreceipt:r{i}\n\njob {i}\0").as_bytes(),
+            )
+            .unwrap();
+    }
+    let mut receipts = 0;
+    let mut line = String::new();
+    while receipts < 3 && reader.read_line(&mut line).unwrap() > 0 {
+        if line.contains("RECEIPT") {
+            receipts += 1;
+        }
+        line.clear();
+    }
+    let (_, _, queues) = call(&server, "GET", "/api/admin/queues", &cookie, "");
+    assert_eq!(queues["queues"][0]["queue"], "jobs", "{queues}");
+    assert_eq!(queues["queues"][0]["depth"], 3);
+    assert_eq!(queues["queues"][0]["consumers"], 0);
+    let (status, _, purged) = call(
+        &server,
+        "POST",
+        "/api/admin/queues/jobs/purge",
+        &cookie,
+        "{}",
+    );
+    assert_eq!(status, 200, "{purged}");
+    assert_eq!(purged["purged"], 3);
+    let (_, _, queues) = call(&server, "GET", "/api/admin/queues", &cookie, "");
+    assert_eq!(queues["queues"].as_array().unwrap().len(), 0, "{queues}");
+    let (status, _, _) = call(
+        &server,
+        "POST",
+        "/api/admin/queues/jobs/purge",
+        &cookie,
+        "{}",
+    );
+    assert_eq!(status, 404);
+    assert!(logged(&server, "admin: purged a queue"));
 }
 
 #[test]

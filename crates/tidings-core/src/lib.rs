@@ -70,7 +70,7 @@ pub use engine::{
 pub use error::HubError;
 pub use hub::{
     ConsumeOptions, Hub, HubStats, PendingSubscribe, Published, Resume, Session, SessionInfo,
-    SessionMeta, SubscribeOptions, Subscribed, TopicInfo, MAX_POSITIONS,
+    SessionMeta, SlowConsumerClose, SubscribeOptions, Subscribed, TopicInfo, MAX_POSITIONS,
 };
 pub use merge::{HistoryWant, TopicResume};
 pub use message::{Draft, EncodingSlot, Message, PayloadKind};

@@ -600,3 +600,25 @@ fn all_histories_together_are_bounded_and_live_delivery_goes_on() {
     );
     assert_eq!(busy.earliest, offsets.first().copied().unwrap_or(21));
 }
+
+#[test]
+fn slow_consumer_closes_are_remembered_for_the_admin_view() {
+    let mut cfg = HubConfig::default();
+    cfg.outbox.max_messages = 2;
+    let hub = hub_with(cfg);
+    let s = hub
+        .open_session(
+            Box::new(|| {}),
+            SessionMeta::new("ws", Some("127.0.0.1:4000".parse().unwrap())),
+        )
+        .unwrap();
+    sub(&hub, &s, "slow.t");
+    for i in 0..4 {
+        publish(&hub, "slow.t", &i.to_string(), 5);
+    }
+    let closes = hub.recent_slow_consumers();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0].session, s.id());
+    assert_eq!(closes[0].protocol, "ws");
+    assert_eq!(&*closes[0].topic, "slow.t");
+}

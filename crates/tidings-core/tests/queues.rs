@@ -393,3 +393,42 @@ fn messages_waiting_past_the_ttl_are_dropped_and_counted() {
     consume(&hub, &b, "s", "parked", None);
     assert!(got(&b).is_empty(), "an expired message is never delivered");
 }
+
+#[test]
+fn the_admin_lists_queues_and_purges_what_waits_but_not_what_consumers_hold() {
+    let hub = hub();
+    let a = session(&hub);
+    consume(&hub, &a, "s1", "jobs", Some(1));
+    for i in 1..=4 {
+        put(&hub, "jobs", &i.to_string());
+    }
+    put(&hub, "idle", "x");
+    let names: Vec<String> = hub.queues().iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["idle", "jobs"]);
+    let jobs = hub.queue_stats("jobs").unwrap();
+    assert_eq!((jobs.ready, jobs.unacked), (3, 1));
+    assert_eq!(hub.purge_queue("jobs"), Some(3));
+    let jobs = hub.queue_stats("jobs").unwrap();
+    assert_eq!((jobs.ready, jobs.unacked, jobs.consumers), (0, 1, 1));
+    // Without consumers a purged queue is gone; an unknown one is None.
+    assert_eq!(hub.purge_queue("idle"), Some(1));
+    assert!(hub.queue_stats("idle").is_none());
+    assert_eq!(hub.purge_queue("nope"), None);
+    // Its bytes went back to the budget: the queue takes messages again.
+    put(&hub, "jobs", "5");
+}
+
+#[test]
+fn the_admin_disconnects_a_session_and_unsubscribes_it() {
+    let hub = hub();
+    let a = session(&hub);
+    sub(&hub, &a, "t");
+    let info = hub.sessions();
+    assert_eq!(info[0].subscriptions, 1);
+    hub.unsubscribe_session(a.id(), "t").unwrap();
+    assert!(hub.unsubscribe_session(a.id(), "t").is_err());
+    assert_eq!(hub.sessions()[0].subscriptions, 0);
+    assert!(hub.close_session(a.id()));
+    assert!(a.outbox().is_closed());
+    assert!(!hub.close_session(SessionId(999)));
+}

@@ -171,6 +171,18 @@ impl QueueStore for MemoryQueues {
         names
     }
 
+    fn purge(&mut self, name: &str) -> Option<usize> {
+        let q = self.queues.get_mut(name)?;
+        let dropped = q.ready.len();
+        self.stored -= q.bytes;
+        q.ready.clear();
+        q.bytes = 0;
+        if q.consumers.is_empty() {
+            self.queues.remove(name);
+        }
+        Some(dropped)
+    }
+
     fn is_consumer(&self, id: &ConsumerId) -> bool {
         self.consumers.contains_key(id)
     }

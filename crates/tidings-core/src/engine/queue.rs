@@ -80,6 +80,13 @@ pub trait QueueStore: Send {
 
     fn stats(&self, name: &str) -> Option<QueueStats>;
 
+    /// Drops every message of `name` waiting for a consumer (the admin's purge; what
+    /// consumers hold unacknowledged stays theirs) and returns their bytes to the budget.
+    /// Returns how many were dropped, `None` when there is no such queue.
+    fn purge(&mut self, _name: &str) -> Option<usize> {
+        None
+    }
+
     /// Every queue's name, sorted (the admin view). An engine that cannot list them cheaply
     /// lists none.
     fn names(&self) -> Vec<Arc<str>> {

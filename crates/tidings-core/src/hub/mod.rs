@@ -86,6 +86,22 @@ impl SessionMeta {
     }
 }
 
+/// Slow-consumer closes remembered for the admin view.
+const RECENT_SLOW_CLOSES: usize = 64;
+
+/// A session the hub closed because its outbox overflowed (the admin view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlowConsumerClose {
+    /// On the hub's clock, ms.
+    pub at_ms: u64,
+    pub session: SessionId,
+    pub protocol: &'static str,
+    pub peer: Option<SocketAddr>,
+    pub user: Option<Arc<str>>,
+    /// The topic of the message that did not fit.
+    pub topic: Arc<str>,
+}
+
 /// A row of the admin view of sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -135,6 +151,8 @@ struct State {
     clock: u64,
     /// The interest wake was called and nobody drained since: one wake per batch.
     interest_woken: bool,
+    /// The last [`RECENT_SLOW_CLOSES`] slow-consumer closes.
+    slow_closes: std::collections::VecDeque<SlowConsumerClose>,
 }
 
 /// See the module docs.
@@ -274,6 +292,7 @@ impl Hub {
                 stats: HubStats::default(),
                 clock: 0,
                 interest_woken: false,
+                slow_closes: Default::default(),
             }),
             interest_wake: OnceLock::new(),
         }))
@@ -418,6 +437,8 @@ impl Hub {
     fn deliver_locked(&self, st: &mut State, msg: &Arc<Message>) -> usize {
         let policy = self.rules.settings(&msg.topic).policy;
         let (mut receivers, mut dropped, mut overflowed) = (0, 0, 0);
+        // Rare (each is a closed session): who they were is looked up after the walk.
+        let mut closed: Vec<Arc<Outbox>> = Vec::new();
         st.router.for_each_match_mut(&msg.topic, |route| {
             receivers += 1;
             let outcome = match &mut route.pending {
@@ -432,14 +453,44 @@ impl Hub {
             };
             match outcome {
                 PushOutcome::DroppedOldest(n) => dropped += n as u64,
-                PushOutcome::Overflowed => overflowed += 1,
+                PushOutcome::Overflowed => {
+                    overflowed += 1;
+                    closed.push(route.outbox.clone());
+                }
                 _ => {}
             }
         });
         st.stats.delivered += receivers as u64;
         st.stats.dropped += dropped;
         st.stats.slow_consumers_closed += overflowed;
+        for outbox in closed {
+            let Some((id, entry)) = st
+                .sessions
+                .iter()
+                .find(|(_, e)| Arc::ptr_eq(&e.outbox, &outbox))
+            else {
+                continue;
+            };
+            let close = SlowConsumerClose {
+                at_ms: st.clock,
+                session: *id,
+                protocol: entry.meta.protocol,
+                peer: entry.meta.peer,
+                user: entry.identity.user.clone(),
+                topic: msg.topic.clone(),
+            };
+            if st.slow_closes.len() == RECENT_SLOW_CLOSES {
+                st.slow_closes.pop_front();
+            }
+            st.slow_closes.push_back(close);
+        }
         receivers
+    }
+
+    /// The most recent sessions closed as slow consumers by a publish, oldest first (at
+    /// most 64: the admin view).
+    pub fn recent_slow_consumers(&self) -> Vec<SlowConsumerClose> {
+        self.lock().slow_closes.iter().cloned().collect()
     }
 
     /// Tells local presence watchers of a join or leave reported by another node.

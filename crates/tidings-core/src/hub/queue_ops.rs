@@ -259,6 +259,12 @@ impl Hub {
             .collect()
     }
 
+    /// Drops the messages of `queue` waiting for a consumer (the admin's purge): how many,
+    /// `None` when there is no such queue.
+    pub fn purge_queue(&self, queue: &str) -> Option<usize> {
+        self.lock().engine.queues.purge(queue)
+    }
+
     /// Counters of the queue `queue`, if it exists.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.lock().engine.queues.stats(queue)

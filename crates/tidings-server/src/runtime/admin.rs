@@ -1,6 +1,6 @@
 //! The admin API (`/api/admin/...`), what the dashboard at `/admin` reads and what scripts
 //! can use: the node, topics, connections, queues and recent auth failures, and the actions
-//! publish, disconnect, unsubscribe. See ARCHITECTURE.md ("Admin API and dashboard") and
+//! publish, disconnect, unsubscribe, purge. See ARCHITECTURE.md ("Admin API and dashboard") and
 //! docs/http-api.md.
 //!
 //! Off unless `[admin]` is configured (404 then). Every endpoint but `login` needs an admin:
@@ -179,10 +179,21 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
         }
         (&Method::GET, "/connections") => ok(connections(hub, &query)),
         (&Method::GET, "/queues") => ok(queues(hub)),
-        (&Method::GET, "/events") => ok(j!({
-            "auth_failures": shared.native.auth.recent_failures(),
-            "slow_consumers_closed": hub.stats().slow_consumers_closed,
-        })),
+        (&Method::GET, "/events") => ok(events(shared)),
+        (&Method::POST, p) if p.starts_with("/queues/") && p.ends_with("/purge") => {
+            let queue = decode(&p["/queues/".len()..p.len() - "/purge".len()]);
+            match hub.purge_queue(&queue) {
+                Some(n) => {
+                    tracing::info!(admin = %name, queue, purged = n, "admin: purged a queue");
+                    ok(j!({ "queue": queue, "purged": n }))
+                }
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    &format!("no queue {queue:?}"),
+                ),
+            }
+        }
         (&Method::POST, "/publish") => publish(req, shared, &name).await,
         (&Method::POST, p) if p.starts_with("/connections/") => {
             let rest = &p["/connections/".len()..];
@@ -551,6 +562,35 @@ fn connections(hub: &Hub, q: &Query) -> Value {
     let total = rows.len();
     let page: Vec<Value> = rows.into_iter().skip(q.offset).take(q.limit).collect();
     j!({ "total": total, "offset": q.offset, "connections": page })
+}
+
+/// Recent auth failures and slow-consumer closes (bounded rings), and the totals.
+fn events(shared: &Shared) -> Value {
+    let hub = &shared.hub;
+    // The hub's clock and the wall clock differ only by the sweep's second; the page shows
+    // Unix times.
+    let slow: Vec<Value> = hub
+        .recent_slow_consumers()
+        .into_iter()
+        .map(|c| {
+            j!({
+                "at_ms": c.at_ms,
+                "connection": c.session.to_string(),
+                "protocol": c.protocol,
+                "peer": c.peer.map(|p| p.to_string()),
+                "user": c.user.as_deref(),
+                "topic": &*c.topic,
+            })
+        })
+        .collect();
+    let (failed, refused) = shared.native.auth.failures();
+    j!({
+        "auth_failures": shared.native.auth.recent_failures(),
+        "slow_consumer_closes": slow,
+        "login_failures_total": failed,
+        "logins_refused_total": refused,
+        "slow_consumers_closed_total": hub.stats().slow_consumers_closed,
+    })
 }
 
 fn queues(hub: &Hub) -> Value {
