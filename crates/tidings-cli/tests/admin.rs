@@ -434,3 +434,28 @@ fn scripts_use_basic_auth_or_an_admin_token() {
     );
     assert_eq!(status, 200, "{body}");
 }
+
+/// The dashboard in headless Chromium (tests/interop/admin_browser.mjs): wrong password
+/// refused; sign in; ws, line and SSE clients appear; a feed's rate moves; publish from the
+/// page reaches a subscriber; disconnect from the page closes the client and its row goes.
+#[test]
+fn the_dashboard_in_a_browser() {
+    let hash = hash_password("s3cret-admin");
+    let server = TIDINGS
+        .serve()
+        .http()
+        .tcp()
+        .config(&format!(
+            "[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
+        ))
+        .start();
+    let mut cmd = tidings_testkit::interop::node(&["playwright-core", "ws"]);
+    tidings_testkit::interop::chromium();
+    cmd.arg("admin_browser.mjs")
+        .arg(format!("http://{}", server.addr("http")))
+        .arg(server.addr("tcp"))
+        .arg("root")
+        .arg("s3cret-admin");
+    tidings_testkit::interop::run(cmd, "admin_browser.mjs", Duration::from_secs(140))
+        .assert_passed("ok: disconnected");
+}

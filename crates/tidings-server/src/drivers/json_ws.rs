@@ -109,7 +109,12 @@ pub(crate) async fn serve(
                         return Ended::SlowConsumer;
                     }
                     Some(reason) => {
-                        conn.close(Close::GoingAway, "server shutting down").await;
+                        // Finished: the server ended this session (an admin's disconnect).
+                        let why = match reason {
+                            CloseReason::Shutdown => "server shutting down",
+                            _ => "closed by the server",
+                        };
+                        conn.close(Close::GoingAway, why).await;
                         return Ended::closed(&reason);
                     }
                     None if sent.is_err() => return Ended::WriteFailed("websocket closed".into()),

@@ -33,6 +33,9 @@ const PAGES: &[(&str, &str, &[u8])] = &[
     ("/chat", HTML, web!("chat.html")),
     ("/ticker", HTML, web!("ticker.html")),
     ("/demo/demo.css", CSS, web!("demo.css")),
+    // The router answers 404 for /admin while `[admin]` is off.
+    ("/admin", HTML, web!("admin.html")),
+    ("/admin/admin.js", JS, web!("admin.js")),
     ("/client/tidings.js", JS, client!("tidings.js")),
     (
         "/client/tidings.d.ts",

@@ -1,0 +1,271 @@
+// The admin dashboard (/admin): signs in through the admin API, then reads it once a second
+// (node, topics, connections, queues, recent problems) and acts through it (publish,
+// disconnect, purge). Everything shown is set with textContent: data is never HTML.
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 1000;
+const HISTORY = 120; // chart points (two minutes)
+
+let timer = null;
+let selectedTopic = null;
+let last = null; // previous node sample, for rates
+const lastOffsets = new Map(); // topic -> [offset, time], for each topic's rate
+const series = { published: [], delivered: [] };
+
+async function api(method, path, body) {
+  const opts = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    opts.headers['content-type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(`/api/admin${path}`, opts);
+  const data = await res.json().catch(() => ({}));
+  if (res.status === 401) {
+    signedOut();
+    throw new Error('signed out');
+  }
+  if (!res.ok) throw Object.assign(new Error(data.message || res.statusText), { status: res.status, code: data.error });
+  return data;
+}
+
+function status(text, up) {
+  $('status').textContent = text;
+  $('status').className = `status ${up ? 'up' : 'down'}`;
+}
+
+function signedOut() {
+  clearInterval(timer);
+  timer = null;
+  $('dash').hidden = true;
+  $('logout').hidden = true;
+  $('login').hidden = false;
+  $('who').textContent = '';
+  status('signed out', false);
+}
+
+function signedIn(user) {
+  $('login').hidden = true;
+  $('dash').hidden = false;
+  $('logout').hidden = false;
+  $('who').textContent = `signed in as ${user}`;
+  status('live', true);
+  refresh();
+  clearInterval(timer);
+  timer = setInterval(refresh, POLL_MS);
+}
+
+$('login').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('login-error').textContent = '';
+  const res = await fetch('/api/admin/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: $('login-user').value, password: $('login-password').value }),
+  });
+  const data = await res.json().catch(() => ({}));
+  $('login-password').value = '';
+  if (res.ok) return signedIn(data.user);
+  $('login-error').textContent =
+    res.status === 429 ? 'Too many failed sign-ins from this address: wait a minute.' : 'Wrong user or password.';
+});
+
+$('logout').addEventListener('click', async () => {
+  await api('POST', '/logout', {}).catch(() => {});
+  signedOut();
+});
+
+$('publish').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const topic = $('publish-topic').value.trim();
+  const text = $('publish-message').value;
+  let body = { topic, text };
+  try {
+    const data = JSON.parse(text);
+    if (typeof data === 'object' && data !== null) body = { topic, data };
+  } catch {}
+  try {
+    const r = await api('POST', '/publish', body);
+    $('publish-result').textContent = `published to ${r.topic} at offset ${r.offset}: ${r.receivers} receiver(s)`;
+  } catch (e) {
+    $('publish-result').textContent = `refused: ${e.message}`;
+  }
+});
+
+let searchTimer = null;
+for (const id of ['topic-search', 'connection-search']) {
+  $(id).addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(refresh, 200);
+  });
+}
+
+// --- rendering ----------------------------------------------------------------------------
+
+function row(cells, cls) {
+  const tr = document.createElement('tr');
+  if (cls) tr.className = cls;
+  for (const c of cells) {
+    const td = document.createElement('td');
+    if (c instanceof Node) td.append(c);
+    else {
+      td.textContent = c ?? '';
+      if (typeof c === 'number') td.className = 'num';
+    }
+    tr.append(td);
+  }
+  return tr;
+}
+
+function fill(tableId, rows) {
+  const body = $(tableId).querySelector('tbody');
+  body.replaceChildren(...rows);
+}
+
+function button(label, onClick, cls = 'small danger') {
+  const b = document.createElement('button');
+  b.className = cls;
+  b.textContent = label;
+  b.addEventListener('click', (ev) => {
+    ev.stopPropagation();
+    onClick(b);
+  });
+  return b;
+}
+
+const bytes = (n) => (n == null ? '–' : n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n > 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const duration = (s) => (s >= 86400 ? `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h` : s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`);
+const time = (ms) => new Date(ms).toLocaleTimeString();
+
+function renderNode(n, now) {
+  $('node-version').textContent = n.version;
+  $('node-uptime').textContent = duration(n.uptime_secs);
+  $('node-rss').textContent = bytes(n.rss_bytes);
+  $('node-cpu').textContent = n.cpu_secs == null ? '–' : `${n.cpu_secs.toFixed(1)} s`;
+  const conns = Object.entries(n.connections);
+  $('node-connections').textContent = conns.length ? conns.map(([p, c]) => `${p} ${c}`).join(', ') : 'none';
+  if (last) {
+    const dt = Math.max(0.001, (now - last.at) / 1000);
+    for (const k of ['published', 'delivered']) {
+      const rate = Math.max(0, (n[k] - last[k]) / dt);
+      series[k].push(rate);
+      if (series[k].length > HISTORY) series[k].shift();
+      $(`rate-${k}`).textContent = rate.toFixed(1);
+    }
+  }
+  last = { at: now, published: n.published, delivered: n.delivered };
+  const max = Math.max(1, ...series.published, ...series.delivered);
+  for (const k of ['published', 'delivered']) {
+    const pts = series[k].map((v, i) => `${i},${(60 - (v / max) * 56).toFixed(1)}`).join(' ');
+    $(`chart-${k}`).setAttribute('points', pts);
+  }
+}
+
+function renderTopics(t, now) {
+  fill(
+    'topics',
+    t.topics.map((x) => {
+      const before = lastOffsets.get(x.topic);
+      const rate = before ? Math.max(0, (x.offset - before[0]) / Math.max(0.001, (now - before[1]) / 1000)) : 0;
+      lastOffsets.set(x.topic, [x.offset, now]);
+      const tr = row([x.topic, x.subscribers, x.offset, x.epoch ?? '–', `${x.history_messages} (${bytes(x.history_bytes)})`, Number(rate.toFixed(1))], x.topic === selectedTopic ? 'selected' : '');
+      tr.dataset.topic = x.topic;
+      tr.addEventListener('click', () => {
+        selectedTopic = x.topic;
+        refresh();
+      });
+      return tr;
+    }),
+  );
+}
+
+function payloadText(m) {
+  if ('text' in m) return m.text;
+  if ('base64' in m) return `(binary, base64) ${m.base64}`;
+  return JSON.stringify(m.data);
+}
+
+function renderDetail(d) {
+  $('topic-detail').hidden = false;
+  $('detail-name').textContent = d.topic;
+  fill('detail-members', d.members.map((m) => row([m.client, m.user ?? '(anonymous)'])));
+  fill('detail-history', [...d.messages].reverse().map((m) => row([m.offset, payloadText(m)])));
+}
+
+function renderConnections(c) {
+  $('connections-total').textContent = `(${c.total})`;
+  fill(
+    'connections',
+    c.connections.map((x) => {
+      const fillPct = Math.round((100 * x.outbox_messages) / Math.max(1, x.outbox_max_messages));
+      const kick = button('Disconnect', async (b) => {
+        b.disabled = true;
+        await api('POST', `/connections/${x.id}/disconnect`, {}).catch((e) => alert(e.message));
+        refresh();
+      });
+      const tr = row([x.id, x.protocol, x.user ?? '(anonymous)', x.peer ?? '–', duration(x.age_secs), x.subscriptions, `${x.outbox_messages} (${fillPct}%)`, kick]);
+      tr.dataset.connection = x.id;
+      tr.dataset.protocol = x.protocol;
+      return tr;
+    }),
+  );
+}
+
+function renderQueues(q) {
+  fill(
+    'queues',
+    q.queues.map((x) =>
+      row([
+        x.queue,
+        x.depth,
+        x.consumers,
+        x.unacked,
+        button('Purge', async () => {
+          if (!confirm(`Drop the ${x.depth} waiting messages of ${x.queue}?`)) return;
+          await api('POST', `/queues/${encodeURIComponent(x.queue)}/purge`, {}).catch((e) => alert(e.message));
+          refresh();
+        }),
+      ]),
+    ),
+  );
+}
+
+function renderEvents(e) {
+  $('auth-failures-total').textContent = e.login_failures_total;
+  $('slow-total').textContent = e.slow_consumers_closed_total;
+  fill('auth-failures', [...e.auth_failures].reverse().map((f) => row([time(f.at_ms), f.user, f.peer ?? '–', f.reason])));
+  fill('slow-consumers', [...e.slow_consumer_closes].reverse().map((s) => row([time(s.at_ms), s.connection, s.protocol, s.peer ?? '–', s.topic])));
+}
+
+let busy = false;
+async function refresh() {
+  if (busy) return;
+  busy = true;
+  try {
+    const now = Date.now();
+    const tq = encodeURIComponent($('topic-search').value);
+    const cq = encodeURIComponent($('connection-search').value);
+    const [node, topics, conns, queues, events] = await Promise.all([
+      api('GET', '/node'),
+      api('GET', `/topics?q=${tq}&limit=200`),
+      api('GET', `/connections?q=${cq}&limit=200`),
+      api('GET', '/queues'),
+      api('GET', '/events'),
+    ]);
+    renderNode(node, now);
+    renderTopics(topics, now);
+    renderConnections(conns);
+    renderQueues(queues);
+    renderEvents(events);
+    if (selectedTopic) renderDetail(await api('GET', `/topics/${encodeURIComponent(selectedTopic)}`));
+    status('live', true);
+  } catch (e) {
+    if (e.message !== 'signed out') status(`error: ${e.message}`, false);
+  } finally {
+    busy = false;
+  }
+}
+
+// Already signed in (the cookie is HttpOnly: ask the server).
+fetch('/api/admin/me', { credentials: 'same-origin' }).then(async (res) => {
+  if (res.ok) signedIn((await res.json()).user);
+  else signedOut();
+});
