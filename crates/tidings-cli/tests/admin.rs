@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,17 +16,7 @@ const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 const SECRET: &str = "admin-test-secret-at-least-32-bytes!";
 
 fn hash_password(password: &str) -> String {
-    let mut child = TIDINGS
-        .command(&["hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run tidings hash-password");
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{password}").unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    TIDINGS.hash_password(password)
 }
 
 fn serve_with_admin() -> Process {

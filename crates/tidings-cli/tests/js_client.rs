@@ -3,7 +3,9 @@
 //! history, presence; reconnect with resume after a dropped connection (nothing missed, no
 //! duplicates, on an exact topic and a pattern); a gap reported beyond history; token refresh
 //! and a fresh token on reconnect; user/password login; the SSE + POST fallback when
-//! WebSocket is blocked. And the binary serves the client at `/client/tidings.js`.
+//! WebSocket is blocked. And the binary serves the client at `/client/tidings.js`, which
+//! works in headless Chromium too (tests/interop/js_client_browser.mjs: the browser's own
+//! WebSocket and fetch; resumes after an admin disconnects it; the SSE fallback).
 //!
 //! Needs node (18+) and the `ws` package of scripts/install-test-deps.sh (Node < 22 has no
 //! global WebSocket); fails, never skips, without them.
@@ -74,4 +76,24 @@ fn the_binary_serves_the_client_as_javascript() {
     );
     let types = http::get(server.addr("http"), "/client/tidings.d.ts");
     assert_eq!(types.status, 200);
+}
+
+#[test]
+fn js_client_in_chromium_resumes_after_an_admin_disconnects_it() {
+    let hash = TIDINGS.hash_password("browser-admin-pw");
+    let server = TIDINGS
+        .serve()
+        .http()
+        .config(&format!(
+            "[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
+        ))
+        .start();
+    let mut cmd = interop::node(&["playwright-core"]);
+    interop::chromium();
+    cmd.arg("js_client_browser.mjs")
+        .arg(format!("http://{}", server.addr("http")))
+        .arg("root")
+        .arg("browser-admin-pw");
+    interop::run(cmd, "js_client_browser.mjs", Duration::from_secs(120))
+        .assert_passed("ok: WebSocket refused");
 }

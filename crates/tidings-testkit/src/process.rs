@@ -362,6 +362,28 @@ impl Tidings {
         )
     }
 
+    /// `tidings hash-password` with `password` on standard input: the PHC string it prints.
+    pub fn hash_password(self, password: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(&["hash-password"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tidings hash-password");
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}").expect("write the password");
+        }
+        let out = child.wait_with_output().expect("tidings hash-password");
+        assert!(
+            out.status.success(),
+            "tidings hash-password: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// `tidings serve` with every listener off unless asked; see [`Serve`].
     pub fn serve(self) -> Serve {
         Serve {
