@@ -1,8 +1,10 @@
-// The ticker page: subscribes to prices.> over the native WebSocket protocol and draws the
+// The ticker page: subscribes to prices.> over the native WebSocket protocol (with tidings'
+// own client, /client/tidings.js) and draws the
 // newest price of each symbol with a sparkline. The topics are conflated by the server
 // (`prices.>` rule), so a tab that cannot keep up gets the newest price, not a backlog.
 //
 // Payload of each message: {"symbol":"AAPL","price":189.32,"open":187.10}.
+import { Tidings } from "/client/tidings.js";
 
 const POINTS = 80;
 const FRAME_MS = 100;
@@ -99,18 +101,11 @@ function frame() {
 }
 
 function connect() {
-  const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws`);
-  ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", id: 1, topic: "prices.>" }));
-  ws.onmessage = (e) => {
-    if (typeof e.data !== "string") return;
-    const f = JSON.parse(e.data);
-    if (f.type === "message") onPrice(f.topic, "data" in f ? f.data : f.text);
-    else if (f.type === "ok" && f.id === 1) setStatus(true, "connected: WebSocket /ws, prices.>");
-  };
-  ws.onclose = () => {
-    setStatus(false, "connection lost, reconnecting");
-    setTimeout(connect, 1000);
-  };
+  // tidings' own client: it reconnects by itself; a conflated ticker needs no resume.
+  const client = new Tidings(`${location.origin.replace(/^http/, "ws")}/ws`, { backoffBase: 1000, backoffMax: 5000, fallbackAfter: 0 });
+  client.subscribe("prices.>", (m) => onPrice(m.topic, m.data));
+  client.on("subscribed", () => setStatus(true, "connected: WebSocket /ws (tidings.js), prices.>"));
+  client.on("disconnected", () => setStatus(false, "connection lost, reconnecting"));
 }
 
 setInterval(frame, FRAME_MS);

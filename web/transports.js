@@ -11,11 +11,13 @@
 // message({offset, epoch, payload}), presence() (someone joined or left; native transports
 // only), gap({earliest, epoch}) (history no longer holds what was missed) and status(up, text).
 
+import { Tidings } from "/client/tidings.js";
+
 const RETRY_MS = 1000;
 const base = () => location.origin;
 const wsBase = () => base().replace(/^http/, "ws");
 
-// --- the native JSON protocol (docs/native-protocol.md), over WebSocket or SockJS -------------
+// --- the native JSON protocol (docs/native-protocol.md) over SockJS -------------------------
 
 function nativeProtocol(label, makeSocket) {
   return ({ topic, nick, position, on }) => {
@@ -88,11 +90,41 @@ function nativeProtocol(label, makeSocket) {
   };
 }
 
-const websocket = () => {
-  const ws = new WebSocket(`${wsBase()}/ws`);
-  ws.binaryType = "arraybuffer";
-  return ws;
+// --- WebSocket /ws through tidings' own JavaScript client (/client/tidings.js) ---------------
+// The client reconnects, resumes from the last offset and reports gaps by itself; the page
+// gives it where it stands (`position`) and listens.
+
+const tidingsClient = ({ topic, nick, position, on }) => {
+  const label = "WebSocket /ws (tidings.js)";
+  const client = new Tidings(`${wsBase()}/ws`, {
+    user: nick,
+    password: "",
+    backoffBase: RETRY_MS,
+    backoffMax: 2000,
+    fallbackAfter: 0, // the picker chooses the transport: stay on WebSocket
+  });
+  const { since, epoch } = position();
+  client.subscribe(
+    topic,
+    (m) => on.message({ offset: m.offset, epoch: m.epoch, payload: m.kind === "binary" ? { binary: true } : m.data }),
+    {
+      presence: true,
+      since,
+      epoch: epoch ?? undefined,
+      onPresence: (ev) => on.presence(ev),
+      onGap: (g) => on.gap({ earliest: g.next ?? 0, epoch: g.epoch }),
+    },
+  );
+  client.on("subscribed", (s) => s.topic === topic && on.status(true, label));
+  client.on("disconnected", () => on.status(false, `${label}: connection lost, reconnecting`));
+  client.on("error", (e) => on.status(client.state === "ready", `${label}: ${e.message}`));
+  return {
+    publish: (payload) => client.publish(topic, payload),
+    drop: () => client.reconnect(),
+    close: () => client.close(),
+  };
 };
+
 const sockjs = (transport) => () => new SockJS(`${base()}/sockjs`, null, { transports: [transport] });
 
 // --- Server-Sent Events and long-polling (docs/http-fallbacks.md): receive by GET, send by POST
@@ -281,7 +313,7 @@ const stomp = ({ topic, nick, position, on }) => {
 
 // id -> { label, open }; the order is the picker's.
 export const TRANSPORTS = {
-  ws: { label: "WebSocket (native, /ws)", open: nativeProtocol("WebSocket /ws", websocket) },
+  ws: { label: "WebSocket (native, /ws, tidings.js)", open: tidingsClient },
   sse: { label: "SSE + POST (/sse)", open: sse },
   poll: { label: "long-polling + POST (/poll)", open: longPoll },
   "sockjs-websocket": { label: "SockJS: websocket", open: nativeProtocol("SockJS websocket", sockjs("websocket")) },

@@ -63,6 +63,9 @@ export interface SubscribeOptions {
   presence?: boolean;
   onPresence?: (event: PresenceEvent) => void;
   onGap?: (gap: Gap) => void;
+  /** Exact topics: start after this offset (of `epoch`), e.g. where an earlier page stopped. */
+  since?: number;
+  epoch?: string | null;
 }
 
 export interface Subscription {
@@ -93,6 +96,7 @@ export class TidingsError extends Error {
 
 export interface Events {
   connected: { client: string | null; transport: 'ws' | 'sse' };
+  subscribed: { topic: string; epoch: string | null; offset: number | null; replayed: number };
   disconnected: { code: number; reason: string };
   reconnecting: { attempt: number; delay: number };
   gap: Gap;
@@ -110,6 +114,8 @@ export class Tidings {
   connect(): Promise<Tidings>;
   whenReady(): Promise<Tidings>;
   close(): void;
+  /** Drops the connection as a network failure would; it reconnects and resumes. */
+  reconnect(): void;
   subscribe(topic: string, onMessage: (msg: Message, sub: Subscription) => void, options?: SubscribeOptions): Subscription;
   publish(topic: string, payload: unknown, options?: { ack?: true }): Promise<Ack>;
   publish(topic: string, payload: unknown, options: { ack: false }): Promise<undefined>;

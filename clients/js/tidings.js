@@ -98,6 +98,10 @@ class Subscription {
     /** Exact: { epoch, offset } of the last message delivered. Pattern: per topic. */
     this.position = null;
     this.positions = new Map();
+    // Resuming where an earlier page or process stopped: `since` (and `epoch`) of an exact topic.
+    if (!this.pattern && options.since !== undefined) {
+      this.position = { epoch: options.epoch ?? null, offset: options.since };
+    }
     this.active = true;
     this.ready = new Promise((resolve, reject) => {
       this._resolve = resolve;
@@ -169,8 +173,8 @@ class Subscription {
  *   client.subscribe('chat.lobby', (msg) => console.log(msg.data));
  *   const { offset } = await client.publish('chat.lobby', { text: 'hi' });
  *
- * Events (`client.on(name, fn)`): `connected` ({ client, transport }), `disconnected`
- * ({ code, reason }), `reconnecting` ({ attempt, delay }), `gap` ({ topic, since, epoch,
+ * Events (`client.on(name, fn)`): `connected` ({ client, transport }), `subscribed` ({ topic,
+ * epoch, offset, replayed }: after every (re)subscribe), `disconnected` ({ code, reason }), `reconnecting` ({ attempt, delay }), `gap` ({ topic, since, epoch,
  * next, reason }), `presence` (join/leave), `fallback` ({ transport: 'sse' }), `error`.
  */
 export class Tidings {
@@ -236,7 +240,20 @@ export class Tidings {
     return new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
   }
 
-  /** Closes for good: no reconnect; requests in flight are rejected. */
+  /** Drops the current connection as a network failure would: the client reconnects (after
+   * its backoff) and resumes every topic. */
+  reconnect() {
+    if (this.ws) {
+      try {
+        this.ws.close(4000, 'reconnect');
+      } catch {}
+    } else if (this.sse) {
+      this._stopSse();
+      this._lost({ code: 4000, reason: 'reconnect' }, true);
+    }
+  }
+
+    /** Closes for good: no reconnect; requests in flight are rejected. */
   close() {
     this.state = 'closed';
     clearTimeout(this.timer);
@@ -257,7 +274,8 @@ export class Tidings {
   /**
    * Subscribes to a topic or pattern. `onMessage(msg)` gets { topic, offset, epoch, kind,
    * data } (`data`: the JSON value, the string, or a Uint8Array). Options: presence (also
-   * `onPresence(event)`), onGap(gap).
+   * `onPresence(event)`), onGap(gap), since + epoch (an exact topic: start after that offset,
+   * e.g. where a previous page stopped).
    */
   subscribe(topic, onMessage, options = {}) {
     const sub = new Subscription(this, topic, onMessage, options);
@@ -467,6 +485,7 @@ export class Tidings {
           sub.position = { epoch: ok.epoch ?? null, offset: ok.offset ?? 0 };
         }
         sub._resolve(ok);
+        this._emit('subscribed', { topic: sub.topic, epoch: ok.epoch ?? null, offset: ok.offset ?? null, replayed: ok.replayed ?? 0 });
       },
       (err) => {
         if (err.code === 'resume_unavailable' && !retried && sub.active) {
