@@ -7,6 +7,7 @@ const HISTORY = 120; // chart points (two minutes)
 
 let timer = null;
 let selectedTopic = null;
+let selectedConnection = null;
 let last = null; // previous node sample, for rates
 const lastOffsets = new Map(); // topic -> [offset, time], for each topic's rate
 const series = { published: [], delivered: [] };
@@ -201,9 +202,34 @@ function renderConnections(c) {
         await api('POST', `/connections/${x.id}/disconnect`, {}).catch((e) => alert(e.message));
         refresh();
       });
-      const tr = row([x.id, x.protocol, x.user ?? '(anonymous)', x.peer ?? '–', duration(x.age_secs), x.subscriptions, `${x.outbox_messages} (${fillPct}%)`, kick]);
+      const tr = row([x.id, x.protocol, x.user ?? '(anonymous)', x.peer ?? '–', duration(x.age_secs), x.subscriptions, `${x.outbox_messages} (${fillPct}%)`, kick], x.id === selectedConnection ? 'selected' : '');
       tr.dataset.connection = x.id;
+      tr.addEventListener('click', () => {
+        selectedConnection = x.id;
+        refresh();
+      });
       tr.dataset.protocol = x.protocol;
+      return tr;
+    }),
+  );
+}
+
+function renderConnection(c) {
+  $('connection-detail').hidden = false;
+  $('conn-name').textContent = c.id;
+  $('conn-who').textContent = `${c.protocol ?? ''}, ${c.user ?? '(anonymous)'}`;
+  fill(
+    'conn-subscriptions',
+    c.subscriptions.map((topic) => {
+      const tr = row([
+        topic,
+        button('Unsubscribe', async (b) => {
+          b.disabled = true;
+          await api('POST', `/connections/${c.id}/unsubscribe`, { topic }).catch((e) => alert(e.message));
+          refresh();
+        }),
+      ]);
+      tr.dataset.subscription = topic;
       return tr;
     }),
   );
@@ -256,6 +282,15 @@ async function refresh() {
     renderQueues(queues);
     renderEvents(events);
     if (selectedTopic) renderDetail(await api('GET', `/topics/${encodeURIComponent(selectedTopic)}`));
+    if (selectedConnection) {
+      try {
+        renderConnection(await api('GET', `/connections/${selectedConnection}`));
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        selectedConnection = null; // it went away
+        $('connection-detail').hidden = true;
+      }
+    }
     status('live', true);
   } catch (e) {
     if (e.message !== 'signed out') status(`error: ${e.message}`, false);

@@ -116,6 +116,15 @@ try {
   check((await rows(page, "detail-members")).length === 2, "two present in admin.ui");
   console.log("ok: a topic's presence and recent history");
 
+  // Open the line client's connection and unsubscribe it from admin.ui: the page shows one
+  // subscriber fewer.
+  await page.click('#connections tbody tr[data-protocol="line"] td');
+  await page.waitForSelector('#conn-subscriptions tbody tr[data-subscription="admin.ui"]', { timeout: WAIT_MS });
+  await page.click('#conn-subscriptions tbody tr[data-subscription="admin.ui"] button');
+  await until("the subscription to go", async () => (await rows(page, "conn-subscriptions")).length === 0);
+  await until("admin.ui to show one subscriber", async () => (await rows(page, "topics")).find((r) => r[0] === "admin.ui")?.[1] === "1");
+  console.log("ok: unsubscribed the line client from admin.ui from the page");
+
   // Disconnect the /ws client from the page: its socket closes, its row goes.
   const wsRow = await page.$('#connections tbody tr[data-protocol="ws"]');
   const wsId = await wsRow.getAttribute("data-connection");

@@ -262,6 +262,16 @@ fn an_admin_sees_the_node_and_acts_on_a_connection() {
     assert_eq!(events["auth_failures"][0]["user"], "(token)", "{events}");
     assert_eq!(events["auth_failures"][0]["peer"], "127.0.0.1", "{events}");
 
+    let (_, _, detail) = call(
+        &server,
+        "GET",
+        &format!("/api/admin/connections/{id}"),
+        &cookie,
+        "",
+    );
+    assert_eq!(detail["subscriptions"][0], "admin.demo", "{detail}");
+    assert_eq!(detail["protocol"], "line");
+
     // Unsubscribe it from the topic: the next publish reaches nobody.
     let (status, _, _) = call(
         &server,

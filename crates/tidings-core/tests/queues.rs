@@ -425,6 +425,9 @@ fn the_admin_disconnects_a_session_and_unsubscribes_it() {
     sub(&hub, &a, "t");
     let info = hub.sessions();
     assert_eq!(info[0].subscriptions, 1);
+    let keys = hub.session_subscriptions(a.id()).unwrap();
+    assert_eq!(keys.iter().map(|k| &**k).collect::<Vec<_>>(), ["t"]);
+    assert!(hub.session_subscriptions(SessionId(999)).is_none());
     hub.unsubscribe_session(a.id(), "t").unwrap();
     assert!(hub.unsubscribe_session(a.id(), "t").is_err());
     assert_eq!(hub.sessions()[0].subscriptions, 0);

@@ -535,6 +535,16 @@ impl Hub {
         }
     }
 
+    /// The subscriptions of the session `id` (their keys: what the client subscribed with),
+    /// sorted; `None` when there is no such session (the admin view of one connection).
+    pub fn session_subscriptions(&self, id: SessionId) -> Option<Vec<Arc<str>>> {
+        let st = self.lock();
+        let entry = st.sessions.get(&id)?;
+        let mut keys: Vec<Arc<str>> = entry.subs.keys().cloned().collect();
+        keys.sort();
+        Some(keys)
+    }
+
     /// The clock the hub last saw (ms): what `SessionInfo::opened_ms` is measured on.
     pub fn clock(&self) -> u64 {
         self.lock().clock

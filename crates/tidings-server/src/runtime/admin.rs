@@ -178,6 +178,34 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
             topic(hub, &admin.identity(&name), &decode(&p["/topics/".len()..]))
         }
         (&Method::GET, "/connections") => ok(connections(hub, &query)),
+        (&Method::GET, p) if p.starts_with("/connections/") => {
+            let id = &p["/connections/".len()..];
+            let Some(id) = id
+                .strip_prefix('c')
+                .and_then(|n| n.parse().ok())
+                .map(SessionId)
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "a connection id looks like c17",
+                );
+            };
+            let Some(subs) = hub.session_subscriptions(id) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    &format!("no connection {id}"),
+                );
+            };
+            let row = hub.sessions().into_iter().find(|s| s.id == id);
+            ok(j!({
+                "id": id.to_string(),
+                "protocol": row.as_ref().map(|s| s.meta.protocol),
+                "user": row.as_ref().and_then(|s| s.identity.user.as_deref().map(str::to_owned)),
+                "subscriptions": subs.iter().map(|k| &**k).collect::<Vec<_>>(),
+            }))
+        }
         (&Method::GET, "/queues") => ok(queues(hub)),
         (&Method::GET, "/events") => ok(events(shared)),
         (&Method::POST, p) if p.starts_with("/queues/") && p.ends_with("/purge") => {
