@@ -2,11 +2,12 @@
 // Screenshots of the demo pages for the README, taken in headless Chromium from a running
 // `tidings serve --demo-ticker` (scripts/screenshots.sh starts one and calls this).
 //
-//   node screenshots.mjs http://127.0.0.1:PORT OUT_DIR     -> OUT_DIR/chat.png, OUT_DIR/ticker.png
+//   node screenshots.mjs http://127.0.0.1:PORT OUT_DIR [ADMIN_USER ADMIN_PASSWORD]
+//     -> OUT_DIR/chat.png, OUT_DIR/ticker.png (and OUT_DIR/admin.png with an admin account)
 import path from "node:path";
 import { launchChromium } from "./chromium.mjs";
 
-const [base, out] = process.argv.slice(2);
+const [base, out, adminUser, adminPassword] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const browser = await launchChromium();
 const viewport = { width: 1100, height: 620 };
@@ -53,6 +54,23 @@ try {
   await sleep(6000); // sparklines fill in
   await ticker.screenshot({ path: path.join(out, "ticker.png") });
   console.log(`wrote ${path.join(out, "chat.png")} and ${path.join(out, "ticker.png")}`);
+
+  if (adminUser) {
+    // The dashboard while the chat pages and the ticker are open and the feed runs.
+    const admin = await (await browser.newContext({ viewport: { width: 1280, height: 1180 } })).newPage();
+    await admin.goto(`${base}/admin`);
+    await admin.fill("#login-user", adminUser);
+    await admin.fill("#login-password", adminPassword);
+    await admin.click("#login-submit");
+    await admin.waitForSelector("#dash:not([hidden])");
+    await sleep(1500);
+    await admin.click('#topics tbody tr[data-topic="chat.lobby"]');
+    await admin.click('#connections tbody tr[data-protocol="sse"] td');
+    await sleep(8000); // the chart fills in
+    await admin.evaluate(() => window.scrollTo(0, 0));
+    await admin.screenshot({ path: path.join(out, "admin.png") });
+    console.log(`wrote ${path.join(out, "admin.png")}`);
+  }
 } finally {
   await browser.close();
 }

@@ -47,8 +47,9 @@ impl Feed {
         protocol: &'static str,
         who: &Identity,
         req: &FeedRequest,
+        peer: Option<crate::listen::Peer>,
     ) -> Result<Feed, HubError> {
-        let (session, wake) = crate::drivers::open_session(hub, protocol, None)?;
+        let (session, wake) = crate::drivers::open_session(hub, protocol, peer)?;
         let mut feed = Feed {
             session,
             wake,

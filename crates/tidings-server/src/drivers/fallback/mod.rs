@@ -105,7 +105,9 @@ pub(crate) async fn handle(
         }
         _ => who,
     };
-    let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req) {
+    // The client's address, so presence and the admin view show where a feed comes from.
+    let peer = req.extensions().get::<crate::listen::Peer>().copied();
+    let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req, peer) {
         Ok(f) => f,
         Err(e) => return api::hub_error(&e),
     };
