@@ -21,6 +21,10 @@ pub(crate) struct TokenArgs {
     /// A pattern the token may subscribe within (repeatable).
     #[arg(long)]
     subscribe: Vec<String>,
+    /// The token may use the admin API (`/api/admin/...`, when `[admin]` is configured). With
+    /// only --admin, the token has no publish or subscribe right.
+    #[arg(long)]
+    admin: bool,
     /// Lifetime: seconds, or a number with s, m, h or d.
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     ttl: u64,
@@ -62,11 +66,14 @@ pub(crate) fn run(args: TokenArgs) -> Result<(), String> {
         "iat": now,
         "exp": now.saturating_add(args.ttl),
     });
-    if !args.publish.is_empty() || !args.subscribe.is_empty() {
+    if !args.publish.is_empty() || !args.subscribe.is_empty() || args.admin {
         claims["tidings"] = serde_json::json!({
             "publish": args.publish,
             "subscribe": args.subscribe,
         });
+        if args.admin {
+            claims["tidings"]["admin"] = true.into();
+        }
     }
     if let Some(iss) = args.issuer {
         claims["iss"] = iss.into();

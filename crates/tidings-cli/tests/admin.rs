@@ -27,7 +27,7 @@ fn serve_with_admin() -> Process {
         .tcp()
         .env("TIDINGS_JWT_SECRET", SECRET)
         .config(&format!(
-            "[admin]\ntoken_users = [\"ops\"]\n[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
+            "[admin]\ntoken_users = [\"ops\"]\nadmin_tokens = true\n[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
         ))
         .start()
 }
@@ -76,11 +76,15 @@ fn login(server: &Process) -> String {
 }
 
 fn token(sub: &str) -> String {
-    TIDINGS
-        .run(&["token", "--secret", SECRET, "--sub", sub, "--ttl", "1h"])
-        .stdout
-        .trim()
-        .to_owned()
+    token_with(&["--sub", sub])
+}
+
+fn token_with(args: &[&str]) -> String {
+    let mut all = vec!["token", "--secret", SECRET, "--ttl", "1h"];
+    all.extend_from_slice(args);
+    let done = TIDINGS.run(&all);
+    assert!(done.success(), "{}", done.report());
+    done.stdout.trim().to_owned()
 }
 
 /// Whether the server's log gets a line with `action` by the admin "root" (within 5 s: its
@@ -432,6 +436,27 @@ fn scripts_use_basic_auth_or_an_admin_token() {
         "",
     );
     assert_eq!(status, 200, "{body}");
+    // A token with the admin right (`tidings token --admin`), accepted with admin_tokens.
+    let right = token_with(&["--sub", "someone", "--admin"]);
+    let (status, _, body) = call(
+        &server,
+        "GET",
+        "/api/admin/node",
+        &format!("Authorization: Bearer {right}\r\n"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    // It is no right on topics: publishing with it over the HTTP API is forbidden.
+    let resp = http::blocking(
+        server.addr("http"),
+        request_1_0(
+            "POST",
+            "/api/publish/a.b",
+            &format!("Authorization: Bearer {right}\r\n"),
+            "x",
+        ),
+    );
+    assert_eq!(resp.status, 403, "{}", resp.text());
 }
 
 /// The dashboard in headless Chromium (tests/interop/admin_browser.mjs): wrong password

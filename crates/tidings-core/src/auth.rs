@@ -44,6 +44,9 @@ pub struct IdentityFields {
     /// What the session shows others in presence besides its user: a token's `info` claim,
     /// as JSON text (bounded by the token's size). `None` for most identities.
     pub info: Option<Arc<str>>,
+    /// The identity may use the server's admin API (a token's `"tidings": {"admin": true}`).
+    /// It grants nothing on topics: the rights above are all of that.
+    pub admin: bool,
 }
 
 impl std::ops::Deref for Identity {
@@ -66,6 +69,7 @@ impl Identity {
             method,
             expires_at,
             info: None,
+            admin: false,
         }))
     }
 
@@ -78,6 +82,20 @@ impl Identity {
             method: f.method,
             expires_at: f.expires_at,
             info,
+            admin: f.admin,
+        }))
+    }
+
+    /// The same identity with (or without) the admin right.
+    pub fn with_admin(self, admin: bool) -> Identity {
+        let f = &*self.0;
+        Identity(Arc::new(IdentityFields {
+            user: f.user.clone(),
+            rights: f.rights.clone(),
+            method: f.method,
+            expires_at: f.expires_at,
+            info: f.info.clone(),
+            admin,
         }))
     }
 

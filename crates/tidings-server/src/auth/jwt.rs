@@ -65,9 +65,22 @@ struct Claims {
     sub: Option<String>,
     exp: Option<u64>,
     iat: Option<u64>,
-    tidings: Option<RightsConfig>,
+    tidings: Option<TidingsClaim>,
     /// Shown with the user in presence (any JSON value, kept as its text).
     info: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// The `tidings` claim: the token's rights on topics (`publish`, `subscribe`, each absent =
+/// none) and whether it may use the admin API (`admin`, default false).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TidingsClaim {
+    #[serde(default)]
+    publish: Vec<String>,
+    #[serde(default)]
+    subscribe: Vec<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 /// The header's `alg` and `kid`, read before verifying so that `none` and unknown
@@ -281,14 +294,25 @@ impl JwtVerifier {
             .filter(|s| !s.is_empty())
             .ok_or(TokenRefusal::MissingClaim("sub"))?;
         let rights = match &claims.tidings {
-            Some(r) => Arc::new(Rights::compile(r).map_err(|_| TokenRefusal::BadRights)?),
+            Some(t) => {
+                let r = RightsConfig {
+                    publish: t.publish.clone(),
+                    subscribe: t.subscribe.clone(),
+                };
+                Arc::new(Rights::compile(&r).map_err(|_| TokenRefusal::BadRights)?)
+            }
             None => self.default_rights.clone(),
         };
+        let admin = claims.tidings.as_ref().is_some_and(|t| t.admin);
         let expires_at = claims
             .exp
             .map(|exp| exp.saturating_add(self.leeway_secs).saturating_mul(1000));
         let info = claims.info.map(|raw| Arc::<str>::from(raw.get()));
-        Ok(Identity::new(Some(&user), rights, AuthMethod::Token, expires_at).with_info(info))
+        Ok(
+            Identity::new(Some(&user), rights, AuthMethod::Token, expires_at)
+                .with_info(info)
+                .with_admin(admin),
+        )
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -391,6 +415,39 @@ mod tests {
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_admin_right_is_read_and_grants_nothing_on_topics() {
+        let v = verifier(|c| c.rights.publish = vec![">".into()]);
+        let exp = now() + 60;
+        let admin = v
+            .verify(
+                &sign(json!({"sub": "ops", "exp": exp, "tidings": {"admin": true}})),
+                crate::clock::now_ms(),
+            )
+            .unwrap();
+        assert!(admin.admin);
+        assert!(
+            admin.can_publish("a.b").is_err(),
+            "a `tidings` claim without lists has no rights"
+        );
+        let plain = v
+            .verify(
+                &sign(json!({"sub": "ann", "exp": exp})),
+                crate::clock::now_ms(),
+            )
+            .unwrap();
+        assert!(!plain.admin);
+        assert!(
+            plain.can_publish("a.b").is_ok(),
+            "the configured rights apply"
+        );
+        let odd = sign(json!({"sub": "x", "exp": exp, "tidings": {"admin": true, "root": true}}));
+        assert!(
+            v.verify(&odd, crate::clock::now_ms()).is_err(),
+            "unknown fields are refused"
+        );
     }
 
     #[test]

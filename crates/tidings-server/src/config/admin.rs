@@ -1,6 +1,7 @@
 //! `[admin]`: who may use the dashboard (`/admin`) and its API (`/api/admin/...`).
 //!
-//! Off unless configured: with no admin user and no token subject listed, both answer 404.
+//! Off unless configured: with no admin user, no token subject listed and `admin_tokens`
+//! off, both answer 404.
 //! Admin accounts are separate from the hub's users (`[hub.auth]`): an admin gets no
 //! publish/subscribe right on the protocols, and a hub user is no admin.
 
@@ -18,6 +19,10 @@ pub struct AdminConfig {
     /// Subjects (`sub`) of tokens (`[auth.jwt]`) that may use the admin API with
     /// `Authorization: Bearer`, e.g. `["ops"]`. Default none.
     pub token_users: Vec<String>,
+    /// Accept any valid token whose `tidings` claim has `"admin": true` (`tidings token
+    /// --admin`). Default false: whoever holds the signing key could mint one, so the operator
+    /// says so.
+    pub admin_tokens: bool,
     /// Seconds an admin login (its session cookie) lasts. Default 28800 (8 h, a working day).
     pub session_ttl_secs: u64,
     /// Admin logins held at once; the oldest is dropped beyond. Default 16: a few people, a
@@ -39,6 +44,7 @@ impl Default for AdminConfig {
         AdminConfig {
             users: Vec::new(),
             token_users: Vec::new(),
+            admin_tokens: false,
             session_ttl_secs: 28_800,
             max_sessions: 16,
         }
@@ -48,7 +54,7 @@ impl Default for AdminConfig {
 impl AdminConfig {
     /// Whether the dashboard and its API are on.
     pub fn enabled(&self) -> bool {
-        !self.users.is_empty() || !self.token_users.is_empty()
+        !self.users.is_empty() || !self.token_users.is_empty() || self.admin_tokens
     }
 
     pub fn session_ttl(&self) -> Duration {

@@ -372,7 +372,7 @@ async fn authorize(
             .token(token, from)
             .map_err(|e| Box::new(hub_error(&e)))?;
         let name = who.name().to_owned();
-        if admin.config.token_users.contains(&name) {
+        if (who.admin && admin.config.admin_tokens) || admin.config.token_users.contains(&name) {
             return Ok(name);
         }
         return Err(Box::new(error(
