@@ -34,12 +34,18 @@ function token(sub, ttlSecs, rights = { publish: ['>'], subscribe: ['>'] }) {
   return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
-/** A TCP proxy in front of the server: `drop()` cuts every connection (a network failure);
- * with `blockWebSocket`, upgrade requests get a 403 (a proxy that blocks WebSocket). */
+/** A TCP proxy in front of the server: `drop()` cuts every connection (a network failure),
+ * `hold()` refuses new ones until `release()` (the network stays down); with
+ * `blockWebSocket`, upgrade requests get a 403 (a proxy that blocks WebSocket). */
 async function proxy({ blockWebSocket = false } = {}) {
   const [host, port] = HTTP.split(':');
   const sockets = new Set();
+  let held = false;
   const server = net.createServer((client) => {
+    if (held) {
+      client.destroy();
+      return;
+    }
     client.once('data', (first) => {
       if (blockWebSocket && /^upgrade:\s*websocket/im.test(first.toString('latin1'))) {
         client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
@@ -63,6 +69,12 @@ async function proxy({ blockWebSocket = false } = {}) {
     addr: `127.0.0.1:${server.address().port}`,
     drop() {
       for (const s of sockets) s.destroy();
+    },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
     },
     close() {
       this.drop();
@@ -107,7 +119,7 @@ test('subscribe, publish with ack, binary, history and presence', async () => {
 
 test('a dropped connection reconnects and resumes: nothing missed, nothing twice', async () => {
   const p = await proxy();
-  const client = new Tidings(`ws://${p.addr}/ws`, opts());
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ fallbackAfter: 0 }));
   const exact = [];
   const pattern = [];
   let reconnected = 0;
@@ -120,7 +132,12 @@ test('a dropped connection reconnects and resumes: nothing missed, nothing twice
       const r = await httpPublish(i % 2 ? 'js.resume.a' : 'js.resume.b', `m${i}`);
       published.push(`${r.topic}:${r.offset}`);
       await sleep(10);
-      if (i === 15 || i === 40) p.drop();
+      // Down for ten messages each time: they can only come back through resume.
+      if (i === 15 || i === 40) {
+        p.hold();
+        p.drop();
+      }
+      if (i === 25 || i === 50) p.release();
     }
   })();
   await feed;
@@ -137,16 +154,19 @@ test('a dropped connection reconnects and resumes: nothing missed, nothing twice
 test('messages gone from history are reported as a gap, then delivery goes on', async () => {
   // js.small.> keeps 3 messages (the test's config).
   const p = await proxy();
-  const client = new Tidings(`ws://${p.addr}/ws`, opts({ backoffBase: 400, backoffMax: 400 }));
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ fallbackAfter: 0 }));
   const got = [];
   const gaps = [];
   client.on('gap', (g) => gaps.push(g));
   await client.subscribe('js.small.x', (m) => got.push(m.offset)).ready;
   const one = await httpPublish('js.small.x', 'one');
   await until('the first', () => got.length === 1);
+  p.hold();
   p.drop();
-  // While it is away (400 ms backoff), six more: history keeps the last three.
+  // While it is away, six more: history keeps the last three.
   for (let i = 0; i < 6; i++) await httpPublish('js.small.x', `away ${i}`);
+  await sleep(200); // a few refused reconnects
+  p.release();
   await until('a gap', () => gaps.length === 1);
   await until('what history still held', () => got.length === 4);
   assert.equal(gaps[0].topic, 'js.small.x');
