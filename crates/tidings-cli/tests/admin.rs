@@ -334,6 +334,16 @@ fn an_admin_sees_the_node_and_acts_on_a_connection() {
         );
     }
 
+    // An unknown admin name is refused like a wrong password.
+    let (status, _, _) = call(
+        &server,
+        "POST",
+        "/api/admin/login",
+        "",
+        r#"{"user":"nobody","password":"s3cret-admin"}"#,
+    );
+    assert_eq!(status, 401);
+
     // A form post (not JSON) is refused; logout ends the session.
     let resp = http::blocking(
         server.addr("http"),

@@ -45,6 +45,8 @@ pub(crate) struct Admin {
     started: Instant,
     /// The all-rights identity the admin's hub calls run under is built per admin name.
     all: Arc<Rights>,
+    /// An argon2 hash of a random password, checked for unknown names (made at the first).
+    stand_in: std::sync::OnceLock<String>,
 }
 
 struct AdminSession {
@@ -59,6 +61,7 @@ impl Admin {
             sessions: Mutex::new(HashMap::new()),
             started: Instant::now(),
             all: Arc::new(Rights::all()),
+            stand_in: std::sync::OnceLock::new(),
         }
     }
 
@@ -102,22 +105,38 @@ impl Admin {
         Identity::new(Some(name), self.all.clone(), AuthMethod::Password, None)
     }
 
-    /// Checks an admin user's password (argon2, off the async threads).
+    /// Checks an admin user's password (argon2, off the async threads). An unknown name is
+    /// checked against a stand-in hash, so the time taken does not tell which names exist.
     async fn check_password(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self
-            .config
-            .users
-            .iter()
-            .find(|u| u.name == user)
-            .map(|u| u.password_hash.clone())
-        else {
-            return false;
+        let known = self.config.users.iter().find(|u| u.name == user);
+        let hash = match (known, self.stand_in.get()) {
+            (Some(u), _) => u.password_hash.clone(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => {
+                let h = tokio::task::spawn_blocking(stand_in_hash)
+                    .await
+                    .unwrap_or_default();
+                self.stand_in.get_or_init(|| h).clone()
+            }
         };
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || tidings_core::verify_argon2(&hash, &password))
-            .await
-            .unwrap_or(false)
+        let matched =
+            tokio::task::spawn_blocking(move || tidings_core::verify_argon2(&hash, &password))
+                .await
+                .unwrap_or(false);
+        matched && known.is_some()
     }
+}
+
+/// A hash with the parameters of `tidings hash-password` (the default argon2id ones) of a
+/// password nobody knows; empty when hashing fails (then unknown names answer at once).
+fn stand_in_hash() -> String {
+    let mut raw = [0u8; 32];
+    if getrandom::getrandom(&mut raw).is_err() {
+        return String::new();
+    }
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    tidings_core::hash_argon2(&password, &raw[..16]).unwrap_or_default()
 }
 
 /// Serves `/api/admin/...`.
