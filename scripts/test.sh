@@ -4,8 +4,9 @@
 #      Python websockets, python-socketio, Debian chromium, Autobahn)
 #   2. cargo fmt --all --check
 #   3. cargo clippy --workspace --all-targets -- -D warnings
-#   4. cargo test --workspace   (includes crates/tidings-cli/tests/interop.rs: real clients, and
-#      tests/demo.rs: the demo pages in headless Chromium, tidings chat)
+#   4. cargo test --workspace   (includes crates/tidings-cli/tests/interop.rs: real clients,
+#      tests/demo.rs: the demo pages in headless Chromium, tidings chat, tests/admin.rs: the admin
+#      API and dashboard, tests/js_client.rs: the JS client under node --test and in Chromium)
 #   5. Autobahn|Testsuite quick run against `tidings serve`'s /echo
 # Every step runs even when an earlier one failed (except a failed install); the exit status is
 # non-zero when any step failed, and the last line sums up.
