@@ -469,6 +469,44 @@ fn scripts_use_basic_auth_or_an_admin_token() {
     assert_eq!(resp.status, 403, "{}", resp.text());
 }
 
+#[test]
+fn over_https_the_session_cookie_is_secure() {
+    let hash = hash_password("s3cret-admin");
+    let mut server = TIDINGS
+        .serve()
+        .http()
+        .arg("--https")
+        .arg("127.0.0.1:0")
+        .arg("--tls-self-signed")
+        .config(&format!(
+            "[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
+        ))
+        .start();
+    server.wait_listening(&["https"]);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sk",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args(["-d", r#"{"user":"root","password":"s3cret-admin"}"#])
+        .arg(format!("https://{}/api/admin/login", server.addr("https")))
+        .output()
+        .expect("run curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    for part in ["httponly", "samesite=strict", "secure"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+}
+
 /// The dashboard in headless Chromium (tests/interop/admin_browser.mjs): wrong password
 /// refused; sign in; ws, line and SSE clients appear; a feed's rate moves; publish from the
 /// page reaches a subscriber; disconnect from the page closes the client and its row goes.
