@@ -24,7 +24,7 @@ pub(crate) fn build(
     config: &crate::config::ServerConfig,
     seed: u64,
     shutdown: tokio_util::sync::CancellationToken,
-) -> Result<(Arc<tidings_core::Hub>, Remote), crate::runtime::StartError> {
+) -> Result<(Arc<tidings_core::Hub>, Remote), crate::config::ConfigError> {
     use tidings_core::engine::{Engine, MemoryPresence, MemoryQueues};
     let bad = |e: tidings_core::ConfigError| crate::config::ConfigError {
         field: e.field,
@@ -42,8 +42,12 @@ pub(crate) fn build(
                 queues: Box::new(MemoryQueues::new(config.hub.queues, seed)),
             };
             let hub = tidings_core::Hub::with_engine(config.hub.clone(), engine).map_err(bad)?;
-            let redis = RedisEngine::start(hub.clone(), &config.engine, seed, shutdown)
-                .map_err(crate::runtime::StartError::Engine)?;
+            let redis = RedisEngine::start(hub.clone(), &config.engine, seed, shutdown).map_err(
+                |reason| crate::config::ConfigError {
+                    field: "engine.url".into(),
+                    reason,
+                },
+            )?;
             Ok((hub, Some(redis)))
         }
     }

@@ -143,8 +143,7 @@ impl RedisEngine {
         epoch_seed: u64,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisEngine>, String> {
-        let client =
-            redis::Client::open(cfg.url.as_str()).map_err(|e| format!("engine.url: {e}"))?;
+        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -152,7 +151,7 @@ impl RedisEngine {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("engine: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (subscribes, subscribe_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {

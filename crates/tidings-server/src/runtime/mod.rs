@@ -83,8 +83,6 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::listen::tls::TlsError),
-    #[error("engine: {0}")]
-    Engine(String),
 }
 
 /// A running server. Call [`Server::shutdown`] to stop it gracefully.
