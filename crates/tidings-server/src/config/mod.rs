@@ -1,12 +1,14 @@
 //! The server's typed configuration: one serde struct, every default in its doc comment.
 //! Only the binary reads files and the environment; this module validates.
 
+mod engine;
 mod jwt;
 mod limits;
 mod socketio;
 mod sockjs;
 mod tls;
 
+pub use engine::{EngineConfig, EngineKind};
 pub use jwt::{JwtConfig, ServerAuthConfig};
 pub use limits::LimitsConfig;
 pub use socketio::SocketIoConfig;
@@ -281,6 +283,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// `[auth.jwt]`: signed tokens (the users of `[hub.auth]` are the hub's).
     pub auth: ServerAuthConfig,
+    /// `[engine]`: in memory (default) or Redis, shared by several nodes.
+    pub engine: EngineConfig,
 }
 
 impl Default for ServerConfig {
@@ -306,6 +310,7 @@ impl Default for ServerConfig {
             stomp_broker: StompConfig::default(),
             limits: LimitsConfig::default(),
             auth: ServerAuthConfig::default(),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -395,6 +400,12 @@ impl ServerConfig {
             .validate()
             .map_err(|(field, reason)| ConfigError {
                 field: format!("auth.jwt.{field}"),
+                reason,
+            })?;
+        self.engine
+            .validate()
+            .map_err(|(field, reason)| ConfigError {
+                field: format!("engine.{field}"),
                 reason,
             })?;
         self.socketio
