@@ -4,6 +4,7 @@
 #   - Python packages of tests/interop/requirements.txt -> a venv in tests/interop/.venv
 #     (falls back to `pip install --target tests/interop/.pydeps` where venv is unavailable)
 #   - Debian's chromium (/usr/bin/chromium) for the browser tests (as root, apt-get)
+#   - Debian's redis-server for the Redis engine tests (crates/tidings-cli/tests/redis_engine.rs)
 # The Rust interop tests (crates/tidings-cli/tests/interop.rs) look for exactly these places.
 #   TIDINGS_SKIP_AUTOBAHN=1  do not pre-install Autobahn|Testsuite (scripts/test.sh needs it)
 set -euo pipefail
@@ -47,6 +48,17 @@ elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 else
   say "error: /usr/bin/chromium is not installed (Debian package: chromium)" >&2; exit 1
+fi
+
+# --- redis-server (the Redis engine tests start their own on a free port) ----------------
+if command -v redis-server >/dev/null 2>&1; then
+  say "redis-server present ($(command -v redis-server))"
+elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  say "redis-server missing: apt-get install redis-server"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+else
+  say "error: redis-server is not installed (Debian package: redis-server)" >&2; exit 1
 fi
 
 # --- python -----------------------------------------------------------------------------

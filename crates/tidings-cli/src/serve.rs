@@ -21,6 +21,10 @@ pub(crate) struct ServeArgs {
     /// STOMP-over-TCP listener: HOST:PORT or `off`.
     #[arg(long, env = "TIDINGS_STOMP", value_parser = Listen::parse)]
     stomp: Option<Listen>,
+    /// Share topics, offsets and history with other nodes through Redis:
+    /// `redis://HOST:PORT` (sets `[engine] kind = "redis"` and its `url`).
+    #[arg(long, env = "TIDINGS_ENGINE", value_name = "URL")]
+    engine: Option<String>,
     /// The TLS listeners and certificate (boxed: the flags are most of this struct).
     #[command(flatten)]
     tls: Box<crate::tls::TlsArgs>,
@@ -53,6 +57,14 @@ fn load(args: &ServeArgs) -> Result<ServerConfig, String> {
     }
     if let Some(l) = args.stomp {
         config.stomp = l;
+    }
+    match args.engine.as_deref() {
+        None => {}
+        Some("memory") => config.engine.kind = tidings_server::EngineKind::Memory,
+        Some(url) => {
+            config.engine.kind = tidings_server::EngineKind::Redis;
+            config.engine.url = url.to_owned();
+        }
     }
     // The shortcut for tokens signed with a shared secret; read here, not as a flag, so the
     // secret does not show in the process list.

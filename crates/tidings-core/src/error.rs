@@ -38,6 +38,9 @@ pub enum HubError {
     TooManyTopics(usize),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The shared engine (Redis) did not answer: nothing was published, try again later.
+    #[error("the engine is unavailable: {0}")]
+    EngineUnavailable(String),
     #[error("queue {queue} is full (at most {max_messages} messages, {max_bytes} bytes waiting); try again later")]
     QueueFull {
         queue: String,

@@ -23,14 +23,15 @@ mod auth;
 mod clock;
 pub mod config;
 mod drivers;
+mod engine;
 mod listen;
 mod runtime;
 pub mod transports;
 
 pub use config::{
-    ConfigError, DatagramConfig, FallbackConfig, HttpConfig, JwtConfig, LineConfig, Listen,
-    ServerAuthConfig, ServerConfig, SockJsConfig, SocketIoConfig, StompConfig, TlsConfig,
-    WebSocketConfig,
+    ConfigError, DatagramConfig, EngineConfig, EngineKind, FallbackConfig, HttpConfig, JwtConfig,
+    LineConfig, Listen, ServerAuthConfig, ServerConfig, SockJsConfig, SocketIoConfig, StompConfig,
+    TlsConfig, WebSocketConfig,
 };
 pub use listen::tls::TlsError;
 pub use runtime::{BoundAddrs, Server, StartError};

@@ -380,6 +380,32 @@ impl Hub {
         self.publish_locked(st, topic, draft, now)
     }
 
+    /// What [`Hub::publish`] checks before numbering: the topic, the right to publish it,
+    /// the identity's expiry and that the hub is not shutting down. A remote engine checks
+    /// this first, then numbers the message in the shared log and hands it to
+    /// [`Hub::deliver`].
+    pub fn check_publish(&self, who: &Identity, topic: &str, now: u64) -> Result<(), HubError> {
+        validate_topic(topic)?;
+        self.access.can_publish(who, topic)?;
+        who.check_expiry(now)?;
+        if self.is_shutting_down() {
+            return Err(HubError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// What [`Hub::history`] checks before reading: the topic and the right to subscribe it.
+    pub fn check_history(&self, who: &Identity, topic: &str) -> Result<(), HubError> {
+        validate_topic(topic)?;
+        self.access.can_subscribe(who, &Pattern::parse(topic)?)?;
+        Ok(())
+    }
+
+    /// The settings (slow-consumer policy, history limits) of `topic`.
+    pub fn topic_settings(&self, topic: &str) -> crate::config::TopicSettings {
+        self.rules.settings(topic)
+    }
+
     /// Whether `who` may bring `topic` into being if it has no state yet: with users
     /// configured, anonymous sessions get only `hub.anonymous_topic_percent` of the table.
     fn may_create(&self, st: &State, who: &Identity, topic: &str) -> Result<(), HubError> {

@@ -179,7 +179,7 @@ impl Hub {
                 return Err(e);
             }
         };
-        self.complete_locked(st, session, pending, &pages, ack)
+        self.complete_locked(st, session.id, &session.outbox, pending, &pages, ack)
     }
 
     /// What both ways of subscribing check first: the pattern, the right to subscribe it and
@@ -235,7 +235,32 @@ impl Hub {
         ack: impl FnOnce(&Subscribed) -> Option<Bytes>,
     ) -> Result<Subscribed, HubError> {
         let mut guard = self.lock();
-        self.complete_locked(&mut guard, session, pending, pages, ack)
+        self.complete_locked(&mut guard, session.id, &session.outbox, pending, pages, ack)
+    }
+
+    /// [`Hub::complete_subscribe`] for a caller that does not hold the [`Session`] (a remote
+    /// engine's task, after reading the history asynchronously): the session is the one
+    /// `pending` began on. Fails with [`HubError::NotSubscribed`] when it is gone.
+    pub fn complete_subscribe_detached(
+        &self,
+        pending: PendingSubscribe,
+        pages: &[HistoryPage],
+        ack: impl FnOnce(&Subscribed) -> Option<Bytes>,
+    ) -> Result<Subscribed, HubError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(outbox) = st.sessions.get(&pending.session).map(|e| e.outbox.clone()) else {
+            return Err(HubError::NotSubscribed(pending.key.to_string()));
+        };
+        let id = pending.session;
+        self.complete_locked(st, id, &outbox, pending, pages, ack)
+    }
+
+    /// The outbox of the session `pending` began on, to answer it from elsewhere (a remote
+    /// engine's error reply).
+    pub fn outbox_of(&self, pending: &PendingSubscribe) -> Option<Arc<crate::Outbox>> {
+        let st = self.lock();
+        st.sessions.get(&pending.session).map(|e| e.outbox.clone())
     }
 
     /// Reads what `pending` wants from this hub's own engine (giving exact topics state), for
@@ -319,15 +344,16 @@ impl Hub {
     fn complete_locked(
         &self,
         st: &mut State,
-        session: &Session,
+        session_id: SessionId,
+        outbox: &Arc<crate::Outbox>,
         pending: PendingSubscribe,
         pages: &[HistoryPage],
         ack: impl FnOnce(&Subscribed) -> Option<Bytes>,
     ) -> Result<Subscribed, HubError> {
-        if pending.session != session.id || !current(st, &pending) {
+        if pending.session != session_id || !current(st, &pending) {
             return Err(HubError::NotSubscribed(pending.key.to_string()));
         }
-        let id = session.id;
+        let id = session_id;
         let buffered = match st.router.get_mut(&pending.pattern, id, &pending.key) {
             Some(route) => route.pending.take(),
             None => None,
@@ -335,7 +361,7 @@ impl Hub {
         let Some(buffered) = buffered else {
             return Err(HubError::NotSubscribed(pending.key.to_string()));
         };
-        if session.outbox.is_closed() {
+        if outbox.is_closed() {
             self.unsubscribe_locked(st, id, &pending.key);
             return Err(HubError::SessionClosed);
         }
@@ -373,15 +399,15 @@ impl Hub {
             topics: merged.topics,
         };
         if let Some(bytes) = ack(&info) {
-            session.outbox.push_reply(bytes);
+            outbox.push_reply(bytes);
         }
         for d in merged.replay {
-            session.outbox.push_replay(d);
+            outbox.push_replay(d);
         }
         for (d, policy) in merged.live {
             match policy {
-                Some(policy) => session.outbox.push(d, policy),
-                None => session.outbox.push_replay(d),
+                Some(policy) => outbox.push(d, policy),
+                None => outbox.push_replay(d),
             };
         }
         let room = pending.pattern.text().clone();

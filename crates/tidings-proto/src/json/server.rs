@@ -32,6 +32,8 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
+    /// The shared engine (Redis) is unreachable: nothing was done, try again later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -46,6 +48,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
+            Self::Unavailable => "unavailable",
         }
     }
 }

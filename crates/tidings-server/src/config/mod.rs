@@ -2,6 +2,7 @@
 //! Only the binary reads files and the environment; this module validates.
 
 mod admin;
+mod engine;
 mod jwt;
 mod limits;
 mod socketio;
@@ -9,6 +10,7 @@ mod sockjs;
 mod tls;
 
 pub use admin::{AdminConfig, AdminUser};
+pub use engine::{EngineConfig, EngineKind};
 pub use jwt::{JwtConfig, ServerAuthConfig};
 pub use limits::LimitsConfig;
 pub use socketio::SocketIoConfig;
@@ -285,6 +287,8 @@ pub struct ServerConfig {
     pub auth: ServerAuthConfig,
     /// `[admin]`: the dashboard's accounts (off unless configured).
     pub admin: AdminConfig,
+    /// `[engine]`: in memory (default) or Redis, shared by several nodes.
+    pub engine: EngineConfig,
 }
 
 impl Default for ServerConfig {
@@ -311,6 +315,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             auth: ServerAuthConfig::default(),
             admin: AdminConfig::default(),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -401,6 +406,12 @@ impl ServerConfig {
             .validate()
             .map_err(|(field, reason)| ConfigError {
                 field: format!("auth.jwt.{field}"),
+                reason,
+            })?;
+        self.engine
+            .validate()
+            .map_err(|(field, reason)| ConfigError {
+                field: format!("engine.{field}"),
                 reason,
             })?;
         self.socketio

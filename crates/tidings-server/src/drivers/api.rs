@@ -27,6 +27,8 @@ pub(crate) struct Api {
     pub(crate) max_body: usize,
     /// The origin policy's allow-list (`websocket.allowed_origins`).
     pub(crate) allowed_origins: Arc<[String]>,
+    /// The Redis engine, when topics are shared with other nodes.
+    pub(crate) remote: crate::engine::Remote,
 }
 
 #[derive(Deserialize)]
@@ -122,7 +124,14 @@ pub(crate) async fn publish(req: Request<Incoming>, api: &Api) -> Response<Body>
             }
         },
     };
-    match api.hub.publish(&who, &topic, kind, payload, Vec::new(), crate::clock::now_ms()) {
+    let now = crate::clock::now_ms();
+    let published = match &api.remote {
+        Some(remote) => remote.publish_wait(&who, &topic, kind, payload, now).await,
+        None => api
+            .hub
+            .publish(&who, &topic, kind, payload, Vec::new(), now),
+    };
+    match published {
         Ok(p) => json(
             StatusCode::OK,
             serde_json::json!({"topic": topic, "offset": p.offset, "epoch": &*p.epoch, "receivers": p.receivers})
@@ -168,7 +177,7 @@ const HISTORY_LIMIT: (usize, usize) = (100, 1000);
 
 /// `GET /api/history/<topic>?since=N&limit=M`: the stored messages after offset `since`
 /// (default 0), at most `limit`, as the native protocol's `history` reply gives them.
-pub(crate) fn history(req: &Request<Incoming>, api: &Api) -> Response<Body> {
+pub(crate) async fn history(req: &Request<Incoming>, api: &Api) -> Response<Body> {
     let who = match identity(req, api) {
         Ok(who) => who,
         Err(refusal) => return *refusal,
@@ -187,7 +196,11 @@ pub(crate) fn history(req: &Request<Incoming>, api: &Api) -> Response<Body> {
             _ => {}
         }
     }
-    let page = match api.hub.history(&who, &topic, since, usize::MAX) {
+    let page = match &api.remote {
+        Some(remote) => remote.history(&who, &topic, since, usize::MAX).await,
+        None => api.hub.history(&who, &topic, since, usize::MAX),
+    };
+    let page = match page {
         Ok(page) => page,
         Err(e) => return hub_error(&e),
     };
@@ -318,6 +331,7 @@ pub(crate) fn hub_error(e: &HubError) -> Response<Body> {
         HubError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
         HubError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         HubError::TooManyTopics(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_topics"),
+        HubError::EngineUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::BAD_REQUEST, "bad_request"),
     };
     error(status, code, &e.to_string())

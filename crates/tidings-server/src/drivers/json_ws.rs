@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
     CloseReason, Delivery, EncodingSlot, Hub, HubError, Identity, Message, Pattern, PayloadKind,
-    Resume, Session, SubscribeOptions,
+    Resume, Session, SubscribeOptions, Subscribed,
 };
 use tidings_proto::json::{self, ErrorCode, MessageRef, Op, ReplyBuilder, RequestId};
 use tokio::time::Instant;
@@ -26,6 +26,8 @@ pub(crate) struct Native {
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) keepalive: Keepalive,
+    /// The Redis engine, when topics are shared with other nodes.
+    pub(crate) remote: crate::engine::Remote,
 }
 
 /// When to ping a quiet peer and when to give up on a silent one.
@@ -400,25 +402,39 @@ impl Driver {
                         .collect(),
                     presence,
                 };
-                hub.subscribe(
-                    &self.session,
-                    &self.identity,
-                    &topic,
-                    &topic,
-                    opts,
-                    |info| {
-                        let mut r = ReplyBuilder::ok(id).string("topic", &topic);
-                        if let Some(e) = &info.epoch {
-                            r = r.string("epoch", e);
-                        }
-                        Some(Bytes::from(
-                            r.number("offset", info.last_offset)
-                                .number("replayed", info.replayed as u64)
-                                .finish(),
-                        ))
-                    },
-                )
-                .map(|_| None)
+                let owned = id.cloned();
+                let ack_topic = topic.clone();
+                let ack = move |info: &Subscribed| {
+                    let mut r = ReplyBuilder::ok(owned.as_ref()).string("topic", &ack_topic);
+                    if let Some(e) = &info.epoch {
+                        r = r.string("epoch", e);
+                    }
+                    Some(Bytes::from(
+                        r.number("offset", info.last_offset)
+                            .number("replayed", info.replayed as u64)
+                            .finish(),
+                    ))
+                };
+                match &self.native.remote {
+                    Some(remote) => {
+                        let owned = id.cloned();
+                        let refused =
+                            move |e: &HubError| Some(Bytes::from(hub_error(owned.as_ref(), e)));
+                        remote.subscribe(
+                            &self.session,
+                            &self.identity,
+                            &topic,
+                            &topic,
+                            opts,
+                            Box::new(ack),
+                            Box::new(refused),
+                        )
+                    }
+                    None => hub
+                        .subscribe(&self.session, &self.identity, &topic, &topic, opts, ack)
+                        .map(|_| ()),
+                }
+                .map(|()| None)
             }
             Op::Unsubscribe { topic } => hub
                 .unsubscribe(&self.session, &topic)
@@ -430,6 +446,38 @@ impl Driver {
                 ack,
             } => {
                 let now = crate::clock::now_ms();
+                if let Some(remote) = &self.native.remote {
+                    let outbox = self.session.outbox().clone();
+                    let owned = id.cloned();
+                    let topic_name = topic.clone();
+                    let done = move |r: Result<tidings_core::Published, HubError>| {
+                        let text = match r {
+                            Ok(p) => ack.then(|| {
+                                ReplyBuilder::ok(owned.as_ref())
+                                    .string("topic", &topic)
+                                    .number("offset", p.offset)
+                                    .string("epoch", &p.epoch)
+                                    .finish()
+                            }),
+                            Err(e) => Some(hub_error(owned.as_ref(), &e)),
+                        };
+                        if let Some(text) = text {
+                            outbox.push_reply(Bytes::from(text));
+                        }
+                    };
+                    let (kind, identity) = (super::core_kind(kind), &self.identity);
+                    let name = topic_name;
+                    remote.publish(
+                        identity,
+                        &name,
+                        kind,
+                        payload,
+                        Vec::new(),
+                        now,
+                        Box::new(done),
+                    );
+                    return;
+                }
                 hub.publish(
                     &self.identity,
                     &topic,
@@ -454,19 +502,42 @@ impl Driver {
                 limit,
             } => {
                 let limit = limit.unwrap_or(100).min(MAX_HISTORY_PAGE);
-                hub.history(&self.identity, &topic, since, limit)
-                    .map(|page| {
-                        let mut r = ReplyBuilder::ok(id).string("topic", &topic);
-                        if let Some(e) = &page.epoch {
-                            r = r.string("epoch", e);
-                        }
-                        Some(
-                            r.number("earliest", page.earliest)
-                                .number("offset", page.last_offset)
-                                .messages("messages", page.messages.iter().map(|m| message_ref(m)))
-                                .finish(),
-                        )
-                    })
+                let topic_for_local = topic.clone();
+                let owned = id.cloned();
+                let reply = move |page: tidings_core::HistoryPage| {
+                    let mut r = ReplyBuilder::ok(owned.as_ref()).string("topic", &topic);
+                    if let Some(e) = &page.epoch {
+                        r = r.string("epoch", e);
+                    }
+                    r.number("earliest", page.earliest)
+                        .number("offset", page.last_offset)
+                        .messages("messages", page.messages.iter().map(|m| message_ref(m)))
+                        .finish()
+                };
+                match &self.native.remote {
+                    Some(remote) => {
+                        let outbox = self.session.outbox().clone();
+                        let owned = id.cloned();
+                        let done = move |r: Result<tidings_core::HistoryPage, HubError>| {
+                            let text = match r {
+                                Ok(page) => reply(page),
+                                Err(e) => hub_error(owned.as_ref(), &e),
+                            };
+                            outbox.push_reply(Bytes::from(text));
+                        };
+                        remote.history_then(
+                            &self.identity,
+                            &topic_for_local,
+                            since,
+                            limit,
+                            Box::new(done),
+                        );
+                        Ok(None)
+                    }
+                    None => hub
+                        .history(&self.identity, &topic_for_local, since, limit)
+                        .map(|page| Some(reply(page))),
+                }
             }
             Op::Presence { topic } => hub.presence(&self.identity, &topic).map(|members| {
                 let names: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();

@@ -54,6 +54,7 @@ async fn run(mut stream: impl ByteStream, peer: Peer, ctx: Context, cfg: LineCon
             max_payload: cfg.max_payload,
         }),
         hub: ctx.hub.clone(),
+        remote: ctx.remote.clone(),
         auth: ctx.auth.clone(),
         peer: peer.addr.ip(),
         login_failures: 0,
@@ -205,6 +206,8 @@ struct Conn {
     identity: Identity,
     decoder: Decoder,
     hub: std::sync::Arc<tidings_core::Hub>,
+    /// The Redis engine, when topics are shared with other nodes.
+    remote: crate::engine::Remote,
     auth: std::sync::Arc<dyn crate::auth::Authenticator>,
     peer: std::net::IpAddr,
     /// Failed `AUTH`s on this connection (closed at `auth::FAILURES_PER_CONNECTION`).
@@ -291,25 +294,41 @@ impl Conn {
                     presence: true,
                     ..SubscribeOptions::default()
                 };
-                let res = hub.subscribe(
-                    &self.session,
-                    &self.identity,
-                    &pattern,
-                    &pattern,
-                    opts,
-                    |info| {
-                        let mut b = BytesMut::new();
-                        let epoch = info.epoch.as_deref().unwrap_or("-");
-                        line::encode_ok(
-                            format_args!(
-                                "SUB {pattern} epoch={epoch} last={} replayed={}",
-                                info.last_offset, info.replayed
-                            ),
-                            &mut b,
-                        );
-                        Some(b.freeze())
-                    },
-                );
+                let name = pattern.clone();
+                let ack = move |info: &tidings_core::Subscribed| {
+                    let mut b = BytesMut::new();
+                    let epoch = info.epoch.as_deref().unwrap_or("-");
+                    line::encode_ok(
+                        format_args!(
+                            "SUB {name} epoch={epoch} last={} replayed={}",
+                            info.last_offset, info.replayed
+                        ),
+                        &mut b,
+                    );
+                    Some(b.freeze())
+                };
+                let res = match &self.remote {
+                    Some(remote) => {
+                        let name = pattern.clone();
+                        let refused = move |e: &tidings_core::HubError| {
+                            let mut b = BytesMut::new();
+                            line::encode_err(format_args!("SUB {name}: {e}"), &mut b);
+                            Some(b.freeze())
+                        };
+                        remote.subscribe(
+                            &self.session,
+                            &self.identity,
+                            &pattern,
+                            &pattern,
+                            opts,
+                            Box::new(ack),
+                            Box::new(refused),
+                        )
+                    }
+                    None => hub
+                        .subscribe(&self.session, &self.identity, &pattern, &pattern, opts, ack)
+                        .map(|_| ()),
+                };
                 if let Err(e) = res {
                     self.err(format_args!("SUB {pattern}: {e}"));
                 }
@@ -320,6 +339,30 @@ impl Conn {
             },
             Command::Pub { topic, payload } => {
                 let kind = kind_of(&payload);
+                if let Some(remote) = &self.remote {
+                    let outbox = self.session.outbox().clone();
+                    let name = topic.clone();
+                    let done = move |r: Result<tidings_core::Published, tidings_core::HubError>| {
+                        let mut b = BytesMut::new();
+                        match r {
+                            Ok(p) => {
+                                line::encode_ok(format_args!("PUB {name} {}", p.offset), &mut b)
+                            }
+                            Err(e) => line::encode_err(format_args!("PUB {name}: {e}"), &mut b),
+                        }
+                        outbox.push_reply(b.freeze());
+                    };
+                    remote.publish(
+                        &self.identity,
+                        &topic,
+                        kind,
+                        payload,
+                        Vec::new(),
+                        now,
+                        Box::new(done),
+                    );
+                    return Flow::Continue;
+                }
                 match hub.publish(&self.identity, &topic, kind, payload, Vec::new(), now) {
                     Ok(p) => {
                         self.reply(|b| line::encode_ok(format_args!("PUB {topic} {}", p.offset), b))
@@ -328,23 +371,47 @@ impl Conn {
                 }
             }
             Command::Hist { topic, since } => {
-                match hub.history(&self.identity, &topic, since, usize::MAX) {
-                    Ok(page) => self.reply(|b| {
-                        let epoch = page.epoch.as_deref().unwrap_or("-");
-                        line::encode_ok(
-                            format_args!(
-                                "HIST {topic} epoch={epoch} earliest={} last={} count={}",
-                                page.earliest,
-                                page.last_offset,
-                                page.messages.len()
-                            ),
-                            b,
-                        );
-                        for m in &page.messages {
-                            line::encode_message(&m.topic, m.offset, &m.payload, b);
+                let name = topic.clone();
+                let encode = move |r: Result<tidings_core::HistoryPage, tidings_core::HubError>| {
+                    let mut b = BytesMut::new();
+                    match r {
+                        Ok(page) => {
+                            let epoch = page.epoch.as_deref().unwrap_or("-");
+                            line::encode_ok(
+                                format_args!(
+                                    "HIST {name} epoch={epoch} earliest={} last={} count={}",
+                                    page.earliest,
+                                    page.last_offset,
+                                    page.messages.len()
+                                ),
+                                &mut b,
+                            );
+                            for m in &page.messages {
+                                line::encode_message(&m.topic, m.offset, &m.payload, &mut b);
+                            }
                         }
-                    }),
-                    Err(e) => self.err(format_args!("HIST {topic}: {e}")),
+                        Err(e) => line::encode_err(format_args!("HIST {name}: {e}"), &mut b),
+                    }
+                    b.freeze()
+                };
+                match &self.remote {
+                    Some(remote) => {
+                        let outbox = self.session.outbox().clone();
+                        let done = move |r| {
+                            outbox.push_reply(encode(r));
+                        };
+                        remote.history_then(
+                            &self.identity,
+                            &topic,
+                            since,
+                            usize::MAX,
+                            Box::new(done),
+                        );
+                    }
+                    None => {
+                        let bytes = encode(hub.history(&self.identity, &topic, since, usize::MAX));
+                        self.session.outbox().push_reply(bytes);
+                    }
                 }
             }
             Command::Who { topic } => match hub.presence(&self.identity, &topic) {

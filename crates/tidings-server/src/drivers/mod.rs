@@ -31,6 +31,8 @@ pub(crate) struct Context {
     /// Tasks a driver spawns besides its connection's own (writers, brokers), so shutdown
     /// waits for them too.
     pub(crate) tasks: TaskTracker,
+    /// The Redis engine, when topics are shared with other nodes (`None`: in memory).
+    pub(crate) remote: crate::engine::Remote,
 }
 
 /// Opens a hub session whose outbox wakes the returned `Notify` when it has something to
@@ -164,6 +166,7 @@ pub(crate) fn error_code(e: &HubError) -> tidings_proto::json::ErrorCode {
         HubError::ResumeUnavailable { .. } => ErrorCode::ResumeUnavailable,
         HubError::NotSubscribed(_) => ErrorCode::NotFound,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        HubError::EngineUnavailable(_) => ErrorCode::Unavailable,
         _ => ErrorCode::BadRequest,
     }
 }

@@ -102,10 +102,8 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         config.validate()?;
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
-        let hub = Hub::new(config.hub.clone(), seed).map_err(|e| crate::config::ConfigError {
-            field: e.field,
-            reason: e.reason,
-        })?;
+        let shutdown = CancellationToken::new();
+        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone())?;
         let http = bind("http", config.http)?;
         let tcp = bind("tcp", config.tcp)?;
         let stomp = bind("stomp", config.stomp)?;
@@ -129,8 +127,9 @@ impl Server {
         let ctx = Context {
             hub: hub.clone(),
             auth: auth.clone(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks: TaskTracker::new(),
+            remote: remote.clone(),
         };
         let websocket = Arc::new(config.websocket.clone());
         let socketio = config.socketio.enabled.then(|| {
@@ -147,6 +146,7 @@ impl Server {
             auth: auth.clone(),
             max_body: config.http_api.max_body,
             allowed_origins: config.websocket.allowed_origins.clone().into(),
+            remote: remote.clone(),
         };
         let broker = Arc::new(Broker {
             hub: hub.clone(),
@@ -159,6 +159,7 @@ impl Server {
             hub: hub.clone(),
             auth: auth.clone(),
             keepalive: Keepalive::of(&config.websocket),
+            remote: remote.clone(),
         });
         let mut sockjs = SockJs::new(
             config.sockjs.clone(),

@@ -104,7 +104,7 @@ pub(super) async fn route(
             Some(sio) => sio.handle(req).await,
             None => text(StatusCode::NOT_FOUND, "socket.io is disabled\n"),
         },
-        (&Method::GET, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        (&Method::GET, "/healthz") => healthz(&shared).await,
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
             api::publish(req, &shared.api).await
         }
@@ -120,7 +120,9 @@ pub(super) async fn route(
             "the admin dashboard is off: configure [admin] (docs/configuration.md)\n",
         ),
         (&Method::GET, "/api/topics") => api::topics(&req, &shared.api),
-        (&Method::GET, p) if p.starts_with("/api/history/") => api::history(&req, &shared.api),
+        (&Method::GET, p) if p.starts_with("/api/history/") => {
+            api::history(&req, &shared.api).await
+        }
         (&Method::GET, p) if p.starts_with("/api/presence/") => api::presence(&req, &shared.api),
         (&Method::GET, "/metrics") => match api::metrics_refusal(&req, &shared.api) {
             Some(refusal) => refusal,
@@ -181,4 +183,23 @@ fn upgrade(
             resp.map(BodyExt::boxed)
         }
     }
+}
+
+/// `/healthz`: `{"status":"ok"}`; with the Redis engine also whether Redis answers and this
+/// node's pub/sub connection is up (503 `{"status":"degraded",...}` when not).
+async fn healthz(shared: &Shared) -> Response<Body> {
+    let Some(remote) = &shared.api.remote else {
+        return json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned());
+    };
+    let (status, body) = match remote.health().await {
+        Ok(()) => (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "engine": "redis", "redis": "up"}),
+        ),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "degraded", "engine": "redis", "redis": why}),
+        ),
+    };
+    json(status, body.to_string())
 }

@@ -1,0 +1,367 @@
+//! The Redis engine end to end: a real `redis-server` (Debian's, installed by
+//! `scripts/install-test-deps.sh`) on a free port in a temporary directory, and several
+//! `tidings serve --engine redis://...` nodes, all stopped by PID when the test ends. A
+//! message published on one node reaches subscribers on the others (WebSocket `/ws` and the
+//! line protocol) with one offset and epoch; a client resuming "since N" on another node gets
+//! exactly what it missed; with Redis down, publishes are refused plainly and `/healthz` says
+//! so, and the node recovers when Redis is back. Without redis-server the tests say so and
+//! pass (they skip).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tidings_testkit::{Process, Tidings};
+
+const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A redis-server of our own; killed (by PID, through `Process`) and its directory removed
+/// on drop.
+struct Redis {
+    process: Option<Process>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    /// None (and a note on stderr) when redis-server is not installed.
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!(
+                "SKIPPED: redis-server is not installed (scripts/install-test-deps.sh installs it)"
+            );
+            return None;
+        }
+        // Redis cannot take port 0: take a free port from the kernel, release it, pass it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("tidings-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut redis = Redis {
+            process: None,
+            port,
+            dir,
+        };
+        redis.run();
+        Some(redis)
+    }
+
+    /// Starts redis-server on `self.port` (again, after `stop`) and waits until it answers.
+    fn run(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir);
+        self.process = Some(Process::spawn("redis-server", cmd));
+        let until = Instant::now() + WAIT;
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() {
+                    assert_eq!(&buf, b"+PONG\r\n");
+                    return;
+                }
+            }
+            assert!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.process = None; // killed and waited for by PID
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn node(redis: &Redis) -> Process {
+    TIDINGS
+        .serve()
+        .http()
+        .tcp()
+        .arg("--engine")
+        .arg(redis.url())
+        .start()
+}
+
+/// A line-protocol client (blocking, 5 s per line).
+struct LineConn(BufReader<TcpStream>);
+
+impl LineConn {
+    fn open(addr: SocketAddr) -> LineConn {
+        let s = TcpStream::connect(addr).expect("connect tcp");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut c = LineConn(BufReader::new(s));
+        assert!(c.read().starts_with("+OK tidings"));
+        c
+    }
+
+    fn send(&mut self, text: &str) {
+        self.0
+            .get_mut()
+            .write_all(format!("{text}\r\n").as_bytes())
+            .unwrap();
+    }
+
+    fn read(&mut self) -> String {
+        let mut s = String::new();
+        self.0.read_line(&mut s).expect("a line in time");
+        s.trim_end().to_owned()
+    }
+
+    fn ask(&mut self, text: &str) -> String {
+        self.send(text);
+        self.read()
+    }
+}
+
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+fn ws(addr: SocketAddr) -> Ws {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("connect /ws");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    let hello = ws_read(&mut ws);
+    assert_eq!(hello["type"], "hello");
+    ws
+}
+
+fn ws_read(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        match ws.read().expect("a frame in time") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+fn ws_ask(ws: &mut Ws, request: serde_json::Value) -> serde_json::Value {
+    ws.send(tungstenite::Message::text(request.to_string()))
+        .unwrap();
+    ws_read(ws)
+}
+
+/// `GET path` over HTTP/1.0: status and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (status, body.unwrap_or_default())
+}
+
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+#[test]
+fn a_publish_on_one_node_reaches_every_node_with_one_offset_and_epoch() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (node(&redis), node(&redis), node(&redis));
+
+    // Subscribers on B (WebSocket) and C (line protocol), and a pattern on C.
+    let mut on_b = ws(b.socket_addr("http"));
+    let ok = ws_ask(
+        &mut on_b,
+        serde_json::json!({"op": "subscribe", "id": 1, "topic": "chat.room"}),
+    );
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let epoch = ok["epoch"]
+        .as_str()
+        .expect("an epoch before the first message")
+        .to_owned();
+    let mut on_c = LineConn::open(c.socket_addr("tcp"));
+    let sub = on_c.ask("SUB chat.room");
+    assert!(sub.starts_with("+OK SUB chat.room"), "{sub}");
+    assert_eq!(field(&sub, "epoch"), epoch, "one epoch on every node");
+    assert_eq!(field(&sub, "last"), "0");
+    let mut pattern_on_c = LineConn::open(c.socket_addr("tcp"));
+    assert!(pattern_on_c.ask("SUB news.*").starts_with("+OK SUB news.*"));
+
+    // Published on A, by the line protocol and by /ws with an ack.
+    let mut pub_a = LineConn::open(a.socket_addr("tcp"));
+    assert_eq!(pub_a.ask("PUB chat.room hello"), "+OK PUB chat.room 1");
+    let mut ws_a = ws(a.socket_addr("http"));
+    let ack = ws_ask(
+        &mut ws_a,
+        serde_json::json!({"op": "publish", "id": 2, "topic": "chat.room", "text": "again", "ack": true}),
+    );
+    assert_eq!(ack["offset"], 2, "{ack}");
+    assert_eq!(ack["epoch"], epoch.as_str());
+    assert_eq!(pub_a.ask("PUB news.today extra"), "+OK PUB news.today 1");
+
+    for (offset, text) in [(1, "hello"), (2, "again")] {
+        let m = ws_read(&mut on_b);
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(
+            (m["offset"].as_u64(), m["text"].as_str()),
+            (Some(offset), Some(text))
+        );
+        assert_eq!(m["epoch"], epoch.as_str());
+        assert_eq!(on_c.read(), format!("MSG chat.room {offset} {text}"));
+    }
+    assert_eq!(pattern_on_c.read(), "MSG news.today 1 extra");
+
+    // History is the same from every node.
+    for n in [&a, &b, &c] {
+        let mut h = LineConn::open(n.socket_addr("tcp"));
+        let head = h.ask("HIST chat.room 0");
+        assert_eq!(
+            head,
+            format!("+OK HIST chat.room epoch={epoch} earliest=1 last=2 count=2")
+        );
+        assert_eq!(h.read(), "MSG chat.room 1 hello");
+        assert_eq!(h.read(), "MSG chat.room 2 again");
+    }
+    let (status, body) = get(c.socket_addr("http"), "/api/history/chat.room?since=1");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"again\"") && !body.contains("\"hello\""),
+        "{body}"
+    );
+    let (status, body) = get(b.socket_addr("http"), "/healthz");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"engine":"redis","redis":"up","status":"ok"}"#)
+    );
+}
+
+#[test]
+fn resume_since_n_on_another_node_gets_exactly_what_was_missed() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_a = LineConn::open(a.socket_addr("tcp"));
+    let sub = on_a.ask("SUB orders.eu");
+    let epoch = field(&sub, "epoch").to_owned();
+    let mut publisher = LineConn::open(a.socket_addr("tcp"));
+    for i in 1..=5 {
+        assert_eq!(
+            publisher.ask(&format!("PUB orders.eu o{i}")),
+            format!("+OK PUB orders.eu {i}")
+        );
+    }
+    // The client saw 1 and 2 on A, then A went away.
+    assert_eq!(on_a.read(), "MSG orders.eu 1 o1");
+    assert_eq!(on_a.read(), "MSG orders.eu 2 o2");
+    drop(on_a);
+    drop(a);
+
+    // It resumes on B since 2: exactly 3, 4, 5, then live 6 (published on B).
+    let mut on_b = LineConn::open(b.socket_addr("tcp"));
+    let resumed = on_b.ask(&format!("SUB orders.eu 2 {epoch}"));
+    assert_eq!(
+        resumed,
+        format!("+OK SUB orders.eu epoch={epoch} last=5 replayed=3")
+    );
+    for i in 3..=5 {
+        assert_eq!(on_b.read(), format!("MSG orders.eu {i} o{i}"));
+    }
+    let mut publisher_b = LineConn::open(b.socket_addr("tcp"));
+    assert_eq!(publisher_b.ask("PUB orders.eu o6"), "+OK PUB orders.eu 6");
+    assert_eq!(on_b.read(), "MSG orders.eu 6 o6");
+
+    // The same over /ws, and a resume with an epoch that is not the topic's is refused.
+    let mut w = ws(b.socket_addr("http"));
+    let ok = ws_ask(
+        &mut w,
+        serde_json::json!({"op": "subscribe", "id": 1, "topic": "orders.eu", "since": 4, "epoch": epoch}),
+    );
+    assert_eq!(
+        (ok["type"].as_str(), ok["replayed"].as_u64()),
+        (Some("ok"), Some(2)),
+        "{ok}"
+    );
+    for i in 5..=6 {
+        let m = ws_read(&mut w);
+        assert_eq!(
+            (m["offset"].as_u64(), m["text"].as_str()),
+            (Some(i), Some(format!("o{i}").as_str()))
+        );
+    }
+    let mut other = LineConn::open(b.socket_addr("tcp"));
+    let refused = other.ask("SUB orders.eu 2 not-the-epoch");
+    assert!(
+        refused.starts_with("-ERR SUB orders.eu: cannot resume"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn with_redis_down_publishes_are_refused_plainly_and_the_node_recovers() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let a = node(&redis);
+    let mut c = LineConn::open(a.socket_addr("tcp"));
+    assert_eq!(c.ask("PUB alerts.x one"), "+OK PUB alerts.x 1");
+    let old_epoch = {
+        let h = c.ask("HIST alerts.x 1");
+        field(&h, "epoch").to_owned()
+    };
+
+    redis.stop();
+    let refused = c.ask("PUB alerts.x two");
+    assert!(
+        refused.starts_with("-ERR PUB alerts.x: the engine is unavailable: redis"),
+        "{refused}"
+    );
+    let mut w = ws(a.socket_addr("http"));
+    let err = ws_ask(
+        &mut w,
+        serde_json::json!({"op": "publish", "id": 9, "topic": "alerts.x", "text": "two", "ack": true}),
+    );
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{err}"
+    );
+    let (status, body) = get(a.socket_addr("http"), "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"status\":\"degraded\""), "{body}");
+
+    // Redis is back (empty: it kept nothing): the node reconnects; the topic's history was
+    // lost, so its epoch is a new one and offsets start again.
+    redis.run();
+    let until = Instant::now() + Duration::from_secs(15);
+    let reply = loop {
+        let r = c.ask("PUB alerts.x three");
+        if r.starts_with("+OK") || Instant::now() > until {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(reply, "+OK PUB alerts.x 1");
+    let h = c.ask("HIST alerts.x 1");
+    assert_ne!(field(&h, "epoch"), old_epoch, "{h}");
+    let until = Instant::now() + Duration::from_secs(15);
+    while get(a.socket_addr("http"), "/healthz").0 != 200 {
+        assert!(Instant::now() < until, "/healthz did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
