@@ -6,10 +6,23 @@
 //   3. a token that expires in 2 s: the stream's `error` event says token_expired and the
 //      response ends.
 //
-//   node browser_sse_token.mjs http://127.0.0.1:HTTP TOKEN SHORT_TOKEN
+//   node browser_sse_token.mjs http://127.0.0.1:HTTP TOKEN SECRET
+// The 2 s token is TOKEN's claims signed again with SECRET (HS256) just before it is used, so
+// a slow browser start cannot expire it before the scenario begins.
+import { createHmac } from "node:crypto";
 import { launchChromium } from "./chromium.mjs";
 
-const [base, token, short] = process.argv.slice(2);
+const [base, token, secret] = process.argv.slice(2);
+function reissue(jwt, key, ttlSecs) {
+  const [header, payload] = jwt.split(".");
+  const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+  const now = Math.floor(Date.now() / 1000);
+  claims.iat = now;
+  claims.exp = now + ttlSecs;
+  delete claims.nbf;
+  const body = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  return `${body}.${createHmac("sha256", key).update(body).digest("base64url")}`;
+}
 setTimeout(() => {
   console.error("FAIL: overall timeout of 60s exceeded");
   process.exit(1);
@@ -59,6 +72,7 @@ try {
   check(refused.state === 2 && refused.status === 403, `outside the rights: ${JSON.stringify(refused)}`);
   console.log("ok: chromium EventSource outside the token's rights is refused (403, CLOSED)");
 
+  const short = reissue(token, secret, 2);
   const expired = await page.evaluate(async ({ short }) => {
     const es = new EventSource(`/sse?topic=chat.browser&token=${encodeURIComponent(short)}`);
     const data = await new Promise((resolve) => {

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """stomp.py (the real third-party STOMP client) with signed tokens, over TCP.
 
-    py_stomp_jwt.py HOST:STOMP_PORT TOKEN BAD_TOKEN SHORT_TOKEN
+    py_stomp_jwt.py HOST:STOMP_PORT TOKEN BAD_TOKEN SECRET
 
-TOKEN may publish to chat.* and subscribe within chat.>; BAD_TOKEN is wrongly signed;
-SHORT_TOKEN expires in about 2 s. Scenarios (each prints `ok: <name>`): a CONNECT with
+TOKEN may publish to chat.* and subscribe within chat.>; BAD_TOKEN is wrongly signed; the
+token that expires in 2 s is TOKEN's claims signed again with SECRET (HS256) just before it is
+used, so a slow start of the scenarios before it cannot expire it early. Scenarios (each prints `ok: <name>`): a CONNECT with
 `Authorization: Bearer` and one with `passcode` alone work with the token's rights (a message
 round trip; a subscription outside them is an ERROR), a bad token is an ERROR naming its kind,
 and an expiring token ends the connection with `ERROR message:token expired`.
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import queue
 import sys
 import time
@@ -60,7 +65,7 @@ def connect(addr, headers, wait=True):
 
 
 def main():
-    addr, token, bad, short = sys.argv[1:5]
+    addr, token, bad, secret = sys.argv[1:5]
     for name, headers in [
         ("Authorization: Bearer", {"Authorization": f"Bearer {token}"}),
         ("passcode alone", {"passcode": token}),
@@ -82,11 +87,29 @@ def main():
     check("bad signature" in e.body, f"bad token: {e.headers} {e.body!r}")
     print("ok: stomp.py: a wrongly signed token is an ERROR saying so", flush=True)
 
+    short = reissue(token, secret, 2)
     conn, inbox = connect(addr, {"Authorization": f"Bearer {short}"})
     e = inbox.get(inbox.errors, "the expiry ERROR")
     check(e.headers.get("message") == "token expired", f"expiry: {e.headers}")
     print("ok: stomp.py: expiry ends the connection with ERROR token expired", flush=True)
     print("ok: all stomp.py token scenarios", flush=True)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def reissue(token, secret, ttl_secs):
+    """TOKEN's header and claims with `iat`/`exp` from now, signed with SECRET (HS256)."""
+    header, payload, _ = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    now = int(time.time())
+    claims["iat"] = now
+    claims["exp"] = now + ttl_secs
+    claims.pop("nbf", None)
+    body = f"{header}.{b64url(json.dumps(claims).encode())}"
+    sig = hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{b64url(sig)}"
 
 
 if __name__ == "__main__":
