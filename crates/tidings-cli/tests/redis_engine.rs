@@ -98,6 +98,7 @@ fn node(redis: &Redis) -> Process {
         .serve()
         .http()
         .tcp()
+        .stomp()
         .arg("--engine")
         .arg(redis.url())
         .start()
@@ -178,6 +179,278 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
     line.split(' ')
         .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
         .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+/// A STOMP 1.2 client over TCP (blocking, 5 s per frame): frames as (command, headers, body).
+struct Stomp {
+    s: BufReader<TcpStream>,
+}
+
+type Frame = (String, Vec<(String, String)>, String);
+
+impl Stomp {
+    fn open(addr: SocketAddr) -> Stomp {
+        let s = TcpStream::connect(addr).expect("connect stomp");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut c = Stomp {
+            s: BufReader::new(s),
+        };
+        c.send("CONNECT", &[("accept-version", "1.2"), ("host", "x")], "");
+        assert_eq!(c.read().0, "CONNECTED");
+        c
+    }
+
+    fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &str) {
+        let mut f = format!("{command}\n");
+        for (n, v) in headers {
+            f.push_str(&format!("{n}:{v}\n"));
+        }
+        f.push_str(&format!("\n{body}\0"));
+        self.s.get_mut().write_all(f.as_bytes()).unwrap();
+    }
+
+    fn read(&mut self) -> Frame {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            self.s.read_until(0, &mut raw).expect("a frame in time");
+            assert!(raw.ends_with(&[0]), "the connection ended: {raw:?}");
+            let start = raw.iter().position(|b| *b != b'\n' && *b != b'\r');
+            if let Some(start) = start.filter(|i| raw[*i] != 0) {
+                let text = String::from_utf8_lossy(&raw[start..raw.len() - 1]).into_owned();
+                let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+                let mut lines = head.lines();
+                let command = lines.next().unwrap_or_default().to_owned();
+                let headers = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.to_owned(), unescape(v)))
+                    .collect();
+                return (command, headers, body.to_owned());
+            }
+        }
+    }
+}
+
+/// A STOMP 1.2 header value as written (`\\c` is `:`, `\\n` a newline, `\\\\` a backslash).
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('c') => out.push(':'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn header<'a>(frame: &'a Frame, name: &str) -> &'a str {
+    frame
+        .1
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header in {frame:?}"))
+}
+
+/// An SSE response, read event by event (blocking, 5 s each): (event, data, id).
+struct Sse(BufReader<TcpStream>);
+
+impl Sse {
+    fn open(addr: SocketAddr, query: &str, last_event_id: Option<&str>) -> Sse {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut r = BufReader::new(s);
+        let extra = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        write!(
+            r.get_mut(),
+            "GET /sse?{query} HTTP/1.0\r\nHost: x\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.contains(" 200 "), "{line}");
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.trim_end().is_empty() {
+                break;
+            }
+        }
+        Sse(r)
+    }
+
+    fn event(&mut self) -> (String, serde_json::Value, Option<String>) {
+        let (mut event, mut data, mut id) = (String::new(), None, None);
+        loop {
+            let mut line = String::new();
+            self.0.read_line(&mut line).expect("an event in time");
+            assert!(!line.is_empty(), "the stream ended");
+            let line = line.trim_end();
+            if line.is_empty() {
+                if let Some(data) = data.take() {
+                    return (event, data, id);
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str(v).unwrap());
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_owned());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stomp_send_on_one_node_reaches_ws_and_stomp_on_another_with_its_offset() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_b = ws(b.socket_addr("http"));
+    let ok = ws_ask(
+        &mut on_b,
+        serde_json::json!({"op": "subscribe", "id": 1, "topic": "quotes.x"}),
+    );
+    let epoch = ok["epoch"].as_str().expect("an epoch").to_owned();
+    let mut stomp_b = Stomp::open(b.socket_addr("stomp"));
+    stomp_b.send(
+        "SUBSCRIBE",
+        &[
+            ("id", "s1"),
+            ("destination", "/topic/quotes.x"),
+            ("receipt", "r0"),
+        ],
+        "",
+    );
+    assert_eq!(header(&stomp_b.read(), "receipt-id"), "r0");
+
+    // SEND on A: the RECEIPT comes once Redis numbered it.
+    let mut stomp_a = Stomp::open(a.socket_addr("stomp"));
+    for (i, body) in ["one", "two"].iter().enumerate() {
+        let receipt = format!("r{}", i + 1);
+        stomp_a.send(
+            "SEND",
+            &[("destination", "/topic/quotes.x"), ("receipt", &receipt)],
+            body,
+        );
+        let r = stomp_a.read();
+        assert_eq!(
+            (r.0.as_str(), header(&r, "receipt-id")),
+            ("RECEIPT", receipt.as_str())
+        );
+    }
+    for (offset, text) in [(1, "one"), (2, "two")] {
+        let m = ws_read(&mut on_b);
+        assert_eq!(
+            (
+                m["offset"].as_u64(),
+                m["text"].as_str(),
+                m["epoch"].as_str()
+            ),
+            (Some(offset), Some(text), Some(epoch.as_str())),
+            "{m}"
+        );
+        let f = stomp_b.read();
+        assert_eq!((f.0.as_str(), f.2.as_str()), ("MESSAGE", text));
+        assert_eq!(header(&f, "offset"), offset.to_string());
+        assert_eq!(header(&f, "epoch"), epoch);
+    }
+
+    // A STOMP SUBSCRIBE resuming since 1 on another node replays exactly offset 2.
+    let mut resumed = Stomp::open(b.socket_addr("stomp"));
+    resumed.send(
+        "SUBSCRIBE",
+        &[
+            ("id", "s2"),
+            ("destination", "/topic/quotes.x"),
+            ("since", "1"),
+            ("epoch", &epoch),
+            ("receipt", "r9"),
+        ],
+        "",
+    );
+    assert_eq!(header(&resumed.read(), "receipt-id"), "r9");
+    let f = resumed.read();
+    assert_eq!(
+        (f.0.as_str(), f.2.as_str(), header(&f, "offset")),
+        ("MESSAGE", "two", "2")
+    );
+
+    // A transaction cannot publish to a topic through Redis yet: refused at the SEND.
+    stomp_a.send("BEGIN", &[("transaction", "t1")], "");
+    stomp_a.send(
+        "SEND",
+        &[("destination", "/topic/quotes.x"), ("transaction", "t1")],
+        "three",
+    );
+    let e = stomp_a.read();
+    assert_eq!(e.0, "ERROR", "{e:?}");
+    assert!(header(&e, "message").contains("redis engine"), "{e:?}");
+}
+
+#[test]
+fn an_sse_client_resuming_on_another_node_gets_exactly_what_it_missed() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut publisher = LineConn::open(a.socket_addr("tcp"));
+    let mut on_a = Sse::open(a.socket_addr("http"), "topic=feed.x", None);
+    let (event, _, _) = on_a.event();
+    assert_eq!(event, "subscribed");
+    assert_eq!(publisher.ask("PUB feed.x m1"), "+OK PUB feed.x 1");
+    let (event, data, id) = on_a.event();
+    assert_eq!(
+        (event.as_str(), data["text"].as_str()),
+        ("message", Some("m1"))
+    );
+    let cursor = id.expect("the last message of a batch carries the cursor");
+    drop(on_a);
+
+    // Missed while away: m2 and m3; the browser reconnects to B with Last-Event-ID.
+    assert_eq!(publisher.ask("PUB feed.x m2"), "+OK PUB feed.x 2");
+    assert_eq!(publisher.ask("PUB feed.x m3"), "+OK PUB feed.x 3");
+    let mut on_b = Sse::open(b.socket_addr("http"), "topic=feed.x", Some(&cursor));
+    let (event, hello, _) = on_b.event();
+    assert_eq!(event, "subscribed");
+    assert_eq!(hello["gaps"], serde_json::json!([]), "{hello}");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let (event, data, _) = on_b.event();
+        assert_eq!(event, "message", "{data}");
+        got.push((
+            data["offset"].as_u64().unwrap(),
+            data["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(got, [(2, "m2".to_owned()), (3, "m3".to_owned())]);
+    // Then live, published on A.
+    assert_eq!(publisher.ask("PUB feed.x m4"), "+OK PUB feed.x 4");
+    let (_, data, _) = on_b.event();
+    assert_eq!(
+        (data["offset"].as_u64(), data["text"].as_str()),
+        (Some(4), Some("m4"))
+    );
+
+    // /poll on B resumes with since= from Redis too.
+    let (status, body) = get(
+        b.socket_addr("http"),
+        "/poll?topic=feed.x&since=2&timeout=1",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"m3\"") && body.contains("\"m4\"") && !body.contains("\"m2\""),
+        "{body}"
+    );
 }
 
 #[test]
@@ -340,6 +613,23 @@ fn with_redis_down_publishes_are_refused_plainly_and_the_node_recovers() {
         (err["type"].as_str(), err["code"].as_str()),
         (Some("error"), Some("unavailable")),
         "{err}"
+    );
+    // STOMP: an ERROR that says why (with the SEND's receipt id), then the connection ends.
+    let mut stomp = Stomp::open(a.socket_addr("stomp"));
+    stomp.send(
+        "SEND",
+        &[("destination", "/topic/alerts.x"), ("receipt", "r1")],
+        "two",
+    );
+    let e = stomp.read();
+    assert_eq!(
+        (e.0.as_str(), header(&e, "receipt-id")),
+        ("ERROR", "r1"),
+        "{e:?}"
+    );
+    assert!(
+        header(&e, "message").contains("the engine is unavailable: redis"),
+        "{e:?}"
     );
     let (status, body) = get(a.socket_addr("http"), "/healthz");
     assert_eq!(status, 503, "{body}");

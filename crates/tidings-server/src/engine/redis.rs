@@ -490,6 +490,40 @@ impl RedisEngine {
         Ok(())
     }
 
+    /// [`RedisEngine::subscribe`], awaiting the outcome (for drivers whose request waits,
+    /// such as the HTTP feeds): the replay and live messages are queued in the session's
+    /// outbox when this returns `Ok`.
+    pub(crate) async fn subscribe_wait(
+        &self,
+        session: &Session,
+        who: &Identity,
+        key: &str,
+        pattern: &str,
+        opts: SubscribeOptions,
+    ) -> Result<Subscribed, HubError> {
+        let (tx, rx) = oneshot::channel::<Result<Subscribed, HubError>>();
+        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+        let on_refused = tx.clone();
+        let ack: Ack = Box::new(move |info| {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Ok(info.clone()));
+            }
+            None
+        });
+        let refused: Refused = Box::new(move |e| {
+            if let Some(tx) = on_refused.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Err(e.clone()));
+            }
+            None
+        });
+        self.subscribe(session, who, key, pattern, opts, ack, refused)?;
+        match tokio::time::timeout(self.timeout * 2, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(HubError::ShuttingDown),
+            Err(_) => Err(unavailable("no answer in time")),
+        }
+    }
+
     async fn complete(self: Arc<Self>, job: SubscribeJob) {
         let mut pages = Vec::new();
         let mut failed = None;

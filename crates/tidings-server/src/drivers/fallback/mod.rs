@@ -105,7 +105,15 @@ pub(crate) async fn handle(
         }
         _ => who,
     };
-    let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req) {
+    let feed = match feed::Feed::open(
+        &fb.api.hub,
+        &fb.api.remote,
+        transport.protocol(),
+        &who,
+        &feed_req,
+    )
+    .await
+    {
         Ok(f) => f,
         Err(e) => return api::hub_error(&e),
     };

@@ -57,6 +57,9 @@ impl From<HubError> for Refused {
     }
 }
 
+/// What answers a subscribe that Redis refuses after its frame was handled.
+type LaterRefusal = Box<dyn FnOnce(&HubError) -> Option<Bytes> + Send>;
+
 /// The server's name in CONNECTED.
 const SERVER: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"));
 
@@ -77,6 +80,8 @@ pub(super) struct StompSession {
     txs: HashMap<String, Transaction>,
     /// Agreed heart-beat intervals in ms: (we send every, we expect every); 0 = never.
     pub(super) heart_beat: (u32, u32),
+    /// The Redis engine: topic publishes and subscribes go through it (`None`: in memory).
+    pub(super) remote: crate::engine::Remote,
 }
 
 impl StompSession {
@@ -105,6 +110,7 @@ impl StompSession {
             subs: HashMap::new(),
             txs: HashMap::new(),
             heart_beat: (0, 0),
+            remote: None,
         }
     }
 
@@ -231,6 +237,14 @@ impl StompSession {
                         };
                         // Refuse what the commit would refuse now, at the offending SEND.
                         tidings_core::validate_topic(&name).map_err(HubError::from)?;
+                        if target == Target::Topic && self.remote.is_some() {
+                            // A commit must publish all or nothing; the Redis engine has no
+                            // multi-topic atomic publish yet, so say so rather than half-commit.
+                            return Err(Refused {
+                                message: "transactions cannot send to /topic with the redis engine".into(),
+                                detail: "send to /topic outside a transaction (each SEND is acknowledged once Redis stored it); transactions on /queue work".into(),
+                            });
+                        }
                         hub.access()
                             .can_publish(&self.identity, &name)
                             .map_err(HubError::from)?;
@@ -243,9 +257,15 @@ impl StompSession {
                         })?;
                     }
                     None => match dest {
-                        Dest::Topic(name) => {
-                            hub.publish(&self.identity, &name, kind, body, headers, now)?;
-                        }
+                        Dest::Topic(name) => match &self.remote {
+                            Some(remote) => {
+                                self.publish_remote(remote, &name, kind, body, headers, receipt);
+                                return Ok(Flow::Continue);
+                            }
+                            None => {
+                                hub.publish(&self.identity, &name, kind, body, headers, now)?;
+                            }
+                        },
                         Dest::Queue(name) => {
                             hub.publish_queue(&self.identity, &name, kind, body, headers, now)?;
                         }
@@ -278,10 +298,29 @@ impl StompSession {
                             resume: since.map(|since| Resume { since, epoch }),
                             ..SubscribeOptions::default()
                         };
-                        hub.subscribe(&self.session, &self.identity, &id, &pattern, opts, |_| {
-                            receipt
-                        })
-                        .map(|_| ())
+                        match &self.remote {
+                            Some(remote) => remote.subscribe(
+                                &self.session,
+                                &self.identity,
+                                &id,
+                                &pattern,
+                                opts,
+                                Box::new(move |_| receipt),
+                                self.refused_later(format!(
+                                    "in a SUBSCRIBE frame to {destination}"
+                                )),
+                            ),
+                            None => hub
+                                .subscribe(
+                                    &self.session,
+                                    &self.identity,
+                                    &id,
+                                    &pattern,
+                                    opts,
+                                    |_| receipt,
+                                )
+                                .map(|_| ()),
+                        }
                     }
                     Dest::Queue(name) => {
                         let opts = ConsumeOptions {
@@ -412,6 +451,69 @@ impl StompSession {
         let session = self.session.id().to_string();
         self.reply(|b| stomp::encode_connected(version, agreed, &session, SERVER, b));
         Ok(Flow::Continue)
+    }
+
+    /// A SEND to a topic through Redis: the RECEIPT is queued once Redis numbered the
+    /// message; a refusal (Redis unavailable, rights) is an ERROR, then the connection closes,
+    /// as a refused frame does.
+    fn publish_remote(
+        &self,
+        remote: &crate::engine::RedisEngine,
+        topic: &str,
+        kind: PayloadKind,
+        body: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        receipt: Option<String>,
+    ) {
+        let outbox = self.session.outbox().clone();
+        let version = self.version;
+        let done = move |r: Result<tidings_core::Published, HubError>| {
+            let mut b = BytesMut::new();
+            match r {
+                Ok(_) => match receipt {
+                    Some(id) => stomp::encode_receipt(&id, version, &mut b),
+                    None => return,
+                },
+                Err(e) => {
+                    tracing::debug!("stomp ERROR: {e}");
+                    stomp::encode_error(
+                        &e.to_string(),
+                        receipt.as_deref(),
+                        "in a SEND frame",
+                        version,
+                        &mut b,
+                    );
+                    outbox.push_reply(b.freeze());
+                    outbox.close(tidings_core::CloseReason::Finished);
+                    return;
+                }
+            }
+            outbox.push_reply(b.freeze());
+        };
+        let now = crate::clock::now_ms();
+        remote.publish(
+            &self.identity,
+            topic,
+            kind,
+            body,
+            headers,
+            now,
+            Box::new(done),
+        );
+    }
+
+    /// What a subscribe Redis refuses after the frame was handled answers: an ERROR, then
+    /// the connection closes.
+    fn refused_later(&self, detail: String) -> LaterRefusal {
+        let outbox = self.session.outbox().clone();
+        let version = self.version;
+        Box::new(move |e| {
+            let mut b = BytesMut::new();
+            stomp::encode_error(&e.to_string(), None, &detail, version, &mut b);
+            outbox.push_reply(b.freeze());
+            outbox.close(tidings_core::CloseReason::Finished);
+            None
+        })
     }
 
     fn tx(&mut self, id: &str) -> Result<&mut Transaction, Refused> {
