@@ -453,6 +453,101 @@ fn an_sse_client_resuming_on_another_node_gets_exactly_what_it_missed() {
     );
 }
 
+/// A Socket.IO (Engine.IO 4) client over WebSocket, connected to the root namespace.
+fn sio(addr: SocketAddr) -> Ws {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut w, _) = tungstenite::connect(url).expect("connect /socket.io/");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = w.get_mut() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    assert!(sio_read(&mut w).starts_with('0'));
+    w.send(tungstenite::Message::text("40")).unwrap();
+    assert!(sio_read(&mut w).starts_with("40{"));
+    w
+}
+
+/// The next Socket.IO packet, answering Engine.IO pings.
+fn sio_read(w: &mut Ws) -> String {
+    loop {
+        match w.read().expect("a packet in time") {
+            tungstenite::Message::Text(t) if t.as_str() == "2" => {
+                w.send(tungstenite::Message::text("3")).unwrap();
+            }
+            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
+            _ => continue,
+        }
+    }
+}
+
+/// Sends `packet` and returns the first argument of its ack (`43<id>[{...}]`).
+fn sio_ask(w: &mut Ws, id: u32, event: serde_json::Value) -> serde_json::Value {
+    let args = event.to_string();
+    w.send(tungstenite::Message::text(format!("42{id}{args}")))
+        .unwrap();
+    let prefix = format!("43{id}");
+    let reply = sio_read(w);
+    let body = reply
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("not the ack {prefix}: {reply}"));
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn a_socketio_publish_on_one_node_reaches_subscribers_on_another() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut sub_b = sio(b.socket_addr("http"));
+    let ok = sio_ask(&mut sub_b, 1, serde_json::json!(["subscribe", "game.1"]));
+    assert_eq!(ok["ok"], true, "{ok}");
+    let epoch = ok["epoch"].as_str().expect("an epoch").to_owned();
+    let mut line_b = LineConn::open(b.socket_addr("tcp"));
+    assert!(line_b.ask("SUB game.1").starts_with("+OK SUB game.1"));
+
+    // Published on A: the ack comes once Redis numbered it.
+    let mut pub_a = sio(a.socket_addr("http"));
+    let ack = sio_ask(
+        &mut pub_a,
+        2,
+        serde_json::json!(["publish", "game.1", "move e4"]),
+    );
+    assert_eq!(
+        (
+            ack["ok"].as_bool(),
+            ack["offset"].as_u64(),
+            ack["epoch"].as_str()
+        ),
+        (Some(true), Some(1), Some(epoch.as_str())),
+        "{ack}"
+    );
+    let m = sio_read(&mut sub_b);
+    assert!(
+        m.starts_with(r#"42["message",{"topic":"game.1","offset":1,"#) && m.contains("move e4"),
+        "{m}"
+    );
+    assert_eq!(line_b.read(), "MSG game.1 1 move e4");
+
+    // A line publish on B reaches the Socket.IO subscriber; history and a resume on B read
+    // Redis.
+    assert_eq!(line_b.ask("PUB game.1 move e5"), "+OK PUB game.1 2");
+    assert!(sio_read(&mut sub_b).contains(r#""offset":2"#));
+    let h = sio_ask(
+        &mut pub_a,
+        3,
+        serde_json::json!(["history", "game.1", {"since": 0}]),
+    );
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(2), "{h}");
+    let mut late = sio(b.socket_addr("http"));
+    let ok = sio_ask(
+        &mut late,
+        4,
+        serde_json::json!(["subscribe", "game.1", {"since": 1, "epoch": epoch}]),
+    );
+    assert_eq!(ok["replayed"], 1, "{ok}");
+    let m = sio_read(&mut late);
+    assert!(m.contains(r#""offset":2"#) && m.contains("move e5"), "{m}");
+}
+
 #[test]
 fn a_publish_on_one_node_reaches_every_node_with_one_offset_and_epoch() {
     let Some(redis) = Redis::start() else { return };
@@ -630,6 +725,14 @@ fn with_redis_down_publishes_are_refused_plainly_and_the_node_recovers() {
     assert!(
         header(&e, "message").contains("the engine is unavailable: redis"),
         "{e:?}"
+    );
+    // Socket.IO: the publish's ack says unavailable.
+    let mut s = sio(a.socket_addr("http"));
+    let nack = sio_ask(&mut s, 1, serde_json::json!(["publish", "alerts.x", "two"]));
+    assert_eq!(
+        (nack["ok"].as_bool(), nack["error"].as_str()),
+        (Some(false), Some("unavailable")),
+        "{nack}"
     );
     let (status, body) = get(a.socket_addr("http"), "/healthz");
     assert_eq!(status, 503, "{body}");
