@@ -99,6 +99,7 @@ fn node(redis: &Redis) -> Process {
         .http()
         .tcp()
         .stomp()
+        .udp()
         .arg("--engine")
         .arg(redis.url())
         .start()
@@ -529,7 +530,10 @@ fn a_socketio_publish_on_one_node_reaches_subscribers_on_another() {
 
     // A line publish on B reaches the Socket.IO subscriber; history and a resume on B read
     // Redis.
-    assert_eq!(line_b.ask("PUB game.1 move e5"), "+OK PUB game.1 2");
+    // (From another connection: on the subscriber's own, the message may come before the
+    // reply, since both wait for Redis.)
+    let mut pub_b = LineConn::open(b.socket_addr("tcp"));
+    assert_eq!(pub_b.ask("PUB game.1 move e5"), "+OK PUB game.1 2");
     assert!(sio_read(&mut sub_b).contains(r#""offset":2"#));
     let h = sio_ask(
         &mut pub_a,
@@ -546,6 +550,19 @@ fn a_socketio_publish_on_one_node_reaches_subscribers_on_another() {
     assert_eq!(ok["replayed"], 1, "{ok}");
     let m = sio_read(&mut late);
     assert!(m.contains(r#""offset":2"#) && m.contains("move e5"), "{m}");
+}
+
+#[test]
+fn a_udp_publish_on_one_node_reaches_another_with_its_offset() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_b = LineConn::open(b.socket_addr("tcp"));
+    assert!(on_b.ask("SUB probes.udp").starts_with("+OK SUB probes.udp"));
+    let udp = format!("udp://{}", a.addr("udp"));
+    let published = TIDINGS.run(&["pub", "--server", &udp, "probes.udp", "ping"]);
+    assert!(published.success(), "{}", published.stderr);
+    assert_eq!(published.stdout.trim(), "probes.udp 1");
+    assert_eq!(on_b.read(), "MSG probes.udp 1 ping");
 }
 
 #[test]
@@ -733,6 +750,20 @@ fn with_redis_down_publishes_are_refused_plainly_and_the_node_recovers() {
         (nack["ok"].as_bool(), nack["error"].as_str()),
         (Some(false), Some("unavailable")),
         "{nack}"
+    );
+    // UDP: the request's error reply says so, and the failure is counted.
+    let udp = format!("udp://{}", a.addr("udp"));
+    let refused = TIDINGS.run(&["pub", "--server", &udp, "alerts.x", "two"]);
+    assert!(
+        !refused.success() && refused.stderr.contains("unavailable"),
+        "{} {}",
+        refused.stdout,
+        refused.stderr
+    );
+    let (_, metrics) = get(a.socket_addr("http"), "/metrics");
+    assert!(
+        metrics.contains("tidings_udp_publish_failures_total 1"),
+        "{metrics}"
     );
     let (status, body) = get(a.socket_addr("http"), "/healthz");
     assert_eq!(status, 503, "{body}");
