@@ -1,10 +1,12 @@
 //! The Redis engine end to end: a real `redis-server` (Debian's, installed by
 //! `scripts/install-test-deps.sh`) on a free port in a temporary directory, and several
 //! `tidings serve --engine redis://...` nodes, all stopped by PID when the test ends. A
-//! message published on one node reaches subscribers on the others (WebSocket `/ws` and the
-//! line protocol) with one offset and epoch; a client resuming "since N" on another node gets
-//! exactly what it missed; with Redis down, publishes are refused plainly and `/healthz` says
-//! so, and the node recovers when Redis is back. Without redis-server the tests say so and
+//! message published on one node (line protocol, `/ws`, STOMP, Socket.IO, UDP) reaches
+//! subscribers on the others with one offset and epoch; a client resuming "since N" on another
+//! node (line, `/ws`, STOMP, Socket.IO, SSE with `Last-Event-ID`, `/poll`) gets exactly what it
+//! missed; with Redis down, publishes are refused plainly on every protocol (a STOMP ERROR, a
+//! Socket.IO nack, a UDP error reply) and `/healthz` says so, and the node recovers when Redis
+//! is back. Without redis-server the tests say so and
 //! pass (they skip).
 
 use std::io::{BufRead, BufReader, Read, Write};
