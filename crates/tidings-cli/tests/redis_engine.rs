@@ -390,6 +390,19 @@ fn a_stomp_send_on_one_node_reaches_ws_and_stomp_on_another_with_its_offset() {
         ("MESSAGE", "two", "2")
     );
 
+    // A DISCONNECT right after a SEND: its RECEIPT waits for the SEND's (Redis answered).
+    let mut quick = Stomp::open(a.socket_addr("stomp"));
+    quick.send(
+        "SEND",
+        &[("destination", "/topic/quotes.x"), ("receipt", "sent")],
+        "bye",
+    );
+    quick.send("DISCONNECT", &[("receipt", "bye")], "");
+    assert_eq!(header(&quick.read(), "receipt-id"), "sent");
+    assert_eq!(header(&quick.read(), "receipt-id"), "bye");
+    let f = resumed.read();
+    assert_eq!((f.2.as_str(), header(&f, "offset")), ("bye", "3"));
+
     // A transaction cannot publish to a topic through Redis yet: refused at the SEND.
     stomp_a.send("BEGIN", &[("transaction", "t1")], "");
     stomp_a.send(

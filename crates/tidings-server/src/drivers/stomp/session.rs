@@ -82,6 +82,19 @@ pub(super) struct StompSession {
     pub(super) heart_beat: (u32, u32),
     /// The Redis engine: topic publishes and subscribes go through it (`None`: in memory).
     pub(super) remote: crate::engine::Remote,
+    /// SENDs waiting for Redis, so a DISCONNECT's RECEIPT comes after theirs (STOMP: a
+    /// DISCONNECT receipt confirms every frame before it).
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
+    /// A DISCONNECT is waiting for `in_flight`: what the client sends after it is ignored.
+    disconnecting: bool,
+}
+
+/// Publishes a STOMP connection has waiting for Redis, and the DISCONNECT waiting for them.
+#[derive(Default)]
+struct InFlight {
+    count: usize,
+    /// `Some` once a DISCONNECT came while publishes were waiting: its RECEIPT, if it had one.
+    disconnect: Option<Option<Bytes>>,
 }
 
 impl StompSession {
@@ -111,6 +124,8 @@ impl StompSession {
             txs: HashMap::new(),
             heart_beat: (0, 0),
             remote: None,
+            in_flight: Arc::default(),
+            disconnecting: false,
         }
     }
 
@@ -151,6 +166,10 @@ impl StompSession {
     /// Decodes and handles every whole frame in `buf`.
     pub(super) fn handle_input(&mut self, buf: &mut BytesMut) -> Flow {
         loop {
+            if self.disconnecting {
+                buf.clear();
+                return Flow::Continue;
+            }
             match self.decoder.decode(buf) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(frame)) => {
@@ -379,7 +398,16 @@ impl StompSession {
                     .ok_or_else(|| unknown_tx(&transaction))?;
             }
             ClientOp::Disconnect => {
-                if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+                let bytes = self.receipt_bytes(receipt.as_deref());
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                if in_flight.count > 0 {
+                    // The last SEND's answer from Redis queues the RECEIPT and closes.
+                    in_flight.disconnect = Some(bytes);
+                    self.disconnecting = true;
+                    return Ok(Flow::Continue);
+                }
+                drop(in_flight);
+                if let Some(b) = bytes {
                     self.session.outbox().push_reply(b);
                 }
                 return Ok(Flow::Close);
@@ -467,13 +495,19 @@ impl StompSession {
     ) {
         let outbox = self.session.outbox().clone();
         let version = self.version;
+        let in_flight = self.in_flight.clone();
+        in_flight.lock().unwrap_or_else(|e| e.into_inner()).count += 1;
         let done = move |r: Result<tidings_core::Published, HubError>| {
+            let mut state = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            state.count -= 1;
             let mut b = BytesMut::new();
             match r {
-                Ok(_) => match receipt {
-                    Some(id) => stomp::encode_receipt(&id, version, &mut b),
-                    None => return,
-                },
+                Ok(_) => {
+                    if let Some(id) = receipt {
+                        stomp::encode_receipt(&id, version, &mut b);
+                        outbox.push_reply(b.freeze());
+                    }
+                }
                 Err(e) => {
                     tracing::debug!("stomp ERROR: {e}");
                     stomp::encode_error(
@@ -488,7 +522,14 @@ impl StompSession {
                     return;
                 }
             }
-            outbox.push_reply(b.freeze());
+            if state.count == 0 {
+                if let Some(disconnect) = state.disconnect.take() {
+                    if let Some(b) = disconnect {
+                        outbox.push_reply(b);
+                    }
+                    outbox.close(tidings_core::CloseReason::Finished);
+                }
+            }
         };
         let now = crate::clock::now_ms();
         remote.publish(
