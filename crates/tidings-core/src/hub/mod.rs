@@ -436,6 +436,11 @@ impl Hub {
         let policy = self.rules.settings(&msg.topic).policy;
         let (mut receivers, mut dropped, mut overflowed) = (0, 0, 0);
         st.router.for_each_match_mut(&msg.topic, |route| {
+            if let Some((epoch, last)) = &route.floor {
+                if msg.offset <= *last && *epoch == msg.epoch {
+                    return; // already replayed, delivered or counted before it subscribed
+                }
+            }
             receivers += 1;
             let outcome = match &mut route.pending {
                 Some(buffer) => buffer.push(msg.clone(), policy, &route.outbox),

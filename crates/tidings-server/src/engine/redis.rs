@@ -629,14 +629,14 @@ impl RedisEngine {
                         self.on_message(&mut last, &msg).await;
                     }
                     () = interest.notified() => {
-                        if self.apply_interest(&mut sink, &mut followed, &mut events).await.is_err() {
+                        if self.apply_interest(&mut sink, &mut followed, &mut last, &mut events).await.is_err() {
                             break;
                         }
                     }
                     job = jobs.recv() => {
                         let Some(job) = job else { return };
                         // The pattern is followed once the interest events up to its begin are.
-                        if self.apply_interest(&mut sink, &mut followed, &mut events).await.is_err() {
+                        if self.apply_interest(&mut sink, &mut followed, &mut last, &mut events).await.is_err() {
                             (job.refused)(&unavailable("pub/sub connection lost")).map(|r| {
                                 self.hub.outbox_of(&job.pending).map(|o| o.push_reply(r))
                             });
@@ -668,6 +668,7 @@ impl RedisEngine {
         &self,
         sink: &mut PubSubSink,
         followed: &mut HashSet<String>,
+        last: &mut HashMap<Arc<str>, (Arc<str>, u64)>,
         events: &mut Vec<InterestEvent>,
     ) -> Result<(), ()> {
         self.hub.drain_interest(events);
@@ -675,6 +676,15 @@ impl RedisEngine {
             let result = match ev {
                 InterestEvent::Gained(p) => follow(self, sink, followed, &p).await,
                 InterestEvent::Lost(p) => {
+                    // Not followed any more, its topics' positions go stale: were they kept,
+                    // the first message after interest comes back would look like a hole, and
+                    // the fill would deliver again what a resume replayed (or old messages to
+                    // a fresh subscriber). A topic another pattern still covers is checked
+                    // again from its next message.
+                    match tidings_core::Pattern::parse(&p) {
+                        Ok(pattern) => last.retain(|topic, _| !pattern.matches(topic)),
+                        Err(_) => last.clear(),
+                    }
                     let (exact, channel) = self.channel_of(&p);
                     if !followed.remove(&channel) {
                         continue;
