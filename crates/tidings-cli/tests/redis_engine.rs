@@ -403,16 +403,40 @@ fn a_stomp_send_on_one_node_reaches_ws_and_stomp_on_another_with_its_offset() {
     let f = resumed.read();
     assert_eq!((f.2.as_str(), header(&f, "offset")), ("bye", "3"));
 
-    // A transaction cannot publish to a topic through Redis yet: refused at the SEND.
+    // A transaction's SENDs to topics are committed all together in Redis: RECEIPT after.
     stomp_a.send("BEGIN", &[("transaction", "t1")], "");
+    for (topic, body) in [("quotes.x", "three"), ("quotes.y", "other")] {
+        let dest = format!("/topic/{topic}");
+        stomp_a.send(
+            "SEND",
+            &[("destination", &dest), ("transaction", "t1")],
+            body,
+        );
+    }
+    stomp_a.send("COMMIT", &[("transaction", "t1"), ("receipt", "c1")], "");
+    assert_eq!(header(&stomp_a.read(), "receipt-id"), "c1");
+    let f = resumed.read();
+    assert_eq!((f.2.as_str(), header(&f, "offset")), ("three", "4"));
+    let mut line = LineConn::open(b.socket_addr("tcp"));
+    assert!(line.ask("HIST quotes.y 0").starts_with("+OK HIST quotes.y"));
+    assert_eq!(line.read(), "MSG quotes.y 1 other");
+
+    // Topic SENDs cannot share a transaction with a queue (committed on this node only).
+    stomp_a.send("BEGIN", &[("transaction", "t2")], "");
     stomp_a.send(
         "SEND",
-        &[("destination", "/topic/quotes.x"), ("transaction", "t1")],
-        "three",
+        &[("destination", "/topic/quotes.x"), ("transaction", "t2")],
+        "four",
     );
+    stomp_a.send(
+        "SEND",
+        &[("destination", "/queue/jobs"), ("transaction", "t2")],
+        "job",
+    );
+    stomp_a.send("COMMIT", &[("transaction", "t2")], "");
     let e = stomp_a.read();
     assert_eq!(e.0, "ERROR", "{e:?}");
-    assert!(header(&e, "message").contains("redis engine"), "{e:?}");
+    assert!(header(&e, "message").contains("cannot mix"), "{e:?}");
 }
 
 #[test]

@@ -256,14 +256,6 @@ impl StompSession {
                         };
                         // Refuse what the commit would refuse now, at the offending SEND.
                         tidings_core::validate_topic(&name).map_err(HubError::from)?;
-                        if target == Target::Topic && self.remote.is_some() {
-                            // A commit must publish all or nothing; the Redis engine has no
-                            // multi-topic atomic publish yet, so say so rather than half-commit.
-                            return Err(Refused {
-                                message: "transactions cannot send to /topic with the redis engine".into(),
-                                detail: "send to /topic outside a transaction (each SEND is acknowledged once Redis stored it); transactions on /queue work".into(),
-                            });
-                        }
                         hub.access()
                             .can_publish(&self.identity, &name)
                             .map_err(HubError::from)?;
@@ -390,6 +382,9 @@ impl StompSession {
                     .txs
                     .remove(&transaction)
                     .ok_or_else(|| unknown_tx(&transaction))?;
+                if let Some(remote) = self.remote.clone() {
+                    return self.commit_remote(&remote, tx, receipt, now);
+                }
                 hub.commit(&self.session, &self.identity, tx, now)?;
             }
             ClientOp::Abort { transaction } => {
@@ -493,16 +488,37 @@ impl StompSession {
         headers: Vec<(Arc<str>, Arc<str>)>,
         receipt: Option<String>,
     ) {
+        let answer = self.answer_when_stored(receipt, "in a SEND frame");
+        let done = move |r: Result<tidings_core::Published, HubError>| answer(r.map(drop));
+        let now = crate::clock::now_ms();
+        remote.publish(
+            &self.identity,
+            topic,
+            kind,
+            body,
+            headers,
+            now,
+            Box::new(done),
+        );
+    }
+
+    /// The answer to a frame Redis must store first: its RECEIPT, or an ERROR then close; and
+    /// a DISCONNECT waiting for it goes out after it.
+    fn answer_when_stored(
+        &self,
+        receipt: Option<String>,
+        context: &'static str,
+    ) -> impl FnOnce(Result<(), HubError>) + Send + 'static {
         let outbox = self.session.outbox().clone();
         let version = self.version;
         let in_flight = self.in_flight.clone();
         in_flight.lock().unwrap_or_else(|e| e.into_inner()).count += 1;
-        let done = move |r: Result<tidings_core::Published, HubError>| {
+        move |r: Result<(), HubError>| {
             let mut state = in_flight.lock().unwrap_or_else(|e| e.into_inner());
             state.count -= 1;
             let mut b = BytesMut::new();
             match r {
-                Ok(_) => {
+                Ok(()) => {
                     if let Some(id) = receipt {
                         stomp::encode_receipt(&id, version, &mut b);
                         outbox.push_reply(b.freeze());
@@ -513,7 +529,7 @@ impl StompSession {
                     stomp::encode_error(
                         &e.to_string(),
                         receipt.as_deref(),
-                        "in a SEND frame",
+                        context,
                         version,
                         &mut b,
                     );
@@ -530,17 +546,72 @@ impl StompSession {
                     outbox.close(tidings_core::CloseReason::Finished);
                 }
             }
-        };
-        let now = crate::clock::now_ms();
-        remote.publish(
+        }
+    }
+
+    /// A COMMIT with the Redis engine. Its SENDs to topics are published all or none (one
+    /// `MULTI`/`EXEC` in Redis), RECEIPT once Redis answered. Queues and acks are per node, so
+    /// a transaction cannot mix them with topic SENDs (one side could commit without the
+    /// other): refused plainly. Without topic SENDs the hub commits it as usual.
+    fn commit_remote(
+        &mut self,
+        remote: &crate::engine::RedisEngine,
+        tx: Transaction,
+        receipt: Option<String>,
+        now: u64,
+    ) -> Result<Flow, Refused> {
+        let limits = self.hub.config().transactions;
+        let ops = tx.into_ops();
+        let topics = ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    Staged::Publish {
+                        target: Target::Topic,
+                        ..
+                    }
+                )
+            })
+            .count();
+        if topics == 0 {
+            let mut tx = Transaction::new(limits);
+            for op in ops {
+                tx.stage(op)?;
+            }
+            self.hub.commit(&self.session, &self.identity, tx, now)?;
+            if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+                self.session.outbox().push_reply(b);
+            }
+            return Ok(Flow::Continue);
+        }
+        if topics != ops.len() {
+            return Err(Refused {
+                message: "with the redis engine a transaction cannot mix SENDs to /topic with /queue SENDs or ACK/NACK".into(),
+                detail: "topic messages are committed in Redis, queues and acks on this node; commit them in separate transactions".into(),
+            });
+        }
+        let messages = ops
+            .into_iter()
+            .filter_map(|op| match op {
+                Staged::Publish {
+                    name,
+                    kind,
+                    payload,
+                    headers,
+                    ..
+                } => Some((name, kind, payload, headers)),
+                _ => None,
+            })
+            .collect();
+        let answer = self.answer_when_stored(receipt, "in a COMMIT frame");
+        remote.publish_all(
             &self.identity,
-            topic,
-            kind,
-            body,
-            headers,
+            messages,
             now,
-            Box::new(done),
+            Box::new(move |r| answer(r.map(drop))),
         );
+        Ok(Flow::Continue)
     }
 
     /// What a subscribe Redis refuses after the frame was handled answers: an ERROR, then
