@@ -39,6 +39,10 @@ pub(crate) struct Route {
     pub(crate) outbox: Arc<Outbox>,
     /// `Some` while the subscribe is pending: live messages wait here for the history.
     pub(crate) pending: Option<LiveBuffer>,
+    /// An exact subscription's position once subscribed: (epoch, last offset it has or was
+    /// counted in its history read). A message at or below it is skipped: with a shared
+    /// engine, pub/sub may deliver it after the read that already counted it.
+    pub(crate) floor: Option<(Arc<str>, u64)>,
 }
 
 type Routes = HashMap<(SessionId, Arc<str>), Route>;

@@ -100,7 +100,7 @@ impl Transaction {
         self.ops.is_empty()
     }
 
-    pub(crate) fn into_ops(self) -> Vec<Staged> {
+    pub fn into_ops(self) -> Vec<Staged> {
         self.ops
     }
 

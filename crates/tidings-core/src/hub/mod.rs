@@ -466,6 +466,11 @@ impl Hub {
         // Rare (each is a closed session): who they were is looked up after the walk.
         let mut closed: Vec<Arc<Outbox>> = Vec::new();
         st.router.for_each_match_mut(&msg.topic, |route| {
+            if let Some((epoch, last)) = &route.floor {
+                if msg.offset <= *last && *epoch == msg.epoch {
+                    return; // already replayed, delivered or counted before it subscribed
+                }
+            }
             receivers += 1;
             let outcome = match &mut route.pending {
                 Some(buffer) => buffer.push(msg.clone(), policy, &route.outbox),

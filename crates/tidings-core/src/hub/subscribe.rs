@@ -313,6 +313,7 @@ impl Hub {
                 key: key.clone(),
                 outbox: session.outbox.clone(),
                 pending: Some(LiveBuffer::new(self.config.outbox)),
+                floor: None,
             },
         );
         if let Some(entry) = st.sessions.get_mut(&session.id) {
@@ -390,6 +391,23 @@ impl Hub {
         if let (Some(first), Some(epoch), false) = (&first_live, &epoch, replays) {
             if first.epoch == *epoch && exact.is_some() {
                 last_offset = last_offset.min(first.offset.saturating_sub(1));
+            }
+        }
+        // An exact subscription has everything up to the page's end and what is queued now;
+        // a message at or below that arriving later is stale (see `Route::floor`).
+        if let (Some(page), Some(epoch)) = (exact, &epoch) {
+            let queued = merged
+                .replay
+                .iter()
+                .chain(merged.live.iter().map(|(d, _)| d))
+                .filter_map(|d| match d {
+                    crate::Delivery::Message { msg, .. } if msg.epoch == *epoch => Some(msg.offset),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            if let Some(route) = st.router.get_mut(&pending.pattern, id, &pending.key) {
+                route.floor = Some((epoch.clone(), page.last_offset.max(queued)));
             }
         }
         let info = Subscribed {

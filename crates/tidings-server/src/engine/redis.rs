@@ -96,6 +96,13 @@ struct PublishJob {
     done: Done<Published>,
 }
 
+/// What the publisher task takes, in order: one publish, or a group numbered all together
+/// (`MULTI`/`EXEC`: a STOMP transaction's commit).
+enum Job {
+    One(PublishJob),
+    All(Vec<PublishJob>, Done<Vec<Published>>),
+}
+
 struct SubscribeJob {
     pending: tidings_core::PendingSubscribe,
     ack: Ack,
@@ -110,7 +117,7 @@ pub(crate) struct RedisEngine {
     prefix: String,
     url: String,
     timeout: Duration,
-    publishes: mpsc::Sender<PublishJob>,
+    publishes: mpsc::Sender<Job>,
     subscribes: mpsc::UnboundedSender<SubscribeJob>,
     /// Whether the pub/sub connection is up and subscribed to every local interest.
     pubsub_up: AtomicBool,
@@ -252,11 +259,47 @@ impl RedisEngine {
             now,
             done,
         };
-        if let Err(e) = self.publishes.try_send(job) {
-            let job = match e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
-            };
+        if let Err(
+            mpsc::error::TrySendError::Full(Job::One(job))
+            | mpsc::error::TrySendError::Closed(Job::One(job)),
+        ) = self.publishes.try_send(Job::One(job))
+        {
             (job.done)(Err(HubError::EngineUnavailable(
+                "too many publishes waiting for redis".into(),
+            )));
+        }
+    }
+
+    /// Publishes `messages` all or none (one `MULTI`/`EXEC` of the publish scripts), in order
+    /// with this node's other publishes; `done` gets their offsets once Redis answered.
+    #[allow(clippy::type_complexity)] // a publish's parts, as `publish` takes them
+    pub(crate) fn publish_all(
+        &self,
+        who: &Identity,
+        messages: Vec<(String, PayloadKind, Bytes, Vec<(Arc<str>, Arc<str>)>)>,
+        now: u64,
+        done: Done<Vec<Published>>,
+    ) {
+        let mut group = Vec::with_capacity(messages.len());
+        for (topic, kind, payload, headers) in messages {
+            if let Err(e) = self.hub.check_publish(who, &topic, now) {
+                return done(Err(e));
+            }
+            group.push(PublishJob {
+                topic: topic.into(),
+                kind,
+                payload,
+                headers,
+                now,
+                done: Box::new(|_| {}),
+            });
+        }
+        if let Err(
+            mpsc::error::TrySendError::Full(Job::All(_, done))
+            | mpsc::error::TrySendError::Closed(Job::All(_, done)),
+        ) = self.publishes.try_send(Job::All(group, done))
+        {
+            done(Err(HubError::EngineUnavailable(
                 "too many publishes waiting for redis".into(),
             )));
         }
@@ -279,32 +322,62 @@ impl RedisEngine {
         rx.await.unwrap_or(Err(HubError::ShuttingDown))
     }
 
-    async fn publisher(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<PublishJob>,
-        shutdown: CancellationToken,
-    ) {
+    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+        let mut jobs = Vec::with_capacity(PUBLISH_BATCH);
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
             let n = tokio::select! {
-                n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+                n = rx.recv_many(&mut jobs, PUBLISH_BATCH) => n,
                 _ = shutdown.cancelled() => 0,
             };
             if n == 0 {
                 return;
             }
-            let pipe = self.pipeline_of(&batch);
-            match self.run_publish(pipe).await {
-                Ok(results) => {
-                    for (job, result) in batch.drain(..).zip(results) {
-                        (job.done)(result);
+            for job in jobs.drain(..) {
+                match job {
+                    Job::One(job) => batch.push(job),
+                    Job::All(group, done) => {
+                        self.publish_batch(&mut batch).await;
+                        done(self.publish_group(group).await);
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "redis engine: publish failed");
-                    for job in batch.drain(..) {
-                        (job.done)(Err(e.clone()));
-                    }
+            }
+            self.publish_batch(&mut batch).await;
+        }
+    }
+
+    /// The publishes of a group, all or none.
+    async fn publish_group(&self, group: Vec<PublishJob>) -> Result<Vec<Published>, HubError> {
+        // Loaded first: a NOSCRIPT inside EXEC would fail one command and run the others.
+        let mut conn = self.conn.clone();
+        let load = self.publish_script.load_async(&mut conn);
+        match tokio::time::timeout(self.timeout, load).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unavailable(e)),
+            Err(_) => return Err(unavailable("no answer in time")),
+        }
+        let mut pipe = self.pipeline_of(&group);
+        drop(group);
+        pipe.atomic();
+        self.run_publish(pipe).await?.into_iter().collect()
+    }
+
+    /// One pipeline of the queued single publishes, each answered.
+    async fn publish_batch(&self, batch: &mut Vec<PublishJob>) {
+        if batch.is_empty() {
+            return;
+        }
+        let pipe = self.pipeline_of(batch);
+        match self.run_publish(pipe).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    (job.done)(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "redis engine: publish failed");
+                for job in batch.drain(..) {
+                    (job.done)(Err(e.clone()));
                 }
             }
         }
@@ -490,6 +563,40 @@ impl RedisEngine {
         Ok(())
     }
 
+    /// [`RedisEngine::subscribe`], awaiting the outcome (for drivers whose request waits,
+    /// such as the HTTP feeds): the replay and live messages are queued in the session's
+    /// outbox when this returns `Ok`.
+    pub(crate) async fn subscribe_wait(
+        &self,
+        session: &Session,
+        who: &Identity,
+        key: &str,
+        pattern: &str,
+        opts: SubscribeOptions,
+    ) -> Result<Subscribed, HubError> {
+        let (tx, rx) = oneshot::channel::<Result<Subscribed, HubError>>();
+        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+        let on_refused = tx.clone();
+        let ack: Ack = Box::new(move |info| {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Ok(info.clone()));
+            }
+            None
+        });
+        let refused: Refused = Box::new(move |e| {
+            if let Some(tx) = on_refused.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Err(e.clone()));
+            }
+            None
+        });
+        self.subscribe(session, who, key, pattern, opts, ack, refused)?;
+        match tokio::time::timeout(self.timeout * 2, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(HubError::ShuttingDown),
+            Err(_) => Err(unavailable("no answer in time")),
+        }
+    }
+
     async fn complete(self: Arc<Self>, job: SubscribeJob) {
         let mut pages = Vec::new();
         let mut failed = None;
@@ -595,14 +702,14 @@ impl RedisEngine {
                         self.on_message(&mut last, &msg).await;
                     }
                     () = interest.notified() => {
-                        if self.apply_interest(&mut sink, &mut followed, &mut events).await.is_err() {
+                        if self.apply_interest(&mut sink, &mut followed, &mut last, &mut events).await.is_err() {
                             break;
                         }
                     }
                     job = jobs.recv() => {
                         let Some(job) = job else { return };
                         // The pattern is followed once the interest events up to its begin are.
-                        if self.apply_interest(&mut sink, &mut followed, &mut events).await.is_err() {
+                        if self.apply_interest(&mut sink, &mut followed, &mut last, &mut events).await.is_err() {
                             (job.refused)(&unavailable("pub/sub connection lost")).map(|r| {
                                 self.hub.outbox_of(&job.pending).map(|o| o.push_reply(r))
                             });
@@ -634,6 +741,7 @@ impl RedisEngine {
         &self,
         sink: &mut PubSubSink,
         followed: &mut HashSet<String>,
+        last: &mut HashMap<Arc<str>, (Arc<str>, u64)>,
         events: &mut Vec<InterestEvent>,
     ) -> Result<(), ()> {
         self.hub.drain_interest(events);
@@ -641,6 +749,15 @@ impl RedisEngine {
             let result = match ev {
                 InterestEvent::Gained(p) => follow(self, sink, followed, &p).await,
                 InterestEvent::Lost(p) => {
+                    // Not followed any more, its topics' positions go stale: were they kept,
+                    // the first message after interest comes back would look like a hole, and
+                    // the fill would deliver again what a resume replayed (or old messages to
+                    // a fresh subscriber). A topic another pattern still covers is checked
+                    // again from its next message.
+                    match tidings_core::Pattern::parse(&p) {
+                        Ok(pattern) => last.retain(|topic, _| !pattern.matches(topic)),
+                        Err(_) => last.clear(),
+                    }
                     let (exact, channel) = self.channel_of(&p);
                     if !followed.remove(&channel) {
                         continue;

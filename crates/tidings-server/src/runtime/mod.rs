@@ -154,6 +154,7 @@ impl Server {
             tasks: ctx.tasks.clone(),
             config: config.stomp_broker,
             websocket: websocket.clone(),
+            remote: remote.clone(),
         });
         let native = Arc::new(Native {
             hub: hub.clone(),

@@ -13,6 +13,35 @@ use tidings_core::{
 };
 use tokio::sync::Notify;
 
+use crate::engine::Remote;
+
+/// Subscribes a feed's topics: in the hub, or through Redis when the engine is shared.
+struct Subscriber<'a> {
+    hub: &'a Arc<Hub>,
+    remote: &'a Remote,
+}
+
+impl Subscriber<'_> {
+    async fn run(
+        &mut self,
+        session: &Session,
+        who: &Identity,
+        topic: &str,
+        opts: SubscribeOptions,
+    ) -> Result<tidings_core::Subscribed, HubError> {
+        match self.remote {
+            Some(remote) => {
+                remote
+                    .subscribe_wait(session, who, topic, topic, opts)
+                    .await
+            }
+            None => self
+                .hub
+                .subscribe(session, who, topic, topic, opts, |_| None),
+        }
+    }
+}
+
 /// Messages after `since` of `topic` were lost; delivery went on from `earliest`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct Gap {
@@ -42,8 +71,11 @@ pub(crate) struct Batch {
 }
 
 impl Feed {
-    pub(crate) fn open(
+    /// Opens the feed's session and subscribes every requested topic; with the Redis engine
+    /// (`remote`), history comes from Redis, so the request may land on any node.
+    pub(crate) async fn open(
         hub: &Arc<Hub>,
+        remote: &Remote,
         protocol: &'static str,
         who: &Identity,
         req: &FeedRequest,
@@ -59,8 +91,9 @@ impl Feed {
             expires: crate::drivers::expiry_instant(who),
         };
         crate::drivers::attach_identity(&feed.session, who);
+        let mut sub = Subscriber { hub, remote };
         for topic in &req.topics {
-            feed.subscribe(hub, who, topic)?;
+            feed.subscribe(&mut sub, who, topic).await?;
         }
         feed.take_gaps();
         Ok(feed)
@@ -87,7 +120,12 @@ impl Feed {
         });
     }
 
-    fn subscribe(&mut self, hub: &Hub, who: &Identity, topic: &str) -> Result<(), HubError> {
+    async fn subscribe(
+        &mut self,
+        sub: &mut Subscriber<'_>,
+        who: &Identity,
+        topic: &str,
+    ) -> Result<(), HubError> {
         let pattern = Pattern::parse(topic)?;
         if !pattern.is_exact() {
             // A pattern resumes every topic of the cursor it covers, each from its own
@@ -105,9 +143,7 @@ impl Feed {
                 positions,
                 ..SubscribeOptions::default()
             };
-            return hub
-                .subscribe(&self.session, who, topic, topic, opts, |_| None)
-                .map(drop);
+            return sub.run(&self.session, who, topic, opts).await.map(drop);
         }
         let resume = self.cursor.get(topic).map(|(since, epoch)| Resume {
             since: *since,
@@ -117,17 +153,17 @@ impl Feed {
             resume: resume.clone(),
             ..SubscribeOptions::default()
         };
-        let (cursor, session, fresh) = (&mut self.cursor, &self.session, resume.is_none());
-        let note_start = |info: &tidings_core::Subscribed| {
-            // A fresh exact subscription starts the cursor at the topic's current end, so a
-            // client that reconnects before any message arrives loses nothing. (A resumed one
-            // keeps its cursor: the replay that follows advances it.)
-            if let (true, Some(epoch)) = (fresh, &info.epoch) {
-                cursor.advance(topic, info.last_offset, epoch);
+        match sub.run(&self.session, who, topic, opts).await {
+            Ok(info) => {
+                // A fresh exact subscription starts the cursor at the topic's current end, so
+                // a client that reconnects before any message arrives loses nothing. (A
+                // resumed one keeps its cursor: the replay that follows advances it; nothing
+                // has been drained yet, so this comes first.)
+                if let (true, Some(epoch)) = (resume.is_none(), &info.epoch) {
+                    self.cursor.advance(topic, info.last_offset, epoch);
+                }
+                Ok(())
             }
-            None
-        };
-        match hub.subscribe(session, who, topic, topic, opts, note_start) {
             Err(HubError::ResumeUnavailable {
                 since,
                 epoch,
@@ -150,29 +186,22 @@ impl Feed {
                     resume: Some(from),
                     ..SubscribeOptions::default()
                 };
-                let cursor = &mut self.cursor;
-                let restart = |info: &tidings_core::Subscribed| {
-                    if let Some(e) = &info.epoch {
-                        cursor.advance(topic, earliest.saturating_sub(1), e);
+                match sub.run(&self.session, who, topic, opts).await {
+                    Ok(info) => {
+                        if let Some(e) = &info.epoch {
+                            self.cursor.advance(topic, earliest.saturating_sub(1), e);
+                        }
+                        Ok(())
                     }
-                    None
-                };
-                match hub.subscribe(&self.session, who, topic, topic, opts, restart) {
                     // History moved on in between: take it live from now.
-                    Err(HubError::ResumeUnavailable { .. }) => hub
-                        .subscribe(
-                            &self.session,
-                            who,
-                            topic,
-                            topic,
-                            SubscribeOptions::default(),
-                            |_| None,
-                        )
+                    Err(HubError::ResumeUnavailable { .. }) => sub
+                        .run(&self.session, who, topic, SubscribeOptions::default())
+                        .await
                         .map(drop),
-                    other => other.map(drop),
+                    Err(e) => Err(e),
                 }
             }
-            other => other.map(drop),
+            Err(e) => Err(e),
         }
     }
 

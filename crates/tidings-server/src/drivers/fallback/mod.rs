@@ -107,7 +107,16 @@ pub(crate) async fn handle(
     };
     // The client's address, so presence and the admin view show where a feed comes from.
     let peer = req.extensions().get::<crate::listen::Peer>().copied();
-    let feed = match feed::Feed::open(&fb.api.hub, transport.protocol(), &who, &feed_req, peer) {
+    let feed = match feed::Feed::open(
+        &fb.api.hub,
+        &fb.api.remote,
+        transport.protocol(),
+        &who,
+        &feed_req,
+        peer,
+    )
+    .await
+    {
         Ok(f) => f,
         Err(e) => return api::hub_error(&e),
     };

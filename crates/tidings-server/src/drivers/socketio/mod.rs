@@ -46,6 +46,9 @@ struct BridgeShared {
     config: SocketIoConfig,
     /// Disconnected sessions awaiting their client (connection state recovery).
     store: Store,
+    /// The Redis engine: publishes, subscribes, history and recovery go through it
+    /// (`None`: in memory).
+    remote: crate::engine::Remote,
 }
 
 impl Bridge {
@@ -61,6 +64,7 @@ impl Bridge {
                 auth,
                 config,
                 store,
+                remote: ctx.remote.clone(),
             }),
         }
     }
@@ -182,6 +186,30 @@ impl Bridge {
                 presence: sub.presence,
                 ..SubscribeOptions::default()
             };
+            if let Some(remote) = &self.shared.remote {
+                // The history comes from Redis after the CONNECT is answered; the replay is
+                // queued ahead of live messages. A resume Redis refuses is told as an
+                // `error` event (the session is recovered otherwise).
+                tracker.subscribed(&sub.pattern, sub.presence, true, sub.epoch.clone(), since);
+                let nsp = socket.namespace().to_owned();
+                let refused = move |e: &HubError| {
+                    let f = Failure::from(e.clone());
+                    let args = format!("[\"error\",{}", &failure_json(&f, Some("subscribe"))[1..]);
+                    Some(reply_blob(&packet::event(&nsp, &args, Vec::new())))
+                };
+                remote
+                    .subscribe(
+                        &session,
+                        identity,
+                        &sub.pattern,
+                        &sub.pattern,
+                        opts,
+                        Box::new(|_| None),
+                        Box::new(refused),
+                    )
+                    .ok()?;
+                continue;
+            }
             let info = self
                 .shared
                 .hub
@@ -324,22 +352,7 @@ impl Handler for Conn {
 
     fn on_event(&mut self, event: Event) {
         let result = self.handle(&event);
-        let nsp = self.socket.namespace();
-        let reply = match (result, event.ack) {
-            (Ok(None), _) | (Ok(Some(_)), None) => None,
-            (Ok(Some((fields, bins))), Some(id)) => Some(packet::ack(
-                nsp,
-                id,
-                &format!("[{{\"ok\":true{fields}}}]"),
-                bins,
-            )),
-            (Err(f), Some(id)) => Some(packet::ack(nsp, id, &failure_json(&f, None), Vec::new())),
-            (Err(f), None) => Some(packet::event(
-                nsp,
-                &format!("[\"error\",{}", &failure_json(&f, Some(&event.name))[1..]),
-                Vec::new(),
-            )),
-        };
+        let reply = answer(self.socket.namespace(), event.ack, &event.name, result);
         // Replies travel through the outbox like deliveries: one order, one writer, and
         // the outbox's bounds (a reply that cannot be queued closes the session).
         if let (Some(out), Some(session)) = (reply, &self.session) {
@@ -360,6 +373,46 @@ impl Handler for Conn {
                     tracker,
                 },
             );
+        }
+    }
+}
+
+/// The packet answering a request: its ack (when it asked for one), or an `error` event
+/// for a failure without one.
+fn answer(
+    nsp: &str,
+    ack: Option<i64>,
+    name: &str,
+    result: Result<Option<Reply>, Failure>,
+) -> Option<Outgoing> {
+    match (result, ack) {
+        (Ok(None), _) | (Ok(Some(_)), None) => None,
+        (Ok(Some((fields, bins))), Some(id)) => Some(packet::ack(
+            nsp,
+            id,
+            &format!("[{{\"ok\":true{fields}}}]"),
+            bins,
+        )),
+        (Err(f), Some(id)) => Some(packet::ack(nsp, id, &failure_json(&f, None), Vec::new())),
+        (Err(f), None) => Some(packet::event(
+            nsp,
+            &format!("[\"error\",{}", &failure_json(&f, Some(name))[1..]),
+            Vec::new(),
+        )),
+    }
+}
+
+/// An answer computed after `handle` returned (once Redis answered), queued in the outbox.
+fn answer_later(
+    session: &Session,
+    nsp: &str,
+    event: &Event,
+) -> impl FnOnce(Result<Option<Reply>, Failure>) + Send + 'static {
+    let outbox = session.outbox().clone();
+    let (nsp, ack, name) = (nsp.to_owned(), event.ack, event.name.clone());
+    move |result| {
+        if let Some(out) = answer(&nsp, ack, &name, result) {
+            outbox.push_reply(reply_blob(&out));
         }
     }
 }
@@ -436,23 +489,48 @@ impl Conn {
                     ..SubscribeOptions::default()
                 };
                 let nsp = self.socket.namespace().to_owned();
+                let exact = !full.contains(['*', '>', '#']);
+                if let Some(remote) = &self.shared.remote {
+                    let tracker = self.tracker.clone();
+                    let (pattern, presence, ack_id) = (full.clone(), opts.presence, event.ack);
+                    let ack_nsp = nsp.clone();
+                    let ack = move |info: &tidings_core::Subscribed| {
+                        lock(&tracker).subscribed(
+                            &pattern,
+                            presence,
+                            exact,
+                            info.epoch.clone(),
+                            since.unwrap_or(info.last_offset),
+                        );
+                        ack_id.map(|id| {
+                            let args = subscribed_ack(&topic, info);
+                            reply_blob(&packet::ack(&ack_nsp, id, &args, Vec::new()))
+                        })
+                    };
+                    let (ack_id, name) = (event.ack, event.name.clone());
+                    let refused = move |e: &HubError| {
+                        answer(&nsp, ack_id, &name, Err(Failure::from(e.clone())))
+                            .map(|out| reply_blob(&out))
+                    };
+                    remote.subscribe(
+                        session,
+                        &self.identity,
+                        &full,
+                        &full,
+                        sub_opts,
+                        Box::new(ack),
+                        Box::new(refused),
+                    )?;
+                    return Ok(None); // answered once Redis did
+                }
                 let info =
                     hub.subscribe(session, &self.identity, &full, &full, sub_opts, |info| {
                         // Queued in the outbox ahead of any replayed or live message.
                         event.ack.map(|id| {
-                            let mut fields = format!(",\"topic\":{}", packet::json_string(&topic));
-                            if let Some(e) = &info.epoch {
-                                fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
-                            }
-                            fields.push_str(&format!(
-                                ",\"offset\":{},\"replayed\":{}",
-                                info.last_offset, info.replayed
-                            ));
-                            let args = format!("[{{\"ok\":true{fields}}}]");
+                            let args = subscribed_ack(&topic, info);
                             reply_blob(&packet::ack(&nsp, id, &args, Vec::new()))
                         })
                     })?;
-                let exact = !full.contains(['*', '>', '#']);
                 lock(&self.tracker).subscribed(
                     &full,
                     opts.presence,
@@ -479,6 +557,26 @@ impl Conn {
                     .get(1)
                     .ok_or_else(|| Failure::bad("publish: argument 2 must be the data"))?;
                 let (kind, payload) = payload_of(data, &event.attachments)?;
+                if let Some(remote) = &self.shared.remote {
+                    let reply = answer_later(session, self.socket.namespace(), event);
+                    let full = self.full(&topic);
+                    let done = move |r: Result<tidings_core::Published, HubError>| {
+                        reply(
+                            r.map(|p| Some(published_fields(&topic, &p)))
+                                .map_err(Failure::from),
+                        );
+                    };
+                    remote.publish(
+                        &self.identity,
+                        &full,
+                        kind,
+                        payload,
+                        Vec::new(),
+                        crate::clock::now_ms(),
+                        Box::new(done),
+                    );
+                    return Ok(None); // answered once Redis did
+                }
                 let p = hub.publish(
                     &self.identity,
                     &self.full(&topic),
@@ -487,41 +585,32 @@ impl Conn {
                     Vec::new(),
                     crate::clock::now_ms(),
                 )?;
-                Ok(Some((
-                    format!(
-                        ",\"topic\":{},\"offset\":{},\"epoch\":{}",
-                        packet::json_string(&topic),
-                        p.offset,
-                        packet::json_string(&p.epoch)
-                    ),
-                    Vec::new(),
-                )))
+                Ok(Some(published_fields(&topic, &p)))
             }
             "history" => {
                 let topic = string_arg(event, 0, "topic")?;
                 let opts: HistoryOpts = opts_arg(event, 1)?;
                 let limit = opts.limit.unwrap_or(100).min(MAX_HISTORY_PAGE);
+                if let Some(remote) = &self.shared.remote {
+                    let reply = answer_later(session, self.socket.namespace(), event);
+                    let prefix = self.prefix.clone();
+                    let full = self.full(&topic);
+                    let done = move |r: Result<tidings_core::HistoryPage, HubError>| {
+                        let shown = |t: &str| match &prefix {
+                            None => t.to_owned(),
+                            Some(p) => t.strip_prefix(&**p).unwrap_or(t).to_owned(),
+                        };
+                        reply(
+                            r.map(|page| Some(history_fields(&topic, &page, &shown)))
+                                .map_err(Failure::from),
+                        );
+                    };
+                    remote.history_then(&self.identity, &full, opts.since, limit, Box::new(done));
+                    return Ok(None); // answered once Redis did
+                }
                 let page = hub.history(&self.identity, &self.full(&topic), opts.since, limit)?;
-                let mut fields = format!(",\"topic\":{}", packet::json_string(&topic));
-                if let Some(e) = &page.epoch {
-                    fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
-                }
-                fields.push_str(&format!(
-                    ",\"earliest\":{},\"offset\":{},\"messages\":[",
-                    page.earliest, page.last_offset
-                ));
-                let mut bins = Vec::new();
-                for (i, m) in page.messages.iter().enumerate() {
-                    if i > 0 {
-                        fields.push(',');
-                    }
-                    fields.push_str(&message_json(m, self.shown(&m.topic), bins.len()));
-                    if m.kind == PayloadKind::Binary {
-                        bins.push(m.payload.clone());
-                    }
-                }
-                fields.push(']');
-                Ok(Some((fields, bins)))
+                let shown = |t: &str| self.shown(t).to_owned();
+                Ok(Some(history_fields(&topic, &page, &shown)))
             }
             "presence" => {
                 let topic = string_arg(event, 0, "topic")?;
@@ -562,6 +651,60 @@ impl Conn {
             }),
         }
     }
+}
+
+/// The ack fields of a `history` request; `shown` names a topic relative to the namespace.
+fn history_fields(
+    topic: &str,
+    page: &tidings_core::HistoryPage,
+    shown: &dyn Fn(&str) -> String,
+) -> Reply {
+    let mut fields = format!(",\"topic\":{}", packet::json_string(topic));
+    if let Some(e) = &page.epoch {
+        fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
+    }
+    fields.push_str(&format!(
+        ",\"earliest\":{},\"offset\":{},\"messages\":[",
+        page.earliest, page.last_offset
+    ));
+    let mut bins = Vec::new();
+    for (i, m) in page.messages.iter().enumerate() {
+        if i > 0 {
+            fields.push(',');
+        }
+        fields.push_str(&message_json(m, &shown(&m.topic), bins.len()));
+        if m.kind == PayloadKind::Binary {
+            bins.push(m.payload.clone());
+        }
+    }
+    fields.push(']');
+    (fields, bins)
+}
+
+/// The ack fields of a `publish`: where the message went.
+fn published_fields(topic: &str, p: &tidings_core::Published) -> Reply {
+    (
+        format!(
+            ",\"topic\":{},\"offset\":{},\"epoch\":{}",
+            packet::json_string(topic),
+            p.offset,
+            packet::json_string(&p.epoch)
+        ),
+        Vec::new(),
+    )
+}
+
+/// The ack arguments of a `subscribe`: queued ahead of any replayed or live message.
+fn subscribed_ack(topic: &str, info: &tidings_core::Subscribed) -> String {
+    let mut fields = format!(",\"topic\":{}", packet::json_string(topic));
+    if let Some(e) = &info.epoch {
+        fields.push_str(&format!(",\"epoch\":{}", packet::json_string(e)));
+    }
+    fields.push_str(&format!(
+        ",\"offset\":{},\"replayed\":{}",
+        info.last_offset, info.replayed
+    ));
+    format!("[{{\"ok\":true{fields}}}]")
 }
 
 /// A `publish` data argument as a payload: a string is text, a binary placeholder is

@@ -184,6 +184,7 @@ async fn serve(
     };
     let from = peer.map(|p| p.addr.ip());
     let mut st = StompSession::new(session, hub, broker.auth.clone(), cfg, from);
+    st.remote = broker.remote.clone();
     let connect_deadline = Instant::now() + Duration::from_millis(cfg.connect_timeout_ms);
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut out = Outgoing::default();
@@ -221,10 +222,15 @@ async fn serve(
                 encode_batch(&st, &mut batch, &mut out, &mut auto_acks);
                 if let Some(reason) = &closed {
                     let message = match reason {
-                        CloseReason::SlowConsumer => "slow consumer: too many messages queued; closing",
-                        _ => "server shutting down",
+                        CloseReason::SlowConsumer => Some("slow consumer: too many messages queued; closing"),
+                        // The session queued its own ERROR (a publish or subscribe Redis
+                        // refused after the frame was handled), then closed.
+                        CloseReason::Finished => None,
+                        _ => Some("server shutting down"),
                     };
-                    stomp::encode_error(message, None, "", st.version, &mut out.buf);
+                    if let Some(message) = message {
+                        stomp::encode_error(message, None, "", st.version, &mut out.buf);
+                    }
                 }
                 if !out.is_empty() {
                     if let Err(e) = transport.send(&mut out).await {

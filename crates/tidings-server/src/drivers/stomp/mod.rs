@@ -40,6 +40,8 @@ pub(crate) struct Broker {
     pub(crate) config: StompConfig,
     /// For `/stomp` upgrades (limits, compression, origins).
     pub(crate) websocket: Arc<WebSocketConfig>,
+    /// The Redis engine, when topics are shared with other nodes (`None`: in memory).
+    pub(crate) remote: crate::engine::Remote,
 }
 
 impl Broker {

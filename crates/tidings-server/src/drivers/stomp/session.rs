@@ -57,6 +57,9 @@ impl From<HubError> for Refused {
     }
 }
 
+/// What answers a subscribe that Redis refuses after its frame was handled.
+type LaterRefusal = Box<dyn FnOnce(&HubError) -> Option<Bytes> + Send>;
+
 /// The server's name in CONNECTED.
 const SERVER: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"));
 
@@ -77,6 +80,21 @@ pub(super) struct StompSession {
     txs: HashMap<String, Transaction>,
     /// Agreed heart-beat intervals in ms: (we send every, we expect every); 0 = never.
     pub(super) heart_beat: (u32, u32),
+    /// The Redis engine: topic publishes and subscribes go through it (`None`: in memory).
+    pub(super) remote: crate::engine::Remote,
+    /// SENDs waiting for Redis, so a DISCONNECT's RECEIPT comes after theirs (STOMP: a
+    /// DISCONNECT receipt confirms every frame before it).
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
+    /// A DISCONNECT is waiting for `in_flight`: what the client sends after it is ignored.
+    disconnecting: bool,
+}
+
+/// Publishes a STOMP connection has waiting for Redis, and the DISCONNECT waiting for them.
+#[derive(Default)]
+struct InFlight {
+    count: usize,
+    /// `Some` once a DISCONNECT came while publishes were waiting: its RECEIPT, if it had one.
+    disconnect: Option<Option<Bytes>>,
 }
 
 impl StompSession {
@@ -105,6 +123,9 @@ impl StompSession {
             subs: HashMap::new(),
             txs: HashMap::new(),
             heart_beat: (0, 0),
+            remote: None,
+            in_flight: Arc::default(),
+            disconnecting: false,
         }
     }
 
@@ -145,6 +166,10 @@ impl StompSession {
     /// Decodes and handles every whole frame in `buf`.
     pub(super) fn handle_input(&mut self, buf: &mut BytesMut) -> Flow {
         loop {
+            if self.disconnecting {
+                buf.clear();
+                return Flow::Continue;
+            }
             match self.decoder.decode(buf) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(frame)) => {
@@ -243,9 +268,15 @@ impl StompSession {
                         })?;
                     }
                     None => match dest {
-                        Dest::Topic(name) => {
-                            hub.publish(&self.identity, &name, kind, body, headers, now)?;
-                        }
+                        Dest::Topic(name) => match &self.remote {
+                            Some(remote) => {
+                                self.publish_remote(remote, &name, kind, body, headers, receipt);
+                                return Ok(Flow::Continue);
+                            }
+                            None => {
+                                hub.publish(&self.identity, &name, kind, body, headers, now)?;
+                            }
+                        },
                         Dest::Queue(name) => {
                             hub.publish_queue(&self.identity, &name, kind, body, headers, now)?;
                         }
@@ -278,10 +309,29 @@ impl StompSession {
                             resume: since.map(|since| Resume { since, epoch }),
                             ..SubscribeOptions::default()
                         };
-                        hub.subscribe(&self.session, &self.identity, &id, &pattern, opts, |_| {
-                            receipt
-                        })
-                        .map(|_| ())
+                        match &self.remote {
+                            Some(remote) => remote.subscribe(
+                                &self.session,
+                                &self.identity,
+                                &id,
+                                &pattern,
+                                opts,
+                                Box::new(move |_| receipt),
+                                self.refused_later(format!(
+                                    "in a SUBSCRIBE frame to {destination}"
+                                )),
+                            ),
+                            None => hub
+                                .subscribe(
+                                    &self.session,
+                                    &self.identity,
+                                    &id,
+                                    &pattern,
+                                    opts,
+                                    |_| receipt,
+                                )
+                                .map(|_| ()),
+                        }
                     }
                     Dest::Queue(name) => {
                         let opts = ConsumeOptions {
@@ -332,6 +382,9 @@ impl StompSession {
                     .txs
                     .remove(&transaction)
                     .ok_or_else(|| unknown_tx(&transaction))?;
+                if let Some(remote) = self.remote.clone() {
+                    return self.commit_remote(&remote, tx, receipt, now);
+                }
                 hub.commit(&self.session, &self.identity, tx, now)?;
             }
             ClientOp::Abort { transaction } => {
@@ -340,7 +393,16 @@ impl StompSession {
                     .ok_or_else(|| unknown_tx(&transaction))?;
             }
             ClientOp::Disconnect => {
-                if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+                let bytes = self.receipt_bytes(receipt.as_deref());
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                if in_flight.count > 0 {
+                    // The last SEND's answer from Redis queues the RECEIPT and closes.
+                    in_flight.disconnect = Some(bytes);
+                    self.disconnecting = true;
+                    return Ok(Flow::Continue);
+                }
+                drop(in_flight);
+                if let Some(b) = bytes {
                     self.session.outbox().push_reply(b);
                 }
                 return Ok(Flow::Close);
@@ -412,6 +474,158 @@ impl StompSession {
         let session = self.session.id().to_string();
         self.reply(|b| stomp::encode_connected(version, agreed, &session, SERVER, b));
         Ok(Flow::Continue)
+    }
+
+    /// A SEND to a topic through Redis: the RECEIPT is queued once Redis numbered the
+    /// message; a refusal (Redis unavailable, rights) is an ERROR, then the connection closes,
+    /// as a refused frame does.
+    fn publish_remote(
+        &self,
+        remote: &crate::engine::RedisEngine,
+        topic: &str,
+        kind: PayloadKind,
+        body: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        receipt: Option<String>,
+    ) {
+        let answer = self.answer_when_stored(receipt, "in a SEND frame");
+        let done = move |r: Result<tidings_core::Published, HubError>| answer(r.map(drop));
+        let now = crate::clock::now_ms();
+        remote.publish(
+            &self.identity,
+            topic,
+            kind,
+            body,
+            headers,
+            now,
+            Box::new(done),
+        );
+    }
+
+    /// The answer to a frame Redis must store first: its RECEIPT, or an ERROR then close; and
+    /// a DISCONNECT waiting for it goes out after it.
+    fn answer_when_stored(
+        &self,
+        receipt: Option<String>,
+        context: &'static str,
+    ) -> impl FnOnce(Result<(), HubError>) + Send + 'static {
+        let outbox = self.session.outbox().clone();
+        let version = self.version;
+        let in_flight = self.in_flight.clone();
+        in_flight.lock().unwrap_or_else(|e| e.into_inner()).count += 1;
+        move |r: Result<(), HubError>| {
+            let mut state = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            state.count -= 1;
+            let mut b = BytesMut::new();
+            match r {
+                Ok(()) => {
+                    if let Some(id) = receipt {
+                        stomp::encode_receipt(&id, version, &mut b);
+                        outbox.push_reply(b.freeze());
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("stomp ERROR: {e}");
+                    stomp::encode_error(
+                        &e.to_string(),
+                        receipt.as_deref(),
+                        context,
+                        version,
+                        &mut b,
+                    );
+                    outbox.push_reply(b.freeze());
+                    outbox.close(tidings_core::CloseReason::Finished);
+                    return;
+                }
+            }
+            if state.count == 0 {
+                if let Some(disconnect) = state.disconnect.take() {
+                    if let Some(b) = disconnect {
+                        outbox.push_reply(b);
+                    }
+                    outbox.close(tidings_core::CloseReason::Finished);
+                }
+            }
+        }
+    }
+
+    /// A COMMIT with the Redis engine. Its SENDs to topics are published all or none (one
+    /// `MULTI`/`EXEC` in Redis), RECEIPT once Redis answered. Queues and acks are per node, so
+    /// a transaction cannot mix them with topic SENDs (one side could commit without the
+    /// other): refused plainly. Without topic SENDs the hub commits it as usual.
+    fn commit_remote(
+        &mut self,
+        remote: &crate::engine::RedisEngine,
+        tx: Transaction,
+        receipt: Option<String>,
+        now: u64,
+    ) -> Result<Flow, Refused> {
+        let limits = self.hub.config().transactions;
+        let ops = tx.into_ops();
+        let topics = ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    Staged::Publish {
+                        target: Target::Topic,
+                        ..
+                    }
+                )
+            })
+            .count();
+        if topics == 0 {
+            let mut tx = Transaction::new(limits);
+            for op in ops {
+                tx.stage(op)?;
+            }
+            self.hub.commit(&self.session, &self.identity, tx, now)?;
+            if let Some(b) = self.receipt_bytes(receipt.as_deref()) {
+                self.session.outbox().push_reply(b);
+            }
+            return Ok(Flow::Continue);
+        }
+        if topics != ops.len() {
+            return Err(Refused {
+                message: "with the redis engine a transaction cannot mix SENDs to /topic with /queue SENDs or ACK/NACK".into(),
+                detail: "topic messages are committed in Redis, queues and acks on this node; commit them in separate transactions".into(),
+            });
+        }
+        let messages = ops
+            .into_iter()
+            .filter_map(|op| match op {
+                Staged::Publish {
+                    name,
+                    kind,
+                    payload,
+                    headers,
+                    ..
+                } => Some((name, kind, payload, headers)),
+                _ => None,
+            })
+            .collect();
+        let answer = self.answer_when_stored(receipt, "in a COMMIT frame");
+        remote.publish_all(
+            &self.identity,
+            messages,
+            now,
+            Box::new(move |r| answer(r.map(drop))),
+        );
+        Ok(Flow::Continue)
+    }
+
+    /// What a subscribe Redis refuses after the frame was handled answers: an ERROR, then
+    /// the connection closes.
+    fn refused_later(&self, detail: String) -> LaterRefusal {
+        let outbox = self.session.outbox().clone();
+        let version = self.version;
+        Box::new(move |e| {
+            let mut b = BytesMut::new();
+            stomp::encode_error(&e.to_string(), None, &detail, version, &mut b);
+            outbox.push_reply(b.freeze());
+            outbox.close(tidings_core::CloseReason::Finished);
+            None
+        })
     }
 
     fn tx(&mut self, id: &str) -> Result<&mut Transaction, Refused> {

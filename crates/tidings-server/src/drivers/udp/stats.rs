@@ -27,6 +27,9 @@ pub(crate) struct UdpStats {
     pub(crate) slow_dropped: AtomicU64,
     /// Subscriber addresses now.
     pub(crate) subscribers: AtomicU64,
+    /// Publishes the engine refused (Redis unavailable, rights): counted because a datagram
+    /// without a request id is never answered.
+    pub(crate) publish_failures: AtomicU64,
 }
 
 impl UdpStats {
@@ -105,6 +108,12 @@ impl UdpStats {
                 "counter",
                 "UDP subscriber addresses dropped because their queue overflowed.",
                 g(&self.slow_dropped),
+            ),
+            (
+                "tidings_udp_publish_failures_total",
+                "counter",
+                "UDP publishes refused (e.g. the Redis engine unavailable); without a request id the sender is not told.",
+                g(&self.publish_failures),
             ),
             (
                 "tidings_udp_subscribers",
