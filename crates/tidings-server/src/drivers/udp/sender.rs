@@ -18,7 +18,6 @@
 //! kernel refuses a GSO send (EIO/EINVAL: the interface cannot; `quinn-udp` then turns GSO off
 //! for good), datagrams go one `sendto` each, and a refused run is resent that way.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use quinn_udp::{Transmit, UdpSocketState};
 use tidings_core::{CloseReason, Delivery, EncodingSlot, Message};
 use tidings_proto::udp::{self, Reply};
 use tokio::io::Interest;
+use tokio::net::UdpSocket;
 
 use super::stats::UdpStats;
 use super::Endpoint;
@@ -115,7 +115,8 @@ async fn flush(endpoint: &Endpoint, addr: SocketAddr, work: &mut Work) {
             .map_or(1, |g| g.max_gso_segments().min(MAX_SEGMENTS));
         let n = run_len(&work.datagrams[start..], segments, MAX_GSO_BYTES);
         let run = &work.datagrams[start..start + n];
-        send_run(endpoint, addr, run, &mut work.gso_buf).await;
+        let gso = endpoint.gso.as_ref();
+        send_run(&endpoint.socket, gso, stats, addr, run, &mut work.gso_buf).await;
         start += n;
     }
     work.datagrams.clear();
@@ -152,9 +153,15 @@ pub(super) fn run_len<B: AsRef<[u8]>>(queue: &[B], max_segments: usize, max_byte
 
 /// Sends one run to `addr`: one GSO send when it holds several datagrams and GSO is on,
 /// else (or when the kernel refuses the GSO send) one `sendto` per datagram.
-async fn send_run(endpoint: &Endpoint, addr: SocketAddr, run: &[Bytes], buf: &mut Vec<u8>) {
-    let stats = endpoint.stats();
-    if let (Some(gso), true) = (&endpoint.gso, run.len() > 1) {
+async fn send_run(
+    socket: &UdpSocket,
+    gso: Option<&UdpSocketState>,
+    stats: &UdpStats,
+    addr: SocketAddr,
+    run: &[Bytes],
+    buf: &mut Vec<u8>,
+) {
+    if let (Some(gso), true) = (gso, run.len() > 1) {
         buf.clear();
         run.iter().for_each(|d| buf.extend_from_slice(d));
         let transmit = Transmit {
@@ -164,7 +171,6 @@ async fn send_run(endpoint: &Endpoint, addr: SocketAddr, run: &[Bytes], buf: &mu
             segment_size: Some(run[0].len()),
             src_ip: None,
         };
-        let socket = &endpoint.socket;
         let sent = socket
             .async_io(Interest::WRITABLE, || {
                 gso.try_send(socket.into(), &transmit)
@@ -177,21 +183,18 @@ async fn send_run(endpoint: &Endpoint, addr: SocketAddr, run: &[Bytes], buf: &mu
                 return;
             }
             Err(e) => {
+                // EIO/EINVAL: quinn-udp has now turned GSO off for later runs.
                 UdpStats::bump(&stats.gso_fallbacks);
                 tracing::debug!("udp: GSO send of {} datagrams refused: {e}", run.len());
             }
         }
     }
     for datagram in run {
-        match send_one(endpoint, datagram, addr).await {
+        match socket.send_to(datagram, addr).await {
             Ok(_) => UdpStats::bump(&stats.messages_sent),
             Err(_) => UdpStats::bump(&stats.send_errors),
         }
     }
-}
-
-async fn send_one(endpoint: &Endpoint, datagram: &[u8], addr: SocketAddr) -> io::Result<usize> {
-    endpoint.socket.send_to(datagram, addr).await
 }
 
 /// The `MESSAGE` datagram of `m`.
@@ -214,6 +217,7 @@ fn encode(m: &Message) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn sizes(sizes: &[usize]) -> Vec<Vec<u8>> {
         sizes.iter().map(|&n| vec![0u8; n]).collect()
@@ -233,8 +237,69 @@ mod tests {
     fn run_is_bounded_by_segments_bytes_and_segment_size() {
         assert_eq!(run_len(&sizes(&[100; 200]), 64, MAX_GSO_BYTES), 64);
         assert_eq!(run_len(&sizes(&[100; 200]), 1, MAX_GSO_BYTES), 1);
-        assert_eq!(run_len(&sizes(&[1000; 200]), 64, MAX_GSO_BYTES), 65);
+        assert_eq!(run_len(&sizes(&[1100; 200]), 64, MAX_GSO_BYTES), 59);
         assert_eq!(run_len(&sizes(&[1000; 200]), 64, 10_000), 10);
         assert_eq!(run_len(&sizes(&[1300; 4]), 64, MAX_GSO_BYTES), 1);
+    }
+
+    /// Sends `run` from a fresh socket (with SO_NO_CHECK if `refuse`: Linux then refuses GSO
+    /// sends with EINVAL, as a device without offload does with EIO) to a receiver without
+    /// GRO; returns what it received, datagram by datagram, and the counters.
+    async fn send_and_receive(run: &[Bytes], refuse: bool) -> (Vec<Vec<u8>>, UdpStats, usize) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if refuse {
+            nix::sys::socket::setsockopt(&socket, NoCheck, &true).unwrap();
+        }
+        let gso = gso_state(true, socket.local_addr().unwrap());
+        let stats = UdpStats::default();
+        let to = receiver.local_addr().unwrap();
+        send_run(&socket, gso.as_ref(), &stats, to, run, &mut Vec::new()).await;
+        // Later runs after a refusal: GSO stays off.
+        let segments = gso.as_ref().map_or(1, |g| g.max_gso_segments());
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), receiver.recv(&mut buf)).await
+        {
+            got.push(buf[..n].to_vec());
+        }
+        (got, stats, segments)
+    }
+
+    use nix::{getsockopt_impl, libc, setsockopt_impl, sockopt_impl};
+    sockopt_impl!(NoCheck, Both, libc::SOL_SOCKET, libc::SO_NO_CHECK, bool);
+
+    fn run_of(sizes: &[usize]) -> Vec<Bytes> {
+        let mut i = 0u8;
+        sizes
+            .iter()
+            .map(|&n| {
+                i += 1;
+                Bytes::from(vec![i; n])
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn one_gso_send_arrives_as_the_same_datagrams() {
+        let run = run_of(&[60, 60, 60, 60, 60, 60, 60, 21]);
+        let (got, stats, _) = send_and_receive(&run, false).await;
+        assert_eq!(got, run.iter().map(|d| d.to_vec()).collect::<Vec<_>>());
+        assert_eq!(UdpStats::get(&stats.gso_sends), 1);
+        assert_eq!(UdpStats::get(&stats.messages_sent), 8);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_refused_gso_send_goes_again_one_datagram_at_a_time() {
+        let run = run_of(&[60, 60, 60, 60, 33]);
+        let (got, stats, segments) = send_and_receive(&run, true).await;
+        assert_eq!(got, run.iter().map(|d| d.to_vec()).collect::<Vec<_>>());
+        assert_eq!(UdpStats::get(&stats.gso_sends), 0);
+        assert_eq!(UdpStats::get(&stats.gso_fallbacks), 1);
+        assert_eq!(UdpStats::get(&stats.messages_sent), 5);
+        assert_eq!(segments, 1, "GSO stays off after the kernel refused it");
     }
 }
