@@ -40,6 +40,11 @@ pub(crate) struct UdpArgs {
     /// Worker threads of the server's runtime.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
+    /// First measure the machine's own ceilings, flat out for `--seconds` each, to
+    /// `--subscribers` sockets that count what arrives: one `sendto` per datagram, `sendmmsg`
+    /// of 64, and GSO sends of 8 datagrams to one destination (Linux).
+    #[arg(long)]
+    ceilings: bool,
 }
 
 struct Row {
@@ -52,6 +57,10 @@ struct Row {
 }
 
 pub(crate) fn run(args: UdpArgs) -> Result<(), String> {
+    let ceilings = match args.ceilings {
+        true => ceilings::measure(&args)?,
+        false => Vec::new(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.server_threads.max(1))
         .enable_all()
@@ -119,6 +128,25 @@ pub(crate) fn run(args: UdpArgs) -> Result<(), String> {
     }
     runtime.block_on(server.shutdown());
     print_table(&args, &rows);
+    if !ceilings.is_empty() {
+        let gso = ceilings.iter().find(|c| c.0 == "gso").map_or(0.0, |c| c.1);
+        let best = rows.iter().map(|r| r.delivered).fold(0.0, f64::max);
+        println!(
+            "\nThe machine's ceilings (flat out, {} sinks, same datagram size):\n",
+            args.subscribers
+        );
+        println!("| loop | delivered/s |");
+        println!("|---|---:|");
+        for (name, rate) in &ceilings {
+            println!("| {name} | {rate:.0} |");
+        }
+        if gso > 0.0 {
+            println!(
+                "\ntidings' best delivered/s above: {best:.0} = {:.0} % of the GSO loop",
+                100.0 * best / gso
+            );
+        }
+    }
     Ok(())
 }
 
@@ -245,5 +273,121 @@ fn print_table(args: &UdpArgs, rows: &[Row]) {
             "| {} | {:.0} | {:.0} | {:.0} | {:.2} % | {:.2} % |",
             r.offered, r.sent, r.published, r.delivered, r.publish_loss, r.delivery_loss
         );
+    }
+}
+
+/// The machine's own send ceilings: the same sinks, no server.
+mod ceilings {
+    use std::io::IoSlice;
+    use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use nix::sys::socket::{self, ControlMessage, MsgFlags, MultiHeaders, SockaddrIn};
+
+    use super::{open, UdpArgs};
+
+    /// About the size of a MESSAGE datagram with a 64-byte payload.
+    fn datagram_len(args: &UdpArgs) -> usize {
+        args.payload + 40
+    }
+
+    pub(super) fn measure(args: &UdpArgs) -> Result<Vec<(&'static str, f64)>, String> {
+        let mut out = Vec::new();
+        for name in ["sendto", "sendmmsg64", "gso"] {
+            out.push((name, one(args, name)?));
+        }
+        Ok(out)
+    }
+
+    fn one(args: &UdpArgs, how: &str) -> Result<f64, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let mut sinks = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..args.subscribers.max(1) {
+            let socket = open(args.socket_buffer)?;
+            let SocketAddr::V4(addr) = socket.local_addr().map_err(|e| e.to_string())? else {
+                return Err("IPv4 sinks expected".into());
+            };
+            sinks.push(addr);
+            let (stop, count) = (stop.clone(), count.clone());
+            threads.push(thread::spawn(move || sink(socket, stop, count)));
+        }
+        let sender = open(args.socket_buffer)?;
+        let datagram = vec![b'x'; datagram_len(args)];
+        let started = Instant::now();
+        let run = Duration::from_secs_f64(args.seconds);
+        let mut i = 0usize;
+        while started.elapsed() < run {
+            match how {
+                "sendto" => {
+                    for _ in 0..64 {
+                        let _ = sender.send_to(&datagram, sinks[i % sinks.len()]);
+                        i += 1;
+                    }
+                }
+                "sendmmsg64" => {
+                    i = send_mmsg(&sender, &sinks, &datagram, i);
+                }
+                _ => {
+                    i = send_gso(&sender, &sinks, &datagram, i)?;
+                }
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        Ok(count.load(Ordering::Relaxed) as f64 / elapsed)
+    }
+
+    fn sink(socket: UdpSocket, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut buf = vec![0u8; 65536];
+        while !stop.load(Ordering::Relaxed) {
+            if socket.recv(&mut buf).is_ok() {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn send_mmsg(sender: &UdpSocket, sinks: &[SocketAddrV4], datagram: &[u8], i: usize) -> usize {
+        const N: usize = 64;
+        let iovs: Vec<[IoSlice<'_>; 1]> = (0..N).map(|_| [IoSlice::new(datagram)]).collect();
+        let addrs: Vec<Option<SockaddrIn>> = (0..N)
+            .map(|k| Some(SockaddrIn::from(sinks[(i + k) % sinks.len()])))
+            .collect();
+        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(N, None);
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        let fd = sender.as_raw_fd();
+        let _ = socket::sendmmsg(fd, &mut headers, &iovs, &addrs, cmsgs, MsgFlags::empty());
+        i + N
+    }
+
+    fn send_gso(
+        sender: &UdpSocket,
+        sinks: &[SocketAddrV4],
+        datagram: &[u8],
+        i: usize,
+    ) -> Result<usize, String> {
+        const SEGMENTS: usize = 8;
+        let buf = datagram.repeat(SEGMENTS);
+        let segment = datagram.len() as u16;
+        let to = SockaddrIn::from(sinks[i % sinks.len()]);
+        let iov = [IoSlice::new(&buf)];
+        let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
+        let fd = sender.as_raw_fd();
+        match socket::sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to)) {
+            Err(nix::errno::Errno::EIO | nix::errno::Errno::EINVAL) => {
+                Err("the kernel refuses GSO here".into())
+            }
+            _ => Ok(i + 1),
+        }
     }
 }

@@ -232,6 +232,11 @@ pub struct DatagramConfig {
     /// grants at most `net.core.rmem_max`/`wmem_max`. Bursts beyond it are lost, as on any
     /// UDP socket.
     pub socket_buffer: usize,
+    /// Send what is queued for one subscriber as one GSO send (UDP segmentation offload,
+    /// Linux 4.18 and later): many datagrams per system call. Default true; where the kernel
+    /// or the interface refuses it, the server falls back to one send per datagram by itself.
+    /// False forces that fallback.
+    pub gso: bool,
 }
 
 impl Default for DatagramConfig {
@@ -246,6 +251,7 @@ impl Default for DatagramConfig {
             max_subscribers: 10_000,
             max_subscriptions: 64,
             socket_buffer: 4 << 20,
+            gso: true,
         }
     }
 }

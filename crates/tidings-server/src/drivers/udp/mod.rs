@@ -6,7 +6,8 @@
 //!                                                  SUBSCRIBE/RENEW/UNSUBSCRIBE
 //!                                                    no valid cookie ─> CHALLENGE
 //!                                                    valid cookie ────> Peers (session, lease)
-//!  Hub ─> peer's Outbox ─wake─> Ready queue ─> sender task ─> one MESSAGE datagram each
+//!  Hub ─> peer's Outbox ─wake─> Ready queue ─> sender task ─> MESSAGE datagrams: what is
+//!                                   queued for one peer goes as GSO sends (many per syscall)
 //! ```
 //!
 //! Abuse resistance, because source addresses can be forged:
@@ -66,6 +67,8 @@ pub(crate) struct Endpoint {
     cookies: Cookies,
     limits: udp::Limits,
     lease_ms: u64,
+    /// GSO support of the kernel (`sender::gso_state`); `None`: one `sendto` per datagram.
+    gso: Option<quinn_udp::UdpSocketState>,
 }
 
 /// Runs the endpoint until shutdown.
@@ -75,8 +78,11 @@ pub(crate) fn spawn(
     cfg: DatagramConfig,
     stats: Arc<UdpStats>,
 ) -> std::io::Result<()> {
+    let gso = sender::gso_state(cfg.gso, socket.local_addr()?);
+    tracing::debug!("udp: GSO {}", if gso.is_some() { "on" } else { "off" });
     let endpoint = Arc::new(Endpoint {
         socket,
+        gso,
         peers: Mutex::new(Peers::new(
             cfg.max_subscribers,
             cfg.max_subscriptions,

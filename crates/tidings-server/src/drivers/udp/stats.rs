@@ -19,6 +19,10 @@ pub(crate) struct UdpStats {
     pub(crate) messages_sent: AtomicU64,
     /// Messages not sent to a subscriber because their datagram would exceed `max_payload`.
     pub(crate) oversize: AtomicU64,
+    /// GSO sends (several message datagrams to one subscriber in one system call).
+    pub(crate) gso_sends: AtomicU64,
+    /// GSO sends the kernel refused; their datagrams were sent again one by one.
+    pub(crate) gso_fallbacks: AtomicU64,
     /// Datagrams the kernel refused to send (send buffer full, unreachable).
     pub(crate) send_errors: AtomicU64,
     /// Subscriber addresses whose lease ran out.
@@ -90,6 +94,18 @@ impl UdpStats {
                 "counter",
                 "Messages not sent to a UDP subscriber: larger than datagram.max_payload.",
                 g(&self.oversize),
+            ),
+            (
+                "tidings_udp_gso_sends_total",
+                "counter",
+                "GSO sends: several datagrams to one UDP subscriber in one system call.",
+                g(&self.gso_sends),
+            ),
+            (
+                "tidings_udp_gso_fallbacks_total",
+                "counter",
+                "GSO sends the kernel refused, sent again one datagram at a time.",
+                g(&self.gso_fallbacks),
             ),
             (
                 "tidings_udp_send_errors_total",
