@@ -233,9 +233,7 @@ impl QueueStore for MemoryQueues {
             }
             None => (0, 0),
         };
-        if self.stored + bytes > self.limits.max_total_bytes {
-            return Err(HubError::QueuesFull(self.limits.max_total_bytes));
-        }
+        self.check_total(bytes)?;
         if ready + count > self.limits.max_messages || held + bytes > self.limits.max_bytes {
             return Err(HubError::QueueFull {
                 queue: name.into(),
@@ -247,16 +245,14 @@ impl QueueStore for MemoryQueues {
     }
 
     fn publish(&mut self, name: &str, draft: Draft, now: u64) -> Result<u64, HubError> {
-        // As `Message::cost`, before the message exists.
-        self.check_room(
-            name,
-            1,
-            crate::message::cost(name, &draft.payload, &draft.headers),
-        )?;
+        // As `Message::cost`, before the message exists (computed once: the headers are
+        // walked for it).
+        let cost = crate::message::cost(name, &draft.payload, &draft.headers);
+        self.check_room(name, 1, cost)?;
         let q = self.queue(name)?;
         q.last_seq += 1;
         let msg = Arc::new(draft.into_message(q.name.clone(), q.last_seq, q.epoch.clone(), now));
-        let cost = msg.cost();
+        debug_assert_eq!(cost, msg.cost());
         q.bytes += cost;
         q.ready.push_back(msg);
         let seq = q.last_seq;

@@ -363,9 +363,7 @@ impl Hub {
         headers: Vec<(Arc<str>, Arc<str>)>,
         now: u64,
     ) -> Result<Published, HubError> {
-        validate_topic(topic)?;
-        self.access.can_publish(who, topic)?;
-        who.check_expiry(now)?;
+        self.check_publish_rights(who, topic, now)?;
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.shutting_down {
@@ -385,12 +383,18 @@ impl Hub {
     /// this first, then numbers the message in the shared log and hands it to
     /// [`Hub::deliver`].
     pub fn check_publish(&self, who: &Identity, topic: &str, now: u64) -> Result<(), HubError> {
-        validate_topic(topic)?;
-        self.access.can_publish(who, topic)?;
-        who.check_expiry(now)?;
+        self.check_publish_rights(who, topic, now)?;
         if self.is_shutting_down() {
             return Err(HubError::ShuttingDown);
         }
+        Ok(())
+    }
+
+    /// The name, the right to publish and the identity's expiry: what needs no lock.
+    fn check_publish_rights(&self, who: &Identity, topic: &str, now: u64) -> Result<(), HubError> {
+        validate_topic(topic)?;
+        self.access.can_publish(who, topic)?;
+        who.check_expiry(now)?;
         Ok(())
     }
 
@@ -624,8 +628,7 @@ impl Hub {
         since: u64,
         limit: usize,
     ) -> Result<HistoryPage, HubError> {
-        validate_topic(topic)?;
-        self.access.can_subscribe(who, &Pattern::parse(topic)?)?;
+        self.check_history(who, topic)?;
         Ok(self.lock().engine.log.read(topic, since, limit))
     }
 

@@ -755,6 +755,11 @@ impl RedisEngine {
                     // a fresh subscriber). A topic another pattern still covers is checked
                     // again from its next message.
                     match tidings_core::Pattern::parse(&p) {
+                        // An exact topic (the common case) is one lookup, not a scan of
+                        // every tracked topic per unsubscribe.
+                        Ok(pattern) if pattern.is_exact() => {
+                            last.remove(p.as_ref());
+                        }
                         Ok(pattern) => last.retain(|topic, _| !pattern.matches(topic)),
                         Err(_) => last.clear(),
                     }
