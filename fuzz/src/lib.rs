@@ -135,6 +135,9 @@ fn decode_stomp(
 }
 
 fn check_stomp_frame(frame: stomp::Frame, version: stomp::Version) {
+    // What a client frame means (CONNECT's Bearer token, ACK's id rule, ...) is read without
+    // panicking, whatever the headers say.
+    let _ = stomp::ClientFrame::from_frame(frame.clone(), version);
     // Whatever decodes re-encodes to the same frame, except that without `\r` escapes (1.0,
     // 1.1, CONNECT/CONNECTED) a value ending in `\r` loses it to the line end.
     let escapes_cr = version == stomp::Version::V1_2 && frame.command.escapes_headers();

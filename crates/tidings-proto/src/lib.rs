@@ -37,6 +37,7 @@
 //! allocated until a whole frame is there. Every decoder is bounded by limits, and bad input is
 //! an error value that names what was wrong: decoding never panics on network input.
 
+pub mod bearer;
 mod decimal;
 pub mod engineio;
 pub mod json;

@@ -156,7 +156,13 @@ impl Authenticator for ConfiguredUsers {
         from: Option<IpAddr>,
     ) -> Result<Identity, HubError> {
         self.check_guard(from, user)?;
-        let who = self.hub.authenticate(user, password);
+        // An argon2id check takes tens of ms: on the multi-threaded runtime the worker hands
+        // its other tasks to the rest first, so a login does not stall their connections.
+        let check = || self.hub.authenticate(user, password);
+        let who = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(check),
+            _ => check(),
+        };
         match &who {
             Ok(_) => tracing::debug!(user, "authenticated"),
             Err(e) => {

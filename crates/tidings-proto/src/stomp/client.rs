@@ -173,12 +173,8 @@ fn op_of(frame: Frame, version: Version) -> Result<ClientOp, FrameError> {
                 bearer: frame
                     .header("Authorization")
                     .or_else(|| frame.header("authorization"))
-                    .and_then(|v| {
-                        let (scheme, token) = v.split_once(' ')?;
-                        scheme
-                            .eq_ignore_ascii_case("bearer")
-                            .then(|| token.trim().to_owned())
-                    }),
+                    .and_then(crate::bearer::bearer_token)
+                    .map(str::to_owned),
                 heart_beat,
             }
         }

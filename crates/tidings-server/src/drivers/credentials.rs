@@ -6,12 +6,7 @@ use hyper::HeaderMap;
 
 /// The token of an `Authorization: Bearer` header (scheme case-insensitive).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    tidings_proto::bearer::bearer_token(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The `token` query parameter, percent-decoded.

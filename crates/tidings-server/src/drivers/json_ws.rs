@@ -96,6 +96,7 @@ pub(crate) async fn serve(
     let timer = tokio::time::sleep_until(first.unwrap_or_else(Instant::now));
     tokio::pin!(timer);
     let mut timed = first.is_some();
+    let mut armed_expiry = driver.identity.expires_at;
     let mut batch = Vec::new();
     loop {
         tokio::select! {
@@ -130,10 +131,16 @@ pub(crate) async fn serve(
                 if driver.too_many_login_failures() {
                     return Box::pin(close_after_login_failures(conn, &driver, &mut batch)).await;
                 }
-                // A token just given may expire before the timer's next deadline.
-                if let Some(at) = driver.expiry().filter(|&at| !timed || at < timer.deadline()) {
-                    timer.as_mut().reset(at);
-                    timed = true;
+                // A token just given may expire before the timer's next deadline. Looked at
+                // only when the identity's expiry changed: the instant computed from it moves
+                // with the clocks, and re-arming per message is the timer cost avoided above.
+                let expires_at = driver.identity.expires_at;
+                if expires_at != armed_expiry {
+                    armed_expiry = expires_at;
+                    if let Some(at) = driver.expiry().filter(|&at| !timed || at < timer.deadline()) {
+                        timer.as_mut().reset(at);
+                        timed = true;
+                    }
                 }
             }
             _ = &mut timer, if timed => {

@@ -185,36 +185,12 @@ impl Endpoint {
                 let kind = crate::drivers::core_kind(kind);
                 let payload = Bytes::copy_from_slice(payload);
                 let anon = self.ctx.auth.anonymous();
-                if let Some(remote) = &self.ctx.remote {
-                    // Through Redis: answered (when the request has an id) once Redis
-                    // numbered it; a failure is counted either way, since a datagram without
-                    // an id hears nothing.
-                    let endpoint = self.clone();
-                    let name = topic.to_owned();
-                    let done = move |r: Result<tidings_core::Published, HubError>| match r {
-                        Ok(p) if id != 0 => {
-                            let mut out = Vec::new();
-                            let reply = Reply::Published {
-                                id,
-                                offset: p.offset,
-                                epoch: &p.epoch,
-                            };
-                            udp::encode_reply(&reply, &mut out);
-                            endpoint.reply(from, &out, len);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            UdpStats::bump(&endpoint.stats().publish_failures);
-                            if id != 0 {
-                                let text = format!("PUBLISH {name}: {e}");
-                                endpoint.error(from, id, code_of(&e), &text, len);
-                            }
-                        }
-                    };
-                    remote.publish(&anon, topic, kind, payload, Vec::new(), now, Box::new(done));
-                    return;
-                }
-                match hub.publish(&anon, topic, kind, payload, Vec::new(), now) {
+                // Answered (when the request has an id) once the publish is numbered, here or
+                // by Redis; a failure is counted either way, since a datagram without an id
+                // hears nothing.
+                let endpoint = self.clone();
+                let name = topic.to_owned();
+                let done = move |r: Result<tidings_core::Published, HubError>| match r {
                     Ok(p) if id != 0 => {
                         let mut out = Vec::new();
                         let reply = Reply::Published {
@@ -223,13 +199,22 @@ impl Endpoint {
                             epoch: &p.epoch,
                         };
                         udp::encode_reply(&reply, &mut out);
-                        self.reply(from, &out, len);
+                        endpoint.reply(from, &out, len);
                     }
                     Ok(_) => {}
-                    Err(e) if id != 0 => {
-                        self.error(from, id, code_of(&e), &format!("PUBLISH {topic}: {e}"), len)
+                    Err(e) => {
+                        UdpStats::bump(&endpoint.stats().publish_failures);
+                        if id != 0 {
+                            let text = format!("PUBLISH {name}: {e}");
+                            endpoint.error(from, id, code_of(&e), &text, len);
+                        }
                     }
-                    Err(_) => {}
+                };
+                match &self.ctx.remote {
+                    Some(remote) => {
+                        remote.publish(&anon, topic, kind, payload, Vec::new(), now, Box::new(done))
+                    }
+                    None => done(hub.publish(&anon, topic, kind, payload, Vec::new(), now)),
                 }
             }
             Request::Subscribe {
