@@ -11,7 +11,8 @@
 //! - [`interop`]: the third-party client programs in `tests/interop/` (node, the Python venv
 //!   of `scripts/install-test-deps.sh`), run with a time limit;
 //! - [`http`]: one raw HTTP request on a fresh connection, read until the server closes;
-//! - [`line::Line`]: the TCP line protocol as `nc` speaks it (text lines, no codec).
+//! - [`line::Line`]: the TCP line protocol as `nc` speaks it (text lines, no codec);
+//! - [`redis::Redis`]: a `redis-server` of the test's own on a free port, for the Redis engine.
 //!
 //! What it does not do: clients built on a codec under test (STOMP frames, UDP datagrams,
 //! WebSocket frames stay in their test files, next to what they test), or skipping a test when a dependency is missing
@@ -24,6 +25,7 @@ pub mod http;
 pub mod interop;
 pub mod line;
 mod process;
+pub mod redis;
 mod server;
 
 pub use process::{example, run, start_example, Finished, Process, Serve, Tidings};
