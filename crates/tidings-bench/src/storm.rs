@@ -45,6 +45,42 @@ pub(crate) struct Args {
     /// Connections per worker process.
     #[arg(long, default_value_t = 5000)]
     pub(crate) per_worker: usize,
+    /// Another tidings binary (say, one built from an older commit) measured in the same run
+    /// as "tidings (baseline)", alternating with the targets, so a change's effect is seen
+    /// side by side on the same machine load.
+    #[arg(long)]
+    pub(crate) baseline: Option<std::path::PathBuf>,
+}
+
+/// A server measured: which kind, under which name, started from which binaries.
+struct Entry {
+    target: Target,
+    name: &'static str,
+    common: Common,
+}
+
+/// The targets, then the baseline binary when given.
+fn entries(args: &Args) -> Vec<Entry> {
+    let mut all: Vec<Entry> = args
+        .targets
+        .iter()
+        .map(|&target| Entry {
+            target,
+            name: target.name(),
+            common: args.common.clone(),
+        })
+        .collect();
+    if let Some(binary) = &args.baseline {
+        all.push(Entry {
+            target: Target::Tidings,
+            name: "tidings (baseline)",
+            common: Common {
+                tidings: Some(binary.clone()),
+                ..args.common.clone()
+            },
+        });
+    }
+    all
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +97,11 @@ struct Sample {
     behind: bool,
     published: u64,
     server_cpu_secs: f64,
+    /// Server CPU seconds per second before the drop, everyone connected and the publisher
+    /// publishing: what the steady fan-out costs, subtracted to estimate a reconnect's own.
+    steady_cpu: f64,
+    /// How long the storm lasted (the drop until all were back, or the timeout).
+    storm_secs: f64,
     /// Share of its core the load generator used from the drop until all were back.
     client_cpu: f64,
 }
@@ -68,19 +109,24 @@ struct Sample {
 pub(crate) fn run(args: Args) -> Result<(), String> {
     args.common.pin_load_generator()?;
     let load = crate::stats::load_average();
-    let mut results: Vec<(Target, Vec<Sample>)> =
-        args.targets.iter().map(|&t| (t, Vec::new())).collect();
+    let mut results: Vec<(Entry, Vec<Sample>)> = entries(&args)
+        .into_iter()
+        .map(|e| (e, Vec::new()))
+        .collect();
     for run in 1..=args.runs {
-        for (target, samples) in results.iter_mut() {
-            let s = measure(&args, *target)?;
+        for (entry, samples) in results.iter_mut() {
+            let s = measure(&args, entry)?;
             eprintln!(
-                "storm run {run} {:14} 99% back {:.0} ms, all {:.0} ms, failed {}, missed {}, duplicates {}",
-                target.name(),
+                "storm run {run} {:18} 99% back {:.0} ms, all {:.0} ms, failed {}, missed {}, duplicates {}, server CPU {:.1} µs per reconnect ({:.1} less steady fan-out), client CPU {:.0} %",
+                entry.name,
                 s.back_ms[2],
                 s.back_ms[3],
                 s.failed,
                 s.missed,
-                s.duplicates
+                s.duplicates,
+                s.gross_us(args.subscribers),
+                s.net_us(args.subscribers),
+                s.client_cpu * 100.0
             );
             samples.push(s);
         }
@@ -88,8 +134,9 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     report(&args, &results, load)
 }
 
-fn measure(args: &Args, target: Target) -> Result<Sample, String> {
-    let server = target.start(&args.common)?;
+fn measure(args: &Args, entry: &Entry) -> Result<Sample, String> {
+    let (target, name) = (entry.target, entry.name);
+    let server = target.start(&entry.common)?;
     let addr: SocketAddr = server.addr.parse().map_err(|e| format!("{e}"))?;
     let n = args.subscribers;
     let specs = fleet::plan(
@@ -105,7 +152,7 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
     );
     let mut fleet = Fleet::spawn(&specs)?;
     fleet.wait_ready(
-        &format!("{} {n} subscribing", target.name()),
+        &format!("{name} {n} subscribing"),
         n,
         Duration::from_secs(180),
     )?;
@@ -122,12 +169,14 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
         0,
         || 0,
     );
+    let steady_from = (Instant::now(), server.cpu_secs());
     std::thread::sleep(Duration::from_secs(args.steady));
     let failed_before = fleet.totals().failed;
     let (cpu0, client0) = (server.cpu_secs(), fleet.cpu_secs());
+    let steady_cpu = (cpu0 - steady_from.1) / steady_from.0.elapsed().as_secs_f64();
     fleet.send(Command::Drop)?;
     let dropped = Instant::now();
-    let bar = progress::count_bar(&format!("{} reconnecting", target.name()), n as u64);
+    let bar = progress::count_bar(&format!("{name} reconnecting"), n as u64);
     let timeout = Duration::from_secs(30);
     loop {
         let back = fleet.totals().reconnected;
@@ -161,8 +210,22 @@ fn measure(args: &Args, target: Target) -> Result<Sample, String> {
         behind: last_min < published,
         published,
         server_cpu_secs: cpu1 - cpu0,
+        steady_cpu,
+        storm_secs,
         client_cpu: (client1 - client0) / storm_secs,
     })
+}
+
+impl Sample {
+    /// Server CPU µs per reconnect, all of the storm's CPU counted.
+    fn gross_us(&self, n: usize) -> f64 {
+        self.server_cpu_secs * 1e6 / n as f64
+    }
+
+    /// The same less what the steady fan-out cost over the storm's length.
+    fn net_us(&self, n: usize) -> f64 {
+        (self.server_cpu_secs - self.steady_cpu * self.storm_secs).max(0.0) * 1e6 / n as f64
+    }
 }
 
 /// Milliseconds until 50, 90, 99 and 100 % of `n` were back (infinite when never).
@@ -199,7 +262,7 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(), String> {
+fn report(args: &Args, results: &[(Entry, Vec<Sample>)], load: f64) -> Result<(), String> {
     let mut out = Output::new(args.common.out.as_deref())?;
     out.note(&crate::stats::load_note(load));
     out.note(&format!(
@@ -218,13 +281,16 @@ fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(
         "all caught up",
         "published",
         "server CPU s in storm",
+        "server CPU µs per reconnect",
+        "less steady fan-out",
         "client CPU in storm",
     ]);
     let mut series = Vec::new();
-    for (target, samples) in results {
+    let n = args.subscribers;
+    for (entry, samples) in results {
         let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f));
         table.row(vec![
-            target.name().into(),
+            entry.name.into(),
             ms(m(&|s| s.back_ms[0])),
             ms(m(&|s| s.back_ms[1])),
             ms(m(&|s| s.back_ms[2])),
@@ -239,17 +305,19 @@ fn report(args: &Args, results: &[(Target, Vec<Sample>)], load: f64) -> Result<(
             ),
             format!("{:.0}", m(&|s| s.published as f64)),
             format!("{:.2}", m(&|s| s.server_cpu_secs)),
+            format!("{:.1}", m(&|s| s.gross_us(n))),
+            format!("{:.1}", m(&|s| s.net_us(n))),
             format!("{:.0} %", m(&|s| s.client_cpu) * 100.0),
         ]);
         // The run with the median 99 % time stands for the server in the chart.
         let mut by_p99: Vec<&Sample> = samples.iter().collect();
         by_p99.sort_by(|a, b| a.back_ms[2].total_cmp(&b.back_ms[2]));
         if let Some(s) = by_p99.get(by_p99.len() / 2) {
-            series.push((target.name().to_owned(), s.curve.clone()));
+            series.push((entry.name.to_owned(), s.curve.clone()));
         }
     }
     out.table(&table);
-    out.note("missed: offsets a subscriber never received (gaps across the storm); duplicates: offsets received twice; all caught up: runs in which every subscriber had the last published offset within 5 s of the last publish.");
+    out.note("missed: offsets a subscriber never received (gaps across the storm); duplicates: offsets received twice; all caught up: runs in which every subscriber had the last published offset within 5 s of the last publish; server CPU µs per reconnect: the server's CPU from the drop until all were back over the subscribers; less steady fan-out: the same after subtracting the CPU per second the server used just before the drop (everyone connected, the publisher publishing) times the storm's length.");
     out.line_chart(
         "reconnect",
         &LineChart {

@@ -71,5 +71,6 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         steady: 2,
         concurrency: 256,
         per_worker: 5000,
+        baseline: None,
     })
 }
