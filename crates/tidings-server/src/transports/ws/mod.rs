@@ -305,6 +305,11 @@ impl WsConn {
                 }
                 _ => Ok(WsMessage::Control),
             },
+            // The socket failed (a reset, as when a client's network drops): nothing more
+            // can be written to it, so the close frame yawc queued is not tried. In a
+            // reconnect storm that write (failing with EPIPE) was one syscall per dropped
+            // connection.
+            Err(e) if e.is_io_error() => Err(WsClosed),
             Err(e) => {
                 Box::pin(self.fail(&e)).await;
                 Err(WsClosed)
