@@ -11,10 +11,12 @@
 //! (`limits`, refused in the listener's protocol words) and how long a write may wait for a
 //! client that reads nothing (`write_deadline`).
 
+mod held_reply;
 mod limits;
 mod placed;
 mod write_deadline;
 
+pub(crate) use held_reply::{Held, HoldReply};
 pub(crate) use limits::{address_key, ConnLimits};
 pub(crate) use placed::Placed;
 pub(crate) use write_deadline::WriteDeadline;

@@ -6,7 +6,7 @@
 
 use super::{admin, metrics, pages, Shared};
 use crate::drivers::{api, fallback};
-use crate::listen::{ByteStream, Peer};
+use crate::listen::{ByteStream, Held, HoldReply, Peer};
 use crate::transports::http::{json, respond, text, Body};
 use crate::transports::ws;
 use bytes::Bytes;
@@ -25,8 +25,11 @@ use std::sync::Arc;
 pub(super) async fn serve_connection(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>) {
     let shutdown = shared.shutdown.clone();
     let header_timeout = shared.handshake_timeout;
+    // A `/ws` upgrade holds its 101 back to send it with the hello (`listen::held_reply`).
+    let (stream, hold) = Held::new(stream);
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
+        req.extensions_mut().insert(hold.clone());
         route(req, shared.clone())
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -156,6 +159,13 @@ fn upgrade(
         Err(refusal) => refusal.map(BodyExt::boxed),
         Ok((resp, pending)) => {
             use futures::FutureExt;
+            if matches!(endpoint, Endpoint::Native(_)) {
+                // The driver writes its hello at once (or a close when it cannot open a
+                // session), so the 101 can wait for it: one write instead of two.
+                if let Some(hold) = req.extensions().get::<HoldReply>() {
+                    hold.hold_next_write();
+                }
+            }
             let tasks = shared.tasks.clone();
             let shared = shared.clone();
             let peer = req.extensions().get::<Peer>().map(|p| p.addr);
