@@ -71,6 +71,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         steady: 2,
         concurrency: 256,
         per_worker: 5000,
+        per_source: 500,
         baseline: None,
     })
 }
