@@ -19,6 +19,7 @@ mod protocol;
 mod publisher;
 mod report;
 mod socketio;
+mod sockjs;
 mod stats;
 mod stomp;
 mod storm;
@@ -60,6 +61,9 @@ enum Scenario {
     /// Socket.IO broadcast: N clients in one room, deliveries/s and server memory, tidings
     /// against the official Node socket.io server.
     Socketio(socketio::Args),
+    /// SockJS broadcast over websocket, xhr-streaming and xhr-polling: deliveries/s, latency,
+    /// server RSS and CPU and the load generator's CPU share, tidings against sockjs-node.
+    Sockjs(sockjs::Args),
     /// STOMP pub/sub throughput and p99 latency: tidings vs RabbitMQ's STOMP plugin.
     Stomp(stomp::Args),
     /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
@@ -71,6 +75,13 @@ enum Scenario {
     /// A load-generator worker process (started by the scenarios themselves).
     #[command(hide = true)]
     Worker(worker::Args),
+    /// A SockJS load-generator worker process (started by `sockjs`).
+    #[command(hide = true)]
+    SockjsWorker(sockjs::WorkerArgs),
+    /// One SockJS session of the benchmark's client printing what it receives (for the test
+    /// that holds it next to sockjs-client).
+    #[command(hide = true)]
+    SockjsProbe(sockjs::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +96,9 @@ fn main() -> ExitCode {
         Scenario::Udp(args) => udp::run(args),
         Scenario::Hostile(args) => hostile::run(args),
         Scenario::Worker(args) => worker::run(args),
+        Scenario::Sockjs(args) => sockjs::run(args),
+        Scenario::SockjsWorker(args) => sockjs::worker(args),
+        Scenario::SockjsProbe(args) => sockjs::probe(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
