@@ -201,7 +201,10 @@ impl Fleet {
                         got[w] = Some(t);
                     }
                 }
-                Ok((w, Err(e))) => return Err(format!("worker {w}: {e}")),
+                // A worker that already answered may end (after `stop`) before the others
+                // answer: only the end of one still owing an answer is an error.
+                Ok((w, Err(e))) if got[w].is_none() => return Err(format!("worker {w}: {e}")),
+                Ok((_, Err(_))) => {}
                 Err(_) => return Err("workers did not answer in time".into()),
             }
         }
