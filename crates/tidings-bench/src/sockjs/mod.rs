@@ -256,6 +256,12 @@ fn measure(
     })
 }
 
+/// Server CPU time per delivery: what the server does with a core, whatever share of it the
+/// shared machine gave it.
+fn micros_per_delivery(s: &Sample) -> f64 {
+    s.server_cpu / s.deliveries_per_sec.max(f64::MIN_POSITIVE) * 1e6
+}
+
 /// The markdown table of medians, then per transport how tidings compares (median of the
 /// per-round ratios: each round measures both servers back to back).
 fn report(
@@ -264,18 +270,19 @@ fn report(
     transports: &[Transport],
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "| transport | server | deliveries/s | p50 ms | p99 ms | server CPU | load generator CPU | RSS idle MiB | RSS peak MiB | missed / dup / lost |");
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "| transport | server | deliveries/s | p50 ms | p99 ms | server CPU | server CPU µs per delivery | load generator CPU | RSS idle MiB | RSS peak MiB | missed / dup / lost |");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for ((transport, server), samples) in results {
         let m = |f: fn(&Sample) -> f64| median(samples.iter().map(f));
         let _ = writeln!(
             out,
-            "| {} | {server} | {:.0} | {:.1} | {:.1} | {:.0}% | {:.0}% | {:.1} | {:.1} | {} / {} / {} |",
+            "| {} | {server} | {:.0} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.0}% | {:.1} | {:.1} | {} / {} / {} |",
             transport.name(),
             m(|s| s.deliveries_per_sec),
             m(|s| s.latency.p50_ms),
             m(|s| s.latency.p99_ms),
             m(|s| s.server_cpu) * 100.0,
+            m(micros_per_delivery),
             m(|s| s.load_cpu) * 100.0,
             m(|s| s.rss_idle_mib),
             m(|s| s.rss_peak_mib),
@@ -304,9 +311,10 @@ fn report(
         };
         let _ = writeln!(
             out,
-            "{}: {a} vs {b}, median of per-round ratios: {:.2}x the deliveries/s, {:.2}x the p99, {:.2}x the peak RSS",
+            "{}: {a} vs {b}, median of per-round ratios: {:.2}x the deliveries/s, {:.2}x the deliveries per server CPU-second, {:.2}x the p99, {:.2}x the peak RSS",
             t.name(),
             ratio(|s| s.deliveries_per_sec),
+            ratio(|s| 1.0 / micros_per_delivery(s).max(f64::MIN_POSITIVE)),
             ratio(|s| s.latency.p99_ms),
             ratio(|s| s.rss_peak_mib),
         );
