@@ -1,11 +1,15 @@
-// The admin dashboard (/admin): signs in through the admin API, then reads it once a second
-// (node, topics, connections, queues, recent problems) and acts through it (publish,
-// disconnect, purge). Everything shown is set with textContent: data is never HTML.
+// The admin dashboard (/admin): signs in through the admin API, then follows the live stream
+// (GET /api/admin/live, Server-Sent Events: one snapshot of node, cluster, topics,
+// connections, queues and recent problems a second) and acts through the JSON API (publish,
+// disconnect, purge). Only when the stream cannot open (a proxy that does not stream, the
+// server's bound on streams) does it read the JSON API once a second instead. Everything
+// shown is set with textContent: data is never HTML.
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
 const HISTORY = 120; // chart points (two minutes)
 
-let timer = null;
+let timer = null; // polling (the fallback)
+let source = null; // the live stream (EventSource)
 let selectedTopic = null;
 let selectedConnection = null;
 let last = null; // previous node sample, for rates
@@ -33,9 +37,15 @@ function status(text, up) {
   $('status').className = `status ${up ? 'up' : 'down'}`;
 }
 
-function signedOut() {
+function stopUpdates() {
   clearInterval(timer);
   timer = null;
+  source?.close();
+  source = null;
+}
+
+function signedOut() {
+  stopUpdates();
   $('dash').hidden = true;
   $('logout').hidden = true;
   $('login').hidden = false;
@@ -48,9 +58,35 @@ function signedIn(user) {
   $('dash').hidden = false;
   $('logout').hidden = false;
   $('who').textContent = `signed in as ${user}`;
-  status('live', true);
+  follow();
+}
+
+/** Follows the live stream; falls back to polling when it cannot open. */
+function follow() {
+  stopUpdates();
+  status('connecting…', false);
+  const es = new EventSource('/api/admin/live');
+  source = es;
+  es.addEventListener('open', () => status('live', true));
+  es.addEventListener('snapshot', (ev) => show(JSON.parse(ev.data)));
+  es.addEventListener('signed_out', signedOut);
+  es.addEventListener('error', async () => {
+    if (source !== es) return;
+    // While CONNECTING the browser retries by itself (the server restarted, the network
+    // blinked); CLOSED means it will not: the stream was refused.
+    if (es.readyState !== EventSource.CLOSED) return status('reconnecting…', false);
+    es.close();
+    source = null;
+    const me = await fetch('/api/admin/me', { credentials: 'same-origin' }).catch(() => null);
+    if (me?.status === 401) return signedOut();
+    poll();
+  });
+}
+
+/** The fallback: the JSON API once a second. */
+function poll() {
+  stopUpdates();
   refresh();
-  clearInterval(timer);
   timer = setInterval(refresh, POLL_MS);
 }
 
@@ -160,6 +196,21 @@ function renderNode(n, now) {
   }
 }
 
+function renderNodes(c) {
+  $('nodes-kind').textContent = c.cluster ? `(cluster of ${c.nodes.length})` : '(one node, in-memory engine)';
+  $('nodes-error').textContent = c.error ? `cannot read the cluster: ${c.error}` : '';
+  fill(
+    'nodes',
+    c.nodes.map((n) => {
+      const conns = Object.entries(n.connections ?? {}).map(([p, k]) => `${p} ${k}`).join(', ') || 'none';
+      const rate = (r) => (r == null ? '–' : Number(r.toFixed(1)));
+      const tr = row([n.id === c.this ? `${n.id} (this)` : n.id, n.host ?? '–', n.version, duration(n.uptime_secs), bytes(n.rss_bytes), conns, rate(n.published_per_sec), rate(n.delivered_per_sec)], n.id === c.this ? 'selected' : '');
+      tr.dataset.node = n.id;
+      return tr;
+    }),
+  );
+}
+
 function renderTopics(t, now) {
   fill(
     'topics',
@@ -261,26 +312,45 @@ function renderEvents(e) {
   fill('slow-consumers', [...e.slow_consumer_closes].reverse().map((s) => row([time(s.at_ms), s.connection, s.protocol, s.peer ?? '–', s.topic])));
 }
 
-let busy = false;
+/** A snapshot like the live stream's, read from the JSON API (polling, or right after an action). */
+async function fetchSnapshot() {
+  const [node, nodes, topics, connections, queues, events] = await Promise.all([
+    api('GET', '/node'),
+    api('GET', '/nodes'),
+    api('GET', '/topics?limit=200'),
+    api('GET', '/connections?limit=200'),
+    api('GET', '/queues'),
+    api('GET', '/events'),
+  ]);
+  return { at_ms: Date.now(), node, nodes, topics, connections, queues, events };
+}
+
 async function refresh() {
+  try {
+    await show(await fetchSnapshot());
+  } catch (e) {
+    if (e.message !== 'signed out') status(`error: ${e.message}`, false);
+  }
+}
+
+let busy = false;
+/** Shows a snapshot; a search or a selected row is asked of the JSON API on top. */
+async function show(s) {
   if (busy) return;
   busy = true;
   try {
-    const now = Date.now();
-    const tq = encodeURIComponent($('topic-search').value);
-    const cq = encodeURIComponent($('connection-search').value);
-    const [node, topics, conns, queues, events] = await Promise.all([
-      api('GET', '/node'),
-      api('GET', `/topics?q=${tq}&limit=200`),
-      api('GET', `/connections?q=${cq}&limit=200`),
-      api('GET', '/queues'),
-      api('GET', '/events'),
+    const tq = $('topic-search').value;
+    const cq = $('connection-search').value;
+    const [topics, conns] = await Promise.all([
+      tq ? api('GET', `/topics?q=${encodeURIComponent(tq)}&limit=200`) : s.topics,
+      cq ? api('GET', `/connections?q=${encodeURIComponent(cq)}&limit=200`) : s.connections,
     ]);
-    renderNode(node, now);
-    renderTopics(topics, now);
+    renderNode(s.node, s.at_ms);
+    renderNodes(s.nodes);
+    renderTopics(topics, s.at_ms);
     renderConnections(conns);
-    renderQueues(queues);
-    renderEvents(events);
+    renderQueues(s.queues);
+    renderEvents(s.events);
     if (selectedTopic) renderDetail(await api('GET', `/topics/${encodeURIComponent(selectedTopic)}`));
     if (selectedConnection) {
       try {
@@ -291,7 +361,7 @@ async function refresh() {
         $('connection-detail').hidden = true;
       }
     }
-    status('live', true);
+    status(timer ? 'live (polling)' : 'live', true);
   } catch (e) {
     if (e.message !== 'signed out') status(`error: ${e.message}`, false);
   } finally {
