@@ -146,7 +146,8 @@ try {
   // Disconnect the /ws client from the page: its socket closes, its row goes.
   const wsRow = await page.$('#connections tbody tr[data-protocol="ws"]');
   const wsId = await wsRow.getAttribute("data-connection");
-  await wsRow.$("button").then((b) => b.click());
+  // By selector, not by handle: the table is redrawn with every snapshot.
+  await page.click(`#connections tbody tr[data-connection="${wsId}"] button`);
   await until("the /ws client to be closed", () => wsClosed);
   await until("its row to go", async () => !(await rows(page, "connections")).some((r) => r[0] === wsId));
   console.log(`ok: disconnected ${wsId} from the page; it is gone`);
