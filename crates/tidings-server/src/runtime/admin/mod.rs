@@ -214,16 +214,9 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
         (&Method::GET, "/connections") => ok(connections(hub, &query)),
         (&Method::GET, p) if p.starts_with("/connections/") => {
             let id = &p["/connections/".len()..];
-            let Some(id) = id
-                .strip_prefix('c')
-                .and_then(|n| n.parse().ok())
-                .map(SessionId)
-            else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "a connection id looks like c17",
-                );
+            let id = match connection_id(id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
             };
             let Some(subs) = hub.session_subscriptions(id) else {
                 return error(
@@ -262,16 +255,9 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
             let Some((id, action)) = rest.split_once('/') else {
                 return error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint");
             };
-            let Some(id) = id
-                .strip_prefix('c')
-                .and_then(|n| n.parse().ok())
-                .map(SessionId)
-            else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "a connection id looks like c17",
-                );
+            let id = match connection_id(id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
             };
             match action {
                 "disconnect" => {
@@ -310,6 +296,20 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
     }
+}
+
+/// A connection id as the API shows it (`c17`).
+fn connection_id(text: &str) -> Result<SessionId, Box<Response<Body>>> {
+    text.strip_prefix('c')
+        .and_then(|n| n.parse().ok())
+        .map(SessionId)
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "a connection id looks like c17",
+            ))
+        })
 }
 
 fn ok(v: Value) -> Response<Body> {
