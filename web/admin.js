@@ -12,8 +12,8 @@ let timer = null; // polling (the fallback)
 let source = null; // the live stream (EventSource)
 let selectedTopic = null;
 let selectedConnection = null;
-let last = null; // previous node sample, for rates
-const lastOffsets = new Map(); // topic -> [offset, time], for each topic's rate
+let last = null; // when the chart got its last point
+const lastOffsets = new Map(); // topic -> [offset, time, rate], for each topic's rate
 const series = { published: [], delivered: [] };
 
 async function api(method, path, body) {
@@ -179,16 +179,17 @@ function renderNode(n, now) {
   $('node-cpu').textContent = n.cpu_secs == null ? '–' : `${n.cpu_secs.toFixed(1)} s`;
   const conns = Object.entries(n.connections);
   $('node-connections').textContent = conns.length ? conns.map(([p, c]) => `${p} ${c}`).join(', ') : 'none';
-  if (last) {
-    const dt = Math.max(0.001, (now - last.at) / 1000);
+  // The server measures the rates each second (published_per_sec, delivered_per_sec); a read
+  // right after an action does not add a point of its own to the chart.
+  if (!last || now - last.at >= 900) {
     for (const k of ['published', 'delivered']) {
-      const rate = Math.max(0, (n[k] - last[k]) / dt);
+      const rate = n[`${k}_per_sec`] ?? 0;
       series[k].push(rate);
       if (series[k].length > HISTORY) series[k].shift();
       $(`rate-${k}`).textContent = rate.toFixed(1);
     }
+    last = { at: now };
   }
-  last = { at: now, published: n.published, delivered: n.delivered };
   const max = Math.max(1, ...series.published, ...series.delivered);
   for (const k of ['published', 'delivered']) {
     const pts = series[k].map((v, i) => `${i},${(60 - (v / max) * 56).toFixed(1)}`).join(' ');
@@ -215,9 +216,13 @@ function renderTopics(t, now) {
   fill(
     'topics',
     t.topics.map((x) => {
+      // Measured over at least 0.9 s: a read right after an action keeps the last rate.
       const before = lastOffsets.get(x.topic);
-      const rate = before ? Math.max(0, (x.offset - before[0]) / Math.max(0.001, (now - before[1]) / 1000)) : 0;
-      lastOffsets.set(x.topic, [x.offset, now]);
+      let rate = before ? before[2] : 0;
+      if (!before || now - before[1] >= 900) {
+        if (before) rate = Math.max(0, (x.offset - before[0]) / ((now - before[1]) / 1000));
+        lastOffsets.set(x.topic, [x.offset, now, rate]);
+      }
       const tr = row([x.topic, x.subscribers, x.offset, x.epoch ?? '–', `${x.history_messages} (${bytes(x.history_bytes)})`, Number(rate.toFixed(1))], x.topic === selectedTopic ? 'selected' : '');
       tr.dataset.topic = x.topic;
       tr.addEventListener('click', () => {
@@ -322,7 +327,7 @@ async function fetchSnapshot() {
     api('GET', '/queues'),
     api('GET', '/events'),
   ]);
-  return { at_ms: Date.now(), node, nodes, topics, connections, queues, events };
+  return { node, nodes, topics, connections, queues, events };
 }
 
 async function refresh() {
@@ -345,9 +350,10 @@ async function show(s) {
       tq ? api('GET', `/topics?q=${encodeURIComponent(tq)}&limit=200`) : s.topics,
       cq ? api('GET', `/connections?q=${encodeURIComponent(cq)}&limit=200`) : s.connections,
     ]);
-    renderNode(s.node, s.at_ms);
+    const now = Date.now(); // the page's clock for every rate, whichever path the data took
+    renderNode(s.node, now);
     renderNodes(s.nodes);
-    renderTopics(topics, s.at_ms);
+    renderTopics(topics, now);
     renderConnections(conns);
     renderQueues(s.queues);
     renderEvents(s.events);
