@@ -173,6 +173,7 @@ const duration = (s) => (s >= 86400 ? `${Math.floor(s / 86400)}d ${Math.floor((s
 const time = (ms) => new Date(ms).toLocaleTimeString();
 
 function renderNode(n, now) {
+  $('node-id').textContent = n.id ?? '';
   $('node-version').textContent = n.version;
   $('node-uptime').textContent = duration(n.uptime_secs);
   $('node-rss').textContent = bytes(n.rss_bytes);

@@ -1,7 +1,7 @@
 //! The admin dashboard's live stream (`GET /api/admin/live`, Server-Sent Events) and the
 //! cluster view (`GET /api/admin/nodes`) with the real binary: a snapshot arrives at once and
 //! then about once a second and shows a client that connects; a logout ends the stream with
-//! `signed_out`; the streams are bounded; two nodes on a real redis-server each list the other,
+//! `signed_out`, and so does a token's expiry; the streams are bounded; two nodes on a real redis-server each list the other,
 //! and a node that stops drops out of the list.
 
 use std::io::{BufRead, BufReader, Write};
@@ -191,6 +191,39 @@ fn the_live_stream_pushes_a_snapshot_each_second_until_the_admin_logs_out() {
         401,
         "the cookie is gone"
     );
+}
+
+#[test]
+fn a_token_s_live_stream_ends_when_the_token_expires() {
+    const SECRET: &str = "admin-live-test-secret-at-least-32-bytes";
+    let server = TIDINGS
+        .serve()
+        .http()
+        .env("TIDINGS_JWT_SECRET", SECRET)
+        .config("[admin]\nadmin_tokens = true\n[auth.jwt]\nleeway_secs = 0\n")
+        .start();
+    let minted = TIDINGS.run(&[
+        "token", "--secret", SECRET, "--sub", "ops", "--admin", "--ttl", "3s",
+    ]);
+    assert!(minted.success(), "{}", minted.report());
+    let bearer = format!("Authorization: Bearer {}\r\n", minted.stdout.trim());
+    let mut live = Live::open(&server, &bearer);
+    assert_eq!(live.status, 200);
+    let opened = Instant::now();
+    let mut snapshots = 0;
+    loop {
+        let (name, _) = live.event().expect("signed_out before the end");
+        if name == "signed_out" {
+            break;
+        }
+        snapshots += 1;
+        assert!(opened.elapsed() < WAIT, "the stream outlived its token");
+    }
+    assert!(
+        snapshots >= 2,
+        "snapshots while the token was valid: {snapshots}"
+    );
+    assert!(live.event().is_none(), "the stream ends after signed_out");
 }
 
 #[test]
