@@ -2,7 +2,8 @@
 //! cluster view (`GET /api/admin/nodes`) with the real binary: a snapshot arrives at once and
 //! then about once a second and shows a client that connects; a logout ends the stream with
 //! `signed_out`, and so does a token's expiry; the streams are bounded; two nodes on a real redis-server each list the other,
-//! and a node that stops drops out of the list.
+//! and a node that stops drops out of the list, in the API and on node A's dashboard in
+//! Chromium.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -328,4 +329,38 @@ fn in_a_redis_cluster_every_node_lists_every_node() {
     nodes_until(&a, "B is gone from A's view", |n| {
         !n.iter().any(|x| x["id"] == b_id) && n.iter().any(|x| x["id"] == a_id)
     });
+}
+
+/// What a person sees (tests/interop/admin_cluster_browser.mjs in headless Chromium): node A's
+/// dashboard lists node B in its nodes table, and B's row goes when B stops.
+#[test]
+fn a_cluster_node_s_dashboard_shows_the_other_node_in_a_browser() {
+    let Some(redis) = Redis::start() else { return };
+    let a = cluster_node(&redis);
+    let b = cluster_node(&redis);
+    let b_id = call(&b, "GET", "/api/admin/node", &basic()).1["id"]
+        .as_str()
+        .expect("B's id")
+        .to_owned();
+    let mut cmd = tidings_testkit::interop::node(&["playwright-core"]);
+    tidings_testkit::interop::chromium();
+    cmd.current_dir(tidings_testkit::interop::dir())
+        .arg("admin_cluster_browser.mjs")
+        .arg(format!("http://{}", a.addr("http")))
+        .args(["root", "s3cret-admin", &b_id]);
+    let mut browser = Process::spawn_with_stdin("admin_cluster_browser.mjs", cmd);
+    let first = browser.next_line(Duration::from_secs(60));
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("ok: lists the other node")),
+        "{first:?}\n{}",
+        browser.output()
+    );
+    drop(b);
+    writeln!(browser.stdin().expect("its stdin")).unwrap();
+    let status = browser.wait_timeout(Duration::from_secs(30));
+    browser.settle();
+    assert!(status.is_some_and(|s| s.success()), "{}", browser.output());
+    assert!(browser.stdout().contains("ok: the stopped node is gone"));
 }
