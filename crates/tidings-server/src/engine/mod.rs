@@ -8,10 +8,12 @@
 //! [`tidings_core::Hub::deliver`].
 
 mod codec;
+mod nodes;
 mod redis;
 mod remote_log;
 
 pub(crate) use self::redis::RedisEngine;
+pub(crate) use nodes::MAX_NODES;
 pub(crate) use remote_log::RemoteLog;
 
 use std::sync::Arc;
