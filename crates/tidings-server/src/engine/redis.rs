@@ -126,6 +126,8 @@ pub(crate) struct RedisEngine {
     epochs: AtomicU64,
     publish_script: Script,
     read_script: Script,
+    /// The queues (STOMP `/queue/...`) through Redis: `queues.rs`.
+    queues: Arc<super::RedisQueues>,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -149,6 +151,7 @@ impl RedisEngine {
         cfg: &EngineConfig,
         epoch_seed: u64,
         shutdown: CancellationToken,
+        queues: Arc<super::RedisQueues>,
     ) -> Result<Arc<RedisEngine>, String> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
@@ -174,6 +177,7 @@ impl RedisEngine {
             epochs: AtomicU64::new(1),
             publish_script: Script::new(PUBLISH_LUA),
             read_script: Script::new(READ_LUA),
+            queues,
         });
         let interest = Arc::new(Notify::new());
         let wake = interest.clone();
@@ -185,6 +189,11 @@ impl RedisEngine {
                 .pubsub_loop(client, subscribe_rx, interest, shutdown),
         );
         Ok(engine)
+    }
+
+    /// The queues through Redis.
+    pub(crate) fn queues(&self) -> &super::RedisQueues {
+        &self.queues
     }
 
     fn key(&self, kind: &str, topic: &str) -> String {
@@ -927,7 +936,7 @@ async fn follow(
     }
 }
 
-fn string_of(v: &Value) -> Option<String> {
+pub(super) fn string_of(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
         Value::SimpleString(s) => Some(s.clone()),
@@ -936,7 +945,7 @@ fn string_of(v: &Value) -> Option<String> {
     }
 }
 
-fn int_of(v: &Value) -> Option<u64> {
+pub(super) fn int_of(v: &Value) -> Option<u64> {
     match v {
         Value::Int(n) => u64::try_from(*n).ok(),
         other => string_of(other).and_then(|s| s.parse().ok()),
