@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tidings_testkit::redis::Redis;
 use tidings_testkit::stomp::{header, Frame, Stomp};
-use tidings_testkit::{Process, Tidings};
+use tidings_testkit::{interop, Process, Tidings};
 
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 /// The claim timeout of these nodes: small, so a dead node's messages move within the test.
@@ -299,4 +299,29 @@ fn a_full_queue_refuses_with_an_error_and_a_transaction_commits_all_or_none() {
     let got: Vec<String> = (0..3).map(|_| message(&mut c).2).collect();
     assert_eq!(got, ["m1", "m2", "m3"]);
     assert_quiet(&mut c, Duration::from_millis(500), "more than was accepted");
+}
+
+/// stomp.py, the real third-party client, runs its whole scenario list (pub/sub, queues in
+/// each ack mode, redelivery after a consumer dies, NACK, transactions, heart-beats,
+/// cross-protocol traffic) against a node on the Redis engine, as it does in memory
+/// (`stomp_interop.rs`).
+#[test]
+fn stomp_py_runs_its_scenarios_against_a_node_on_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let config = format!(
+        "[engine]\nkind = \"redis\"\nurl = \"{}\"\n\
+         [stomp_broker]\nheart_beat_send_ms = 200\nheart_beat_receive_ms = 200\n",
+        redis.url()
+    );
+    let n = TIDINGS.serve().http().tcp().stomp().config(&config).start();
+    let mut cmd = interop::python("stomp, websockets");
+    cmd.arg("py_stomp_client.py")
+        .args(["tcp", n.addr("stomp"), "--line", n.addr("tcp"), "--ws"])
+        .arg(format!("ws://{}/ws", n.addr("http")));
+    interop::run(
+        cmd,
+        "py_stomp_client.py tcp (redis)",
+        Duration::from_secs(60),
+    )
+    .assert_passed("ok: all ");
 }

@@ -8,6 +8,7 @@
 //! [`tidings_core::Hub::deliver`].
 
 mod codec;
+mod connection;
 mod queue_scripts;
 mod queue_store;
 mod queues;

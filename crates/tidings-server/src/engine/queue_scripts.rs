@@ -8,9 +8,14 @@
 //! A queue whose stream is left empty is deleted with its hash and name, so the sequence
 //! starts again at 1 only when no message of it exists anywhere.
 
-/// Deletes an emptied queue (KEYS[1] stream, KEYS[2] hash, KEYS[4] names, ARGV[1] name).
-const CLEANUP: &str = r"
-local function cleanup()
+/// `release(freed)`: returns `freed` bytes to the queue's and the total budget, and deletes
+/// an emptied queue (KEYS[1] stream, KEYS[2] hash, KEYS[3] total, KEYS[4] names, ARGV[1] name).
+const RELEASE: &str = r"
+local function release(freed)
+  if freed > 0 then
+    redis.call('HINCRBY', KEYS[2], 'b', -freed)
+    redis.call('DECRBY', KEYS[3], freed)
+  end
   if redis.call('XLEN', KEYS[1]) == 0 then
     redis.call('DEL', KEYS[1], KEYS[2])
     redis.call('SREM', KEYS[4], ARGV[1])
@@ -81,7 +86,7 @@ return out
 /// Returns `{cursor, claimed count, id, body, id, body, ...}`, claimed first.
 pub(super) fn fetch() -> String {
     format!(
-        "{CLEANUP}{}",
+        "{RELEASE}{}",
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0} end
 local want = tonumber(ARGV[2])
@@ -111,11 +116,7 @@ if want > 0 then
       end
     end
   end
-  if freed > 0 then
-    redis.call('HINCRBY', KEYS[2], 'b', -freed)
-    redis.call('DECRBY', KEYS[3], freed)
-    cleanup()
-  end
+  if freed > 0 then release(freed) end
 end
 return out
 "
@@ -126,7 +127,7 @@ return out
 /// gone) and returns their bytes to the budgets. KEYS: stream, hash, total, names.
 pub(super) fn ack() -> String {
     format!(
-        "{CLEANUP}{}",
+        "{RELEASE}{}",
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local freed = 0
@@ -140,11 +141,7 @@ for i = 2, #ARGV do
     end
   end
 end
-if freed > 0 then
-  redis.call('HINCRBY', KEYS[2], 'b', -freed)
-  redis.call('DECRBY', KEYS[3], freed)
-end
-cleanup()
+release(freed)
 return freed
 "
     )

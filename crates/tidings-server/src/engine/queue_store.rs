@@ -15,11 +15,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tidings_core::engine::{ConsumerId, QueueStats, QueueStore, Settle};
+use tidings_core::engine::{take_unacked, ConsumerId, QueueStats, QueueStore, Settle};
 use tidings_core::{
     Delivery, Draft, HubError, Message, Outbox, QueueLimits, SessionId, SlowConsumerPolicy,
 };
 use tokio::sync::Notify;
+
+/// Sequences per queue (ACKs, hand-backs) kept for another try while Redis fails: a Redis
+/// that keeps failing while consumers keep acknowledging cannot grow the list without bound.
+const MAX_RETRIED: usize = 65_536;
 
 /// What the queue task is asked to do, taken all at once by [`Shared::take_work`].
 #[derive(Debug, Default)]
@@ -108,9 +112,20 @@ impl Shared {
         std::mem::take(&mut local.work)
     }
 
-    /// Puts back work that Redis could not take (it is retried on the next round).
+    /// Puts back work that Redis could not take (it is retried on the next round), up to
+    /// [`MAX_RETRIED`] sequences per queue and kind; beyond, it is given up: the messages stay
+    /// pending in Redis and are redelivered after the claim timeout (at least once).
     pub(crate) fn retry(&self, queue: &Arc<str>, acks: Vec<u64>, handbacks: Vec<u64>) {
         let mut local = self.lock();
+        let room = |w: Option<&Vec<u64>>| MAX_RETRIED.saturating_sub(w.map_or(0, Vec::len));
+        let acks: Vec<u64> = acks
+            .into_iter()
+            .take(room(local.work.acks.get(queue)))
+            .collect();
+        let handbacks: Vec<u64> = handbacks
+            .into_iter()
+            .take(room(local.work.handbacks.get(queue)))
+            .collect();
         if !acks.is_empty() {
             local
                 .work
@@ -376,18 +391,8 @@ impl QueueStore for RemoteQueues {
         let Some(consumer) = local.consumers.get_mut(id) else {
             return 0;
         };
-        let Some(pos) = consumer.unacked.iter().position(|(s, _)| *s == seq) else {
+        let Some(settled) = take_unacked(&mut consumer.unacked, seq, cumulative) else {
             return 0;
-        };
-        let settled: Vec<Arc<Message>> = if cumulative {
-            consumer.unacked.drain(..=pos).map(|(_, m)| m).collect()
-        } else {
-            consumer
-                .unacked
-                .remove(pos)
-                .map(|(_, m)| m)
-                .into_iter()
-                .collect()
         };
         let n = settled.len();
         let name = consumer.queue.clone();

@@ -19,13 +19,14 @@
 //!   messages are taken.
 
 use super::codec;
+use super::connection::{self, unavailable};
 use super::queue_scripts;
 use super::queue_store::Shared;
 use super::redis::{int_of, string_of, Done};
 use crate::config::EngineConfig;
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,10 +88,6 @@ impl std::fmt::Debug for RedisQueues {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HubError {
-    HubError::EngineUnavailable(format!("redis: {e}"))
-}
-
 impl RedisQueues {
     /// Starts the publisher, the worker (fetch, ack, hand back, renew) and the wake-up
     /// listener; they end on `shutdown`.
@@ -102,15 +99,8 @@ impl RedisQueues {
         seed: u64,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisQueues>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+        let (client, conn) = super::connection::connect(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let queues = Arc::new(RedisQueues {
             hub,
@@ -227,7 +217,14 @@ impl RedisQueues {
             for job in &jobs {
                 pipe.invoke_script(&self.publish_invocation(&job.messages));
             }
-            match self.run(&pipe, &self.publish_script).await {
+            match connection::run_script_pipeline(
+                &self.conn,
+                &pipe,
+                &self.publish_script,
+                self.timeout,
+            )
+            .await
+            {
                 Ok(values) => {
                     for (job, value) in jobs.drain(..).zip(values) {
                         (job.done)(self.published(value));
@@ -283,34 +280,6 @@ impl RedisQueues {
             other => Err(unavailable(format!(
                 "unexpected reply to a queue publish: {other}"
             ))),
-        }
-    }
-
-    /// Runs a pipeline of `script`'s invocations, loading it once on `NOSCRIPT` (Redis
-    /// restarted or flushed its scripts).
-    async fn run(&self, pipe: &redis::Pipeline, script: &Script) -> Result<Vec<Value>, HubError> {
-        let mut conn = self.conn.clone();
-        let mut loaded = false;
-        loop {
-            let run = pipe.query_async::<Vec<Value>>(&mut conn);
-            match tokio::time::timeout(self.timeout, run).await {
-                Err(_) => return Err(unavailable("no answer in time")),
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e))
-                    if !loaded
-                        && e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    loaded = true;
-                    let load = script.load_async(&mut conn);
-                    match tokio::time::timeout(self.timeout, load).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(e)) => return Err(unavailable(e)),
-                        Err(_) => return Err(unavailable("no answer in time")),
-                    }
-                }
-                Ok(Err(e)) => return Err(unavailable(e)),
-            }
         }
     }
 
