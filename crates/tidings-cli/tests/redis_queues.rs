@@ -117,6 +117,10 @@ fn a_queue_with_consumers_on_three_nodes_delivers_each_message_exactly_once() {
                         assert_eq!(f.0, "MESSAGE", "{f:?}");
                         got.lock().unwrap().push((i, f.2.clone()));
                         total.fetch_add(1, Ordering::SeqCst);
+                        // A consumer that works a while per message (as real ones do), so
+                        // two nodes cannot drain the queue before the third one's fetch on
+                        // a loaded machine: every node's consumer must take part.
+                        std::thread::sleep(Duration::from_millis(25));
                         ack(&mut c, "ACK", &f);
                         continue;
                     }
