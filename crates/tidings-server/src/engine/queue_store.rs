@@ -459,3 +459,131 @@ impl QueueStore for RemoteQueues {
         self.lock().queues.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The node-local half without Redis: what is dispatched, handed back and asked for.
+    use super::*;
+    use bytes::Bytes;
+    use tidings_core::{OutboxLimits, PayloadKind};
+
+    fn outbox() -> Arc<Outbox> {
+        Arc::new(Outbox::new(OutboxLimits::default(), Box::new(|| {})))
+    }
+
+    fn msg(seq: u64) -> Arc<Message> {
+        Arc::new(Message::new(
+            "jobs".into(),
+            seq,
+            "redis".into(),
+            PayloadKind::Text,
+            Bytes::from(format!("m{seq}")),
+            0,
+        ))
+    }
+
+    /// (sequence, redelivered) of what `outbox` was handed.
+    fn got(outbox: &Outbox) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out);
+        out.into_iter()
+            .filter_map(|d| match d {
+                Delivery::Message { msg, .. } => Some((msg.offset, msg.redelivered)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn id(session: u64) -> ConsumerId {
+        (SessionId(session), "s".into())
+    }
+
+    #[test]
+    fn fetched_messages_go_round_robin_within_credit_and_the_rest_is_handed_back() {
+        let shared = Shared::new(QueueLimits::default());
+        let mut store = RemoteQueues(shared.clone());
+        let (a, b) = (outbox(), outbox());
+        store.consume("jobs", id(1), a.clone(), Some(2)).unwrap();
+        store.consume("jobs", id(2), b.clone(), Some(1)).unwrap();
+        store.pump("jobs");
+        assert_eq!(shared.credit("jobs"), 3);
+        assert_eq!(shared.take_work(false).fetch.get("jobs"), Some(&false));
+        shared.offer("jobs", (1..=4).map(msg).collect());
+        assert_eq!(got(&a), [(1, false), (3, false)]);
+        assert_eq!(got(&b), [(2, false)]);
+        assert_eq!(shared.credit("jobs"), 0);
+        // The fourth found no room: back to Redis for another node.
+        assert_eq!(
+            shared.take_work(false).handbacks.get("jobs"),
+            Some(&vec![4])
+        );
+        // What a consumer holds is not delivered twice when a claim brings it again.
+        store.settle(&id(1), 1, false, Settle::Ack);
+        shared.offer("jobs", vec![msg(3)]);
+        assert_eq!(got(&a), []);
+        let mut held = shared.held();
+        held[0].1.sort_unstable();
+        assert_eq!(held, [("jobs".into(), vec![2, 3])]);
+    }
+
+    #[test]
+    fn acks_are_queued_for_redis_and_a_nack_prefers_another_consumer() {
+        let shared = Shared::new(QueueLimits::default());
+        let mut store = RemoteQueues(shared.clone());
+        let (a, b) = (outbox(), outbox());
+        store.consume("jobs", id(1), a.clone(), Some(5)).unwrap();
+        shared.offer("jobs", (1..=3).map(msg).collect());
+        assert_eq!(got(&a).len(), 3);
+        // Cumulative ACK of 2 settles 1 and 2.
+        assert_eq!(store.settle(&id(1), 2, true, Settle::Ack), 2);
+        let work = shared.take_work(false);
+        assert_eq!(work.acks.get("jobs"), Some(&vec![1, 2]));
+        assert!(work.fetch.contains_key("jobs"), "credit came back");
+        // NACK with another consumer here: it gets it, redelivered.
+        store.consume("jobs", id(2), b.clone(), Some(5)).unwrap();
+        assert_eq!(store.settle(&id(1), 3, false, Settle::Requeue), 1);
+        assert_eq!(got(&b), [(3, true)]);
+        assert_eq!(got(&a), []);
+        // Back the other way.
+        assert_eq!(store.settle(&id(2), 3, false, Settle::Requeue), 1);
+        assert_eq!(got(&a), [(3, true)]);
+        // The only consumer here NACKs: handed back to Redis, not to itself at once.
+        store.cancel(&id(2));
+        assert_eq!(store.settle(&id(1), 3, false, Settle::Requeue), 1);
+        assert_eq!(got(&a), []);
+        assert_eq!(
+            shared.take_work(false).handbacks.get("jobs"),
+            Some(&vec![3])
+        );
+    }
+
+    #[test]
+    fn a_consumer_gone_gives_what_it_held_to_the_others_or_back_to_redis() {
+        let shared = Shared::new(QueueLimits::default());
+        let mut store = RemoteQueues(shared.clone());
+        let (a, b) = (outbox(), outbox());
+        store.consume("jobs", id(1), a.clone(), Some(5)).unwrap();
+        store.consume("jobs", id(2), b.clone(), Some(1)).unwrap();
+        shared.offer("jobs", vec![msg(1), msg(2), msg(3)]);
+        got(&a);
+        got(&b);
+        store.remove_session(SessionId(1));
+        // Session 1 held 1 and 3; 2's consumer is full, so both go back to Redis.
+        assert_eq!(
+            shared.take_work(false).handbacks.get("jobs"),
+            Some(&vec![1, 3])
+        );
+        store.remove_session(SessionId(2));
+        assert_eq!(store.len(), 0, "a queue no one consumes here is forgotten");
+        assert_eq!(
+            shared.take_work(false).handbacks.get("jobs"),
+            Some(&vec![2])
+        );
+        // A fetch that lands after the last consumer left is handed back too.
+        shared.offer("jobs", vec![msg(4)]);
+        assert_eq!(
+            shared.take_work(false).handbacks.get("jobs"),
+            Some(&vec![4])
+        );
+    }
+}
