@@ -4,8 +4,9 @@
 //! of them; a NACK redelivers (to another consumer when there is one); the messages a
 //! `kill -9`ed node's consumer held go to consumers on the other nodes after the claim
 //! timeout (and not before, while it lives); a full queue refuses with an ERROR, a
-//! transaction of queue SENDs commits all or none. Without redis-server the tests say so and
-//! pass (they skip).
+//! transaction of queue SENDs commits all or none; stomp.py and @stomp/stompjs run their
+//! scenarios against a node on Redis. Without redis-server the tests say so and pass (they
+//! skip).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -305,6 +306,17 @@ fn a_full_queue_refuses_with_an_error_and_a_transaction_commits_all_or_none() {
     assert_quiet(&mut c, Duration::from_millis(500), "more than was accepted");
 }
 
+/// A node on the Redis engine with every listener the interop programs use, and short
+/// heart-beats (their scenarios show a silent peer dropped), as `stomp_interop.rs` runs them.
+fn interop_node(redis: &Redis) -> Process {
+    let config = format!(
+        "[engine]\nkind = \"redis\"\nurl = \"{}\"\n\
+         [stomp_broker]\nheart_beat_send_ms = 200\nheart_beat_receive_ms = 200\n",
+        redis.url()
+    );
+    TIDINGS.serve().http().tcp().stomp().config(&config).start()
+}
+
 /// stomp.py, the real third-party client, runs its whole scenario list (pub/sub, queues in
 /// each ack mode, redelivery after a consumer dies, NACK, transactions, heart-beats,
 /// cross-protocol traffic) against a node on the Redis engine, as it does in memory
@@ -312,12 +324,7 @@ fn a_full_queue_refuses_with_an_error_and_a_transaction_commits_all_or_none() {
 #[test]
 fn stomp_py_runs_its_scenarios_against_a_node_on_redis() {
     let Some(redis) = Redis::start() else { return };
-    let config = format!(
-        "[engine]\nkind = \"redis\"\nurl = \"{}\"\n\
-         [stomp_broker]\nheart_beat_send_ms = 200\nheart_beat_receive_ms = 200\n",
-        redis.url()
-    );
-    let n = TIDINGS.serve().http().tcp().stomp().config(&config).start();
+    let n = interop_node(&redis);
     let mut cmd = interop::python("stomp, websockets");
     cmd.arg("py_stomp_client.py")
         .args(["tcp", n.addr("stomp"), "--line", n.addr("tcp"), "--ws"])
@@ -325,6 +332,25 @@ fn stomp_py_runs_its_scenarios_against_a_node_on_redis() {
     interop::run(
         cmd,
         "py_stomp_client.py tcp (redis)",
+        Duration::from_secs(60),
+    )
+    .assert_passed("ok: all ");
+}
+
+/// @stomp/stompjs (over WebSocket at `/stomp`) runs its scenarios against a node on Redis.
+#[test]
+fn stompjs_runs_its_scenarios_against_a_node_on_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let n = interop_node(&redis);
+    let mut cmd = interop::node(&["@stomp/stompjs", "@stomp/tcp-wrapper", "ws"]);
+    cmd.arg("node_stomp_client.mjs")
+        .arg("ws")
+        .arg(format!("ws://{}/stomp", n.addr("http")))
+        .args(["--line", n.addr("tcp"), "--native"])
+        .arg(format!("ws://{}/ws", n.addr("http")));
+    interop::run(
+        cmd,
+        "node_stomp_client.mjs ws (redis)",
         Duration::from_secs(60),
     )
     .assert_passed("ok: all ");
