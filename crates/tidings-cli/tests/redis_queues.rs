@@ -355,3 +355,47 @@ fn stompjs_runs_its_scenarios_against_a_node_on_redis() {
     )
     .assert_passed("ok: all ");
 }
+
+#[test]
+fn with_redis_down_a_queue_send_is_refused_plainly_and_works_again_when_it_is_back() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let n = node(&redis, "");
+    redis.stop();
+    let mut p = stomp(&n);
+    p.send(
+        "SEND",
+        &[("destination", "/queue/later"), ("receipt", "r1")],
+        "lost?",
+    );
+    let f = p.read();
+    assert_eq!(f.0, "ERROR", "{f:?}");
+    assert_eq!(header(&f, "receipt-id"), "r1");
+    assert!(header(&f, "message").contains("unavailable"), "{f:?}");
+    redis.run();
+    // The connection manager reconnects by itself: the next SEND is stored (a first try
+    // may still meet the old connection's failure, so a refused one is retried).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut p = stomp(&n);
+        p.send(
+            "SEND",
+            &[("destination", "/queue/later"), ("receipt", "r2")],
+            "stored",
+        );
+        let f = p.read();
+        if f.0 == "RECEIPT" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {f:?}");
+    }
+    let mut c = stomp(&n);
+    consume(&mut c, "later", "auto", 10);
+    assert_eq!(message(&mut c).2, "stored");
+    assert_quiet(
+        &mut c,
+        Duration::from_millis(500),
+        "the refused SEND was stored",
+    );
+}
