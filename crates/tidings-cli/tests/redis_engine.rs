@@ -14,6 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use tidings_testkit::redis::Redis;
+use tidings_testkit::stomp::{header, Stomp};
 use tidings_testkit::{Process, Tidings};
 
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
@@ -106,85 +107,6 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
     line.split(' ')
         .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
         .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-}
-
-/// A STOMP 1.2 client over TCP (blocking, 5 s per frame): frames as (command, headers, body).
-struct Stomp {
-    s: BufReader<TcpStream>,
-}
-
-type Frame = (String, Vec<(String, String)>, String);
-
-impl Stomp {
-    fn open(addr: SocketAddr) -> Stomp {
-        let s = TcpStream::connect(addr).expect("connect stomp");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = Stomp {
-            s: BufReader::new(s),
-        };
-        c.send("CONNECT", &[("accept-version", "1.2"), ("host", "x")], "");
-        assert_eq!(c.read().0, "CONNECTED");
-        c
-    }
-
-    fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &str) {
-        let mut f = format!("{command}\n");
-        for (n, v) in headers {
-            f.push_str(&format!("{n}:{v}\n"));
-        }
-        f.push_str(&format!("\n{body}\0"));
-        self.s.get_mut().write_all(f.as_bytes()).unwrap();
-    }
-
-    fn read(&mut self) -> Frame {
-        let mut raw = Vec::new();
-        loop {
-            raw.clear();
-            self.s.read_until(0, &mut raw).expect("a frame in time");
-            assert!(raw.ends_with(&[0]), "the connection ended: {raw:?}");
-            let start = raw.iter().position(|b| *b != b'\n' && *b != b'\r');
-            if let Some(start) = start.filter(|i| raw[*i] != 0) {
-                let text = String::from_utf8_lossy(&raw[start..raw.len() - 1]).into_owned();
-                let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-                let mut lines = head.lines();
-                let command = lines.next().unwrap_or_default().to_owned();
-                let headers = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(n, v)| (n.to_owned(), unescape(v)))
-                    .collect();
-                return (command, headers, body.to_owned());
-            }
-        }
-    }
-}
-
-/// A STOMP 1.2 header value as written (`\\c` is `:`, `\\n` a newline, `\\\\` a backslash).
-fn unescape(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('c') => out.push(':'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
-
-fn header<'a>(frame: &'a Frame, name: &str) -> &'a str {
-    frame
-        .1
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {name} header in {frame:?}"))
 }
 
 /// An SSE response, read event by event (blocking, 5 s each): (event, data, id).

@@ -29,6 +29,10 @@ pub struct EngineConfig {
     /// Milliseconds a Redis command may take before the operation fails with
     /// `unavailable`. Default 2000.
     pub timeout_ms: u64,
+    /// Milliseconds a queue message may stay unacknowledged on a node that stopped renewing
+    /// its lease (dead, or cut off from Redis) before another node takes it for its
+    /// consumers. Live nodes renew every third of it. Default 30000.
+    pub queue_claim_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "tidings".into(),
             timeout_ms: 2000,
+            queue_claim_ms: 30_000,
         }
     }
 }
@@ -68,6 +73,12 @@ impl EngineConfig {
         }
         if self.timeout_ms == 0 {
             return Err(("timeout_ms", "must be at least 1".into()));
+        }
+        if self.queue_claim_ms < 100 {
+            return Err((
+                "queue_claim_ms",
+                "must be at least 100 (a lease renewed every third of it)".into(),
+            ));
         }
         Ok(())
     }

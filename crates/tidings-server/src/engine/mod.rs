@@ -9,11 +9,16 @@
 
 mod codec;
 mod nodes;
+mod connection;
+mod queue_scripts;
+mod queue_store;
+mod queues;
 mod redis;
 mod remote_log;
 
 pub(crate) use self::redis::RedisEngine;
 pub(crate) use nodes::MAX_NODES;
+pub(crate) use queues::RedisQueues;
 pub(crate) use remote_log::RemoteLog;
 
 use std::sync::Arc;
@@ -27,7 +32,7 @@ pub(crate) fn build(
     seed: u64,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(Arc<tidings_core::Hub>, Remote), crate::config::ConfigError> {
-    use tidings_core::engine::{Engine, MemoryPresence, MemoryQueues};
+    use tidings_core::engine::{Engine, MemoryPresence};
     let bad = |e: tidings_core::ConfigError| crate::config::ConfigError {
         field: e.field,
         reason: e.reason,
@@ -38,18 +43,28 @@ pub(crate) fn build(
             Ok((hub, None))
         }
         crate::config::EngineKind::Redis => {
+            let shared = queue_store::Shared::new(config.hub.queues);
             let engine = Engine {
                 log: Box::new(RemoteLog),
                 presence: Box::new(MemoryPresence::default()),
-                queues: Box::new(MemoryQueues::new(config.hub.queues, seed)),
+                queues: Box::new(queue_store::RemoteQueues(shared.clone())),
             };
             let hub = tidings_core::Hub::with_engine(config.hub.clone(), engine).map_err(bad)?;
-            let redis = RedisEngine::start(hub.clone(), &config.engine, seed, shutdown).map_err(
-                |reason| crate::config::ConfigError {
-                    field: "engine.url".into(),
-                    reason,
-                },
-            )?;
+            let url_error = |reason| crate::config::ConfigError {
+                field: "engine.url".into(),
+                reason,
+            };
+            let queues = RedisQueues::start(
+                hub.clone(),
+                shared,
+                &config.engine,
+                config.hub.queues,
+                seed,
+                shutdown.clone(),
+            )
+            .map_err(url_error)?;
+            let redis = RedisEngine::start(hub.clone(), &config.engine, seed, shutdown, queues)
+                .map_err(url_error)?;
             Ok((hub, Some(redis)))
         }
     }

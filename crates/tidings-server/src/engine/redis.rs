@@ -16,10 +16,11 @@
 //! its history and completes it.
 
 use super::codec;
+use super::connection::unavailable;
 use crate::config::EngineConfig;
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, PubSubSink};
 use redis::{Script, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -126,6 +127,8 @@ pub(crate) struct RedisEngine {
     epochs: AtomicU64,
     publish_script: Script,
     read_script: Script,
+    /// The queues (STOMP `/queue/...`) through Redis: `queues.rs`.
+    queues: Arc<super::RedisQueues>,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -137,10 +140,6 @@ impl std::fmt::Debug for RedisEngine {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HubError {
-    HubError::EngineUnavailable(format!("redis: {e}"))
-}
-
 impl RedisEngine {
     /// Connects lazily (a node starts while Redis is down, and publishes fail until it is
     /// back) and starts the publisher and pub/sub tasks, which end on `shutdown`.
@@ -149,16 +148,10 @@ impl RedisEngine {
         cfg: &EngineConfig,
         epoch_seed: u64,
         shutdown: CancellationToken,
+        queues: Arc<super::RedisQueues>,
     ) -> Result<Arc<RedisEngine>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+        let (client, conn) = super::connection::connect(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (subscribes, subscribe_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {
@@ -174,6 +167,7 @@ impl RedisEngine {
             epochs: AtomicU64::new(1),
             publish_script: Script::new(PUBLISH_LUA),
             read_script: Script::new(READ_LUA),
+            queues,
         });
         let interest = Arc::new(Notify::new());
         let wake = interest.clone();
@@ -190,6 +184,11 @@ impl RedisEngine {
     /// The command connection, key prefix and timeout, for the node directory (`nodes.rs`).
     pub(super) fn commands(&self) -> (ConnectionManager, &str, Duration) {
         (self.conn.clone(), &self.prefix, self.timeout)
+    }
+
+    /// The queues through Redis.
+    pub(crate) fn queues(&self) -> &super::RedisQueues {
+        &self.queues
     }
 
     fn key(&self, kind: &str, topic: &str) -> String {
@@ -411,29 +410,13 @@ impl RedisEngine {
         &self,
         pipe: redis::Pipeline,
     ) -> Result<Vec<Result<Published, HubError>>, HubError> {
-        let mut conn = self.conn.clone();
-        let mut loaded = false;
-        let values: Vec<Value> = loop {
-            let run = pipe.query_async::<Vec<Value>>(&mut conn);
-            match tokio::time::timeout(self.timeout, run).await {
-                Err(_) => return Err(unavailable("no answer in time")),
-                Ok(Ok(v)) => break v,
-                Ok(Err(e))
-                    if !loaded
-                        && e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    loaded = true;
-                    let load = self.publish_script.load_async(&mut conn);
-                    match tokio::time::timeout(self.timeout, load).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(e)) => return Err(unavailable(e)),
-                        Err(_) => return Err(unavailable("no answer in time")),
-                    }
-                }
-                Ok(Err(e)) => return Err(unavailable(e)),
-            }
-        };
+        let values = super::connection::run_script_pipeline(
+            &self.conn,
+            &pipe,
+            &self.publish_script,
+            self.timeout,
+        )
+        .await?;
         Ok(values
             .into_iter()
             .map(|v| match v {
@@ -932,7 +915,7 @@ async fn follow(
     }
 }
 
-fn string_of(v: &Value) -> Option<String> {
+pub(super) fn string_of(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
         Value::SimpleString(s) => Some(s.clone()),
@@ -941,7 +924,7 @@ fn string_of(v: &Value) -> Option<String> {
     }
 }
 
-fn int_of(v: &Value) -> Option<u64> {
+pub(super) fn int_of(v: &Value) -> Option<u64> {
     match v {
         Value::Int(n) => u64::try_from(*n).ok(),
         other => string_of(other).and_then(|s| s.parse().ok()),
