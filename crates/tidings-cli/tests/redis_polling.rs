@@ -185,8 +185,9 @@ fn sessions_no_node_holds_get_each_protocols_own_error() {
     assert_eq!(send.status, 404, "{}", send.text());
 }
 
-/// A round-robin HTTP/1.1 proxy: each request goes to the next node on a fresh connection
-/// (`Connection: close`), its answer is copied back as it comes (streams included).
+/// A round-robin HTTP/1.1 proxy: each request goes to the next node (`Connection: close`
+/// both ways: one request per connection), its answer is copied back as it comes (streams
+/// included).
 struct RoundRobin {
     addr: SocketAddr,
     /// Requests sent to each node.
@@ -225,7 +226,7 @@ fn proxy_connection(
         return;
     };
     let mut from_client = BufReader::new(client);
-    loop {
+    {
         let mut head = String::new();
         let mut length = 0usize;
         let mut chunked = false;
@@ -275,10 +276,10 @@ fn proxy_connection(
         if upstream.write_all(head.as_bytes()).is_err() || upstream.write_all(&body).is_err() {
             return;
         }
-        // The node closes after its answer (Connection: close), and says so to the client.
-        if std::io::copy(&mut upstream, &mut to_client).is_err() {
-            return;
-        }
+        // The node closes after its answer (Connection: close) and says so to the client;
+        // the proxy closes too, so every request comes on a fresh connection.
+        let _ = std::io::copy(&mut upstream, &mut to_client);
+        return;
     }
 }
 
@@ -321,4 +322,94 @@ fn sockjs_and_socketio_clients_keep_working_while_requests_alternate_between_nod
         served.iter().all(|&n| n >= 20),
         "each node got a good share of the requests: {served:?}"
     );
+}
+
+#[test]
+fn poll_and_stream_clients_resume_by_cursor_on_whichever_node_answers() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let proxy = RoundRobin::start([a.socket_addr("http"), b.socket_addr("http")]);
+    let proxy_addr = proxy.addr.to_string();
+    let nodes = [a.addr("http").to_owned(), b.addr("http").to_owned()];
+
+    // /poll through the proxy: each poll lands on the other node and carries the cursor the
+    // previous one returned; messages are published on both nodes.
+    let mut cursor: Option<String> = None;
+    let mut got = Vec::new();
+    for i in 1..=6u64 {
+        let published = post(
+            &nodes[i as usize % 2],
+            "/api/publish/feed.poll",
+            &format!("m{i}"),
+        );
+        assert_eq!(published.status, 200, "{}", published.text());
+        let position = match &cursor {
+            Some(c) => format!("cursor={c}"),
+            None => "since=0".to_owned(),
+        };
+        let poll = get(
+            &proxy_addr,
+            &format!("/poll?topic=feed.poll&{position}&timeout=2"),
+        );
+        assert_eq!(poll.status, 200, "{}", poll.text());
+        let body: serde_json::Value = serde_json::from_slice(&poll.body).unwrap();
+        assert_eq!(body["gaps"], serde_json::json!([]), "{body}");
+        for m in body["messages"].as_array().unwrap() {
+            got.push((
+                m["offset"].as_u64().unwrap(),
+                m["text"].as_str().unwrap().to_owned(),
+            ));
+        }
+        cursor = body["cursor"].as_str().map(str::to_owned);
+    }
+    let want: Vec<(u64, String)> = (1..=6).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(got, want, "every message once, in order");
+    assert!(
+        proxy.served().iter().all(|&n| n >= 3),
+        "{:?}",
+        proxy.served()
+    );
+
+    // /stream on A until its cursor after m2; m3 and m4 are missed; /stream on B with the
+    // cursor gets exactly them.
+    for i in 1..=2 {
+        post(&nodes[0], "/api/publish/feed.stream", &format!("s{i}"));
+    }
+    let mut on_a = TcpStream::connect(&nodes[0]).unwrap();
+    on_a.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    on_a.write_all(request_1_0("GET", "/stream?topic=feed.stream&since=0", "", "").as_bytes())
+        .unwrap();
+    let mut seen = read_until(&mut on_a, "\"s2\"");
+    let after_s2 = |seen: &str| seen.split("\"s2\"").nth(1).unwrap_or_default().to_owned();
+    if !after_s2(&seen).contains("\"type\":\"cursor\"") {
+        seen += &read_until(&mut on_a, "\"type\":\"cursor\"");
+    }
+    let cursor_line = seen
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"type\":\"cursor\""))
+        .unwrap();
+    let cursor: serde_json::Value = serde_json::from_str(cursor_line).unwrap();
+    let cursor = cursor["cursor"].as_str().unwrap().to_owned();
+    drop(on_a);
+    for i in 3..=4 {
+        post(&nodes[1], "/api/publish/feed.stream", &format!("s{i}"));
+    }
+    let mut on_b = TcpStream::connect(&nodes[1]).unwrap();
+    on_b.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    on_b.write_all(
+        request_1_0(
+            "GET",
+            &format!("/stream?topic=feed.stream&cursor={cursor}"),
+            "",
+            "",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let resumed = read_until(&mut on_b, "\"s4\"");
+    assert!(resumed.contains("\"s3\""), "{resumed}");
+    assert!(!resumed.contains("\"s2\""), "nothing twice: {resumed}");
 }
