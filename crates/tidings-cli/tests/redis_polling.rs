@@ -226,61 +226,60 @@ fn proxy_connection(
         return;
     };
     let mut from_client = BufReader::new(client);
-    {
-        let mut head = String::new();
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            let mut line = String::new();
-            match from_client.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().expect("a content-length");
-            }
-            chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
-            let hop = [
-                "connection:",
-                "keep-alive:",
-                "transfer-encoding:",
-                "content-length:",
-            ];
-            if !hop.iter().any(|h| lower.starts_with(h)) {
-                head += &line;
-            }
+    let mut head = String::new();
+    let mut length = 0usize;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        match from_client.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
-        let body = if chunked {
-            match read_chunked(&mut from_client) {
-                Some(body) => body,
-                None => return,
-            }
-        } else {
-            let mut body = vec![0u8; length];
-            if from_client.read_exact(&mut body).is_err() {
-                return;
-            }
-            body
-        };
-        head += &format!("Content-Length: {}\r\n", body.len());
-        let i = next.fetch_add(1, Ordering::Relaxed) % 2;
-        served[i].fetch_add(1, Ordering::Relaxed);
-        let Ok(mut upstream) = TcpStream::connect(nodes[i]) else {
-            return;
-        };
-        head += "Connection: close\r\n\r\n";
-        if upstream.write_all(head.as_bytes()).is_err() || upstream.write_all(&body).is_err() {
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().expect("a content-length");
+        }
+        chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
+        let hop = [
+            "connection:",
+            "keep-alive:",
+            "transfer-encoding:",
+            "content-length:",
+        ];
+        if !hop.iter().any(|h| lower.starts_with(h)) {
+            head += &line;
+        }
+    }
+    let body = if chunked {
+        match read_chunked(&mut from_client) {
+            Some(body) => body,
+            None => return,
+        }
+    } else {
+        let mut body = vec![0u8; length];
+        if from_client.read_exact(&mut body).is_err() {
             return;
         }
-        // The node closes after its answer (Connection: close) and says so to the client;
-        // the proxy closes too, so every request comes on a fresh connection.
-        let _ = std::io::copy(&mut upstream, &mut to_client);
+        body
+    };
+    head += &format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let i = next.fetch_add(1, Ordering::Relaxed) % 2;
+    served[i].fetch_add(1, Ordering::Relaxed);
+    let Ok(mut upstream) = TcpStream::connect(nodes[i]) else {
+        return;
+    };
+    if upstream.write_all(head.as_bytes()).is_err() || upstream.write_all(&body).is_err() {
         return;
     }
+    // The node closes after its answer (Connection: close) and says so to the client; the
+    // proxy closes too, so every request comes on a fresh connection.
+    let _ = std::io::copy(&mut upstream, &mut to_client);
 }
 
 /// A chunked request body (node's http client sends one when no length is set), whole.
