@@ -90,6 +90,18 @@ fn an_engineio_session_answers_on_the_node_that_does_not_hold_it() {
         seen.contains(r#"42["message",{"topic":"polls.x","offset":1"#) && seen.contains("\"hi\""),
         "the message through A: {seen}"
     );
+    // A WebSocket upgrade is not forwarded: refused on B as an unknown sid (the client
+    // stays on long-polling), accepted on A, which holds the session.
+    let upgrade = |node: &str| {
+        tungstenite::connect(format!(
+            "ws://{node}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+        ))
+    };
+    match upgrade(&b) {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 400),
+        other => panic!("an upgrade on B: {other:?}"),
+    }
+    assert!(upgrade(&a).is_ok(), "the upgrade on A");
 }
 
 #[test]

@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tunnel::{Ended, Far};
+use tunnel::Far;
 use wire::Kind;
 
 /// Tunnels a node forwards at once, and (separately) tunnels it serves for others; beyond,
@@ -254,11 +254,11 @@ impl Forwarder {
         let (client_io, pipe) = tokio::io::duplex(PIPE);
         let this = self.clone();
         tokio::spawn(async move {
-            let ended = tunnel::pump(pipe, rx, &far, Kind::Request, IDLE).await;
+            tunnel::pump(pipe, rx, &far, Kind::Request, IDLE).await;
             lock(&this.forwarding).remove(&tunnel);
-            if ended != Ended::Far {
-                far.send(Kind::Cancel, b"").await;
-            }
+            // Always: the holder may not have finished (this side overflowed, timed out or
+            // its client left); a cancel for a finished tunnel is ignored.
+            far.send(Kind::Cancel, b"").await;
         });
         let gateway = |why: &str| {
             text(

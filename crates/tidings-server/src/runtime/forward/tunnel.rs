@@ -7,8 +7,8 @@
 //!                      └── F when the owner's side closed; C when the forwarder's did
 //! ```
 //!
-//! Each pump moves bytes between its pipe and Redis until one side ends, then tells the
-//! other node. Bytes from Redis arrive through a bounded channel (see `Forwarder`); the
+//! Each pump moves bytes between its pipe and Redis until one side ends (or Redis fails,
+//! or nothing moves for the idle deadline); its owner then tells the other node. Bytes from Redis arrive through a bounded channel (see `Forwarder`); the
 //! channel closing (finished, cancelled, overflowed) ends the pump.
 
 use super::wire::{encode, Kind};
@@ -45,17 +45,6 @@ impl Far {
     }
 }
 
-/// How a pump's loop ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Ended {
-    /// Our pipe's other end closed (the local side is done).
-    Local,
-    /// The channel from Redis closed (the far side finished, cancelled or overflowed).
-    Far,
-    /// Redis failed, the far node is gone, or nothing came for `idle`.
-    Lost,
-}
-
 /// Moves bytes between `pipe` and the far node: what the local side writes into the pipe
 /// goes out as `outgoing` messages; what `incoming` brings is written into the pipe. Reading
 /// and writing go on together (a request body still arriving while the response starts
@@ -66,17 +55,18 @@ pub(super) async fn pump(
     far: &Far,
     outgoing: Kind,
     idle: Duration,
-) -> Ended {
+) {
     let (mut rd, mut wr) = tokio::io::split(pipe);
     let mut buf = vec![0u8; CHUNK];
     let mut pending = Bytes::new();
     loop {
         tokio::select! {
             read = rd.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return Ended::Local,
+                Ok(0) | Err(_) => return,
                 Ok(n) => match far.send(outgoing, &buf[..n]).await {
                     Some(n) if n > 0 => {}
-                    _ => return Ended::Lost,
+                    // Redis failed or the other node is gone.
+                    _ => return,
                 },
             },
             // One `write`, not `write_all`: a write that did not finish wrote nothing, so
@@ -85,7 +75,7 @@ pub(super) async fn pump(
                 Ok(n) if n > 0 => {
                     let _ = pending.split_to(n);
                 }
-                _ => return Ended::Local,
+                _ => return,
             },
             chunk = incoming.recv(), if pending.is_empty() => match chunk {
                 Some(chunk) => pending = chunk,
@@ -93,10 +83,10 @@ pub(super) async fn pump(
                     // What the local side has not read yet stays in the pipe; then it sees
                     // the end.
                     let _ = wr.shutdown().await;
-                    return Ended::Far;
+                    return;
                 }
             },
-            () = tokio::time::sleep(idle) => return Ended::Lost,
+            () = tokio::time::sleep(idle) => return,
         }
     }
 }
