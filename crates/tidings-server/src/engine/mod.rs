@@ -8,6 +8,7 @@
 //! [`tidings_core::Hub::deliver`].
 
 mod codec;
+pub(crate) mod connection;
 mod redis;
 mod remote_log;
 

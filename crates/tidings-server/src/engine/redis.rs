@@ -19,7 +19,7 @@ use super::codec;
 use crate::config::EngineConfig;
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, PubSubSink};
 use redis::{Script, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -150,15 +150,8 @@ impl RedisEngine {
         epoch_seed: u64,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisEngine>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+        let (client, conn) = super::connection::open(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (subscribes, subscribe_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {

@@ -34,7 +34,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use owners::Owners;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::Hash;
@@ -110,15 +110,8 @@ impl Forwarder {
     /// A new node id and lazy connections to the engine's Redis (nothing is sent until
     /// [`Forwarder::start`]).
     pub(crate) fn new(cfg: &EngineConfig) -> Result<Arc<Forwarder>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+        let (client, conn) = crate::engine::connection::open(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
         Ok(Arc::new(Forwarder {
             me: owners::new_node_id(),
             prefix: cfg.prefix.clone(),
