@@ -329,6 +329,7 @@ fn sockjs_and_socketio_clients_keep_working_while_requests_alternate_between_nod
     )
     .assert_passed("ok: ");
     let served = proxy.served();
+    println!("requests per node through the proxy: {served:?}");
     assert!(
         served.iter().all(|&n| n >= 20),
         "each node got a good share of the requests: {served:?}"
