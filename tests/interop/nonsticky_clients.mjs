@@ -20,7 +20,10 @@ try {
 }
 
 const [proxy, nodeA, nodeB] = process.argv.slice(2);
-const ROUNDS = 6;
+const ROUNDS = 12;
+// Long enough that, with the test's 4 KiB response limit, xhr-streaming reopens its stream
+// every few rounds (on either node).
+const PAD = "x".repeat(1000);
 setTimeout(() => {
   console.error("FAIL: overall timeout of 60s exceeded");
   process.exit(1);
@@ -74,9 +77,9 @@ async function sockjs(transport) {
   sj.send(JSON.stringify({ op: "subscribe", id: "sub", topic }));
   await box.wait((m) => m.type === "ok" && m.id === "sub", "subscribed");
   for (let i = 1; i <= ROUNDS; i++) {
-    sj.send(JSON.stringify({ op: "publish", id: `p${i}`, topic, text: `own-${i}`, ack: true }));
+    sj.send(JSON.stringify({ op: "publish", id: `p${i}`, topic, text: `own-${i}-${PAD}`, ack: true }));
     const ack = await box.wait((m) => m.type === "ok" && m.id === `p${i}`, `publish ${i} ack`);
-    const got = await box.wait((m) => m.type === "message" && m.text === `own-${i}`, `own message ${i}`);
+    const got = await box.wait((m) => m.type === "message" && m.text === `own-${i}-${PAD}`, `own message ${i}`);
     check(got.offset === ack.offset, `offset ${got.offset} differs from the ack's ${ack.offset}`);
     await publishOn(i % 2 ? nodeA : nodeB, topic, `api-${i}`);
     await box.wait((m) => m.type === "message" && m.text === `api-${i}`, `api message ${i}`);

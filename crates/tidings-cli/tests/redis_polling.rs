@@ -204,6 +204,8 @@ struct RoundRobin {
     addr: SocketAddr,
     /// Requests sent to each node.
     served: Arc<[AtomicUsize; 2]>,
+    /// SockJS `xhr_streaming` requests among them.
+    streams: Arc<AtomicUsize>,
 }
 
 impl RoundRobin {
@@ -213,14 +215,22 @@ impl RoundRobin {
         let served: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let next = Arc::new(AtomicUsize::new(0));
         let counts = served.clone();
+        let streams = Arc::new(AtomicUsize::new(0));
+        let streams_seen = streams.clone();
         // The accept thread ends with the test process.
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (next, counts) = (next.clone(), counts.clone());
-                std::thread::spawn(move || proxy_connection(client, nodes, &next, &counts));
+                let (next, counts, streams) = (next.clone(), counts.clone(), streams_seen.clone());
+                std::thread::spawn(move || {
+                    proxy_connection(client, nodes, &next, &counts, &streams)
+                });
             }
         });
-        RoundRobin { addr, served }
+        RoundRobin {
+            addr,
+            served,
+            streams,
+        }
     }
 
     fn served(&self) -> [usize; 2] {
@@ -233,6 +243,7 @@ fn proxy_connection(
     nodes: [SocketAddr; 2],
     next: &AtomicUsize,
     served: &[AtomicUsize; 2],
+    streams: &AtomicUsize,
 ) {
     let Ok(mut to_client) = client.try_clone() else {
         return;
@@ -281,6 +292,13 @@ fn proxy_connection(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
+    if head
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("/xhr_streaming"))
+    {
+        streams.fetch_add(1, Ordering::Relaxed);
+    }
     let i = next.fetch_add(1, Ordering::Relaxed) % 2;
     served[i].fetch_add(1, Ordering::Relaxed);
     let Ok(mut upstream) = TcpStream::connect(nodes[i]) else {
@@ -315,7 +333,18 @@ fn read_chunked(from: &mut impl BufRead) -> Option<Vec<u8>> {
 #[test]
 fn sockjs_and_socketio_clients_keep_working_while_requests_alternate_between_nodes() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b) = (node(&redis), node(&redis));
+    // Streaming responses end after 4 KiB, so xhr-streaming reopens its stream every few
+    // messages, on either node: streams get forwarded too.
+    let short_streams = |redis: &Redis| {
+        TIDINGS
+            .serve()
+            .http()
+            .config("[sockjs]\nresponse_limit = 4096\n")
+            .arg("--engine")
+            .arg(redis.url())
+            .start()
+    };
+    let (a, b) = (short_streams(&redis), short_streams(&redis));
     let proxy = RoundRobin::start([a.socket_addr("http"), b.socket_addr("http")]);
     let mut cmd = interop::node(&["sockjs-client", "socket.io-client"]);
     cmd.arg("nonsticky_clients.mjs")
@@ -329,7 +358,9 @@ fn sockjs_and_socketio_clients_keep_working_while_requests_alternate_between_nod
     )
     .assert_passed("ok: ");
     let served = proxy.served();
-    println!("requests per node through the proxy: {served:?}");
+    let streams = proxy.streams.load(Ordering::Relaxed);
+    println!("requests per node through the proxy: {served:?}, xhr_streaming: {streams}");
+    assert!(streams >= 3, "xhr-streaming reopened its stream: {streams}");
     assert!(
         served.iter().all(|&n| n >= 20),
         "each node got a good share of the requests: {served:?}"
