@@ -151,6 +151,36 @@ fn a_sockjs_session_answers_on_the_node_that_does_not_hold_it() {
     read_until(&mut stream, r#"\"id\":2"#);
 }
 
+#[test]
+fn a_client_leaving_a_forwarded_stream_interrupts_the_session_on_its_holder() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let (a, b) = (a.addr("http").to_owned(), b.addr("http").to_owned());
+    let xhr = "/sockjs/000/leaving1/xhr";
+    assert_eq!(post(&a, xhr, "").text(), "o\n");
+    assert!(post(&a, xhr, "").text().contains("hello"));
+
+    // A stream through B, attached on A once its prelude came (A writes it).
+    let mut held = TcpStream::connect(&b).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(request_1_0("POST", "/sockjs/000/leaving1/xhr_streaming", "", "").as_bytes())
+        .unwrap();
+    read_until(&mut held, "hhhh\n");
+    // The client leaves: B cancels the tunnel and A interrupts the session, as if its own
+    // client had left.
+    drop(held);
+    // Until then a poll on A is told the stream is still attached (at once, not held).
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = post(&a, xhr, "").text();
+        if !after.contains("2010") {
+            break;
+        }
+    }
+    assert_eq!(after, "c[1002,\"Connection interrupted\"]\n");
+}
+
 /// Reads `stream` until `needle` has come (10 s at most per read); returns what came.
 fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     let mut seen = Vec::new();
