@@ -1,10 +1,13 @@
 //! No sticky sessions (issue 17): two `tidings serve --engine redis://...` nodes on one real
 //! `redis-server`, and requests for one SockJS or Engine.IO session landing on either node.
 //! Raw requests show that a node which does not hold a session answers for it (the holder
-//! answers through Redis), and that sessions nobody holds still get each protocol's own
-//! error. The real sockjs-client and socket.io-client then run through a round-robin proxy
-//! (each request to the next node) and keep working. Without redis-server the tests say so
-//! and pass (they skip).
+//! answers through Redis; on main the other node said `404` / `400 Session ID unknown`), that
+//! a stream forwarded this way is cancelled on the holder when its client leaves, that an
+//! Engine.IO upgrade is accepted only by the holder, and that sessions nobody holds still get
+//! each protocol's own error. The real sockjs-client (xhr-polling, xhr-streaming) and
+//! socket.io-client (polling) then run through a round-robin proxy (each request to the next
+//! node) and keep working; `/poll` and `/stream` resume by cursor on whichever node answers.
+//! Without redis-server the tests say so and pass (they skip).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

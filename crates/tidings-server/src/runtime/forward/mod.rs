@@ -213,6 +213,7 @@ impl Forwarder {
         req: Request<Incoming>,
         owner: &str,
     ) -> Result<Response<Body>, Request<Incoming>> {
+        tracing::debug!(holder = owner, path = %req.uri().path(), "forwarding a session request");
         let peer = req.extensions().get::<Peer>().map(|p| p.addr.to_string());
         let tunnel = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(TUNNEL_CHUNKS);
