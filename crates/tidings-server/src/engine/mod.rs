@@ -9,10 +9,12 @@
 
 mod codec;
 pub(crate) mod connection;
+mod nodes;
 mod redis;
 mod remote_log;
 
 pub(crate) use self::redis::RedisEngine;
+pub(crate) use nodes::MAX_NODES;
 pub(crate) use remote_log::RemoteLog;
 
 use std::sync::Arc;

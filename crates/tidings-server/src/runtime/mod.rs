@@ -274,6 +274,7 @@ impl Server {
                 })?;
         }
         tokio::spawn(sweeper(shared.clone()));
+        tokio::spawn(admin::ticker(shared.clone()));
         Ok(Server { shared, addrs, tls })
     }
 
