@@ -14,7 +14,7 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> HubError {
 
 /// The client (for pub/sub connections) and a command connection that reconnects by itself,
 /// opened lazily: a node starts while Redis is down, and commands fail until it is back.
-pub(super) fn connect(cfg: &EngineConfig) -> Result<(redis::Client, ConnectionManager), String> {
+pub(crate) fn connect(cfg: &EngineConfig) -> Result<(redis::Client, ConnectionManager), String> {
     let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
     let timeout = Duration::from_millis(cfg.timeout_ms);
     let config = ConnectionManagerConfig::new()

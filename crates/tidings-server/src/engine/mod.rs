@@ -8,8 +8,8 @@
 //! [`tidings_core::Hub::deliver`].
 
 mod codec;
+pub(crate) mod connection;
 mod nodes;
-mod connection;
 mod queue_scripts;
 mod queue_store;
 mod queues;

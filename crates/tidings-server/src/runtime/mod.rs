@@ -6,6 +6,7 @@
 //! flush and say goodbye, and waits for them up to the grace deadline.
 
 mod admin;
+mod forward;
 mod metrics;
 mod pages;
 mod router;
@@ -58,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) handshake_timeout: Duration,
     /// The admin API's accounts and logged-in admins (off unless `[admin]` is configured).
     pub(crate) admin: admin::Admin,
+    /// With the Redis engine: session requests for another node go there (no sticky
+    /// sessions needed in front of a cluster).
+    pub(crate) forward: Option<Arc<forward::Forwarder>>,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -132,13 +136,15 @@ impl Server {
             remote: remote.clone(),
         };
         let websocket = Arc::new(config.websocket.clone());
+        let forward = forward::build(&config)?;
         let socketio = config.socketio.enabled.then(|| {
             let bridge = crate::drivers::socketio::Bridge::new(&ctx, config.socketio.clone());
-            SocketIo::new(
+            SocketIo::with_sid_prefix(
                 &config.socketio,
                 &config.websocket,
                 Arc::new(bridge),
                 ctx.tasks.clone(),
+                forward.as_ref().map_or("", |f| f.node()),
             )
         });
         let api = Api {
@@ -212,7 +218,11 @@ impl Server {
             api,
             broker: broker.clone(),
             admin: admin::Admin::new(config.admin.clone()),
+            forward,
         });
+        if let Some(forwarder) = &shared.forward {
+            forwarder.start(&shared);
+        }
         let mut addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
             tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
