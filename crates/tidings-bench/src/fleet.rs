@@ -194,6 +194,9 @@ impl Fleet {
                         got[w] = Some(t);
                     }
                 }
+                // A worker that already answered may end (after its `final`) before the
+                // others answer: only a worker that ends without answering is an error.
+                Ok((w, Err(_))) if got[w].is_some() => {}
                 Ok((w, Err(e))) => return Err(format!("worker {w}: {e}")),
                 Err(_) => return Err("workers did not answer in time".into()),
             }
