@@ -7,7 +7,11 @@
 //! outbox once Redis answered; live messages come back from Redis pub/sub and go to
 //! [`tidings_core::Hub::deliver`].
 
+mod cluster;
 mod codec;
+mod health;
+mod metrics;
+mod presence;
 mod redis;
 mod remote_log;
 
@@ -25,7 +29,7 @@ pub(crate) fn build(
     seed: u64,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(Arc<tidings_core::Hub>, Remote), crate::config::ConfigError> {
-    use tidings_core::engine::{Engine, MemoryPresence, MemoryQueues};
+    use tidings_core::engine::{Engine, MemoryQueues};
     let bad = |e: tidings_core::ConfigError| crate::config::ConfigError {
         field: e.field,
         reason: e.reason,
@@ -36,18 +40,49 @@ pub(crate) fn build(
             Ok((hub, None))
         }
         crate::config::EngineKind::Redis => {
+            // Presence through Redis: a mirror of the cluster's members behind the hub's
+            // synchronous store, written and followed by the cluster tasks.
+            let node = presence::NodeId::from_seed(seed);
+            let metrics = Arc::new(metrics::EngineMetrics::default());
+            let (shared, writes) = presence::PresenceShared::new(node.clone(), metrics.clone());
             let engine = Engine {
                 log: Box::new(RemoteLog),
-                presence: Box::new(MemoryPresence::default()),
+                presence: Box::new(presence::RedisPresence::new(shared.clone())),
                 queues: Box::new(MemoryQueues::new(config.hub.queues, seed)),
             };
-            let hub = tidings_core::Hub::with_engine(config.hub.clone(), engine).map_err(bad)?;
-            let redis = RedisEngine::start(hub.clone(), &config.engine, seed, shutdown).map_err(
-                |reason| crate::config::ConfigError {
-                    field: "engine.url".into(),
-                    reason,
-                },
-            )?;
+            let hub = tidings_core::Hub::with_engine_numbered(
+                config.hub.clone(),
+                engine,
+                node.first_session,
+            )
+            .map_err(bad)?;
+            let redis_error = |reason| crate::config::ConfigError {
+                field: "engine.url".into(),
+                reason,
+            };
+            let round_trip = Arc::new(health::RoundTrip::new(
+                std::time::Duration::from_millis(config.engine.health_interval_ms),
+                std::time::Duration::from_millis(config.engine.timeout_ms),
+                crate::clock::now_ms(),
+            ));
+            let redis = RedisEngine::start(
+                hub.clone(),
+                &config.engine,
+                seed,
+                metrics,
+                round_trip.clone(),
+                shutdown.clone(),
+            )
+            .map_err(redis_error)?;
+            cluster::start(
+                hub.clone(),
+                shared,
+                writes,
+                &config.engine,
+                round_trip,
+                shutdown,
+            )
+            .map_err(redis_error)?;
             Ok((hub, Some(redis)))
         }
     }
