@@ -19,7 +19,7 @@ use super::presence::{event_of, Mirror, PresenceShared, Record, Write, MAX_REMOT
 use crate::clock::now_ms;
 use crate::config::EngineConfig;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -104,15 +104,9 @@ pub(crate) fn start(
     round_trip: Arc<RoundTrip>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
     let timeout = Duration::from_millis(cfg.timeout_ms);
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2));
-    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-        .map_err(|e| e.to_string())?;
+    // A command connection of its own: presence writes never wait behind publishes.
+    let (client, conn) = super::redis::connect(cfg)?;
     let cluster = Arc::new(Cluster {
         hub,
         metrics: shared.metrics.clone(),

@@ -159,15 +159,8 @@ impl RedisEngine {
         round_trip: Arc<RoundTrip>,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisEngine>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
+        let (client, conn) = connect(cfg)?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (subscribes, subscribe_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {
@@ -951,6 +944,21 @@ impl RedisEngine {
         }
         self.round_trip.check(crate::clock::now_ms())
     }
+}
+
+/// A client for pub/sub connections and a command connection that connects lazily (a node
+/// starts while Redis is down) and reconnects by itself, each command within `timeout_ms`.
+pub(super) fn connect(cfg: &EngineConfig) -> Result<(redis::Client, ConnectionManager), String> {
+    let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(cfg.timeout_ms);
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| e.to_string())?;
+    Ok((client, conn))
 }
 
 async fn follow(
