@@ -26,12 +26,16 @@ const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 const TTL_MS: u64 = 1500;
 
 fn node(redis: &Redis) -> Process {
+    node_with_ttl(redis, TTL_MS)
+}
+
+fn node_with_ttl(redis: &Redis, ttl_ms: u64) -> Process {
     TIDINGS
         .serve()
         .http()
         .tcp()
         .config(&format!(
-            "[engine]\nkind = \"redis\"\nurl = \"{}\"\npresence_ttl_ms = {TTL_MS}\n\
+            "[engine]\nkind = \"redis\"\nurl = \"{}\"\npresence_ttl_ms = {ttl_ms}\n\
              health_interval_ms = 200\ntimeout_ms = 500\n",
             redis.url()
         ))
@@ -40,8 +44,12 @@ fn node(redis: &Redis) -> Process {
 
 /// SIGKILL, by the node's PID: no shutdown, no goodbye to Redis.
 fn kill_9(p: &Process) {
+    signal(p, "-KILL");
+}
+
+fn signal(p: &Process, which: &str) {
     let status = Command::new("kill")
-        .args(["-9", &p.id().to_string()])
+        .args([which, &p.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -423,4 +431,29 @@ fn healthz_is_degraded_when_pubsub_stops_delivering_though_redis_answers_ping() 
     ] {
         assert!(metrics.contains(row), "{row} in {metrics}");
     }
+}
+
+#[test]
+fn a_node_stopped_cleanly_takes_its_members_out_at_once() {
+    let Some(redis) = Redis::start() else { return };
+    // B would keep its members for a minute if it died; stopped with SIGTERM it says goodbye.
+    let (a, mut b) = (node(&redis), node_with_ttl(&redis, 60_000));
+    let mut watcher = LineConn::open(a.socket_addr("tcp"));
+    assert!(watcher
+        .ask_reply("SUB room.two")
+        .starts_with("+OK SUB room.two"));
+    let mut on_b = LineConn::open(b.socket_addr("tcp"));
+    assert!(on_b
+        .ask_reply("SUB room.two")
+        .starts_with("+OK SUB room.two"));
+    let b_id = presence_client(&watcher.read(), "JOIN", "room.two");
+
+    signal(&b, "-TERM");
+    assert_eq!(
+        presence_client(&watcher.read(), "LEAVE", "room.two"),
+        b_id,
+        "told well before B's 60 s presence TTL"
+    );
+    assert!(b.wait_timeout(WAIT).is_some(), "B exited");
+    assert_eq!(api_members(a.socket_addr("http"), "room.two").len(), 1);
 }

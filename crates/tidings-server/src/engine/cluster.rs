@@ -28,6 +28,7 @@ use std::time::Duration;
 use tidings_core::{Hub, PresenceEvent, SessionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Joins and leaves written in one pipeline.
 const WRITE_BATCH: usize = 256;
@@ -94,16 +95,29 @@ struct Cluster {
     snapshot: Script,
 }
 
+/// What the cluster tasks are started with, besides the hub and the presence store.
+pub(crate) struct Chores {
+    pub(crate) writes: mpsc::Receiver<Write>,
+    pub(crate) round_trip: Arc<RoundTrip>,
+    pub(crate) shutdown: CancellationToken,
+    /// The server's task tracker: shutdown waits for the writer's goodbye.
+    pub(crate) tasks: TaskTracker,
+}
+
 /// Starts the three tasks; they end on `shutdown` (the writer first removes this node's
 /// members, so other nodes see them leave at once rather than after the TTL).
 pub(crate) fn start(
     hub: Arc<Hub>,
     shared: Arc<PresenceShared>,
-    writes: mpsc::Receiver<Write>,
     cfg: &EngineConfig,
-    round_trip: Arc<RoundTrip>,
-    shutdown: CancellationToken,
+    chores: Chores,
 ) -> Result<(), String> {
+    let Chores {
+        writes,
+        round_trip,
+        shutdown,
+        tasks,
+    } = chores;
     let timeout = Duration::from_millis(cfg.timeout_ms);
     // A command connection of its own: presence writes never wait behind publishes.
     let (client, conn) = super::redis::connect(cfg)?;
@@ -119,7 +133,7 @@ pub(crate) fn start(
         sweep: Script::new(SWEEP_LUA),
         snapshot: Script::new(SNAPSHOT_LUA),
     });
-    tokio::spawn(cluster.clone().writer(writes, shutdown.clone()));
+    tasks.spawn(cluster.clone().writer(writes, shutdown.clone()));
     tokio::spawn(cluster.clone().listener(client, shutdown.clone()));
     tokio::spawn(cluster.pinger(shutdown));
     Ok(())

@@ -28,6 +28,7 @@ pub(crate) fn build(
     config: &crate::config::ServerConfig,
     seed: u64,
     shutdown: tokio_util::sync::CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
 ) -> Result<(Arc<tidings_core::Hub>, Remote), crate::config::ConfigError> {
     use tidings_core::engine::{Engine, MemoryQueues};
     let bad = |e: tidings_core::ConfigError| crate::config::ConfigError {
@@ -74,15 +75,13 @@ pub(crate) fn build(
                 shutdown.clone(),
             )
             .map_err(redis_error)?;
-            cluster::start(
-                hub.clone(),
-                shared,
+            let chores = cluster::Chores {
                 writes,
-                &config.engine,
                 round_trip,
                 shutdown,
-            )
-            .map_err(redis_error)?;
+                tasks: tasks.clone(),
+            };
+            cluster::start(hub.clone(), shared, &config.engine, chores).map_err(redis_error)?;
             Ok((hub, Some(redis)))
         }
     }
