@@ -217,6 +217,7 @@ fn presence_is_the_same_from_every_node_and_a_killed_nodes_members_leave() {
         "{left}"
     );
     let took = killed_at.elapsed();
+    eprintln!("the leave was told {took:?} after SIGKILL (presence_ttl_ms {TTL_MS})");
     assert!(
         took < Duration::from_millis(TTL_MS * 3),
         "the leave took {took:?} (ttl {TTL_MS} ms)"

@@ -185,14 +185,16 @@ impl Cluster {
             // Liveness goes with every batch (and every tick), its old value telling whether
             // Redis still knew this node: if not, its members must be written again.
             let lost = match self.write(&batch).await {
-                Ok(lost) => lost,
+                Ok(lost) => {
+                    EngineMetrics::add(&self.metrics.presence_writes, batch.len() as u64);
+                    lost
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "redis engine: presence write failed; resyncing when back");
                     EngineMetrics::add(&self.metrics.presence_write_errors, 1);
                     true
                 }
             };
-            EngineMetrics::add(&self.metrics.presence_writes, batch.len() as u64);
             batch.clear();
             if lost || self.shared.resync.load(Ordering::Relaxed) {
                 self.shared.resync.store(true, Ordering::Relaxed);
@@ -314,11 +316,11 @@ impl Cluster {
             }
         }
         for stale in &in_redis {
-            let Some((id, name)) = stale.split_once(' ') else {
+            // Entries are written here as "ID NAME"; anything else is not ours to announce.
+            let Some((Ok(id), name)) = stale.split_once(' ').map(|(i, n)| (i.parse(), n)) else {
                 continue;
             };
-            let id = SessionId(id.parse().unwrap_or(0));
-            self.push_write(&mut pipe, name, id, None, false);
+            self.push_write(&mut pipe, name, SessionId(id), None, false);
         }
         self.run::<()>(&pipe).await.inspect_err(|_| {
             self.shared.resync.store(true, Ordering::Relaxed);

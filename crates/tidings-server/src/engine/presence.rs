@@ -240,8 +240,19 @@ pub(crate) fn event_of(name: &Arc<str>, m: &Member, joined: bool) -> PresenceEve
 
 /// A protocol name read from Redis as the `&'static str` members carry.
 fn protocol_name(p: &str) -> &'static str {
+    // What the drivers pass to `open_session` (a newer node's unknown name shows as "remote").
     const KNOWN: [&str; 11] = [
-        "line", "ws", "stomp", "sockjs", "socketio", "sse", "poll", "stream", "udp", "api", "http",
+        "line",
+        "ws",
+        "stomp",
+        "stomp-ws",
+        "sockjs-stomp",
+        "sockjs",
+        "socketio",
+        "sse",
+        "poll",
+        "stream",
+        "udp",
     ];
     KNOWN.into_iter().find(|k| *k == p).unwrap_or("remote")
 }
