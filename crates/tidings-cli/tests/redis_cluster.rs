@@ -19,7 +19,7 @@ use tidings_testkit::redis::Redis;
 use tidings_testkit::{Process, Tidings};
 
 mod support;
-use support::{field, get, ws, ws_read, LineConn, Ws, WAIT};
+use support::{field, get, sio, sio_ask, ws, ws_read, LineConn, Ws, WAIT};
 
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 /// `[engine] presence_ttl_ms` of the test nodes: short, so a dead node's members go fast.
@@ -201,6 +201,16 @@ fn presence_is_the_same_from_every_node_and_a_killed_nodes_members_leave() {
         .collect();
     ids.sort();
     assert_eq!(ids, all);
+    let mut s = sio(a.socket_addr("http"));
+    let listed = sio_ask(&mut s, 1, serde_json::json!(["presence", "room.one"]));
+    let mut ids: Vec<String> = listed["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|m| m["client"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, all, "Socket.IO's presence event, on A");
 
     // C dies without a word: its member leaves within the TTL, told to watchers on A and B.
     let killed_at = Instant::now();

@@ -17,7 +17,9 @@ use tidings_testkit::redis::Redis;
 use tidings_testkit::{Process, Tidings};
 
 mod support;
-use support::{field, get, ws, ws_ask, ws_read, LineConn, Ws, WAIT};
+use support::{
+    field, get, sio, sio_ask, sio_connect, sio_read, ws, ws_ask, ws_read, LineConn, WAIT,
+};
 
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 
@@ -343,53 +345,6 @@ fn an_sse_client_resuming_on_another_node_gets_exactly_what_it_missed() {
 }
 
 /// A Socket.IO (Engine.IO 4) client over WebSocket, connected to the root namespace.
-fn sio(addr: SocketAddr) -> Ws {
-    sio_connect(addr, "").0
-}
-
-/// Connects with the CONNECT payload `auth` (e.g. a recovery `pid` and `offset`); returns
-/// the CONNECT reply's object too.
-fn sio_connect(addr: SocketAddr, auth: &str) -> (Ws, serde_json::Value) {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut w, _) = tungstenite::connect(url).expect("connect /socket.io/");
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = w.get_mut() {
-        s.set_read_timeout(Some(WAIT)).unwrap();
-    }
-    assert!(sio_read(&mut w).starts_with('0'));
-    w.send(tungstenite::Message::text(format!("40{auth}")))
-        .unwrap();
-    let reply = sio_read(&mut w);
-    let body = reply.strip_prefix("40").expect("a CONNECT reply");
-    (w, serde_json::from_str(body).unwrap())
-}
-
-/// The next Socket.IO packet, answering Engine.IO pings.
-fn sio_read(w: &mut Ws) -> String {
-    loop {
-        match w.read().expect("a packet in time") {
-            tungstenite::Message::Text(t) if t.as_str() == "2" => {
-                w.send(tungstenite::Message::text("3")).unwrap();
-            }
-            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
-            _ => continue,
-        }
-    }
-}
-
-/// Sends `packet` and returns the first argument of its ack (`43<id>[{...}]`).
-fn sio_ask(w: &mut Ws, id: u32, event: serde_json::Value) -> serde_json::Value {
-    let args = event.to_string();
-    w.send(tungstenite::Message::text(format!("42{id}{args}")))
-        .unwrap();
-    let prefix = format!("43{id}");
-    let reply = sio_read(w);
-    let body = reply
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("not the ack {prefix}: {reply}"));
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    v[0].clone()
-}
-
 #[test]
 fn a_socketio_publish_on_one_node_reaches_subscribers_on_another() {
     let Some(redis) = Redis::start() else { return };

@@ -1,5 +1,5 @@
 //! Small blocking clients shared by the Redis engine's test files (`redis_engine.rs`,
-//! `redis_cluster.rs`): the line protocol, `/ws`, and one HTTP GET.
+//! `redis_cluster.rs`): the line protocol, `/ws`, Socket.IO over WebSocket, and one HTTP GET.
 
 // Each test file is its own crate and uses only some of these.
 #![allow(dead_code)]
@@ -122,4 +122,53 @@ pub(crate) fn field<'a>(line: &'a str, name: &str) -> &'a str {
     line.split(' ')
         .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
         .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+/// A Socket.IO client over Engine.IO's WebSocket transport, connected to the main
+/// namespace.
+pub(crate) fn sio(addr: SocketAddr) -> Ws {
+    sio_connect(addr, "").0
+}
+
+/// Connects with the CONNECT payload `auth` (e.g. a recovery `pid` and `offset`); returns
+/// the CONNECT reply's object too.
+pub(crate) fn sio_connect(addr: SocketAddr, auth: &str) -> (Ws, serde_json::Value) {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut w, _) = tungstenite::connect(url).expect("connect /socket.io/");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = w.get_mut() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    assert!(sio_read(&mut w).starts_with('0'));
+    w.send(tungstenite::Message::text(format!("40{auth}")))
+        .unwrap();
+    let reply = sio_read(&mut w);
+    let body = reply.strip_prefix("40").expect("a CONNECT reply");
+    (w, serde_json::from_str(body).unwrap())
+}
+
+/// The next Socket.IO packet, answering Engine.IO pings.
+pub(crate) fn sio_read(w: &mut Ws) -> String {
+    loop {
+        match w.read().expect("a packet in time") {
+            tungstenite::Message::Text(t) if t.as_str() == "2" => {
+                w.send(tungstenite::Message::text("3")).unwrap();
+            }
+            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
+            _ => continue,
+        }
+    }
+}
+
+/// Sends `packet` and returns the first argument of its ack (`43<id>[{...}]`).
+pub(crate) fn sio_ask(w: &mut Ws, id: u32, event: serde_json::Value) -> serde_json::Value {
+    let args = event.to_string();
+    w.send(tungstenite::Message::text(format!("42{id}{args}")))
+        .unwrap();
+    let prefix = format!("43{id}");
+    let reply = sio_read(w);
+    let body = reply
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("not the ack {prefix}: {reply}"));
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v[0].clone()
 }
