@@ -11,11 +11,13 @@ mod cluster;
 mod codec;
 mod health;
 mod metrics;
+mod nodes;
 mod presence;
 mod redis;
 mod remote_log;
 
 pub(crate) use self::redis::RedisEngine;
+pub(crate) use nodes::MAX_NODES;
 pub(crate) use remote_log::RemoteLog;
 
 use std::sync::Arc;

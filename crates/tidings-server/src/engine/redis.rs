@@ -191,6 +191,11 @@ impl RedisEngine {
         Ok(engine)
     }
 
+    /// The command connection, key prefix and timeout, for the node directory (`nodes.rs`).
+    pub(super) fn commands(&self) -> (ConnectionManager, &str, Duration) {
+        (self.conn.clone(), &self.prefix, self.timeout)
+    }
+
     fn key(&self, kind: &str, topic: &str) -> String {
         format!("{}:{kind}:{topic}", self.prefix)
     }

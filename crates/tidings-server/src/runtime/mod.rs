@@ -266,6 +266,7 @@ impl Server {
                 })?;
         }
         tokio::spawn(sweeper(shared.clone()));
+        tokio::spawn(admin::ticker(shared.clone()));
         Ok(Server { shared, addrs, tls })
     }
 
