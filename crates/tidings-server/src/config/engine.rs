@@ -33,6 +33,13 @@ pub struct EngineConfig {
     /// its lease (dead, or cut off from Redis) before another node takes it for its
     /// consumers. Live nodes renew every third of it. Default 30000.
     pub queue_claim_ms: u64,
+    /// Milliseconds a node's presence members outlive it: the node refreshes its liveness
+    /// every third of it, and once it lapses (the node died) every node is told they left.
+    /// Default 30000; at least 300.
+    pub presence_ttl_ms: u64,
+    /// Milliseconds between the health round trips through Redis pub/sub; `/healthz` is
+    /// degraded when none came back for three of them plus `timeout_ms`. Default 1000.
+    pub health_interval_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +50,8 @@ impl Default for EngineConfig {
             prefix: "tidings".into(),
             timeout_ms: 2000,
             queue_claim_ms: 30_000,
+            presence_ttl_ms: 30_000,
+            health_interval_ms: 1000,
         }
     }
 }
@@ -79,6 +88,12 @@ impl EngineConfig {
                 "queue_claim_ms",
                 "must be at least 100 (a lease renewed every third of it)".into(),
             ));
+        }
+        if self.presence_ttl_ms < 300 {
+            return Err(("presence_ttl_ms", "must be at least 300".into()));
+        }
+        if self.health_interval_ms < 10 {
+            return Err(("health_interval_ms", "must be at least 10".into()));
         }
         Ok(())
     }

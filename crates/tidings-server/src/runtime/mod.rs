@@ -107,7 +107,9 @@ impl Server {
         config.validate()?;
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
         let shutdown = CancellationToken::new();
-        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone())?;
+        // Created first: the engine's tasks that must finish on shutdown are tracked too.
+        let tasks = TaskTracker::new();
+        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone(), &tasks)?;
         let http = bind("http", config.http)?;
         let tcp = bind("tcp", config.tcp)?;
         let stomp = bind("stomp", config.stomp)?;
@@ -132,7 +134,7 @@ impl Server {
             hub: hub.clone(),
             auth: auth.clone(),
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             remote: remote.clone(),
         };
         let websocket = Arc::new(config.websocket.clone());
