@@ -19,7 +19,7 @@ use tidings_testkit::redis::Redis;
 use tidings_testkit::{Process, Tidings};
 
 mod support;
-use support::{field, get, sio, sio_ask, ws, ws_read, LineConn, Ws, WAIT};
+use support::{field, get, sio, sio_ask, sio_read, ws, ws_read, LineConn, Ws, WAIT};
 
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
 /// `[engine] presence_ttl_ms` of the test nodes: short, so a dead node's members go fast.
@@ -338,6 +338,13 @@ fn redis_restarted_empty_subscribers_are_told_and_everything_recovers() {
         serde_json::json!({"op": "subscribe", "id": 1, "topic": "alerts.x"}),
     );
     assert_eq!(ok["type"], "ok", "{ok}");
+    let mut sio_sub = sio(b.socket_addr("http"));
+    let ok = sio_ask(
+        &mut sio_sub,
+        1,
+        serde_json::json!(["subscribe", "alerts.x"]),
+    );
+    assert_eq!(ok["ok"], true, "{ok}");
     let mut publisher = LineConn::open(a.socket_addr("tcp"));
     assert_eq!(
         publisher.ask_reply("PUB alerts.x one"),
@@ -345,8 +352,9 @@ fn redis_restarted_empty_subscribers_are_told_and_everything_recovers() {
     );
     assert_eq!(line_sub.read_reply(), "MSG alerts.x 1 one");
     assert_eq!(ws_read_type(&mut ws_sub, "message")["offset"], 1);
-    wait_until(WAIT, "A lists B's two members", || {
-        api_members(a.socket_addr("http"), "alerts.x").len() == 2
+    assert!(sio_read(&mut sio_sub).contains(r#""offset":1"#));
+    wait_until(WAIT, "A lists B's three members", || {
+        api_members(a.socket_addr("http"), "alerts.x").len() == 3
     });
 
     // Redis comes back empty: the topic's history and every member are gone from it.
@@ -363,6 +371,16 @@ fn redis_restarted_empty_subscribers_are_told_and_everything_recovers() {
         (gap["topic"].as_str(), gap["since"].as_u64()),
         (Some("alerts.x"), Some(1)),
         "{gap}"
+    );
+    // Socket.IO: a `gap` event, `42["gap",{...}]`.
+    let packet = sio_read(&mut sio_sub);
+    let event: serde_json::Value =
+        serde_json::from_str(packet.strip_prefix("42").expect("an event")).unwrap();
+    assert_eq!(event[0], "gap", "{packet}");
+    assert_eq!(
+        (event[1]["topic"].as_str(), event[1]["since"].as_u64()),
+        (Some("alerts.x"), Some(1)),
+        "{packet}"
     );
 
     // Publishes work again (a new epoch, offsets from 1) and reach both subscribers.
@@ -385,7 +403,7 @@ fn redis_restarted_empty_subscribers_are_told_and_everything_recovers() {
 
     // B wrote its members again: A lists them; both nodes are healthy; reconnects counted.
     wait_until(Duration::from_secs(10), "A lists B's members again", || {
-        api_members(a.socket_addr("http"), "alerts.x").len() == 2
+        api_members(a.socket_addr("http"), "alerts.x").len() == 3
     });
     for n in [&a, &b] {
         wait_until(Duration::from_secs(10), "/healthz ok again", || {
