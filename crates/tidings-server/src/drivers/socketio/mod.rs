@@ -962,7 +962,7 @@ impl Conn {
             // the native protocol's fields, the topic as the client named it.
             Delivery::Gap(g) => {
                 let mut gap: serde_json::Value =
-                    serde_json::from_str(&super::gap_json(&g)).unwrap_or_default();
+                    serde_json::from_str(&super::gap_json(g)).unwrap_or_default();
                 gap["topic"] = self.shown(&g.topic).into();
                 if let Some(fields) = gap.as_object_mut() {
                     fields.remove("type");
