@@ -201,10 +201,10 @@ impl Fleet {
                         got[w] = Some(t);
                     }
                 }
-                // A worker that already answered may end (after `stop`) before the others
-                // answer: only the end of one still owing an answer is an error.
-                Ok((w, Err(e))) if got[w].is_none() => return Err(format!("worker {w}: {e}")),
-                Ok((_, Err(_))) => {}
+                // A worker that already answered may end (after its `final`) before the
+                // others answer: only a worker that ends without answering is an error.
+                Ok((w, Err(_))) if got[w].is_some() => {}
+                Ok((w, Err(e))) => return Err(format!("worker {w}: {e}")),
                 Err(_) => return Err("workers did not answer in time".into()),
             }
         }

@@ -9,6 +9,7 @@
 
 mod capacity;
 mod client;
+mod cluster;
 mod echo;
 mod fanout;
 mod fleet;
@@ -55,6 +56,9 @@ enum Scenario {
     /// Broadcast fan-out: one publisher to S subscribers; deliveries/s at saturation and
     /// latency percentiles at fixed rates.
     Fanout(fanout::Args),
+    /// Several nodes on one Redis (issue 17): 1, 2, 3 tidings nodes against node socket.io
+    /// on its Redis adapters; deliveries/s, p99, CPU of the nodes and of redis-server.
+    Cluster(cluster::Args),
     /// Reconnect storm: drop every subscriber at once; time until they are back, messages
     /// missed with resume.
     Storm(storm::Args),
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Scenario::Capacity(args) => capacity::run(args),
         Scenario::Echo(args) => echo::run(args),
         Scenario::Fanout(args) => fanout::run(args),
+        Scenario::Cluster(args) => cluster::run(args),
         Scenario::Storm(args) => storm::run(args),
         Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
