@@ -1,15 +1,19 @@
-// The admin dashboard (/admin): signs in through the admin API, then reads it once a second
-// (node, topics, connections, queues, recent problems) and acts through it (publish,
-// disconnect, purge). Everything shown is set with textContent: data is never HTML.
+// The admin dashboard (/admin): signs in through the admin API, then follows the live stream
+// (GET /api/admin/live, Server-Sent Events: one snapshot of node, cluster, topics,
+// connections, queues and recent problems a second) and acts through the JSON API (publish,
+// disconnect, purge). Only when the stream cannot open (a proxy that does not stream, the
+// server's bound on streams) does it read the JSON API once a second instead. Everything
+// shown is set with textContent: data is never HTML.
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
 const HISTORY = 120; // chart points (two minutes)
 
-let timer = null;
+let timer = null; // polling (the fallback)
+let source = null; // the live stream (EventSource)
 let selectedTopic = null;
 let selectedConnection = null;
-let last = null; // previous node sample, for rates
-const lastOffsets = new Map(); // topic -> [offset, time], for each topic's rate
+let last = null; // when the chart got its last point
+const lastOffsets = new Map(); // topic -> [offset, time, rate], for each topic's rate
 const series = { published: [], delivered: [] };
 
 async function api(method, path, body) {
@@ -33,9 +37,15 @@ function status(text, up) {
   $('status').className = `status ${up ? 'up' : 'down'}`;
 }
 
-function signedOut() {
+function stopUpdates() {
   clearInterval(timer);
   timer = null;
+  source?.close();
+  source = null;
+}
+
+function signedOut() {
+  stopUpdates();
   $('dash').hidden = true;
   $('logout').hidden = true;
   $('login').hidden = false;
@@ -48,9 +58,35 @@ function signedIn(user) {
   $('dash').hidden = false;
   $('logout').hidden = false;
   $('who').textContent = `signed in as ${user}`;
-  status('live', true);
+  follow();
+}
+
+/** Follows the live stream; falls back to polling when it cannot open. */
+function follow() {
+  stopUpdates();
+  status('connecting…', false);
+  const es = new EventSource('/api/admin/live');
+  source = es;
+  es.addEventListener('open', () => status('live', true));
+  es.addEventListener('snapshot', (ev) => show(JSON.parse(ev.data)));
+  es.addEventListener('signed_out', signedOut);
+  es.addEventListener('error', async () => {
+    if (source !== es) return;
+    // While CONNECTING the browser retries by itself (the server restarted, the network
+    // blinked); CLOSED means it will not: the stream was refused.
+    if (es.readyState !== EventSource.CLOSED) return status('reconnecting…', false);
+    es.close();
+    source = null;
+    const me = await fetch('/api/admin/me', { credentials: 'same-origin' }).catch(() => null);
+    if (me?.status === 401) return signedOut();
+    poll();
+  });
+}
+
+/** The fallback: the JSON API once a second. */
+function poll() {
+  stopUpdates();
   refresh();
-  clearInterval(timer);
   timer = setInterval(refresh, POLL_MS);
 }
 
@@ -137,22 +173,24 @@ const duration = (s) => (s >= 86400 ? `${Math.floor(s / 86400)}d ${Math.floor((s
 const time = (ms) => new Date(ms).toLocaleTimeString();
 
 function renderNode(n, now) {
+  $('node-id').textContent = n.id ?? '';
   $('node-version').textContent = n.version;
   $('node-uptime').textContent = duration(n.uptime_secs);
   $('node-rss').textContent = bytes(n.rss_bytes);
   $('node-cpu').textContent = n.cpu_secs == null ? '–' : `${n.cpu_secs.toFixed(1)} s`;
   const conns = Object.entries(n.connections);
   $('node-connections').textContent = conns.length ? conns.map(([p, c]) => `${p} ${c}`).join(', ') : 'none';
-  if (last) {
-    const dt = Math.max(0.001, (now - last.at) / 1000);
+  // The server measures the rates each second (published_per_sec, delivered_per_sec); a read
+  // right after an action does not add a point of its own to the chart.
+  if (!last || now - last.at >= 900) {
     for (const k of ['published', 'delivered']) {
-      const rate = Math.max(0, (n[k] - last[k]) / dt);
+      const rate = n[`${k}_per_sec`] ?? 0;
       series[k].push(rate);
       if (series[k].length > HISTORY) series[k].shift();
       $(`rate-${k}`).textContent = rate.toFixed(1);
     }
+    last = { at: now };
   }
-  last = { at: now, published: n.published, delivered: n.delivered };
   const max = Math.max(1, ...series.published, ...series.delivered);
   for (const k of ['published', 'delivered']) {
     const pts = series[k].map((v, i) => `${i},${(60 - (v / max) * 56).toFixed(1)}`).join(' ');
@@ -160,13 +198,32 @@ function renderNode(n, now) {
   }
 }
 
+function renderNodes(c) {
+  $('nodes-kind').textContent = c.cluster ? `(cluster of ${c.nodes.length})` : '(one node, in-memory engine)';
+  $('nodes-error').textContent = c.error ? `cannot read the cluster: ${c.error}` : '';
+  fill(
+    'nodes',
+    c.nodes.map((n) => {
+      const conns = Object.entries(n.connections ?? {}).map(([p, k]) => `${p} ${k}`).join(', ') || 'none';
+      const rate = (r) => (r == null ? '–' : Number(r.toFixed(1)));
+      const tr = row([n.id === c.this ? `${n.id} (this)` : n.id, n.host ?? '–', n.version, duration(n.uptime_secs), bytes(n.rss_bytes), conns, rate(n.published_per_sec), rate(n.delivered_per_sec)], n.id === c.this ? 'selected' : '');
+      tr.dataset.node = n.id;
+      return tr;
+    }),
+  );
+}
+
 function renderTopics(t, now) {
   fill(
     'topics',
     t.topics.map((x) => {
+      // Measured over at least 0.9 s: a read right after an action keeps the last rate.
       const before = lastOffsets.get(x.topic);
-      const rate = before ? Math.max(0, (x.offset - before[0]) / Math.max(0.001, (now - before[1]) / 1000)) : 0;
-      lastOffsets.set(x.topic, [x.offset, now]);
+      let rate = before ? before[2] : 0;
+      if (!before || now - before[1] >= 900) {
+        if (before) rate = Math.max(0, (x.offset - before[0]) / ((now - before[1]) / 1000));
+        lastOffsets.set(x.topic, [x.offset, now, rate]);
+      }
       const tr = row([x.topic, x.subscribers, x.offset, x.epoch ?? '–', `${x.history_messages} (${bytes(x.history_bytes)})`, Number(rate.toFixed(1))], x.topic === selectedTopic ? 'selected' : '');
       tr.dataset.topic = x.topic;
       tr.addEventListener('click', () => {
@@ -261,26 +318,46 @@ function renderEvents(e) {
   fill('slow-consumers', [...e.slow_consumer_closes].reverse().map((s) => row([time(s.at_ms), s.connection, s.protocol, s.peer ?? '–', s.topic])));
 }
 
-let busy = false;
+/** A snapshot like the live stream's, read from the JSON API (polling, or right after an action). */
+async function fetchSnapshot() {
+  const [node, nodes, topics, connections, queues, events] = await Promise.all([
+    api('GET', '/node'),
+    api('GET', '/nodes'),
+    api('GET', '/topics?limit=200'),
+    api('GET', '/connections?limit=200'),
+    api('GET', '/queues'),
+    api('GET', '/events'),
+  ]);
+  return { node, nodes, topics, connections, queues, events };
+}
+
 async function refresh() {
+  try {
+    await show(await fetchSnapshot());
+  } catch (e) {
+    if (e.message !== 'signed out') status(`error: ${e.message}`, false);
+  }
+}
+
+let busy = false;
+/** Shows a snapshot; a search or a selected row is asked of the JSON API on top. */
+async function show(s) {
   if (busy) return;
   busy = true;
   try {
-    const now = Date.now();
-    const tq = encodeURIComponent($('topic-search').value);
-    const cq = encodeURIComponent($('connection-search').value);
-    const [node, topics, conns, queues, events] = await Promise.all([
-      api('GET', '/node'),
-      api('GET', `/topics?q=${tq}&limit=200`),
-      api('GET', `/connections?q=${cq}&limit=200`),
-      api('GET', '/queues'),
-      api('GET', '/events'),
+    const tq = $('topic-search').value;
+    const cq = $('connection-search').value;
+    const [topics, conns] = await Promise.all([
+      tq ? api('GET', `/topics?q=${encodeURIComponent(tq)}&limit=200`) : s.topics,
+      cq ? api('GET', `/connections?q=${encodeURIComponent(cq)}&limit=200`) : s.connections,
     ]);
-    renderNode(node, now);
+    const now = Date.now(); // the page's clock for every rate, whichever path the data took
+    renderNode(s.node, now);
+    renderNodes(s.nodes);
     renderTopics(topics, now);
     renderConnections(conns);
-    renderQueues(queues);
-    renderEvents(events);
+    renderQueues(s.queues);
+    renderEvents(s.events);
     if (selectedTopic) renderDetail(await api('GET', `/topics/${encodeURIComponent(selectedTopic)}`));
     if (selectedConnection) {
       try {
@@ -291,7 +368,7 @@ async function refresh() {
         $('connection-detail').hidden = true;
       }
     }
-    status('live', true);
+    status(timer ? 'live (polling)' : 'live', true);
   } catch (e) {
     if (e.message !== 'signed out') status(`error: ${e.message}`, false);
   } finally {

@@ -8,20 +8,7 @@ const { Server } = require("socket.io");
 
 const httpServer = createServer();
 const io = new Server(httpServer, { serveClient: false });
-const offsets = new Map();
-
-io.on("connection", (socket) => {
-  socket.on("subscribe", (topic, ack) => {
-    socket.join(topic);
-    if (typeof ack === "function") ack({ ok: true, topic });
-  });
-  socket.on("publish", (topic, data, ack) => {
-    const offset = (offsets.get(topic) || 0) + 1;
-    offsets.set(topic, offset);
-    io.to(topic).emit("message", { topic, offset, data });
-    if (typeof ack === "function") ack({ ok: true, topic, offset });
-  });
-});
+require("./socketio-events")(io);
 
 httpServer.listen(Number(process.argv[2] || 0), "127.0.0.1", () => {
   console.log(`socketio-server: listening on 127.0.0.1:${httpServer.address().port}`);

@@ -6,7 +6,10 @@
 // A wrong password is refused on the page; the right one shows the dashboard; clients on
 // three protocols (/ws with node `ws`, the TCP line protocol, SSE) appear in the connections
 // table; a feed's topic shows a moving rate; the page publishes and the /ws client gets it;
-// the page disconnects the /ws client, which sees its socket close, and its row goes.
+// the page disconnects the /ws client, which sees its socket close, and its row goes. The page
+// follows the live stream (/api/admin/live) and asks nothing else while nobody clicks; when the
+// server refuses the stream (its bound of live streams is taken) the page falls back to
+// polling and still shows the node.
 // Prints `ok: ...` lines; exits 1 with `FAIL: ...`.
 import net from "node:net";
 import WebSocket from "ws";
@@ -45,6 +48,11 @@ async function rows(page, table) {
 try {
   const page = await (await browser.newContext()).newPage();
   page.on("pageerror", (e) => console.error(`page: ${e.message}`));
+  const asked = []; // admin API paths the page requested
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith("/api/admin/")) asked.push(u.pathname);
+  });
   await page.goto(`${base}/admin`);
   await page.waitForSelector("#login:not([hidden])", { timeout: WAIT_MS });
 
@@ -62,6 +70,16 @@ try {
   await until("the version", async () => (await page.textContent("#node-version")).length > 0);
   check((await page.textContent("#who")).includes(user), "signed in as the admin");
   console.log(`ok: signed in, version ${await page.textContent("#node-version")}`);
+
+  // Live over the server's own SSE stream: the uptime moves with no request of the page's own.
+  await until("the live stream", async () => (await page.textContent("#status")) === "live");
+  check(asked.includes("/api/admin/live"), `the page opened the live stream: ${asked}`);
+  const before = asked.length;
+  const uptime = await page.textContent("#node-uptime");
+  await until("the uptime to move", async () => (await page.textContent("#node-uptime")) !== uptime, 5000);
+  check(asked.length === before, `no polling while the stream runs: ${asked.slice(before)}`);
+  await until("this node in the nodes table", async () => (await rows(page, "nodes")).some((r) => r[0].endsWith("(this)")));
+  console.log(`ok: live over /api/admin/live (uptime ${uptime} -> ${await page.textContent("#node-uptime")}), no polling`);
 
   // Three clients on three protocols.
   const ws = new WebSocket(`${base.replace("http", "ws")}/ws`);
@@ -128,7 +146,8 @@ try {
   // Disconnect the /ws client from the page: its socket closes, its row goes.
   const wsRow = await page.$('#connections tbody tr[data-protocol="ws"]');
   const wsId = await wsRow.getAttribute("data-connection");
-  await wsRow.$("button").then((b) => b.click());
+  // By selector, not by handle: the table is redrawn with every snapshot.
+  await page.click(`#connections tbody tr[data-connection="${wsId}"] button`);
   await until("the /ws client to be closed", () => wsClosed);
   await until("its row to go", async () => !(await rows(page, "connections")).some((r) => r[0] === wsId));
   console.log(`ok: disconnected ${wsId} from the page; it is gone`);
@@ -137,6 +156,34 @@ try {
   await page.click("#logout");
   await page.waitForSelector("#login:not([hidden])", { timeout: WAIT_MS });
   console.log("ok: signed out");
+
+  // Every live stream the server allows is taken (32, by a script with an admin cookie): the
+  // page's stream is refused with 503, so it polls the JSON API and still shows the node.
+  const login = await fetch(`${base}/api/admin/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user, password }),
+  });
+  const cookie = login.headers.get("set-cookie").split(";")[0];
+  const hogs = new AbortController();
+  let held = 0;
+  await until("32 live streams held", async () => {
+    const r = await fetch(`${base}/api/admin/live`, { headers: { cookie }, signal: hogs.signal });
+    if (r.ok) held++;
+    else await r.body.cancel();
+    return held === 32;
+  });
+  const refused = await fetch(`${base}/api/admin/live`, { headers: { cookie } });
+  check(refused.status === 503, `the 33rd stream is refused: ${refused.status}`);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", password);
+  await page.click("#login-submit");
+  await until("the polling fallback", async () => (await page.textContent("#status")) === "live (polling)");
+  const polled = asked.length;
+  await until("polls of the JSON API", async () => asked.slice(polled).filter((p) => p === "/api/admin/node").length >= 2);
+  check((await page.textContent("#node-version")).length > 0, "the node shows while polling");
+  hogs.abort();
+  console.log("ok: with the live streams all taken the page polls the JSON API");
   line.destroy();
   clearTimeout(overall);
   await browser.close();

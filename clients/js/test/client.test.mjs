@@ -3,9 +3,9 @@
 // Run: node --test clients/js/test/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Tidings } from '../tidings.js';
 
 const HTTP = process.env.TIDINGS_HTTP;
@@ -34,54 +34,9 @@ function token(sub, ttlSecs, rights = { publish: ['>'], subscribe: ['>'] }) {
   return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
-/** A TCP proxy in front of the server: `drop()` cuts every connection (a network failure),
- * `hold()` refuses new ones until `release()` (the network stays down); with
- * `blockWebSocket`, upgrade requests get a 403 (a proxy that blocks WebSocket). */
-async function proxy({ blockWebSocket = false } = {}) {
-  const [host, port] = HTTP.split(':');
-  const sockets = new Set();
-  let held = false;
-  const server = net.createServer((client) => {
-    if (held) {
-      client.destroy();
-      return;
-    }
-    client.once('data', (first) => {
-      if (blockWebSocket && /^upgrade:\s*websocket/im.test(first.toString('latin1'))) {
-        client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        return;
-      }
-      const upstream = net.connect(Number(port), host, () => upstream.write(first));
-      sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const forget = () => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      client.on('error', forget).on('close', forget);
-      upstream.on('error', forget).on('close', forget);
-    });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    addr: `127.0.0.1:${server.address().port}`,
-    drop() {
-      for (const s of sockets) s.destroy();
-    },
-    hold() {
-      held = true;
-    },
-    release() {
-      held = false;
-    },
-    close() {
-      this.drop();
-      server.close();
-    },
-  };
-}
+// The failing network (drop, hold, a proxy that blocks WebSocket): tests/interop/tcp_proxy.mjs.
+const { proxy: tcpProxy } = await import(pathToFileURL(`${process.env.TIDINGS_INTEROP}/tcp_proxy.mjs`).href);
+const proxy = (options) => tcpProxy(HTTP, options);
 
 test('subscribe, publish with ack, binary, history and presence', async () => {
   const a = new Tidings(`ws://${HTTP}/ws`, opts());

@@ -195,7 +195,7 @@ fn saturate(
 }
 
 /// Waits (up to 10 s) until the slowest subscriber has everything published.
-fn drain(fleet: &Fleet, published: u64) {
+pub(crate) fn drain(fleet: &Fleet, published: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while fleet.totals().slowest < published && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

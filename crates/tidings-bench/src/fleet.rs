@@ -85,14 +85,21 @@ pub(crate) struct Fleet {
 impl Fleet {
     /// Starts one worker per spec.
     pub(crate) fn spawn(specs: &[WorkerSpec]) -> Result<Fleet, String> {
+        let specs: Vec<String> = specs.iter().map(protocol::line).collect();
+        Fleet::spawn_as("worker", &specs)
+    }
+
+    /// Starts one `tidings-bench <subcommand> <spec>` per spec (JSON): a worker of another
+    /// kind that speaks the same `protocol`.
+    pub(crate) fn spawn_as(subcommand: &str, specs: &[String]) -> Result<Fleet, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let ticks = Arc::new(Mutex::new(vec![Tick::default(); specs.len()]));
         let (tx, events) = std::sync::mpsc::channel();
         let mut workers = Vec::new();
         for (w, spec) in specs.iter().enumerate() {
             let mut child = std::process::Command::new(&exe)
-                .arg("worker")
-                .arg(protocol::line(spec))
+                .arg(subcommand)
+                .arg(spec)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -194,6 +201,9 @@ impl Fleet {
                         got[w] = Some(t);
                     }
                 }
+                // A worker that already answered may end (after its `final`) before the
+                // others answer: only a worker that ends without answering is an error.
+                Ok((w, Err(_))) if got[w].is_some() => {}
                 Ok((w, Err(e))) => return Err(format!("worker {w}: {e}")),
                 Err(_) => return Err("workers did not answer in time".into()),
             }

@@ -9,6 +9,7 @@
 
 mod capacity;
 mod client;
+mod cluster;
 mod echo;
 mod fanout;
 mod fleet;
@@ -19,6 +20,7 @@ mod protocol;
 mod publisher;
 mod report;
 mod socketio;
+mod sockjs;
 mod stats;
 mod stomp;
 mod storm;
@@ -54,12 +56,18 @@ enum Scenario {
     /// Broadcast fan-out: one publisher to S subscribers; deliveries/s at saturation and
     /// latency percentiles at fixed rates.
     Fanout(fanout::Args),
+    /// Several nodes on one Redis (issue 17): 1, 2, 3 tidings nodes against node socket.io
+    /// on its Redis adapters; deliveries/s, p99, CPU of the nodes and of redis-server.
+    Cluster(cluster::Args),
     /// Reconnect storm: drop every subscriber at once; time until they are back, messages
     /// missed with resume.
     Storm(storm::Args),
     /// Socket.IO broadcast: N clients in one room, deliveries/s and server memory, tidings
     /// against the official Node socket.io server.
     Socketio(socketio::Args),
+    /// SockJS broadcast over websocket, xhr-streaming and xhr-polling: deliveries/s, latency,
+    /// server RSS and CPU and the load generator's CPU share, tidings against sockjs-node.
+    Sockjs(sockjs::Args),
     /// STOMP pub/sub throughput and p99 latency: tidings vs RabbitMQ's STOMP plugin.
     Stomp(stomp::Args),
     /// UDP datagrams published and delivered per second, and the loss, at rising send rates.
@@ -71,6 +79,13 @@ enum Scenario {
     /// A load-generator worker process (started by the scenarios themselves).
     #[command(hide = true)]
     Worker(worker::Args),
+    /// A SockJS load-generator worker process (started by `sockjs`).
+    #[command(hide = true)]
+    SockjsWorker(sockjs::WorkerArgs),
+    /// One SockJS session of the benchmark's client printing what it receives (for the test
+    /// that holds it next to sockjs-client).
+    #[command(hide = true)]
+    SockjsProbe(sockjs::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,12 +94,16 @@ fn main() -> ExitCode {
         Scenario::Capacity(args) => capacity::run(args),
         Scenario::Echo(args) => echo::run(args),
         Scenario::Fanout(args) => fanout::run(args),
+        Scenario::Cluster(args) => cluster::run(args),
         Scenario::Storm(args) => storm::run(args),
         Scenario::Socketio(args) => socketio::run(args),
         Scenario::Stomp(args) => stomp::run(args),
         Scenario::Udp(args) => udp::run(args),
         Scenario::Hostile(args) => hostile::run(args),
         Scenario::Worker(args) => worker::run(args),
+        Scenario::Sockjs(args) => sockjs::run(args),
+        Scenario::SockjsWorker(args) => sockjs::worker(args),
+        Scenario::SockjsProbe(args) => sockjs::probe(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

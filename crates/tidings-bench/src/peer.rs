@@ -23,6 +23,12 @@ pub(crate) struct Started {
 }
 
 impl Peer {
+    /// A process started elsewhere (one that prints no banner, like redis-server), killed on
+    /// drop like the others.
+    pub(crate) fn adopt(child: Child, addr: String) -> Peer {
+        Peer { child, addr }
+    }
+
     pub(crate) fn start(cmd: &mut Command, banner: &str) -> Result<Peer, String> {
         Peer::start_all(cmd, &[banner]).map(|s| s.peer)
     }

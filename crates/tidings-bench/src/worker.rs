@@ -111,13 +111,13 @@ async fn work(spec: WorkerSpec) -> Result<(), String> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Commands from stdin, read on a thread of their own; a closed stdin (the parent died)
 /// ends the channel, which stops the worker.
-fn stdin_commands() -> tokio::sync::mpsc::Receiver<Command> {
+pub(crate) fn stdin_commands() -> tokio::sync::mpsc::Receiver<Command> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -128,14 +128,14 @@ fn stdin_commands() -> tokio::sync::mpsc::Receiver<Command> {
                         break;
                     }
                 }
-                Err(e) => eprintln!("tidings-bench worker: {e}"),
+                Err(e) => eprintln!("tidings-bench: a worker got {e}"),
             }
         }
     });
     rx
 }
 
-fn emit(event: &Event) {
+pub(crate) fn emit(event: &Event) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", protocol::line(event));
     let _ = out.flush();

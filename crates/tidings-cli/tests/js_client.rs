@@ -5,7 +5,10 @@
 //! and a fresh token on reconnect; user/password login; the SSE + POST fallback when
 //! WebSocket is blocked. And the binary serves the client at `/client/tidings.js`, which
 //! works in headless Chromium too (tests/interop/js_client_browser.mjs: the browser's own
-//! WebSocket and fetch; resumes after an admin disconnects it; the SSE fallback).
+//! WebSocket and fetch; resumes after an admin disconnects it; behind a TCP proxy: a gap beyond
+//! history, token refresh and a fresh token on reconnect, the SSE + POST fallback when the
+//! proxy refuses WebSocket and resume when the stream is cut; the fallback when the WebSocket
+//! port is closed).
 //!
 //! Needs node (18+) and the `ws` package of scripts/install-test-deps.sh (Node < 22 has no
 //! global WebSocket); fails, never skips, without them.
@@ -79,21 +82,23 @@ fn the_binary_serves_the_client_as_javascript() {
 }
 
 #[test]
-fn js_client_in_chromium_resumes_after_an_admin_disconnects_it() {
+fn js_client_in_chromium_resumes_reports_gaps_refreshes_tokens_and_falls_back() {
     let hash = TIDINGS.hash_password("browser-admin-pw");
     let server = TIDINGS
         .serve()
         .http()
         .config(&format!(
-            "[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
+            "{CONFIG}\n[[hub.topics]]\npattern = \"browser.small.>\"\nhistory = {{ max_messages = 3, max_bytes = 65536, max_age_ms = 0 }}\n[[admin.users]]\nname = \"root\"\npassword_hash = \"{hash}\"\n"
         ))
+        .env("TIDINGS_JWT_SECRET", SECRET)
         .start();
     let mut cmd = interop::node(&["playwright-core"]);
     interop::chromium();
     cmd.arg("js_client_browser.mjs")
         .arg(format!("http://{}", server.addr("http")))
         .arg("root")
-        .arg("browser-admin-pw");
-    interop::run(cmd, "js_client_browser.mjs", Duration::from_secs(120))
-        .assert_passed("ok: WebSocket refused");
+        .arg("browser-admin-pw")
+        .env("TIDINGS_JWT_SECRET", SECRET);
+    interop::run(cmd, "js_client_browser.mjs", Duration::from_secs(170))
+        .assert_passed("ok: a proxy refuses WebSocket");
 }

@@ -9,15 +9,20 @@
 //! is back. Without redis-server the tests say so and
 //! pass (they skip).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use tidings_testkit::redis::Redis;
+use tidings_testkit::stomp::{header, Stomp};
 use tidings_testkit::{Process, Tidings};
 
+mod support;
+use support::{
+    field, get, sio, sio_ask, sio_connect, sio_read, ws, ws_ask, ws_read, LineConn, WAIT,
+};
+
 const TIDINGS: Tidings = Tidings(env!("CARGO_BIN_EXE_tidings"));
-const WAIT: Duration = Duration::from_secs(5);
 
 fn node(redis: &Redis) -> Process {
     TIDINGS
@@ -29,162 +34,6 @@ fn node(redis: &Redis) -> Process {
         .arg("--engine")
         .arg(redis.url())
         .start()
-}
-
-/// A line-protocol client (blocking, 5 s per line).
-struct LineConn(BufReader<TcpStream>);
-
-impl LineConn {
-    fn open(addr: SocketAddr) -> LineConn {
-        let s = TcpStream::connect(addr).expect("connect tcp");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = LineConn(BufReader::new(s));
-        assert!(c.read().starts_with("+OK tidings"));
-        c
-    }
-
-    fn send(&mut self, text: &str) {
-        self.0
-            .get_mut()
-            .write_all(format!("{text}\r\n").as_bytes())
-            .unwrap();
-    }
-
-    fn read(&mut self) -> String {
-        let mut s = String::new();
-        self.0.read_line(&mut s).expect("a line in time");
-        s.trim_end().to_owned()
-    }
-
-    fn ask(&mut self, text: &str) -> String {
-        self.send(text);
-        self.read()
-    }
-}
-
-type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
-
-fn ws(addr: SocketAddr) -> Ws {
-    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("connect /ws");
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(WAIT)).unwrap();
-    }
-    let hello = ws_read(&mut ws);
-    assert_eq!(hello["type"], "hello");
-    ws
-}
-
-fn ws_read(ws: &mut Ws) -> serde_json::Value {
-    loop {
-        match ws.read().expect("a frame in time") {
-            tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
-fn ws_ask(ws: &mut Ws, request: serde_json::Value) -> serde_json::Value {
-    ws.send(tungstenite::Message::text(request.to_string()))
-        .unwrap();
-    ws_read(ws)
-}
-
-/// `GET path` over HTTP/1.0: status and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
-    (status, body.unwrap_or_default())
-}
-
-fn field<'a>(line: &'a str, name: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-}
-
-/// A STOMP 1.2 client over TCP (blocking, 5 s per frame): frames as (command, headers, body).
-struct Stomp {
-    s: BufReader<TcpStream>,
-}
-
-type Frame = (String, Vec<(String, String)>, String);
-
-impl Stomp {
-    fn open(addr: SocketAddr) -> Stomp {
-        let s = TcpStream::connect(addr).expect("connect stomp");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = Stomp {
-            s: BufReader::new(s),
-        };
-        c.send("CONNECT", &[("accept-version", "1.2"), ("host", "x")], "");
-        assert_eq!(c.read().0, "CONNECTED");
-        c
-    }
-
-    fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &str) {
-        let mut f = format!("{command}\n");
-        for (n, v) in headers {
-            f.push_str(&format!("{n}:{v}\n"));
-        }
-        f.push_str(&format!("\n{body}\0"));
-        self.s.get_mut().write_all(f.as_bytes()).unwrap();
-    }
-
-    fn read(&mut self) -> Frame {
-        let mut raw = Vec::new();
-        loop {
-            raw.clear();
-            self.s.read_until(0, &mut raw).expect("a frame in time");
-            assert!(raw.ends_with(&[0]), "the connection ended: {raw:?}");
-            let start = raw.iter().position(|b| *b != b'\n' && *b != b'\r');
-            if let Some(start) = start.filter(|i| raw[*i] != 0) {
-                let text = String::from_utf8_lossy(&raw[start..raw.len() - 1]).into_owned();
-                let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-                let mut lines = head.lines();
-                let command = lines.next().unwrap_or_default().to_owned();
-                let headers = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(n, v)| (n.to_owned(), unescape(v)))
-                    .collect();
-                return (command, headers, body.to_owned());
-            }
-        }
-    }
-}
-
-/// A STOMP 1.2 header value as written (`\\c` is `:`, `\\n` a newline, `\\\\` a backslash).
-fn unescape(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('c') => out.push(':'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
-
-fn header<'a>(frame: &'a Frame, name: &str) -> &'a str {
-    frame
-        .1
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {name} header in {frame:?}"))
 }
 
 /// An SSE response, read event by event (blocking, 5 s each): (event, data, id).
@@ -418,53 +267,6 @@ fn an_sse_client_resuming_on_another_node_gets_exactly_what_it_missed() {
 }
 
 /// A Socket.IO (Engine.IO 4) client over WebSocket, connected to the root namespace.
-fn sio(addr: SocketAddr) -> Ws {
-    sio_connect(addr, "").0
-}
-
-/// Connects with the CONNECT payload `auth` (e.g. a recovery `pid` and `offset`); returns
-/// the CONNECT reply's object too.
-fn sio_connect(addr: SocketAddr, auth: &str) -> (Ws, serde_json::Value) {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut w, _) = tungstenite::connect(url).expect("connect /socket.io/");
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = w.get_mut() {
-        s.set_read_timeout(Some(WAIT)).unwrap();
-    }
-    assert!(sio_read(&mut w).starts_with('0'));
-    w.send(tungstenite::Message::text(format!("40{auth}")))
-        .unwrap();
-    let reply = sio_read(&mut w);
-    let body = reply.strip_prefix("40").expect("a CONNECT reply");
-    (w, serde_json::from_str(body).unwrap())
-}
-
-/// The next Socket.IO packet, answering Engine.IO pings.
-fn sio_read(w: &mut Ws) -> String {
-    loop {
-        match w.read().expect("a packet in time") {
-            tungstenite::Message::Text(t) if t.as_str() == "2" => {
-                w.send(tungstenite::Message::text("3")).unwrap();
-            }
-            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
-            _ => continue,
-        }
-    }
-}
-
-/// Sends `packet` and returns the first argument of its ack (`43<id>[{...}]`).
-fn sio_ask(w: &mut Ws, id: u32, event: serde_json::Value) -> serde_json::Value {
-    let args = event.to_string();
-    w.send(tungstenite::Message::text(format!("42{id}{args}")))
-        .unwrap();
-    let prefix = format!("43{id}");
-    let reply = sio_read(w);
-    let body = reply
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("not the ack {prefix}: {reply}"));
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    v[0].clone()
-}
-
 #[test]
 fn a_socketio_publish_on_one_node_reaches_subscribers_on_another() {
     let Some(redis) = Redis::start() else { return };

@@ -300,3 +300,36 @@ fn presence_from_another_node_reaches_local_watchers() {
     });
     assert!(matches!(&drain(&w)[..], [Delivery::Presence(p)] if p.client == SessionId(9999)));
 }
+
+#[test]
+fn a_gap_from_the_engine_reaches_every_local_subscription_of_the_topic() {
+    let hub = hub();
+    let (a, b, other) = (session(&hub), session(&hub), session(&hub));
+    sub(&hub, &a, "room.*");
+    sub(&hub, &b, "room.1");
+    sub(&hub, &other, "room.2");
+    let told = hub.deliver_gap(
+        &"room.1".into(),
+        7,
+        Some("e2".into()),
+        GapReason::EpochChanged,
+    );
+    assert_eq!(told, 2);
+    for (s, key) in [(&a, "room.*"), (&b, "room.1")] {
+        let got = drain(s);
+        assert!(
+            matches!(&got[..], [Delivery::Gap(g)] if &*g.sub == key && &*g.topic == "room.1"
+                && g.since == 7 && g.epoch.as_deref() == Some("e2")),
+            "{got:?}"
+        );
+    }
+    assert!(drain(&other).is_empty());
+}
+
+#[test]
+fn session_ids_start_where_the_engine_says() {
+    let config = HubConfig::default();
+    let engine = Engine::memory(&config, 1);
+    let hub = Hub::with_engine_numbered(config, engine, 5 << 32).unwrap();
+    assert_eq!(session(&hub).id(), SessionId(5 << 32));
+}

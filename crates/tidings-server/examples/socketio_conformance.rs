@@ -164,6 +164,7 @@ async fn main() -> std::io::Result<()> {
         max_sessions_per_ip: cfg.max_sessions_per_ip,
         max_buffered_packets: cfg.max_buffered_packets,
         ws,
+        sid_prefix: String::new(),
     };
     let eio = Arc::new(EngineIo::new(EioEcho, options, tasks));
     let listener = tokio::net::TcpListener::bind(&addr).await?;

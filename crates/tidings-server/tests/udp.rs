@@ -627,3 +627,75 @@ async fn with_gso_off_every_datagram_goes_alone_and_arrives_all_the_same() {
     assert_eq!(m["tidings_udp_gso_sends_total"], 0);
     server.shutdown().await;
 }
+
+/// A client that sends its publishes as one GSO send (as a game server batching its ticks
+/// might): with GRO the endpoint gets them in one buffer and must cut it back into the
+/// datagrams they were; each is answered as if it had come alone.
+#[tokio::test]
+async fn publishes_sent_as_one_gso_send_are_each_received_and_answered() {
+    let server = server_with(|_| {}).await;
+    let mut sub = Peer::new(&server).await;
+    sub.subscribe("ticks").await;
+    let mut publisher = Peer::new(&server).await;
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let Ok(gso) = quinn_udp::UdpSocketState::new((&probe).into()) else {
+        eprintln!("SKIPPED: quinn-udp cannot set up here");
+        return;
+    };
+    let segments = gso.max_gso_segments().min(8);
+    // Equal lengths (GSO's rule), the last may be shorter: a shorter payload.
+    let mut contents = Vec::new();
+    let mut segment_size = 0;
+    for i in 0..segments {
+        let mut out = Vec::new();
+        let text = if i + 1 == segments { "t" } else { "tick" };
+        let request = Request::Publish {
+            id: publisher.id(),
+            kind: PayloadKind::Text,
+            topic: "ticks",
+            payload: text.as_bytes(),
+        };
+        udp::encode_request(&request, REPLY_ROOM, &mut out);
+        segment_size = segment_size.max(out.len());
+        contents.extend_from_slice(&out);
+    }
+    let transmit = quinn_udp::Transmit {
+        destination: publisher.server,
+        ecn: None,
+        contents: &contents,
+        segment_size: (segments > 1).then_some(segment_size),
+        src_ip: None,
+    };
+    let socket = &publisher.socket;
+    socket.writable().await.unwrap();
+    socket
+        .try_io(tokio::io::Interest::WRITABLE, || {
+            gso.try_send(socket.into(), &transmit)
+        })
+        .unwrap();
+    let mut offsets = Vec::new();
+    for _ in 0..segments {
+        match publisher.recv().await {
+            Got::Published(offset) => offsets.push(offset),
+            other => panic!("expected PUBLISHED, got {other:?}"),
+        }
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (1..=segments as u64).collect::<Vec<_>>());
+    for i in 0..segments {
+        let (topic, offset, text) = sub.message().await;
+        assert_eq!((topic.as_str(), offset), ("ticks", i as u64 + 1));
+        assert_eq!(text, if i + 1 == segments { "t" } else { "tick" });
+    }
+    let m = metrics(&server).await;
+    assert_eq!(m["tidings_udp_bad_datagrams_total"], 0, "{m:?}");
+    assert_eq!(m["tidings_published_total"], segments as u64);
+    // The subscribe's two datagrams and the publishes: fewer calls than datagrams.
+    if cfg!(target_os = "linux") && segments > 1 {
+        assert!(
+            m["tidings_udp_receive_calls_total"] < m["tidings_udp_datagrams_received_total"],
+            "{m:?}"
+        );
+    }
+    server.shutdown().await;
+}

@@ -27,6 +27,7 @@ pub mod line;
 mod process;
 pub mod redis;
 mod server;
+pub mod stomp;
 
 pub use process::{example, run, start_example, Finished, Process, Serve, Tidings};
 pub use server::{local, server, ServerBuilder};

@@ -196,6 +196,12 @@ impl Process {
         self.temp_files.push(path);
     }
 
+    /// Kills it now with SIGKILL (by its PID, as a crash would end it) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// After the child exited: waits (up to 2 s) for its pipes to reach end of file, so
     /// [`Process::stdout`] and [`Process::stderr`] are complete. Bounded because a grandchild
     /// (a browser) may hold a pipe open.

@@ -16,7 +16,7 @@
 //! [`MemoryQueues`] holds no lock: the hub owns it inside its own state and calls it under
 //! its lock.
 
-use super::queue::{ConsumerId, QueueStats, QueueStore, Settle};
+use super::queue::{take_unacked, ConsumerId, QueueStats, QueueStore, Settle};
 use crate::config::{QueueLimits, SlowConsumerPolicy};
 use crate::epoch::epoch_for;
 use crate::error::HubError;
@@ -325,18 +325,8 @@ impl QueueStore for MemoryQueues {
         let Some(consumer) = self.consumers.get_mut(id) else {
             return 0;
         };
-        let Some(pos) = consumer.unacked.iter().position(|(s, _)| *s == seq) else {
+        let Some(settled) = take_unacked(&mut consumer.unacked, seq, cumulative) else {
             return 0;
-        };
-        let settled: Vec<Arc<Message>> = if cumulative {
-            consumer.unacked.drain(..=pos).map(|(_, m)| m).collect()
-        } else {
-            consumer
-                .unacked
-                .remove(pos)
-                .map(|(_, m)| m)
-                .into_iter()
-                .collect()
         };
         let n = settled.len();
         let queue = consumer.queue.clone();

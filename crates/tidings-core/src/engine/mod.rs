@@ -34,7 +34,7 @@ pub use log::{HistoryPage, LogInfo, TopicLog};
 pub use memory_log::MemoryLog;
 pub use memory_queue::MemoryQueues;
 pub use presence::{Member, MemoryPresence, PresenceStore};
-pub use queue::{ConsumerId, QueueStats, QueueStore, Settle};
+pub use queue::{take_unacked, ConsumerId, QueueStats, QueueStore, Settle};
 
 use crate::config::HubConfig;
 

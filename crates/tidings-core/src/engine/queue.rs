@@ -3,7 +3,9 @@
 
 use crate::error::HubError;
 use crate::message::Draft;
+use crate::message::Message;
 use crate::outbox::{Outbox, SessionId};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// A consumer is known by its session and the key it subscribed with.
@@ -19,6 +21,23 @@ pub struct QueueStats {
     pub consumers: usize,
     /// Messages published so far (the last sequence number).
     pub published: u64,
+}
+
+/// Takes the message `seq` out of a consumer's unacknowledged messages (kept in delivery
+/// order), and with `cumulative` every one delivered before it (STOMP's `ack:client`).
+/// `None` when `seq` is not there: already settled, or never delivered. Every `QueueStore`
+/// settles this way.
+pub fn take_unacked(
+    unacked: &mut VecDeque<(u64, Arc<Message>)>,
+    seq: u64,
+    cumulative: bool,
+) -> Option<Vec<Arc<Message>>> {
+    let pos = unacked.iter().position(|(s, _)| *s == seq)?;
+    Some(if cumulative {
+        unacked.drain(..=pos).map(|(_, m)| m).collect()
+    } else {
+        unacked.remove(pos).map(|(_, m)| m).into_iter().collect()
+    })
 }
 
 /// What a NACK or a lost consumer does with a message's next delivery.

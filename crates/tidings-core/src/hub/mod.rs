@@ -271,6 +271,16 @@ impl Hub {
         config: HubConfig,
         engine: Engine,
     ) -> Result<Arc<Hub>, crate::config::ConfigError> {
+        Hub::with_engine_numbered(config, engine, 1)
+    }
+
+    /// Builds a hub on the given engine whose session ids start at `first_session`: nodes
+    /// sharing presence give each a range of its own, so a member's id names it cluster-wide.
+    pub fn with_engine_numbered(
+        config: HubConfig,
+        engine: Engine,
+        first_session: u64,
+    ) -> Result<Arc<Hub>, crate::config::ConfigError> {
         config.validate()?;
         let access =
             Access::from_config(&config.auth).map_err(|reason| crate::config::ConfigError {
@@ -286,7 +296,7 @@ impl Hub {
                 router: Router::default(),
                 sessions: HashMap::new(),
                 rooms: Rooms::default(),
-                next_session: 1,
+                next_session: first_session.max(1),
                 next_serial: 1,
                 shutting_down: false,
                 stats: HubStats::default(),
@@ -531,6 +541,40 @@ impl Hub {
     /// Tells local presence watchers of a join or leave reported by another node.
     pub fn deliver_presence(&self, ev: &PresenceEvent) {
         self.lock().rooms.announce_remote(ev);
+    }
+
+    /// Tells every local subscription of `topic` that its messages after `since` are lost
+    /// (a remote engine lost the topic's history, e.g. Redis restarted empty): each gets a
+    /// [`Delivery::Gap`] in its place in the stream. A pending subscribe is skipped: its
+    /// history read states the gap itself. Returns how many were told.
+    pub fn deliver_gap(
+        &self,
+        topic: &Arc<str>,
+        since: u64,
+        epoch: Option<Arc<str>>,
+        reason: crate::outbox::GapReason,
+    ) -> usize {
+        let mut st = self.lock();
+        let mut told = 0;
+        st.router.for_each_match_mut(topic, |route| {
+            if route.pending.is_some() {
+                return;
+            }
+            let gap = crate::outbox::Gap {
+                sub: route.key.clone(),
+                topic: topic.clone(),
+                since,
+                epoch: epoch.clone(),
+                next: None,
+                reason,
+            };
+            route.outbox.push(
+                Delivery::Gap(Box::new(gap)),
+                crate::config::SlowConsumerPolicy::Disconnect,
+            );
+            told += 1;
+        });
+        told
     }
 
     /// Removes the subscription `key` of `session` (also a pending one).

@@ -29,6 +29,17 @@ pub struct EngineConfig {
     /// Milliseconds a Redis command may take before the operation fails with
     /// `unavailable`. Default 2000.
     pub timeout_ms: u64,
+    /// Milliseconds a queue message may stay unacknowledged on a node that stopped renewing
+    /// its lease (dead, or cut off from Redis) before another node takes it for its
+    /// consumers. Live nodes renew every third of it. Default 30000.
+    pub queue_claim_ms: u64,
+    /// Milliseconds a node's presence members outlive it: the node refreshes its liveness
+    /// every third of it, and once it lapses (the node died) every node is told they left.
+    /// Default 30000; at least 300.
+    pub presence_ttl_ms: u64,
+    /// Milliseconds between the health round trips through Redis pub/sub; `/healthz` is
+    /// degraded when none came back for three of them plus `timeout_ms`. Default 1000.
+    pub health_interval_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +49,9 @@ impl Default for EngineConfig {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "tidings".into(),
             timeout_ms: 2000,
+            queue_claim_ms: 30_000,
+            presence_ttl_ms: 30_000,
+            health_interval_ms: 1000,
         }
     }
 }
@@ -68,6 +82,18 @@ impl EngineConfig {
         }
         if self.timeout_ms == 0 {
             return Err(("timeout_ms", "must be at least 1".into()));
+        }
+        if self.queue_claim_ms < 100 {
+            return Err((
+                "queue_claim_ms",
+                "must be at least 100 (a lease renewed every third of it)".into(),
+            ));
+        }
+        if self.presence_ttl_ms < 300 {
+            return Err(("presence_ttl_ms", "must be at least 300".into()));
+        }
+        if self.health_interval_ms < 10 {
+            return Err(("health_interval_ms", "must be at least 10".into()));
         }
         Ok(())
     }

@@ -235,7 +235,8 @@ pub struct DatagramConfig {
     /// Send what is queued for one subscriber as one GSO send (UDP segmentation offload,
     /// Linux 4.18 and later): many datagrams per system call. Default true; where the kernel
     /// or the interface refuses it, the server falls back to one send per datagram by itself.
-    /// False forces that fallback.
+    /// Also asks for GRO on receive (a client's GSO send arrives as one buffer). False forces
+    /// the fallback and leaves GRO off.
     pub gso: bool,
 }
 

@@ -16,18 +16,21 @@
 //! its history and completes it.
 
 use super::codec;
+use super::connection::unavailable;
+use super::health::RoundTrip;
+use super::metrics::EngineMetrics;
 use crate::config::EngineConfig;
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, PubSubSink};
 use redis::{Script, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tidings_core::{
-    HistoryPage, Hub, HubError, Identity, InterestEvent, Message, PayloadKind, Published, Session,
-    SubscribeOptions, Subscribed,
+    GapReason, HistoryPage, Hub, HubError, Identity, InterestEvent, Message, PayloadKind,
+    Published, Session, SubscribeOptions, Subscribed,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
@@ -93,6 +96,8 @@ struct PublishJob {
     payload: Bytes,
     headers: Vec<(Arc<str>, Arc<str>)>,
     now: u64,
+    /// When it was queued: the publish latency metric.
+    queued: std::time::Instant,
     done: Done<Published>,
 }
 
@@ -126,6 +131,11 @@ pub(crate) struct RedisEngine {
     epochs: AtomicU64,
     publish_script: Script,
     read_script: Script,
+    /// The queues (STOMP `/queue/...`) through Redis: `queues.rs`.
+    queues: Arc<super::RedisQueues>,
+    metrics: Arc<EngineMetrics>,
+    /// The pub/sub health round trip (`engine/cluster.rs` sends and receives it).
+    round_trip: Arc<RoundTrip>,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -137,10 +147,6 @@ impl std::fmt::Debug for RedisEngine {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HubError {
-    HubError::EngineUnavailable(format!("redis: {e}"))
-}
-
 impl RedisEngine {
     /// Connects lazily (a node starts while Redis is down, and publishes fail until it is
     /// back) and starts the publisher and pub/sub tasks, which end on `shutdown`.
@@ -148,17 +154,13 @@ impl RedisEngine {
         hub: Arc<Hub>,
         cfg: &EngineConfig,
         epoch_seed: u64,
+        metrics: Arc<EngineMetrics>,
+        round_trip: Arc<RoundTrip>,
         shutdown: CancellationToken,
+        queues: Arc<super::RedisQueues>,
     ) -> Result<Arc<RedisEngine>, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| e.to_string())?;
+        let (client, conn) = super::connection::connect(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| e.to_string())?;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (subscribes, subscribe_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {
@@ -174,6 +176,9 @@ impl RedisEngine {
             epochs: AtomicU64::new(1),
             publish_script: Script::new(PUBLISH_LUA),
             read_script: Script::new(READ_LUA),
+            queues,
+            metrics,
+            round_trip,
         });
         let interest = Arc::new(Notify::new());
         let wake = interest.clone();
@@ -185,6 +190,16 @@ impl RedisEngine {
                 .pubsub_loop(client, subscribe_rx, interest, shutdown),
         );
         Ok(engine)
+    }
+
+    /// The command connection, key prefix and timeout, for the node directory (`nodes.rs`).
+    pub(super) fn commands(&self) -> (ConnectionManager, &str, Duration) {
+        (self.conn.clone(), &self.prefix, self.timeout)
+    }
+
+    /// The queues through Redis.
+    pub(crate) fn queues(&self) -> &super::RedisQueues {
+        &self.queues
     }
 
     fn key(&self, kind: &str, topic: &str) -> String {
@@ -257,6 +272,7 @@ impl RedisEngine {
             payload,
             headers,
             now,
+            queued: std::time::Instant::now(),
             done,
         };
         if let Err(
@@ -291,6 +307,7 @@ impl RedisEngine {
                 payload,
                 headers,
                 now,
+                queued: std::time::Instant::now(),
                 done: Box::new(|_| {}),
             });
         }
@@ -338,7 +355,12 @@ impl RedisEngine {
                     Job::One(job) => batch.push(job),
                     Job::All(group, done) => {
                         self.publish_batch(&mut batch).await;
-                        done(self.publish_group(group).await);
+                        let queued = group.first().map(|j| j.queued);
+                        let result = self.publish_group(group).await;
+                        if let Some(queued) = queued {
+                            self.metrics.published(result.is_ok(), queued.elapsed());
+                        }
+                        done(result);
                     }
                 }
             }
@@ -371,12 +393,14 @@ impl RedisEngine {
         match self.run_publish(pipe).await {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
+                    self.metrics.published(result.is_ok(), job.queued.elapsed());
                     (job.done)(result);
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "redis engine: publish failed");
                 for job in batch.drain(..) {
+                    self.metrics.published(false, job.queued.elapsed());
                     (job.done)(Err(e.clone()));
                 }
             }
@@ -406,29 +430,13 @@ impl RedisEngine {
         &self,
         pipe: redis::Pipeline,
     ) -> Result<Vec<Result<Published, HubError>>, HubError> {
-        let mut conn = self.conn.clone();
-        let mut loaded = false;
-        let values: Vec<Value> = loop {
-            let run = pipe.query_async::<Vec<Value>>(&mut conn);
-            match tokio::time::timeout(self.timeout, run).await {
-                Err(_) => return Err(unavailable("no answer in time")),
-                Ok(Ok(v)) => break v,
-                Ok(Err(e))
-                    if !loaded
-                        && e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    loaded = true;
-                    let load = self.publish_script.load_async(&mut conn);
-                    match tokio::time::timeout(self.timeout, load).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(e)) => return Err(unavailable(e)),
-                        Err(_) => return Err(unavailable("no answer in time")),
-                    }
-                }
-                Ok(Err(e)) => return Err(unavailable(e)),
-            }
-        };
+        let values = super::connection::run_script_pipeline(
+            &self.conn,
+            &pipe,
+            &self.publish_script,
+            self.timeout,
+        )
+        .await?;
         Ok(values
             .into_iter()
             .map(|v| match v {
@@ -608,6 +616,7 @@ impl RedisEngine {
             match self.read(&want.topic, since, limit, want.create).await {
                 Ok(page) => pages.push(page),
                 Err(e) => {
+                    EngineMetrics::add(&self.metrics.read_errors, 1);
                     failed = Some(e);
                     break;
                 }
@@ -648,6 +657,7 @@ impl RedisEngine {
         let mut last: HashMap<Arc<str>, (Arc<str>, u64)> = HashMap::new();
         let mut backoff = Duration::from_millis(100);
         let mut events = Vec::new();
+        let mut connected_before = false;
         loop {
             let connected = tokio::select! {
                 c = tokio::time::timeout(self.timeout, client.get_async_pubsub()) => c,
@@ -688,6 +698,9 @@ impl RedisEngine {
                 continue;
             }
             backoff = Duration::from_millis(100);
+            if std::mem::replace(&mut connected_before, true) {
+                EngineMetrics::add(&self.metrics.pubsub_reconnects, 1);
+            }
             self.pubsub_up.store(true, Ordering::Relaxed);
             tracing::info!(url = %self.url, "redis engine: pub/sub connected");
             // What was published while we were away.
@@ -808,6 +821,7 @@ impl RedisEngine {
         else {
             return;
         };
+        EngineMetrics::add(&self.metrics.pubsub_messages, 1);
         let topic: Arc<str> = topic.into();
         let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
         let (offset, epoch, body) = match codec::split_published(&payload) {
@@ -815,7 +829,11 @@ impl RedisEngine {
             Err(e) => return tracing::warn!(%topic, error = %e, "redis engine: skipped"),
         };
         if let Some((seen_epoch, seen)) = last.get(&topic) {
-            if *seen_epoch == epoch {
+            if *seen_epoch != epoch {
+                let (since, epoch) = (*seen, Some(epoch.clone()));
+                self.hub
+                    .deliver_gap(&topic, since, epoch, GapReason::EpochChanged);
+            } else {
                 if offset <= *seen {
                     return; // already delivered (a fill read it from the stream)
                 }
@@ -859,11 +877,26 @@ impl RedisEngine {
         if limit == 0 {
             return;
         }
+        // A connection that broke fails its next command and reconnects (after a Redis
+        // restart that is this read): one more try.
         let page = match self.read(topic, seen, limit, false).await {
+            Err(_) => self.read(topic, seen, limit, false).await,
+            ok => ok,
+        };
+        let page = match page {
             Ok(page) => page,
-            Err(e) => return tracing::warn!(%topic, error = %e, "redis engine: hole not filled"),
+            Err(e) => {
+                EngineMetrics::add(&self.metrics.read_errors, 1);
+                return tracing::warn!(%topic, error = %e, "redis engine: hole not filled");
+            }
         };
         if page.epoch.as_ref() != Some(&epoch) {
+            // The topic's history is gone (Redis restarted empty, or the topic expired):
+            // local subscribers are told in their protocol's terms instead of seeing offsets
+            // start again silently. Forgotten, so its next message is delivered as it is.
+            self.hub
+                .deliver_gap(topic, seen, page.epoch, GapReason::EpochChanged);
+            last.remove(topic);
             return;
         }
         let mut newest = seen;
@@ -876,6 +909,8 @@ impl RedisEngine {
             self.hub.deliver(m);
         }
         if newest > seen {
+            EngineMetrics::add(&self.metrics.hole_fills, 1);
+            EngineMetrics::add(&self.metrics.filled_messages, newest - seen);
             tracing::debug!(%topic, from = seen + 1, to = newest, "redis engine: filled a hole");
         }
         last.insert(topic.clone(), (epoch, newest));
@@ -883,7 +918,13 @@ impl RedisEngine {
 
     // --- health ----------------------------------------------------------------------------
 
-    /// Whether Redis answers a PING and this node's pub/sub connection is up.
+    /// The engine's counters (`/metrics`).
+    pub(crate) fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    /// Whether Redis answers a PING, this node's pub/sub connection is up and a message it
+    /// published came back through pub/sub recently.
     pub(crate) async fn health(&self) -> Result<(), String> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
@@ -896,7 +937,7 @@ impl RedisEngine {
         if !self.pubsub_up.load(Ordering::Relaxed) {
             return Err("redis pub/sub is reconnecting".into());
         }
-        Ok(())
+        self.round_trip.check(crate::clock::now_ms())
     }
 }
 
@@ -927,7 +968,7 @@ async fn follow(
     }
 }
 
-fn string_of(v: &Value) -> Option<String> {
+pub(super) fn string_of(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
         Value::SimpleString(s) => Some(s.clone()),
@@ -936,7 +977,7 @@ fn string_of(v: &Value) -> Option<String> {
     }
 }
 
-fn int_of(v: &Value) -> Option<u64> {
+pub(super) fn int_of(v: &Value) -> Option<u64> {
     match v {
         Value::Int(n) => u64::try_from(*n).ok(),
         other => string_of(other).and_then(|s| s.parse().ok()),

@@ -121,6 +121,10 @@ pub(super) fn render(shared: &Shared) -> Response<Body> {
     for (reason, n) in shared.native.auth.token_refusals() {
         out.push_str(&format!("{name}{{reason=\"{reason}\"}} {n}\n"));
     }
+    // The Redis engine's own figures (publish latency, errors, reconnects, presence).
+    if let Some(remote) = &shared.api.remote {
+        remote.metrics().render(&mut out);
+    }
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",

@@ -6,6 +6,7 @@
 //! flush and say goodbye, and waits for them up to the grace deadline.
 
 mod admin;
+mod forward;
 mod metrics;
 mod pages;
 mod router;
@@ -58,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) handshake_timeout: Duration,
     /// The admin API's accounts and logged-in admins (off unless `[admin]` is configured).
     pub(crate) admin: admin::Admin,
+    /// With the Redis engine: session requests for another node go there (no sticky
+    /// sessions needed in front of a cluster).
+    pub(crate) forward: Option<Arc<forward::Forwarder>>,
 }
 
 /// The addresses a started server really listens on (port 0 resolved).
@@ -103,7 +107,9 @@ impl Server {
         config.validate()?;
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
         let shutdown = CancellationToken::new();
-        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone())?;
+        // Created first: the engine's tasks that must finish on shutdown are tracked too.
+        let tasks = TaskTracker::new();
+        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone(), &tasks)?;
         let http = bind("http", config.http)?;
         let tcp = bind("tcp", config.tcp)?;
         let stomp = bind("stomp", config.stomp)?;
@@ -128,17 +134,19 @@ impl Server {
             hub: hub.clone(),
             auth: auth.clone(),
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             remote: remote.clone(),
         };
         let websocket = Arc::new(config.websocket.clone());
+        let forward = forward::build(&config)?;
         let socketio = config.socketio.enabled.then(|| {
             let bridge = crate::drivers::socketio::Bridge::new(&ctx, config.socketio.clone());
-            SocketIo::new(
+            SocketIo::with_sid_prefix(
                 &config.socketio,
                 &config.websocket,
                 Arc::new(bridge),
                 ctx.tasks.clone(),
+                forward.as_ref().map_or("", |f| f.node()),
             )
         });
         let api = Api {
@@ -212,7 +220,11 @@ impl Server {
             api,
             broker: broker.clone(),
             admin: admin::Admin::new(config.admin.clone()),
+            forward,
         });
+        if let Some(forwarder) = &shared.forward {
+            forwarder.start(&shared);
+        }
         let mut addrs = BoundAddrs {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
             tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
@@ -264,6 +276,7 @@ impl Server {
                 })?;
         }
         tokio::spawn(sweeper(shared.clone()));
+        tokio::spawn(admin::ticker(shared.clone()));
         Ok(Server { shared, addrs, tls })
     }
 

@@ -4,6 +4,7 @@
 //! request is routed by path. On shutdown, idle keep-alive connections are closed gracefully
 //! and upgraded connections finish through their own drivers.
 
+use super::forward::Diverted;
 use super::{admin, metrics, pages, Shared};
 use crate::drivers::{api, fallback};
 use crate::listen::{ByteStream, Held, HoldReply, Peer};
@@ -23,6 +24,16 @@ use std::sync::Arc;
 /// The request head must arrive within the handshake timeout (slowloris); hyper closes a
 /// connection that stalls in it.
 pub(super) async fn serve_connection(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>) {
+    serve(stream, peer, shared, false).await
+}
+
+/// Serves a request another node forwarded through Redis (`forward/`): answered here, never
+/// forwarded again.
+pub(super) async fn serve_forwarded(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>) {
+    serve(stream, peer, shared, true).await
+}
+
+async fn serve(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>, forwarded: bool) {
     let shutdown = shared.shutdown.clone();
     let header_timeout = shared.handshake_timeout;
     // A `/ws` upgrade holds its 101 back to send it with the hello (`listen::held_reply`).
@@ -30,6 +41,9 @@ pub(super) async fn serve_connection(stream: impl ByteStream, peer: Peer, shared
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
         req.extensions_mut().insert(hold.clone());
+        if forwarded {
+            req.extensions_mut().insert(super::forward::Forwarded);
+        }
         route(req, shared.clone())
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -104,14 +118,20 @@ pub(super) async fn route(
             "this endpoint speaks WebSocket\n",
         ),
         (_, p) if p == "/socket.io" || p.starts_with("/socket.io/") => match &shared.socketio {
-            Some(sio) => sio.handle(req).await,
+            Some(sio) => match divert(req, &shared).await {
+                Diverted::Answered(resp) => resp,
+                Diverted::Local(req) => sio.handle(req).await,
+            },
             None => text(StatusCode::NOT_FOUND, "socket.io is disabled\n"),
         },
         (&Method::GET, "/healthz") => healthz(&shared).await,
         (_, p) if p == "/api/publish" || p.starts_with("/api/publish/") => {
             api::publish(req, &shared.api).await
         }
-        (_, p) if shared.sockjs.matches(p) => shared.sockjs.handle(req).await,
+        (_, p) if shared.sockjs.matches(p) => match divert(req, &shared).await {
+            Diverted::Answered(resp) => resp,
+            Diverted::Local(req) => shared.sockjs.handle(req).await,
+        },
         (_, "/sse") => fallback::handle(req, &shared.fallbacks, fallback::Transport::Sse).await,
         (_, "/poll") => fallback::handle(req, &shared.fallbacks, fallback::Transport::Poll).await,
         (_, "/stream") => {
@@ -142,6 +162,14 @@ pub(super) async fn route(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
+}
+
+/// In a cluster, a session request for another node goes there (`forward/`).
+async fn divert(req: Request<Incoming>, shared: &Shared) -> Diverted {
+    match &shared.forward {
+        Some(forwarder) => forwarder.divert(req, shared).await,
+        None => Diverted::Local(req),
+    }
 }
 
 enum Endpoint {

@@ -277,9 +277,17 @@ impl StompSession {
                                 hub.publish(&self.identity, &name, kind, body, headers, now)?;
                             }
                         },
-                        Dest::Queue(name) => {
-                            hub.publish_queue(&self.identity, &name, kind, body, headers, now)?;
-                        }
+                        Dest::Queue(name) => match &self.remote {
+                            Some(remote) => {
+                                self.publish_queue_remote(
+                                    remote, &name, kind, body, headers, receipt,
+                                );
+                                return Ok(Flow::Continue);
+                            }
+                            None => {
+                                hub.publish_queue(&self.identity, &name, kind, body, headers, now)?;
+                            }
+                        },
                     },
                 }
             }
@@ -502,6 +510,31 @@ impl StompSession {
         );
     }
 
+    /// A SEND to a queue through Redis: stored there for exactly one consumer of the cluster
+    /// (or refused: the queue is full), RECEIPT once Redis answered.
+    fn publish_queue_remote(
+        &self,
+        remote: &crate::engine::RedisEngine,
+        queue: &str,
+        kind: PayloadKind,
+        body: Bytes,
+        headers: Vec<(Arc<str>, Arc<str>)>,
+        receipt: Option<String>,
+    ) {
+        let answer = self.answer_when_stored(receipt, "in a SEND frame");
+        let done = move |r: Result<u64, HubError>| answer(r.map(drop));
+        let now = crate::clock::now_ms();
+        remote.queues().publish(
+            &self.identity,
+            queue,
+            kind,
+            body,
+            headers,
+            now,
+            Box::new(done),
+        );
+    }
+
     /// The answer to a frame Redis must store first: its RECEIPT, or an ERROR then close; and
     /// a DISCONNECT waiting for it goes out after it.
     fn answer_when_stored(
@@ -549,10 +582,10 @@ impl StompSession {
         }
     }
 
-    /// A COMMIT with the Redis engine. Its SENDs to topics are published all or none (one
-    /// `MULTI`/`EXEC` in Redis), RECEIPT once Redis answered. Queues and acks are per node, so
-    /// a transaction cannot mix them with topic SENDs (one side could commit without the
-    /// other): refused plainly. Without topic SENDs the hub commits it as usual.
+    /// A COMMIT with the Redis engine. Its SENDs to topics, or its SENDs to queues, are
+    /// published all or none (one `MULTI`/`EXEC`, or one script, in Redis), RECEIPT once
+    /// Redis answered. ACK/NACKs settle on this node. A transaction mixing those three kinds
+    /// is refused plainly: one side could commit without the other.
     fn commit_remote(
         &mut self,
         remote: &crate::engine::RedisEngine,
@@ -562,19 +595,13 @@ impl StompSession {
     ) -> Result<Flow, Refused> {
         let limits = self.hub.config().transactions;
         let ops = tx.into_ops();
-        let topics = ops
-            .iter()
-            .filter(|op| {
-                matches!(
-                    op,
-                    Staged::Publish {
-                        target: Target::Topic,
-                        ..
-                    }
-                )
-            })
-            .count();
-        if topics == 0 {
+        let count = |target: Target| {
+            ops.iter()
+                .filter(|op| matches!(op, Staged::Publish { target: t, .. } if *t == target))
+                .count()
+        };
+        let (topics, queues) = (count(Target::Topic), count(Target::Queue));
+        if topics == 0 && queues == 0 {
             let mut tx = Transaction::new(limits);
             for op in ops {
                 tx.stage(op)?;
@@ -585,10 +612,10 @@ impl StompSession {
             }
             return Ok(Flow::Continue);
         }
-        if topics != ops.len() {
+        if topics != ops.len() && queues != ops.len() {
             return Err(Refused {
-                message: "with the redis engine a transaction cannot mix SENDs to /topic with /queue SENDs or ACK/NACK".into(),
-                detail: "topic messages are committed in Redis, queues and acks on this node; commit them in separate transactions".into(),
+                message: "with the redis engine a transaction cannot mix SENDs to /topic, SENDs to /queue and ACK/NACK".into(),
+                detail: "each kind is committed on its own (topics in one MULTI/EXEC, queues in one script, acks on this node); commit them in separate transactions".into(),
             });
         }
         let messages = ops
@@ -605,12 +632,20 @@ impl StompSession {
             })
             .collect();
         let answer = self.answer_when_stored(receipt, "in a COMMIT frame");
-        remote.publish_all(
-            &self.identity,
-            messages,
-            now,
-            Box::new(move |r| answer(r.map(drop))),
-        );
+        match topics {
+            0 => remote.queues().publish_all(
+                &self.identity,
+                messages,
+                now,
+                Box::new(move |r| answer(r.map(drop))),
+            ),
+            _ => remote.publish_all(
+                &self.identity,
+                messages,
+                now,
+                Box::new(move |r| answer(r.map(drop))),
+            ),
+        }
         Ok(Flow::Continue)
     }
 

@@ -2,7 +2,7 @@
 //! datagram. Unordered, may lose or duplicate; every message carries topic, offset and epoch.
 //!
 //! ```text
-//!  recv_from ─> rate limit (per source) ─> decode ─> PUBLISH ────────> Hub::publish
+//!  recvmmsg/GRO ─> rate limit (per source) ─> decode ─> PUBLISH ────────> Hub::publish
 //!                                                  SUBSCRIBE/RENEW/UNSUBSCRIBE
 //!                                                    no valid cookie ─> CHALLENGE
 //!                                                    valid cookie ────> Peers (session, lease)
@@ -23,6 +23,7 @@
 mod cookie;
 mod peers;
 mod rate;
+mod receiver;
 mod sender;
 pub(crate) mod stats;
 
@@ -320,23 +321,17 @@ fn code_of(e: &HubError) -> ErrorCode {
     }
 }
 
-/// Receives and answers datagrams until shutdown; once a second expires leases and forgets
-/// idle rate-limit entries.
+/// Receives and answers datagrams until shutdown, many per system call (`receiver.rs`); once
+/// a second expires leases and forgets idle rate-limit entries.
 async fn receive_loop(endpoint: Arc<Endpoint>) {
     let cfg = endpoint.cfg;
     let mut rate = RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst, cfg.max_sources);
-    // One byte more than the limit, so an oversized datagram is seen as such rather than
-    // silently truncated to a valid-looking one.
-    let mut buf = vec![0u8; cfg.max_payload + 1];
+    let mut batch = receiver::Batch::new(&endpoint.socket, cfg.gso, cfg.max_payload);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let shutdown = endpoint.ctx.shutdown.clone();
     loop {
-        let (n, from) = tokio::select! {
-            r = endpoint.socket.recv_from(&mut buf) => match r {
-                Ok(pair) => pair,
-                // ICMP errors of earlier sends surface here on some systems; not fatal.
-                Err(_) => continue,
-            },
+        tokio::select! {
+            r = endpoint.socket.readable() => if r.is_err() { continue },
             _ = tick.tick() => {
                 let now = crate::clock::now_ms();
                 rate.sweep(now);
@@ -347,19 +342,26 @@ async fn receive_loop(endpoint: Arc<Endpoint>) {
             }
             _ = shutdown.cancelled() => return,
         };
-        let stats = endpoint.stats();
-        UdpStats::bump(&stats.received);
         let now = crate::clock::now_ms();
-        let pass = match rate.check(from, now) {
-            rate::Verdict::Allow => true,
-            rate::Verdict::Limited => false,
-            // A spoofed flood filled the table: peers with a lease still get through.
-            rate::Verdict::TableFull => endpoint.peers().is_validated(from),
-        };
-        if !pass {
-            UdpStats::bump(&stats.rate_limited);
-            continue;
+        let received = batch.receive(&endpoint.socket, |datagram, from| {
+            let stats = endpoint.stats();
+            UdpStats::bump(&stats.received);
+            let pass = match rate.check(from, now) {
+                rate::Verdict::Allow => true,
+                rate::Verdict::Limited => false,
+                // A spoofed flood filled the table: peers with a lease still get through.
+                rate::Verdict::TableFull => endpoint.peers().is_validated(from),
+            };
+            if !pass {
+                UdpStats::bump(&stats.rate_limited);
+                return;
+            }
+            endpoint.handle(datagram, from, now);
+        });
+        // WouldBlock: the readiness was stale. Other errors: ICMP errors of earlier sends
+        // surface here on some systems; not fatal.
+        if received.is_ok() {
+            UdpStats::bump(&endpoint.stats().receive_calls);
         }
-        endpoint.handle(&buf[..n], from, now);
     }
 }

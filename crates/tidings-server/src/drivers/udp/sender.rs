@@ -153,7 +153,7 @@ pub(super) fn run_len<B: AsRef<[u8]>>(queue: &[B], max_segments: usize, max_byte
 
 /// Sends one run to `addr`: one GSO send when it holds several datagrams and GSO is on,
 /// else (or when the kernel refuses the GSO send) one `sendto` per datagram.
-async fn send_run(
+pub(super) async fn send_run(
     socket: &UdpSocket,
     gso: Option<&UdpSocketState>,
     stats: &UdpStats,

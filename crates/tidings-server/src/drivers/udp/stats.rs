@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct UdpStats {
     /// Datagrams received (before any check).
     pub(crate) received: AtomicU64,
+    /// System calls that received datagrams (`recvmmsg`, each possibly several datagrams).
+    pub(crate) receive_calls: AtomicU64,
     /// Dropped: not a tidings datagram, malformed, or too large.
     pub(crate) bad: AtomicU64,
     /// Dropped by the per-source rate limit (or because the source table was full).
@@ -58,6 +60,12 @@ impl UdpStats {
                 "counter",
                 "UDP datagrams received.",
                 g(&self.received),
+            ),
+            (
+                "tidings_udp_receive_calls_total",
+                "counter",
+                "System calls that received UDP datagrams (recvmmsg: several per call).",
+                g(&self.receive_calls),
             ),
             (
                 "tidings_udp_bad_datagrams_total",

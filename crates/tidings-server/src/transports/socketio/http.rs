@@ -36,6 +36,18 @@ impl SocketIo {
         app: Arc<dyn App>,
         tasks: TaskTracker,
     ) -> SocketIo {
+        SocketIo::with_sid_prefix(config, websocket, app, tasks, "")
+    }
+
+    /// As [`SocketIo::new`], every Engine.IO session id starting with `sid_prefix` (a
+    /// cluster node's id: any node can tell which one holds a session).
+    pub fn with_sid_prefix(
+        config: &SocketIoConfig,
+        websocket: &WebSocketConfig,
+        app: Arc<dyn App>,
+        tasks: TaskTracker,
+        sid_prefix: &str,
+    ) -> SocketIo {
         let max_payload = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
         let engine = Engine::new(
             app,
@@ -55,6 +67,7 @@ impl SocketIo {
             max_sessions_per_ip: config.max_sessions_per_ip,
             max_buffered_packets: config.max_buffered_packets,
             ws,
+            sid_prefix: sid_prefix.to_owned(),
         };
         SocketIo {
             eio: EngineIo::new(engine, options, tasks),
@@ -63,6 +76,11 @@ impl SocketIo {
                 credentials: config.cors_credentials,
             },
         }
+    }
+
+    /// Whether this node holds the Engine.IO session `sid`.
+    pub fn holds(&self, sid: &str) -> bool {
+        self.eio.holds(sid)
     }
 
     /// Answers one request under the path (upgrades included: the WebSocket is served in

@@ -141,6 +141,60 @@ impl SockJs {
     pub fn sessions(&self) -> usize {
         self.endpoints.iter().map(|e| e.sessions.len()).sum()
     }
+
+    /// The session a request under a prefix is about (`<prefix>/<server>/<session>/<transport>`),
+    /// for a cluster that routes it to the node holding the session; `None` for the others.
+    pub fn session_of<'a>(&'a self, path: &'a str) -> Option<SessionRequest<'a>> {
+        let (index, rest) = self.find(path)?;
+        let mut segments = rest.strip_prefix('/')?.split('/');
+        let (_server, id, transport) = (segments.next()?, segments.next()?, segments.next()?);
+        if segments.next().is_some() || !valid_id(id) {
+            return None;
+        }
+        let ep = &self.endpoints[index];
+        Some(SessionRequest {
+            endpoint: &ep.prefix,
+            id,
+            transport,
+            held: ep.sessions.holds(id),
+        })
+    }
+
+    /// Every open session as (endpoint prefix, session id).
+    pub fn held_sessions(&self) -> Vec<(String, String)> {
+        self.endpoints
+            .iter()
+            .flat_map(|e| {
+                e.sessions
+                    .ids()
+                    .into_iter()
+                    .map(|id| (e.prefix.clone(), id))
+            })
+            .collect()
+    }
+}
+
+/// A request for one SockJS session (see [`SockJs::session_of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRequest<'a> {
+    /// The endpoint's prefix, e.g. `/sockjs`: session ids are per endpoint.
+    pub endpoint: &'a str,
+    pub id: &'a str,
+    /// `xhr`, `xhr_send`, `xhr_streaming`, `eventsource`, `htmlfile`, `jsonp`, `jsonp_send`,
+    /// `websocket` (or anything else, which gets 404).
+    pub transport: &'a str,
+    /// Whether this node holds the session.
+    pub held: bool,
+}
+
+impl SessionRequest<'_> {
+    /// Whether the request creates its session when there is none (a receiving transport).
+    pub fn creates(&self) -> bool {
+        matches!(
+            self.transport,
+            "xhr" | "xhr_streaming" | "eventsource" | "htmlfile" | "jsonp"
+        )
+    }
 }
 
 impl SockJs {

@@ -250,4 +250,12 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.map().by_id.len()
     }
+
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        self.map().by_id.contains_key(id)
+    }
+
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.map().by_id.keys().cloned().collect()
+    }
 }

@@ -72,6 +72,9 @@ pub struct Options {
     /// The WebSocket seam's settings: buffers, permessage-deflate (`compression`); the
     /// message limit is `max_payload` and origins are not checked (Socket.IO has its CORS).
     pub ws: WebSocketConfig,
+    /// Put before every session id this endpoint mints: in a cluster, the node's id, so any
+    /// node can tell which one holds a session (empty on one node).
+    pub sid_prefix: String,
 }
 
 /// How long a WebSocket has between its probe and the UPGRADE packet (the reference's
@@ -123,7 +126,7 @@ impl<H: Handler> Inner<H> {
             return None;
         }
         let id = loop {
-            let id = random_sid();
+            let id = format!("{}{}", self.options.sid_prefix, random_sid());
             if !sessions.contains_key(id.as_str()) {
                 break id;
             }
@@ -272,6 +275,11 @@ impl<H: Handler> EngineIo<H> {
 
     pub fn handler(&self) -> &H {
         &self.inner.handler
+    }
+
+    /// Whether this node holds the session `sid`.
+    pub fn holds(&self, sid: &str) -> bool {
+        self.inner.sessions().contains_key(sid)
     }
 
     /// Every open session.

@@ -8,6 +8,12 @@
 //! subject `admin.token_users` lists. Logins are throttled by the server's login guard.
 //! Everything is read from the hub and the authenticator; nothing here is a second registry.
 
+mod live;
+mod nodes;
+mod views;
+
+pub(crate) use nodes::ticker;
+
 use super::Shared;
 use crate::config::AdminConfig;
 use crate::drivers::api::{error, hub_error, peer_ip};
@@ -20,16 +26,11 @@ use serde_json::{json as j, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tidings_core::{AuthMethod, Hub, Identity, PayloadKind, Rights, SessionId};
+use tidings_core::{AuthMethod, Identity, PayloadKind, Rights, SessionId};
+use views::{connections, events, node, query_of, queues, topic, topics};
 
 /// The cookie holding an admin session's id.
 const COOKIE: &str = "tidings_admin";
-/// Rows of one page of connections or topics at most; and when `limit=` does not say.
-const PAGE: (usize, usize) = (100, 500);
-/// Longest search string (`q=`).
-const MAX_QUERY: usize = 128;
-/// Messages of a topic's recent history shown.
-const RECENT_HISTORY: usize = 50;
 /// Largest JSON body of an admin request.
 const MAX_BODY: usize = 1 << 20;
 
@@ -43,6 +44,12 @@ pub(crate) struct Admin {
     /// Session id (hex) -> admin. At most `admin.max_sessions`.
     sessions: Mutex<HashMap<String, AdminSession>>,
     started: Instant,
+    /// This node's name in the cluster view (random: unique without configuration).
+    node_id: String,
+    /// Publishes and deliveries per second over the last second, measured by the ticker.
+    rates: Mutex<nodes::Rates>,
+    /// The shared snapshot the live streams send, and their bound.
+    live: live::Live,
     /// The all-rights identity the admin's hub calls run under is built per admin name.
     all: Arc<Rights>,
     /// An argon2 hash of a random password, checked for unknown names (made at the first).
@@ -60,6 +67,9 @@ impl Admin {
             config,
             sessions: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            node_id: nodes::new_id(),
+            rates: Mutex::new(nodes::Rates::default()),
+            live: live::Live::new(),
             all: Arc::new(Rights::all()),
             stand_in: std::sync::OnceLock::new(),
         }
@@ -172,10 +182,14 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
     if (&method, path.as_str()) == (&Method::POST, "/login") {
         return login(req, shared).await;
     }
-    let name = match authorize(&req, shared).await {
-        Ok(name) => name,
+    let admitted = match authorize(&req, shared).await {
+        Ok(a) => a,
         Err(refusal) => return *refusal,
     };
+    if (&method, path.as_str()) == (&Method::GET, "/live") {
+        return live::stream(shared, admitted).await;
+    }
+    let name = admitted.name;
     let hub = &shared.hub;
     let query = query_of(&req);
     match (&method, path.as_str()) {
@@ -192,6 +206,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
             resp
         }
         (&Method::GET, "/node") => ok(node(shared)),
+        (&Method::GET, "/nodes") => ok(nodes::nodes(shared).await),
         (&Method::GET, "/topics") => ok(topics(hub, &query)),
         (&Method::GET, p) if p.starts_with("/topics/") => {
             topic(hub, &admin.identity(&name), &decode(&p["/topics/".len()..]))
@@ -199,16 +214,9 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
         (&Method::GET, "/connections") => ok(connections(hub, &query)),
         (&Method::GET, p) if p.starts_with("/connections/") => {
             let id = &p["/connections/".len()..];
-            let Some(id) = id
-                .strip_prefix('c')
-                .and_then(|n| n.parse().ok())
-                .map(SessionId)
-            else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "a connection id looks like c17",
-                );
+            let id = match connection_id(id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
             };
             let Some(subs) = hub.session_subscriptions(id) else {
                 return error(
@@ -247,16 +255,9 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
             let Some((id, action)) = rest.split_once('/') else {
                 return error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint");
             };
-            let Some(id) = id
-                .strip_prefix('c')
-                .and_then(|n| n.parse().ok())
-                .map(SessionId)
-            else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "a connection id looks like c17",
-                );
+            let id = match connection_id(id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
             };
             match action {
                 "disconnect" => {
@@ -295,6 +296,20 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
     }
+}
+
+/// A connection id as the API shows it (`c17`).
+fn connection_id(text: &str) -> Result<SessionId, Box<Response<Body>>> {
+    text.strip_prefix('c')
+        .and_then(|n| n.parse().ok())
+        .map(SessionId)
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "a connection id looks like c17",
+            ))
+        })
 }
 
 fn ok(v: Value) -> Response<Body> {
@@ -360,11 +375,38 @@ fn cookie<B>(req: &Request<B>) -> Option<String> {
         })
 }
 
-/// The admin's name, from the session cookie, HTTP Basic or a Bearer token.
+/// Who an admin request comes from, and what keeps it admitted (checked again by a live
+/// stream before each snapshot).
+struct Admitted {
+    name: String,
+    /// The session cookie it came with: a logout or the session's end ends its stream.
+    session: Option<String>,
+    /// A token's expiry (the hub's clock).
+    expires_at: Option<u64>,
+}
+
+impl Admin {
+    /// Whether `admitted` is still let in: its session is still open, its token unexpired.
+    fn still_admitted(&self, admitted: &Admitted, now_ms: u64) -> bool {
+        let session_open = admitted.session.as_ref().is_none_or(|id| {
+            self.sessions()
+                .get(id)
+                .is_some_and(|s| s.created.elapsed() < self.config.session_ttl())
+        });
+        session_open && admitted.expires_at.is_none_or(|at| now_ms < at)
+    }
+}
+
+/// The admin, from the session cookie, HTTP Basic or a Bearer token.
 async fn authorize(
     req: &Request<Incoming>,
     shared: &Arc<Shared>,
-) -> Result<String, Box<Response<Body>>> {
+) -> Result<Admitted, Box<Response<Body>>> {
+    let admitted = |name: String, session, expires_at| Admitted {
+        name,
+        session,
+        expires_at,
+    };
     let admin = &shared.admin;
     let unauthorized = || {
         Box::new(error(
@@ -377,7 +419,9 @@ async fn authorize(
         let ttl = admin.config.session_ttl();
         let mut map = admin.sessions();
         match map.get(&id) {
-            Some(s) if s.created.elapsed() < ttl => return Ok(s.name.clone()),
+            Some(s) if s.created.elapsed() < ttl => {
+                return Ok(admitted(s.name.clone(), Some(id), None))
+            }
             Some(_) => {
                 map.remove(&id);
             }
@@ -392,7 +436,7 @@ async fn authorize(
             .map_err(|e| Box::new(hub_error(&e)))?;
         let name = who.name().to_owned();
         if (who.admin && admin.config.admin_tokens) || admin.config.token_users.contains(&name) {
-            return Ok(name);
+            return Ok(admitted(name, None, who.expires_at));
         }
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
@@ -418,7 +462,7 @@ async fn authorize(
     auth.admit(from, user)
         .map_err(|e| Box::new(hub_error(&e)))?;
     if admin.check_password(user, password).await {
-        Ok(user.to_owned())
+        Ok(admitted(user.to_owned(), None, None))
     } else {
         auth.login_failed(from, user, "admin login: unknown admin or wrong password");
         Err(unauthorized())
@@ -446,216 +490,10 @@ async fn body_json(req: Request<Incoming>) -> Result<Value, Box<Response<Body>>>
     })
 }
 
-/// `q`, `offset`, `limit` of a listing.
-struct Query {
-    q: String,
-    offset: usize,
-    limit: usize,
-}
-
-fn query_of<B>(req: &Request<B>) -> Query {
-    let mut out = Query {
-        q: String::new(),
-        offset: 0,
-        limit: PAGE.0,
-    };
-    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
-        match &*k {
-            "q" => out.q = v.chars().take(MAX_QUERY).collect::<String>().to_lowercase(),
-            "offset" => out.offset = v.parse().unwrap_or(0),
-            "limit" => out.limit = v.parse().unwrap_or(PAGE.0).clamp(1, PAGE.1),
-            _ => {}
-        }
-    }
-    out
-}
-
 fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// Version, uptime, memory, CPU, connections by protocol, the hub's counters.
-fn node(shared: &Shared) -> Value {
-    let hub = &shared.hub;
-    let mut by_protocol: std::collections::BTreeMap<&str, usize> = Default::default();
-    for s in hub.sessions() {
-        *by_protocol.entry(s.meta.protocol).or_default() += 1;
-    }
-    let stats = hub.stats();
-    let (rss, cpu) = process_usage();
-    j!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": shared.admin.started.elapsed().as_secs(),
-        "rss_bytes": rss,
-        "cpu_secs": cpu,
-        "connections": by_protocol,
-        "sessions": stats.sessions,
-        "topics": stats.topics,
-        "subscriptions": stats.subscriptions,
-        "published": stats.published,
-        "delivered": stats.delivered,
-        "dropped": stats.dropped,
-        "slow_consumers_closed": stats.slow_consumers_closed,
-        "queue_messages_expired": stats.queue_messages_expired,
-    })
-}
-
-/// Resident memory (bytes) and CPU time used (seconds) of this process, on Linux.
-fn process_usage() -> (Option<u64>, Option<f64>) {
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096);
-    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th
-    // (in clock ticks, 100 per second on Linux).
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            Some(ticks as f64 / 100.0)
-        });
-    (rss, cpu)
-}
-
-fn topics(hub: &Hub, q: &Query) -> Value {
-    let all: Vec<_> = hub
-        .topics()
-        .into_iter()
-        .filter(|t| q.q.is_empty() || t.name.to_lowercase().contains(&q.q))
-        .collect();
-    let rows: Vec<Value> = all
-        .iter()
-        .skip(q.offset)
-        .take(q.limit)
-        .map(|t| {
-            j!({
-                "topic": &*t.name,
-                "subscribers": t.subscribers,
-                "offset": t.last_offset,
-                "epoch": t.epoch.as_deref(),
-                "history_messages": t.history_messages,
-                "history_bytes": t.history_bytes,
-            })
-        })
-        .collect();
-    j!({ "total": all.len(), "offset": q.offset, "topics": rows })
-}
-
-/// A topic's presence and its recent history.
-fn topic(hub: &Hub, who: &Identity, name: &str) -> Response<Body> {
-    let members = match hub.presence(who, name) {
-        Ok(m) => m,
-        Err(e) => return hub_error(&e),
-    };
-    let page = match hub.history(who, name, 0, usize::MAX) {
-        Ok(p) => p,
-        Err(e) => return hub_error(&e),
-    };
-    let skip = page.messages.len().saturating_sub(RECENT_HISTORY);
-    let mut messages = bytes::BytesMut::new();
-    crate::drivers::fallback::json_array(
-        &mut messages,
-        page.messages[skip..]
-            .iter()
-            .map(crate::drivers::fallback::message_json),
-    );
-    let messages: Value = serde_json::from_slice(&messages).unwrap_or(Value::Null);
-    let members: Vec<Value> = members
-        .iter()
-        .map(|m| j!({ "client": m.client.to_string(), "user": m.user.as_deref() }))
-        .collect();
-    ok(j!({
-        "topic": name,
-        "epoch": page.epoch.as_deref(),
-        "offset": page.last_offset,
-        "members": members,
-        "messages": messages,
-    }))
-}
-
-fn connections(hub: &Hub, q: &Query) -> Value {
-    let now = hub.clock();
-    let rows: Vec<Value> = hub
-        .sessions()
-        .into_iter()
-        .map(|s| {
-            j!({
-                "id": s.id.to_string(),
-                "protocol": s.meta.protocol,
-                "user": s.identity.user.as_deref(),
-                "peer": s.meta.peer.map(|p| p.to_string()),
-                "age_secs": now.saturating_sub(s.opened_ms) / 1000,
-                "subscriptions": s.subscriptions,
-                "consumers": s.consumers,
-                "outbox_messages": s.outbox.queued,
-                "outbox_bytes": s.outbox.queued_bytes,
-                "outbox_max_messages": hub.config().outbox.max_messages,
-                "outbox_max_bytes": hub.config().outbox.max_bytes,
-            })
-        })
-        .filter(|row| {
-            q.q.is_empty()
-                || ["id", "protocol", "user", "peer"].iter().any(|k| {
-                    row[*k]
-                        .as_str()
-                        .is_some_and(|v| v.to_lowercase().contains(&q.q))
-                })
-        })
-        .collect();
-    let total = rows.len();
-    let page: Vec<Value> = rows.into_iter().skip(q.offset).take(q.limit).collect();
-    j!({ "total": total, "offset": q.offset, "connections": page })
-}
-
-/// Recent auth failures and slow-consumer closes (bounded rings), and the totals.
-fn events(shared: &Shared) -> Value {
-    let hub = &shared.hub;
-    // The hub's clock and the wall clock differ only by the sweep's second; the page shows
-    // Unix times.
-    let slow: Vec<Value> = hub
-        .recent_slow_consumers()
-        .into_iter()
-        .map(|c| {
-            j!({
-                "at_ms": c.at_ms,
-                "connection": c.session.to_string(),
-                "protocol": c.protocol,
-                "peer": c.peer.map(|p| p.to_string()),
-                "user": c.user.as_deref(),
-                "topic": &*c.topic,
-            })
-        })
-        .collect();
-    let (failed, refused) = shared.native.auth.failures();
-    j!({
-        "auth_failures": shared.native.auth.recent_failures(),
-        "slow_consumer_closes": slow,
-        "login_failures_total": failed,
-        "logins_refused_total": refused,
-        "slow_consumers_closed_total": hub.stats().slow_consumers_closed,
-    })
-}
-
-fn queues(hub: &Hub) -> Value {
-    let rows: Vec<Value> = hub
-        .queues()
-        .into_iter()
-        .take(PAGE.1)
-        .map(|(name, s)| {
-            j!({
-                "queue": &*name,
-                "depth": s.ready,
-                "unacked": s.unacked,
-                "consumers": s.consumers,
-                "published": s.published,
-            })
-        })
-        .collect();
-    j!({ "queues": rows })
 }
 
 /// `POST /api/admin/publish` `{"topic", "data"|"text"}`.

@@ -1,0 +1,287 @@
+//! One SockJS client session, over the transport asked for, as `sockjs-client` would open it:
+//! `/<prefix>/<server>/<session>/websocket` (SockJS frames in WebSocket text frames),
+//! `…/xhr_streaming` (one long chunked POST response, reopened when the server ends it after
+//! its response limit) or `…/xhr` (one POST per poll on a keep-alive connection); messages go
+//! out as a JSON array in a WebSocket frame or an `xhr_send` POST. Each HTTP connection comes
+//! from the session's own source address 127.0.0.x, so a server's per-address limits see a
+//! spread of clients as they would from a real fleet.
+//!
+//! Bounds: one receiving connection (plus one for sending, opened on the first send and
+//! dropped with [`Session::end_sending`]); a streaming line is bounded by [`frame::MAX_LINE`];
+//! frames decoded ahead of the reader by one response chunk.
+
+use super::frame::{self, Frame, LineFrames};
+use crate::client::tcp_from;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use tokio::net::TcpStream;
+use yawc::{OpCode, Options, WebSocket};
+
+/// The transports the benchmark drives (the ones `sockjs-client` picks first in node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Transport {
+    Websocket,
+    XhrStreaming,
+    XhrPolling,
+}
+
+impl Transport {
+    /// `sockjs-client`'s name for it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::XhrStreaming => "xhr-streaming",
+            Transport::XhrPolling => "xhr-polling",
+        }
+    }
+
+    /// The last segment of the session URL.
+    fn path(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::XhrStreaming => "xhr_streaming",
+            Transport::XhrPolling => "xhr",
+        }
+    }
+}
+
+type Http = SendRequest<Full<Bytes>>;
+
+enum Receiver {
+    Ws(Box<WebSocket<TcpStream>>),
+    Xhr(Xhr),
+}
+
+#[derive(Default)]
+struct Xhr {
+    /// The keep-alive connection the receiving POSTs go over (reopened when the server closed
+    /// it).
+    conn: Option<Http>,
+    /// The response being read (a poll, or the streaming one).
+    body: Option<Incoming>,
+    lines: LineFrames,
+    /// Frames read but not returned yet (one chunk may hold several; at most one chunk's).
+    decoded: VecDeque<Frame>,
+}
+
+pub(crate) struct Session {
+    transport: Transport,
+    server: SocketAddr,
+    source: IpAddr,
+    /// `/<prefix>/<server id>/<session id>`.
+    base: String,
+    receiver: Receiver,
+    sender: Option<Http>,
+}
+
+impl Session {
+    /// Opens session number `n` under `prefix` (e.g. `/sockjs`) and reads its `o` frame.
+    pub(crate) async fn open(
+        transport: Transport,
+        server: SocketAddr,
+        source: IpAddr,
+        prefix: &str,
+        n: usize,
+    ) -> Result<Session, String> {
+        let base = format!(
+            "{prefix}/{:03}/{n:x}x{:x}",
+            n % 1000,
+            crate::client::now_ns() % 1_000_000_007
+        );
+        let receiver = match transport {
+            Transport::Websocket => {
+                let url: url::Url = format!("ws://{server}{base}/websocket")
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
+                let tcp = tcp_from(source, server)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let options = Options::default()
+                    .without_compression()
+                    .with_read_buffer_capacity(4096)
+                    .with_write_buffer_capacity(4096);
+                let ws = WebSocket::handshake(url, tcp, options)
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+                Receiver::Ws(Box::new(ws))
+            }
+            Transport::XhrStreaming | Transport::XhrPolling => Receiver::Xhr(Xhr::default()),
+        };
+        let mut session = Session {
+            transport,
+            server,
+            source,
+            base,
+            receiver,
+            sender: None,
+        };
+        match session.next_frame().await? {
+            Frame::Open => Ok(session),
+            other => Err(format!("expected the open frame `o`, got {other:?}")),
+        }
+    }
+
+    /// The next messages the server sent (heartbeats skipped); a close frame or a closed
+    /// connection is an error saying so.
+    pub(crate) async fn next(&mut self) -> Result<Vec<String>, String> {
+        loop {
+            match self.next_frame().await? {
+                Frame::Messages(m) => return Ok(m),
+                Frame::Heartbeat => {}
+                Frame::Open => return Err("a second open frame".into()),
+                Frame::Close { code, reason } => {
+                    return Err(format!("closed by the server: {code} {reason:?}"))
+                }
+            }
+        }
+    }
+
+    /// Sends `messages` (one SockJS send: a JSON array).
+    pub(crate) async fn send(&mut self, messages: &[&str]) -> Result<(), String> {
+        let body = frame::send_body(messages);
+        if let Receiver::Ws(ws) = &mut self.receiver {
+            return ws
+                .send(yawc::Frame::text(body))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let path = format!("{}/xhr_send", self.base);
+        let mut conn = self.sender.take();
+        let response = post(&mut conn, self.server, self.source, &path, body.into()).await?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        self.sender = conn;
+        match status.as_u16() {
+            200 | 204 => Ok(()),
+            other => Err(format!("xhr_send answered {other}")),
+        }
+    }
+
+    /// The WebSocket under a `websocket` session (after its `o`), for a caller that reads and
+    /// writes at once (the publisher); `None` for the xhr transports.
+    pub(crate) fn into_websocket(self) -> Option<WebSocket<TcpStream>> {
+        match self.receiver {
+            Receiver::Ws(ws) => Some(*ws),
+            Receiver::Xhr(_) => None,
+        }
+    }
+
+    /// Closes the sending connection (a subscriber that sends once should not hold one).
+    pub(crate) fn end_sending(&mut self) {
+        self.sender = None;
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame, String> {
+        match &mut self.receiver {
+            Receiver::Ws(ws) => loop {
+                let f = ws.next().await.ok_or("the WebSocket closed")?;
+                if f.opcode() == OpCode::Text {
+                    return frame::parse(f.payload());
+                }
+            },
+            Receiver::Xhr(xhr) => {
+                let path = format!("{}/{}", self.base, self.transport.path());
+                next_xhr_frame(xhr, self.server, self.source, &path).await
+            }
+        }
+    }
+}
+
+/// Reads the next frame of a receiving xhr transport, starting a new request (a poll, or a
+/// streaming response after the last one ended) when none is open.
+async fn next_xhr_frame(
+    xhr: &mut Xhr,
+    server: SocketAddr,
+    source: IpAddr,
+    path: &str,
+) -> Result<Frame, String> {
+    loop {
+        if let Some(f) = xhr.decoded.pop_front() {
+            return Ok(f);
+        }
+        let body = match &mut xhr.body {
+            Some(body) => body,
+            None => {
+                let response = post(&mut xhr.conn, server, source, path, Bytes::new()).await?;
+                if response.status() != 200 {
+                    return Err(format!("{path} answered {}", response.status()));
+                }
+                xhr.body.insert(response.into_body())
+            }
+        };
+        match body.frame().await {
+            Some(Ok(chunk)) => {
+                if let Ok(data) = chunk.into_data() {
+                    let decoded = &mut xhr.decoded;
+                    xhr.lines.feed(&data, |f| {
+                        decoded.push_back(f);
+                        Ok(())
+                    })?;
+                }
+            }
+            Some(Err(e)) => return Err(format!("reading {path}: {e}")),
+            None => {
+                if !xhr.lines.is_clean() {
+                    return Err(format!("{path} ended inside a frame"));
+                }
+                xhr.body = None;
+            }
+        }
+    }
+}
+
+/// POSTs `body` to `path` over `conn` (opening a connection from `source` when there is none
+/// or the server closed the last one).
+async fn post(
+    conn: &mut Option<Http>,
+    server: SocketAddr,
+    source: IpAddr,
+    path: &str,
+    body: Bytes,
+) -> Result<hyper::Response<Incoming>, String> {
+    for attempt in 0..2 {
+        let usable = match conn.as_mut() {
+            Some(c) => c.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            *conn = Some(connect(server, source).await?);
+        }
+        let c = conn.as_mut().ok_or("no connection")?;
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, server.to_string())
+            .header(hyper::header::CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .body(Full::new(body.clone()))
+            .map_err(|e| e.to_string())?;
+        match c.send_request(request).await {
+            Ok(response) => return Ok(response),
+            // A keep-alive connection the server closed between requests: once more, fresh.
+            Err(e) if attempt == 0 && (e.is_canceled() || e.is_closed()) => *conn = None,
+            Err(e) => return Err(format!("POST {path}: {e}")),
+        }
+    }
+    Err(format!("POST {path}: the server closed every connection"))
+}
+
+async fn connect(server: SocketAddr, source: IpAddr) -> Result<Http, String> {
+    let tcp = tcp_from(source, server)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(16 * 1024)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("http handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
