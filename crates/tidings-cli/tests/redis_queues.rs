@@ -399,3 +399,110 @@ fn with_redis_down_a_queue_send_is_refused_plainly_and_works_again_when_it_is_ba
         "the refused SEND was stored",
     );
 }
+
+/// A node on `redis` with HTTP and the admin user `root` (HTTP Basic below).
+fn admin_node(redis: &Redis) -> Process {
+    let config = format!(
+        "[engine]\nkind = \"redis\"\nurl = \"{}\"\nqueue_claim_ms = {CLAIM_MS}\n[[admin.users]]\nname = \"root\"\npassword_hash = \"{}\"\n",
+        redis.url(),
+        TIDINGS.hash_password("s3cret-admin")
+    );
+    TIDINGS.serve().http().stomp().config(&config).start()
+}
+
+/// `method path` on the admin API as `root`: the status and the JSON answer.
+fn admin(node: &Process, method: &str, path: &str) -> (u16, serde_json::Value) {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("root:s3cret-admin");
+    let headers = format!("Authorization: Basic {basic}\r\nContent-Type: application/json\r\n");
+    let body = if method == "POST" { "{}" } else { "" };
+    let resp = tidings_testkit::http::blocking(
+        node.addr("http"),
+        tidings_testkit::http::request_1_0(method, path, &headers, body),
+    );
+    let v = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
+    (resp.status, v)
+}
+
+/// `queue`'s row in `node`'s admin view once `ready` accepts it (within 10 s).
+fn queue_row(
+    node: &Process,
+    queue: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, view) = admin(node, "GET", "/api/admin/queues");
+        assert_eq!(status, 200, "{view}");
+        let row = view["queues"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["queue"] == queue).cloned())
+            .unwrap_or(serde_json::Value::Null);
+        if ready(&row) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{queue} never as wanted: {view}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_admin_of_any_node_sees_a_queue_in_redis_and_purges_what_waits_not_what_is_held() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (admin_node(&redis), admin_node(&redis));
+    // A consumer on A holds m1 unacknowledged (prefetch 1: it takes nothing more).
+    let mut holder = stomp(&a);
+    consume(&mut holder, "backlog", "client-individual", 1);
+    let mut publisher = stomp(&b);
+    publish(&mut publisher, "backlog", &["m1".into()]);
+    assert_eq!(message(&mut holder).2, "m1");
+    // A consumer on B takes m2 and goes away: m2 is handed back to Redis, waiting again.
+    let mut leaver = stomp(&b);
+    consume(&mut leaver, "backlog", "client", 1);
+    publish(&mut publisher, "backlog", &["m2".into()]);
+    assert_eq!(message(&mut leaver).2, "m2");
+    drop(leaver);
+    // m3 and m4 nobody can take.
+    publish(&mut publisher, "backlog", &["m3".into(), "m4".into()]);
+
+    // B's admin sees the cluster: three waiting, one held by a consumer on the other node.
+    let row = queue_row(&b, "backlog", |r| r["depth"] == 3 && r["unacked"] == 1);
+    assert_eq!(row["consumers"], 1, "{row}");
+    assert_eq!(row["published"], 4, "{row}");
+
+    let (status, purged) = admin(&b, "POST", "/api/admin/queues/backlog/purge");
+    assert_eq!(status, 200, "{purged}");
+    assert_eq!(purged, serde_json::json!({"queue": "backlog", "purged": 3}));
+    queue_row(&b, "backlog", |r| r["depth"] == 0 && r["unacked"] == 1);
+    let (status, _) = admin(&b, "POST", "/api/admin/queues/nothing-here/purge");
+    assert_eq!(status, 404);
+    let logged = || {
+        b.stderr()
+            .lines()
+            .any(|l| l.contains("admin: purged a queue") && l.contains("root"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logged() {
+        assert!(Instant::now() < deadline, "the purge was not logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A consumer connecting afterwards gets nothing purged; m1, held through the purge,
+    // comes to it once its holder leaves without acknowledging.
+    let mut late = stomp(&b);
+    consume(&mut late, "backlog", "client", 10);
+    assert_quiet(
+        &mut late,
+        Duration::from_millis(CLAIM_MS * 2),
+        "after the purge",
+    );
+    drop(holder);
+    let f = message(&mut late);
+    assert_eq!(f.2, "m1");
+    assert!(redelivered(&f), "{f:?}");
+    assert_quiet(
+        &mut late,
+        Duration::from_millis(CLAIM_MS * 2),
+        "only m1 was left",
+    );
+}

@@ -168,3 +168,74 @@ redis.call(unpack(args))
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'r') end
 return n
 ";
+
+/// The admin's purge, at most ARGV[2] entries of each kind per call: drops the entries
+/// never delivered (after group `g`'s last-delivered id) and those handed back (pending and
+/// idle ≥ ARGV[3] ms, which only `RECLAIM`'s hand-back gives), not what a consumer holds.
+/// KEYS: stream, hash, total, names; ARGV[1] name. Returns `{dropped, more}` (`more` 1 when
+/// a kind hit the limit), `{-1, 0}` when the queue has no stream.
+pub(super) fn purge() -> String {
+    format!(
+        "{RELEASE}{}",
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+local limit = tonumber(ARGV[2])
+local last = '0-0'
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == 'g' then last = f['last-delivered-id'] end
+end
+local freed, n = 0, 0
+local new = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', limit)
+for _, e in ipairs(new) do
+  freed = freed + tonumber(e[2][4])
+  redis.call('XDEL', KEYS[1], e[1])
+  n = n + 1
+end
+local back = redis.call('XPENDING', KEYS[1], 'g', 'IDLE', ARGV[3], '-', '+', limit)
+for _, p in ipairs(back) do
+  redis.call('XACK', KEYS[1], 'g', p[1])
+  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])
+  if #e > 0 then
+    freed = freed + tonumber(e[1][2][4])
+    redis.call('XDEL', KEYS[1], p[1])
+    n = n + 1
+  end
+end
+release(freed)
+local more = 0
+if #new == limit or #back == limit then more = 1 end
+return {n, more}
+"
+    )
+}
+
+/// The admin's view of the queues whose stream and hash keys are KEYS (in pairs): per queue
+/// `{waiting, held, last sequence, {node holding some...}}`, zeros for a queue with no
+/// stream. Waiting counts the never delivered and the handed back (pending, idle ≥ ARGV[1]
+/// ms; at most ARGV[2] of them looked at per queue); held is the rest of the pending ones.
+pub(super) const STATS: &str = r"
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local p = redis.call('XPENDING', KEYS[i], 'g')
+    local held = {}
+    if p[4] then
+      for _, c in ipairs(p[4]) do held[c[1]] = tonumber(c[2]) end
+    end
+    local back = redis.call('XPENDING', KEYS[i], 'g', 'IDLE', ARGV[1], '-', '+', ARGV[2])
+    for _, e in ipairs(back) do held[e[2]] = (held[e[2]] or 0) - 1 end
+    local holders = {}
+    for name, n in pairs(held) do
+      if n > 0 then holders[#holders + 1] = name end
+    end
+    local seq = tonumber(redis.call('HGET', KEYS[i + 1], 'n') or '0')
+    local len = redis.call('XLEN', KEYS[i])
+    out[#out + 1] = {len - p[1] + #back, p[1] - #back, seq, holders}
+  else
+    out[#out + 1] = {0, 0, 0, {}}
+  end
+end
+return out
+";

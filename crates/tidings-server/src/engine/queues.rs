@@ -18,6 +18,8 @@
 //!   holds (`XCLAIM ... JUSTID`) every third of that, so only a dead (or stalled) node's
 //!   messages are taken.
 
+mod admin;
+
 use super::codec;
 use super::connection::{self, unavailable};
 use super::queue_scripts;

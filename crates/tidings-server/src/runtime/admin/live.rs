@@ -12,7 +12,7 @@
 //! than queueing them, and the listener's write deadline ends one that stops reading.
 
 use super::super::Shared;
-use super::views::{connections, events, node, queues, topics, Query};
+use super::views::{connections, events, node, topics, Query};
 use super::Admitted;
 use crate::drivers::api::error;
 use crate::transports::http::Body;
@@ -70,7 +70,7 @@ pub(super) async fn snapshot(shared: &Shared) -> Bytes {
         "nodes": super::nodes::nodes(shared).await,
         "topics": topics(&shared.hub, &first),
         "connections": connections(&shared.hub, &first),
-        "queues": queues(&shared.hub),
+        "queues": super::cluster_queues::queues(shared).await,
         "events": events(shared),
     });
     Bytes::from(format!("event: snapshot\ndata: {data}\n\n"))

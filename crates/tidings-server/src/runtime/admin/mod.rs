@@ -8,6 +8,7 @@
 //! subject `admin.token_users` lists. Logins are throttled by the server's login guard.
 //! Everything is read from the hub and the authenticator; nothing here is a second registry.
 
+mod cluster_queues;
 mod live;
 mod nodes;
 mod views;
@@ -27,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tidings_core::{AuthMethod, Identity, PayloadKind, Rights, SessionId};
-use views::{connections, events, node, query_of, queues, topic, topics};
+use views::{connections, events, node, query_of, topic, topics};
 
 /// The cookie holding an admin session's id.
 const COOKIE: &str = "tidings_admin";
@@ -233,21 +234,11 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp
                 "subscriptions": subs.iter().map(|k| &**k).collect::<Vec<_>>(),
             }))
         }
-        (&Method::GET, "/queues") => ok(queues(hub)),
+        (&Method::GET, "/queues") => ok(cluster_queues::queues(shared).await),
         (&Method::GET, "/events") => ok(events(shared)),
         (&Method::POST, p) if p.starts_with("/queues/") && p.ends_with("/purge") => {
             let queue = decode(&p["/queues/".len()..p.len() - "/purge".len()]);
-            match hub.purge_queue(&queue) {
-                Some(n) => {
-                    tracing::info!(admin = %name, queue, purged = n, "admin: purged a queue");
-                    ok(j!({ "queue": queue, "purged": n }))
-                }
-                None => error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    &format!("no queue {queue:?}"),
-                ),
-            }
+            cluster_queues::purge(shared, &name, &queue).await
         }
         (&Method::POST, "/publish") => publish(req, shared, &name).await,
         (&Method::POST, p) if p.starts_with("/connections/") => {

@@ -211,6 +211,7 @@ pub(super) fn events(shared: &Shared) -> Value {
     })
 }
 
+/// This node's queues (the in-memory engine's are all there are).
 pub(super) fn queues(hub: &Hub) -> Value {
     let rows: Vec<Value> = hub
         .queues()
