@@ -5,7 +5,9 @@
 //! `kill -9`ed node's consumer held go to consumers on the other nodes after the claim
 //! timeout (and not before, while it lives); a full queue refuses with an ERROR, a
 //! transaction of queue SENDs commits all or none; stomp.py and @stomp/stompjs run their
-//! scenarios against a node on Redis. Without redis-server the tests say so and pass (they
+//! scenarios against a node on Redis; the admin API of any node shows a queue's cluster-wide
+//! counts and purges what waits (not what a consumer on another node holds). Without
+//! redis-server the tests say so and pass (they
 //! skip).
 
 use std::collections::HashMap;
