@@ -3,7 +3,8 @@
 //! then about once a second and shows a client that connects; a logout ends the stream with
 //! `signed_out`, and so does a token's expiry; the streams are bounded; two nodes on a real redis-server each list the other,
 //! and a node that stops drops out of the list, in the API and on node A's dashboard in
-//! Chromium.
+//! Chromium; the id the list gives a node is the one its presence records and Engine.IO sids
+//! carry.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -365,26 +366,6 @@ fn a_cluster_node_s_dashboard_shows_the_other_node_in_a_browser() {
     assert!(browser.stdout().contains("ok: the stopped node is gone"));
 }
 
-/// A command to redis-server itself, as redis-cli would send it: its reply's first line, and
-/// for a bulk string the string.
-fn redis_command(redis: &Redis, words: &[&str]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut cmd = format!("*{}\r\n", words.len());
-    for w in words {
-        cmd.push_str(&format!("${}\r\n{w}\r\n", w.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
-    let mut reply = String::new();
-    reader.read_line(&mut reply).unwrap();
-    if reply.starts_with('$') && !reply.starts_with("$-1") {
-        reply.clear();
-        reader.read_line(&mut reply).unwrap();
-    }
-    reply.trim_end().to_owned()
-}
-
 /// One process, one name: the id node A's cluster view gives node B is the id B's presence
 /// lives under in Redis (its liveness key and its members' records), the tag of B's session
 /// ids, and the prefix of the Engine.IO sids B hands out.
@@ -423,7 +404,7 @@ fn a_node_has_one_id_in_the_admin_view_presence_and_engineio_sids() {
     // Its record in Redis names node B by the same id, under B's liveness key.
     let deadline = Instant::now() + WAIT;
     let record = loop {
-        let record = redis_command(&redis, &["HGET", "tidings:p:room.ids", &client]);
+        let record = redis.command(&["HGET", "tidings:p:room.ids", &client]);
         if record.starts_with('{') {
             break record;
         }
@@ -433,11 +414,8 @@ fn a_node_has_one_id_in_the_admin_view_presence_and_engineio_sids() {
     let record: Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["n"], b_id.as_str(), "{record}");
     let liveness = format!("tidings:pl:{b_id}");
-    assert_eq!(redis_command(&redis, &["EXISTS", &liveness]), ":1");
-    assert_eq!(
-        redis_command(&redis, &["SISMEMBER", "tidings:pnodes", &b_id]),
-        ":1"
-    );
+    assert_eq!(redis.command(&["EXISTS", &liveness]), ":1");
+    assert_eq!(redis.command(&["SISMEMBER", "tidings:pnodes", &b_id]), ":1");
     // The session id's tag is the id's first 21 bits.
     let client: u64 = client.parse().unwrap();
     let id_bits = u64::from_str_radix(&b_id, 16).unwrap();
