@@ -3,7 +3,8 @@
 //! then about once a second and shows a client that connects; a logout ends the stream with
 //! `signed_out`, and so does a token's expiry; the streams are bounded; two nodes on a real redis-server each list the other,
 //! and a node that stops drops out of the list, in the API and on node A's dashboard in
-//! Chromium.
+//! Chromium; the id the list gives a node is the one its presence records and Engine.IO sids
+//! carry.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -363,4 +364,71 @@ fn a_cluster_node_s_dashboard_shows_the_other_node_in_a_browser() {
     browser.settle();
     assert!(status.is_some_and(|s| s.success()), "{}", browser.output());
     assert!(browser.stdout().contains("ok: the stopped node is gone"));
+}
+
+/// One process, one name: the id node A's cluster view gives node B is the id B's presence
+/// lives under in Redis (its liveness key and its members' records), the tag of B's session
+/// ids, and the prefix of the Engine.IO sids B hands out.
+#[test]
+fn a_node_has_one_id_in_the_admin_view_presence_and_engineio_sids() {
+    let Some(redis) = Redis::start() else { return };
+    let a = cluster_node(&redis);
+    let b = cluster_node(&redis);
+    let (status, this) = call(&b, "GET", "/api/admin/nodes", &basic());
+    assert_eq!(status, 200, "{this}");
+    let b_id = this["this"].as_str().expect("B's id").to_owned();
+    nodes_until(&a, "A lists B", |n| n.iter().any(|x| x["id"] == b_id));
+
+    // A line client on B joins room.ids (line subscriptions join presence).
+    let line = TcpStream::connect(b.addr("tcp")).unwrap();
+    line.set_read_timeout(Some(WAIT)).unwrap();
+    let mut lines = BufReader::new(line.try_clone().unwrap());
+    let mut greeting = String::new();
+    lines.read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("+OK tidings"), "{greeting}");
+    let mut ask = |text: &str| {
+        (&line).write_all(format!("{text}\r\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        lines.read_line(&mut reply).unwrap();
+        reply.trim_end().to_owned()
+    };
+    assert!(ask("SUB room.ids").starts_with("+OK SUB room.ids"));
+    let who = ask("WHO room.ids");
+    let client = who
+        .strip_prefix("+OK WHO room.ids 1 ")
+        .and_then(|m| m.split('=').next())
+        .and_then(|c| c.strip_prefix('c'))
+        .unwrap_or_else(|| panic!("{who}"))
+        .to_owned();
+
+    // Its record in Redis names node B by the same id, under B's liveness key.
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        let record = redis.command(&["HGET", "tidings:p:room.ids", &client]);
+        if record.starts_with('{') {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "no presence record: {record}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["n"], b_id.as_str(), "{record}");
+    let liveness = format!("tidings:pl:{b_id}");
+    assert_eq!(redis.command(&["EXISTS", &liveness]), ":1");
+    assert_eq!(redis.command(&["SISMEMBER", "tidings:pnodes", &b_id]), ":1");
+    // The session id's tag is the id's first 21 bits.
+    let client: u64 = client.parse().unwrap();
+    let id_bits = u64::from_str_radix(&b_id, 16).unwrap();
+    assert_eq!(client >> 32, (id_bits >> 27).max(1), "session {client}");
+
+    // B's Engine.IO sids start with it.
+    let open = http::blocking(
+        b.addr("http"),
+        request_1_0("GET", "/socket.io/?EIO=4&transport=polling", "", ""),
+    );
+    assert_eq!(open.status, 200, "{}", open.text());
+    let handshake: Value =
+        serde_json::from_str(open.text().strip_prefix('0').expect("an OPEN packet")).unwrap();
+    let sid = handshake["sid"].as_str().expect("a sid");
+    assert!(sid.starts_with(&b_id), "sid {sid} of node {b_id}");
 }

@@ -8,8 +8,7 @@
 //! longer delivers pub/sub makes `/healthz` degraded. Without redis-server the tests say so
 //! and pass (they skip).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -107,20 +106,6 @@ fn presence_client(line: &str, verb: &str, topic: &str) -> String {
         .strip_prefix(&format!("{verb} {topic} "))
         .unwrap_or_else(|| panic!("expected {verb} {topic}, got {line:?}"));
     rest.split(' ').next().unwrap().to_owned()
-}
-
-/// A command to redis-server itself, as redis-cli would send it; its one-line reply.
-fn redis_command(redis: &Redis, words: &[&str]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut cmd = format!("*{}\r\n", words.len());
-    for w in words {
-        cmd.push_str(&format!("${}\r\n{w}\r\n", w.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).unwrap();
-    reply.trim_end().to_owned()
 }
 
 #[test]
@@ -435,10 +420,10 @@ fn healthz_is_degraded_when_pubsub_stops_delivering_though_redis_answers_ping() 
     // PUBLISH refused to the server's user (ACL): nothing published comes back through
     // pub/sub, yet Redis answers PING and every other command, and subscriptions stay up.
     assert_eq!(
-        redis_command(&redis, &["ACL", "SETUSER", "default", "-publish"]),
+        redis.command(&["ACL", "SETUSER", "default", "-publish"]),
         "+OK"
     );
-    assert_eq!(redis_command(&redis, &["PING"]), "+PONG");
+    assert_eq!(redis.command(&["PING"]), "+PONG");
     let mut degraded = String::new();
     wait_until(Duration::from_millis(2500), "/healthz degraded", || {
         let (status, body) = get(http, "/healthz");
@@ -450,7 +435,7 @@ fn healthz_is_degraded_when_pubsub_stops_delivering_though_redis_answers_ping() 
         "{degraded}"
     );
     assert_eq!(
-        redis_command(&redis, &["ACL", "SETUSER", "default", "+publish"]),
+        redis.command(&["ACL", "SETUSER", "default", "+publish"]),
         "+OK"
     );
     wait_until(

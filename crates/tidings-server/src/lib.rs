@@ -25,6 +25,7 @@ pub mod config;
 mod drivers;
 mod engine;
 mod listen;
+mod node_id;
 mod runtime;
 pub mod transports;
 

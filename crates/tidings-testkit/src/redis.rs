@@ -2,7 +2,7 @@
 //! `scripts/install-test-deps.sh`) on a free port in a temporary directory, stopped by PID
 //! and its directory removed when dropped. Shared by every test of the Redis engine.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
@@ -73,6 +73,26 @@ impl Redis {
 
     pub fn stop(&mut self) {
         self.process = None; // killed and waited for by PID
+    }
+
+    /// A command to this redis-server, as redis-cli would send it: the reply's first line
+    /// (`+PONG`, `:1`, `$-1`, `*3`), or for a bulk string the string itself.
+    pub fn command(&self, words: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        s.set_read_timeout(Some(WAIT)).expect("a read timeout");
+        let mut cmd = format!("*{}\r\n", words.len());
+        for w in words {
+            cmd.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+        }
+        s.write_all(cmd.as_bytes()).expect("send to redis");
+        let mut reader = BufReader::new(s);
+        let mut reply = String::new();
+        reader.read_line(&mut reply).expect("redis's reply");
+        if reply.starts_with('$') && !reply.starts_with("$-1") {
+            reply.clear();
+            reader.read_line(&mut reply).expect("redis's bulk string");
+        }
+        reply.trim_end().to_owned()
     }
 
     pub fn url(&self) -> String {

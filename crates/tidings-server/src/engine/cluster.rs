@@ -2,7 +2,7 @@
 //! node's presence members, keeping it alive, removing dead nodes' members, mirroring the
 //! other nodes' members, and the pub/sub health round trip.
 //!
-//! Keys (`P` is `[engine] prefix`, `NODE` the node's id, see `presence::NodeId`):
+//! Keys (`P` is `[engine] prefix`, `NODE` the node's id, see `crate::node_id`):
 //! * `P:p:NAME`: hash, field = member's session id, value = its `Record` (JSON);
 //! * `P:pn:NODE`: set of `"ID NAME"`, the node's members (so a dead node's can be found);
 //! * `P:pl:NODE`: the node's liveness, `PX engine.presence_ttl_ms`, refreshed every third;
@@ -141,7 +141,7 @@ pub(crate) fn start(
 
 impl Cluster {
     fn node(&self) -> &str {
-        &self.shared.node.name
+        self.shared.node.as_str()
     }
 
     fn key(&self, kind: &str, rest: &str) -> String {

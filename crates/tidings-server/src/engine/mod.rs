@@ -30,9 +30,11 @@ use std::sync::Arc;
 /// What drivers hold: the Redis engine, or `None` for the in-memory one.
 pub(crate) type Remote = Option<Arc<RedisEngine>>;
 
-/// The hub and, with `[engine] kind = "redis"`, the Redis engine joined to it.
+/// The hub and, with `[engine] kind = "redis"`, the Redis engine joined to it; `node` names
+/// this node in Redis (presence keys, its session ids' tag, queue claims).
 pub(crate) fn build(
     config: &crate::config::ServerConfig,
+    node: &crate::node_id::NodeId,
     seed: u64,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
@@ -51,7 +53,6 @@ pub(crate) fn build(
             // Presence through Redis: a mirror of the cluster's members behind the hub's
             // synchronous store, written and followed by the cluster tasks. Queues: local
             // consumers, the ready list in Redis.
-            let node = presence::NodeId::from_seed(seed);
             let metrics = Arc::new(metrics::EngineMetrics::default());
             let (presence_shared, writes) =
                 presence::PresenceShared::new(node.clone(), metrics.clone());
@@ -64,7 +65,7 @@ pub(crate) fn build(
             let hub = tidings_core::Hub::with_engine_numbered(
                 config.hub.clone(),
                 engine,
-                node.first_session,
+                node.first_session(),
             )
             .map_err(bad)?;
             let redis_error = |reason| crate::config::ConfigError {
@@ -76,7 +77,7 @@ pub(crate) fn build(
                 queue_shared,
                 &config.engine,
                 config.hub.queues,
-                seed,
+                node,
                 shutdown.clone(),
             )
             .map_err(redis_error)?;

@@ -12,6 +12,7 @@
 //! (`deliver_presence`) after releasing it.
 
 use super::metrics::EngineMetrics;
+use crate::node_id::NodeId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,27 +26,6 @@ pub(crate) const WRITE_QUEUE: usize = 65_536;
 /// Other nodes' members this node mirrors; past it new ones are not mirrored (counted in
 /// `tidings_engine_presence_mirror_full_total`, and logged).
 pub(crate) const MAX_REMOTE_MEMBERS: usize = 250_000;
-
-/// A node's name in Redis and the start of its session ids. Ids are `tag << 32 | n`, below
-/// 2^53 so JavaScript clients read them exactly; the tag is random per process start.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeId {
-    pub(crate) name: Arc<str>,
-    pub(crate) first_session: u64,
-}
-
-impl NodeId {
-    pub(crate) fn from_seed(seed: u64) -> NodeId {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        let tag = ((z ^ (z >> 31)) & 0x1F_FFFF).max(1);
-        NodeId {
-            name: format!("{tag:06x}").into(),
-            first_session: (tag << 32) | 1,
-        }
-    }
-}
 
 /// One membership change for the cluster task to write.
 #[derive(Debug)]
@@ -271,17 +251,8 @@ mod tests {
     }
 
     #[test]
-    fn node_ids_stay_below_2_pow_53_and_differ_by_seed() {
-        let (a, b) = (NodeId::from_seed(1), NodeId::from_seed(2));
-        assert_ne!(a.name, b.name);
-        for n in [a, b, NodeId::from_seed(u64::MAX)] {
-            assert!(n.first_session < 1 << 53 && n.first_session > 1 << 32);
-        }
-    }
-
-    #[test]
     fn list_merges_local_and_remote_members_by_id() {
-        let (shared, _rx) = PresenceShared::new(NodeId::from_seed(7), Default::default());
+        let (shared, _rx) = PresenceShared::new(NodeId::random(), Default::default());
         let mut store = RedisPresence::new(shared.clone());
         let name: Arc<str> = "room".into();
         store.join(&name, member(5));

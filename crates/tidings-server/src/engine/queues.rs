@@ -98,7 +98,7 @@ impl RedisQueues {
         shared: Arc<Shared>,
         cfg: &EngineConfig,
         limits: QueueLimits,
-        seed: u64,
+        node: &crate::node_id::NodeId,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisQueues>, String> {
         let (client, conn) = super::connection::connect(cfg)?;
@@ -109,7 +109,7 @@ impl RedisQueues {
             shared,
             conn,
             prefix: cfg.prefix.clone(),
-            node: format!("node-{}-{seed:016x}", std::process::id()),
+            node: node.to_string(),
             timeout,
             claim_ms: cfg.queue_claim_ms,
             limits,

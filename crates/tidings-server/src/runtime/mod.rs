@@ -106,10 +106,13 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         config.validate()?;
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
+        // One name for this process everywhere (admin directory, presence, forwarding).
+        let node = crate::node_id::NodeId::random();
+        tracing::info!(node = %node, "node id");
         let shutdown = CancellationToken::new();
         // Created first: the engine's tasks that must finish on shutdown are tracked too.
         let tasks = TaskTracker::new();
-        let (hub, remote) = crate::engine::build(&config, seed, shutdown.clone(), &tasks)?;
+        let (hub, remote) = crate::engine::build(&config, &node, seed, shutdown.clone(), &tasks)?;
         let http = bind("http", config.http)?;
         let tcp = bind("tcp", config.tcp)?;
         let stomp = bind("stomp", config.stomp)?;
@@ -138,7 +141,7 @@ impl Server {
             remote: remote.clone(),
         };
         let websocket = Arc::new(config.websocket.clone());
-        let forward = forward::build(&config)?;
+        let forward = forward::build(&config, &node)?;
         let socketio = config.socketio.enabled.then(|| {
             let bridge = crate::drivers::socketio::Bridge::new(&ctx, config.socketio.clone());
             SocketIo::with_sid_prefix(
@@ -219,7 +222,7 @@ impl Server {
             },
             api,
             broker: broker.clone(),
-            admin: admin::Admin::new(config.admin.clone()),
+            admin: admin::Admin::new(config.admin.clone(), &node),
             forward,
         });
         if let Some(forwarder) = &shared.forward {

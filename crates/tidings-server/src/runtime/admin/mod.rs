@@ -45,7 +45,8 @@ pub(crate) struct Admin {
     /// Session id (hex) -> admin. At most `admin.max_sessions`.
     sessions: Mutex<HashMap<String, AdminSession>>,
     started: Instant,
-    /// This node's name in the cluster view (random: unique without configuration).
+    /// This node's id in the cluster view (`crate::node_id`: the one presence and
+    /// forwarding use too).
     node_id: String,
     /// Publishes and deliveries per second over the last second, measured by the ticker.
     rates: Mutex<nodes::Rates>,
@@ -63,12 +64,12 @@ struct AdminSession {
 }
 
 impl Admin {
-    pub(crate) fn new(config: AdminConfig) -> Admin {
+    pub(crate) fn new(config: AdminConfig, node: &crate::node_id::NodeId) -> Admin {
         Admin {
             config,
             sessions: Mutex::new(HashMap::new()),
             started: Instant::now(),
-            node_id: nodes::new_id(),
+            node_id: node.to_string(),
             rates: Mutex::new(nodes::Rates::default()),
             live: live::Live::new(),
             all: Arc::new(Rights::all()),

@@ -19,14 +19,6 @@ pub(super) struct Rates {
     pub(super) delivered: Option<f64>,
 }
 
-/// A node id: 8 random hex digits, unique in a cluster without configuration (a restarted
-/// node is a new one; the old id expires with its summary).
-pub(super) fn new_id() -> String {
-    let mut raw = [0u8; 4];
-    getrandom::getrandom(&mut raw).expect("the OS random source");
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The machine's name (Linux), so a person can tell nodes apart; `None` elsewhere.
 pub(super) fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -25,6 +25,7 @@ mod wire;
 use super::Shared;
 use crate::config::EngineConfig;
 use crate::listen::Peer;
+use crate::node_id::NodeId;
 use crate::transports::http::{text, Body};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -64,11 +65,12 @@ const MAX_FORWARDED_BODY: usize = 16 * 1024 * 1024;
 /// The forwarder of a node on the Redis engine; `None` with the in-memory engine.
 pub(super) fn build(
     config: &crate::config::ServerConfig,
+    node: &NodeId,
 ) -> Result<Option<Arc<Forwarder>>, crate::config::ConfigError> {
     if config.engine.kind != crate::config::EngineKind::Redis {
         return Ok(None);
     }
-    Forwarder::new(&config.engine)
+    Forwarder::new(&config.engine, node)
         .map(Some)
         .map_err(|reason| crate::config::ConfigError {
             field: "engine.url".into(),
@@ -93,6 +95,7 @@ type Tunnels<K> = Mutex<HashMap<K, mpsc::Sender<Bytes>>>;
 
 /// This node's end of every tunnel, and its id in the cluster.
 pub(crate) struct Forwarder {
+    /// This node's id (`crate::node_id`), as text.
     me: String,
     prefix: String,
     client: redis::Client,
@@ -107,13 +110,13 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    /// A new node id and lazy connections to the engine's Redis (nothing is sent until
-    /// [`Forwarder::start`]).
-    pub(crate) fn new(cfg: &EngineConfig) -> Result<Arc<Forwarder>, String> {
+    /// This node's forwarder, with lazy connections to the engine's Redis (nothing is sent
+    /// until [`Forwarder::start`]).
+    pub(crate) fn new(cfg: &EngineConfig, node: &NodeId) -> Result<Arc<Forwarder>, String> {
         let (client, conn) = crate::engine::connection::connect(cfg)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
         Ok(Arc::new(Forwarder {
-            me: owners::new_node_id(),
+            me: node.to_string(),
             prefix: cfg.prefix.clone(),
             owners: Owners::new(conn.clone(), &cfg.prefix),
             client,

@@ -17,8 +17,8 @@ pub(super) const OWNER_TTL: Duration = Duration::from_secs(60);
 /// refreshes may fail before a live session's key expires).
 pub(super) const REFRESH: Duration = Duration::from_secs(20);
 
-/// Characters of a node id (hex): 48 random bits.
-const NODE_ID_LEN: usize = 12;
+/// Characters of a node id (`crate::node_id`), the start of every Engine.IO sid.
+const NODE_ID_LEN: usize = crate::node_id::NodeId::LEN;
 
 /// The holder if there is one, else this node (`ARGV[1]`) for `ARGV[2]` ms.
 const CLAIM_LUA: &str = r"
@@ -27,17 +27,6 @@ if holder then return holder end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 ";
-
-/// A fresh node id: random, so a restarted node is a new node and its old sessions are
-/// nobody's (their requests find no listener and are answered as unknown sessions).
-pub(super) fn new_node_id() -> String {
-    let mut bytes = [0u8; NODE_ID_LEN / 2];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
-        bytes.copy_from_slice(&seed.to_le_bytes()[..NODE_ID_LEN / 2]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The node an Engine.IO session id names, if it names one.
 pub(super) fn engineio_owner(sid: &str) -> Option<&str> {
@@ -111,11 +100,14 @@ mod tests {
 
     #[test]
     fn an_engineio_sid_names_the_node_that_minted_it() {
-        let node = new_node_id();
-        assert_eq!(node.len(), NODE_ID_LEN);
+        let node = crate::node_id::NodeId::random();
         let sid = format!("{node}AbCdEfGhIjKlMnOpQrSt");
         assert_eq!(engineio_owner(&sid), Some(node.as_str()));
-        assert_eq!(engineio_owner(&node), None, "a bare node id is no sid");
+        assert_eq!(
+            engineio_owner(node.as_str()),
+            None,
+            "a bare node id is no sid"
+        );
         assert_eq!(engineio_owner("AbCdEfGhIjKlMnOpQrSt"), None);
         assert_eq!(engineio_owner("short"), None);
     }
