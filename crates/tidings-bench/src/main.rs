@@ -3,13 +3,14 @@
 //! side in the same run. Run them with `--release`; they are programs, not tests.
 //!
 //! The suite scenarios (capacity, echo, fanout, storm, all) share one load generator:
-//! `client` (the WebSocket client and its dialects), `fleet` + `worker` + `protocol` (worker
+//! `client` (the WebSocket client and its dialects), `fleet` + `worker` + `counters` + `protocol` (worker
 //! processes holding the connections), `publisher`, `peer` + `target` (the servers), `stats`,
 //! `progress` and `report` (markdown tables and SVG charts).
 
 mod capacity;
 mod client;
 mod cluster;
+mod counters;
 mod echo;
 mod fanout;
 mod fleet;

@@ -9,13 +9,11 @@
 //! (SO_LINGER 0: a reset) and reconnects at once, resuming after the last offset it got.
 
 use crate::client::{self, Dialect};
-use crate::protocol::{self, Command, Event, Final, Tick, WorkerSpec};
-use crate::stats;
+use crate::counters::{lock, serve_commands, Counters};
+use crate::protocol::WorkerSpec;
 use futures::StreamExt;
-use hdrhistogram::Histogram;
-use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -31,18 +29,7 @@ pub(crate) struct Args {
 /// What the connection tasks of one worker share.
 struct Shared {
     spec: WorkerSpec,
-    ready: AtomicUsize,
-    failed: AtomicU64,
-    closed: AtomicUsize,
-    missed: AtomicU64,
-    duplicates: AtomicU64,
-    /// Per connection: messages delivered and the last offset seen.
-    delivered: Vec<AtomicU64>,
-    last_offset: Vec<AtomicU64>,
-    recording: AtomicBool,
-    /// Uncontended: the runtime has one thread.
-    latency: Mutex<Histogram<u64>>,
-    back: Mutex<Histogram<u64>>,
+    counters: Counters,
     /// When the last `drop` came (the reconnect times count from it).
     dropped_at: Mutex<Option<Instant>>,
     /// Limits handshakes in flight, as a client fleet's connect gate would.
@@ -56,115 +43,27 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(work(spec))
+    runtime.block_on(work(spec));
+    Ok(())
 }
 
-async fn work(spec: WorkerSpec) -> Result<(), String> {
+async fn work(spec: WorkerSpec) {
     let n = spec.connections;
     let shared = Arc::new(Shared {
         gate: Semaphore::new(spec.concurrency.max(1)),
+        counters: Counters::new(n),
         spec,
-        ready: AtomicUsize::new(0),
-        failed: AtomicU64::new(0),
-        closed: AtomicUsize::new(0),
-        missed: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-        delivered: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        last_offset: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        recording: AtomicBool::new(false),
-        latency: Mutex::new(stats::micros_histogram()),
-        back: Mutex::new(stats::micros_histogram()),
         dropped_at: Mutex::new(None),
     });
     let (drop_tx, drop_rx) = watch::channel(0u64);
     for i in 0..n {
         tokio::spawn(connection(shared.clone(), i, drop_rx.clone()));
     }
-    let mut commands = stdin_commands();
-    let mut ticker = tokio::time::interval(Duration::from_millis(shared.spec.tick_ms.max(1)));
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => emit(&Event::Tick(tick(&shared))),
-            command = commands.recv() => match command {
-                Some(Command::Record) => {
-                    *lock(&shared.latency) = stats::micros_histogram();
-                    shared.recording.store(true, Ordering::Relaxed);
-                }
-                Some(Command::Report) => {
-                    shared.recording.store(false, Ordering::Relaxed);
-                    emit(&Event::Histograms {
-                        latency: stats::to_pairs(&lock(&shared.latency)),
-                        back: stats::to_pairs(&lock(&shared.back)),
-                    });
-                }
-                Some(Command::Drop) => {
-                    *lock(&shared.back) = stats::micros_histogram();
-                    *lock(&shared.dropped_at) = Some(Instant::now());
-                    drop_tx.send_modify(|generation| *generation += 1);
-                }
-                Some(Command::Stop) | None => {
-                    emit(&Event::Final(final_counts(&shared)));
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Commands from stdin, read on a thread of their own; a closed stdin (the parent died)
-/// ends the channel, which stops the worker.
-pub(crate) fn stdin_commands() -> tokio::sync::mpsc::Receiver<Command> {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match protocol::parse_command(&line) {
-                Ok(c) => {
-                    if tx.blocking_send(c).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => eprintln!("tidings-bench: a worker got {e}"),
-            }
-        }
-    });
-    rx
-}
-
-pub(crate) fn emit(event: &Event) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", protocol::line(event));
-    let _ = out.flush();
-}
-
-fn tick(shared: &Shared) -> Tick {
-    let counts = shared.delivered.iter().map(|c| c.load(Ordering::Relaxed));
-    Tick {
-        ready: shared.ready.load(Ordering::Relaxed),
-        delivered: counts.clone().sum(),
-        slowest: counts.min().unwrap_or(0),
-        failed: shared.failed.load(Ordering::Relaxed),
-        closed: shared.closed.load(Ordering::Relaxed),
-        reconnected: lock(&shared.back).len(),
-    }
-}
-
-fn final_counts(shared: &Shared) -> Final {
-    let t = tick(shared);
-    let lasts = shared.last_offset.iter().map(|o| o.load(Ordering::Relaxed));
-    Final {
-        delivered: t.delivered,
-        missed: shared.missed.load(Ordering::Relaxed),
-        duplicates: shared.duplicates.load(Ordering::Relaxed),
-        failed: t.failed,
-        closed: t.closed,
-        last_min: lasts.clone().min().unwrap_or(0),
-        last_max: lasts.max().unwrap_or(0),
-    }
+    serve_commands(&shared.counters, shared.spec.tick_ms, || {
+        *lock(&shared.dropped_at) = Some(Instant::now());
+        drop_tx.send_modify(|generation| *generation += 1);
+    })
+    .await;
 }
 
 /// Where a subscriber is in its topic: enough to resume.
@@ -182,11 +81,11 @@ async fn connection(shared: Arc<Shared>, i: usize, mut drops: watch::Receiver<u6
     let mut reconnecting = false;
     loop {
         let mut ws = open(&shared, spec.server, source, &mut position).await;
-        shared.ready.fetch_add(1, Ordering::Relaxed);
+        shared.counters.ready.fetch_add(1, Ordering::Relaxed);
         if reconnecting {
             let since = lock(&shared.dropped_at).map(|t| t.elapsed());
             if let Some(d) = since {
-                lock(&shared.back).saturating_record(d.as_micros() as u64);
+                lock(&shared.counters.back).saturating_record(d.as_micros() as u64);
             }
         }
         drops.borrow_and_update();
@@ -206,8 +105,8 @@ async fn connection(shared: Arc<Shared>, i: usize, mut drops: watch::Receiver<u6
                         received(&shared, i, payload, &mut position);
                     }
                     None => {
-                        shared.ready.fetch_sub(1, Ordering::Relaxed);
-                        shared.closed.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.ready.fetch_sub(1, Ordering::Relaxed);
+                        shared.counters.closed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 },
@@ -221,7 +120,7 @@ async fn connection(shared: Arc<Shared>, i: usize, mut drops: watch::Receiver<u6
         }
         // Dropping the socket with SO_LINGER 0 resets the connection.
         drop(ws);
-        shared.ready.fetch_sub(1, Ordering::Relaxed);
+        shared.counters.ready.fetch_sub(1, Ordering::Relaxed);
         reconnecting = true;
     }
 }
@@ -262,7 +161,7 @@ async fn open(
         match result {
             Ok(ws) => return ws,
             Err(e) => {
-                let failed = shared.failed.fetch_add(1, Ordering::Relaxed);
+                let failed = shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 if failed < 3 {
                     // A few reasons on stderr say why attempts fail; the count says how often.
                     eprintln!("tidings-bench worker: attempt from {source} failed: {e}");
@@ -285,30 +184,7 @@ fn source_jitter(source: std::net::IpAddr) -> u64 {
 
 /// Counts one text frame if it is a delivered message, checking its offset follows the last.
 fn received(shared: &Shared, i: usize, payload: &[u8], position: &mut Position) {
-    let Some(d) = client::delivery(shared.spec.dialect, payload) else {
-        return;
-    };
-    if let Some(offset) = d.offset {
-        match position.last {
-            Some(last) if offset <= last => {
-                shared.duplicates.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Some(last) if offset > last + 1 => {
-                shared
-                    .missed
-                    .fetch_add(offset - last - 1, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        position.last = Some(offset);
-        shared.last_offset[i].store(offset, Ordering::Relaxed);
-    }
-    shared.delivered[i].fetch_add(1, Ordering::Relaxed);
-    if shared.recording.load(Ordering::Relaxed) {
-        if let Some(sent) = d.sent_ns {
-            let us = client::now_ns().saturating_sub(sent) / 1000;
-            lock(&shared.latency).saturating_record(us.max(1));
-        }
+    if let Some(d) = client::delivery(shared.spec.dialect, payload) {
+        shared.counters.received(i, d, &mut position.last);
     }
 }

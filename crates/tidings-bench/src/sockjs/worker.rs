@@ -10,14 +10,11 @@
 
 use super::session::{Session, Transport};
 use crate::client::{self, Dialect};
-use crate::protocol::{Command, Event, Final, Tick};
-use crate::stats;
-use crate::worker::{emit, lock, stdin_commands};
-use hdrhistogram::Histogram;
+use crate::counters::{serve_commands, Counters};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -55,16 +52,7 @@ const ATTEMPTS: u32 = 5;
 
 struct Shared {
     spec: Spec,
-    ready: AtomicUsize,
-    failed: AtomicU64,
-    closed: AtomicUsize,
-    missed: AtomicU64,
-    duplicates: AtomicU64,
-    delivered: Vec<AtomicU64>,
-    last_offset: Vec<AtomicU64>,
-    recording: AtomicBool,
-    /// Uncontended: the runtime has one thread.
-    latency: Mutex<Histogram<u64>>,
+    counters: Counters,
     gate: Semaphore,
     /// How many session errors were printed (a few say why; the counts say how often).
     errors_shown: AtomicU64,
@@ -77,80 +65,23 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(work(spec))
+    runtime.block_on(work(spec));
+    Ok(())
 }
 
-async fn work(spec: Spec) -> Result<(), String> {
+async fn work(spec: Spec) {
     let n = spec.sessions;
     let shared = Arc::new(Shared {
         gate: Semaphore::new(spec.concurrency.max(1)),
+        counters: Counters::new(n),
         spec,
-        ready: AtomicUsize::new(0),
-        failed: AtomicU64::new(0),
-        closed: AtomicUsize::new(0),
-        missed: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-        delivered: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        last_offset: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        recording: AtomicBool::new(false),
-        latency: Mutex::new(stats::micros_histogram()),
         errors_shown: AtomicU64::new(0),
     });
     for i in 0..n {
         tokio::spawn(session(shared.clone(), i));
     }
-    let mut commands = stdin_commands();
-    let mut ticker = tokio::time::interval(Duration::from_millis(shared.spec.tick_ms.max(1)));
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => emit(&Event::Tick(tick(&shared))),
-            command = commands.recv() => match command {
-                Some(Command::Record) => {
-                    *lock(&shared.latency) = stats::micros_histogram();
-                    shared.recording.store(true, Ordering::Relaxed);
-                }
-                Some(Command::Report) => {
-                    shared.recording.store(false, Ordering::Relaxed);
-                    emit(&Event::Histograms {
-                        latency: stats::to_pairs(&lock(&shared.latency)),
-                        back: Vec::new(),
-                    });
-                }
-                // Reconnect storms are the WebSocket workers' business.
-                Some(Command::Drop) => {}
-                Some(Command::Stop) | None => {
-                    emit(&Event::Final(final_counts(&shared)));
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-fn tick(shared: &Shared) -> Tick {
-    let counts = shared.delivered.iter().map(|c| c.load(Ordering::Relaxed));
-    Tick {
-        ready: shared.ready.load(Ordering::Relaxed),
-        delivered: counts.clone().sum(),
-        slowest: counts.min().unwrap_or(0),
-        failed: shared.failed.load(Ordering::Relaxed),
-        closed: shared.closed.load(Ordering::Relaxed),
-        reconnected: 0,
-    }
-}
-
-fn final_counts(shared: &Shared) -> Final {
-    let t = tick(shared);
-    let lasts = shared.last_offset.iter().map(|o| o.load(Ordering::Relaxed));
-    Final {
-        delivered: t.delivered,
-        missed: shared.missed.load(Ordering::Relaxed),
-        duplicates: shared.duplicates.load(Ordering::Relaxed),
-        failed: t.failed,
-        closed: t.closed,
-        last_min: lasts.clone().min().unwrap_or(0),
-        last_max: lasts.max().unwrap_or(0),
-    }
+    // Reconnect storms are the WebSocket workers' business: `drop` does nothing here.
+    serve_commands(&shared.counters, shared.spec.tick_ms, || {}).await;
 }
 
 fn show_error(shared: &Shared, what: &str) {
@@ -178,7 +109,7 @@ async fn session(shared: Arc<Shared>, i: usize) {
                 break;
             }
             Err(e) => {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
+                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 show_error(&shared, &format!("opening from {source} failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(100 + (index % 100) as u64)).await;
             }
@@ -187,8 +118,8 @@ async fn session(shared: Arc<Shared>, i: usize) {
     let Some((mut session, first_offset, early)) = opened else {
         return;
     };
-    let mut last = first_offset;
-    shared.ready.fetch_add(1, Ordering::Relaxed);
+    let mut last = Some(first_offset);
+    shared.counters.ready.fetch_add(1, Ordering::Relaxed);
     for m in early {
         received(&shared, i, m.as_bytes(), &mut last);
     }
@@ -201,8 +132,8 @@ async fn session(shared: Arc<Shared>, i: usize) {
             }
             Err(e) => {
                 show_error(&shared, &format!("session {index}: {e}"));
-                shared.ready.fetch_sub(1, Ordering::Relaxed);
-                shared.closed.fetch_add(1, Ordering::Relaxed);
+                shared.counters.ready.fetch_sub(1, Ordering::Relaxed);
+                shared.counters.closed.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
@@ -251,30 +182,10 @@ pub(crate) async fn subscribe(
 }
 
 /// Counts one message if it is a delivery, checking its offset follows the last.
-fn received(shared: &Shared, i: usize, message: &[u8], last: &mut u64) {
+fn received(shared: &Shared, i: usize, message: &[u8], last: &mut Option<u64>) {
     // Both servers deliver the native protocol's `message` object (the peer relays the one
     // the publisher wrote), so one reader serves both.
-    let Some(d) = client::delivery(Dialect::Native, message) else {
-        return;
-    };
-    if let Some(offset) = d.offset {
-        if offset <= *last {
-            shared.duplicates.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if offset > *last + 1 {
-            shared
-                .missed
-                .fetch_add(offset - *last - 1, Ordering::Relaxed);
-        }
-        *last = offset;
-        shared.last_offset[i].store(offset, Ordering::Relaxed);
-    }
-    shared.delivered[i].fetch_add(1, Ordering::Relaxed);
-    if shared.recording.load(Ordering::Relaxed) {
-        if let Some(sent) = d.sent_ns {
-            let us = client::now_ns().saturating_sub(sent) / 1000;
-            lock(&shared.latency).saturating_record(us.max(1));
-        }
+    if let Some(d) = client::delivery(Dialect::Native, message) {
+        shared.counters.received(i, d, last);
     }
 }
