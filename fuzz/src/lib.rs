@@ -19,6 +19,7 @@ use tidings_proto::line::{self, Command, Limits, LineError, Reply, ReplyError};
 use tidings_proto::socketio;
 use tidings_proto::sockjs;
 use tidings_proto::stomp;
+use tidings_proto::tunnel;
 use tidings_proto::udp;
 
 /// The `line_decoder` target: `data` as a byte stream into both line-protocol decoders.
@@ -543,4 +544,23 @@ pub fn socketio_decoder(data: &[u8]) {
         .strip_prefix("4/x,")
         .expect("a CONNECT_ERROR packet");
     assert!(serde_json::from_str::<HashMap<String, &RawValue>>(json).is_ok());
+}
+
+/// The `tunnel_decoder` target: `data` as one message a node receives on its forwarding
+/// channel (`tunnel::decode`). Whatever decodes re-encodes to a message that decodes to the
+/// same fields (tunnel numbers may have been written with leading zeros), with the payload
+/// passed through untouched: the bytes after the head.
+pub fn tunnel_decoder(data: &[u8]) {
+    let Some(m) = tunnel::decode(data) else {
+        return;
+    };
+    assert!(
+        data.len() - m.payload.len() <= tunnel::MAX_HEAD + 1,
+        "head within its limit"
+    );
+    assert!(data.ends_with(m.payload), "the payload is the input's tail");
+    assert!(m.payload.len() <= tunnel::MAX_PAYLOAD);
+    assert_eq!(m.node.len(), tunnel::NODE_LEN);
+    let again = tunnel::encode(m.kind, m.node, m.tunnel, m.payload);
+    assert_eq!(tunnel::decode(&again), Some(m));
 }

@@ -46,6 +46,7 @@ mod payload;
 pub mod socketio;
 pub mod sockjs;
 pub mod stomp;
+pub mod tunnel;
 pub mod udp;
 
 pub use payload::{PayloadKind, MAX_INLINE_PAYLOAD};

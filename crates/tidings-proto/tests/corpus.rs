@@ -85,3 +85,11 @@ fn socketio_decoder_seeds() {
         harness::socketio_decoder(&bytes);
     }
 }
+
+#[test]
+fn tunnel_decoder_seeds() {
+    for (path, bytes) in seeds("tunnel_decoder") {
+        eprintln!("{}", path.display());
+        harness::tunnel_decoder(&bytes);
+    }
+}

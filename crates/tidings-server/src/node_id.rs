@@ -26,7 +26,7 @@ const TAG_BITS: u32 = 21;
 
 impl NodeId {
     /// Characters of a node id's text.
-    pub(crate) const LEN: usize = 12;
+    pub(crate) const LEN: usize = tidings_proto::tunnel::NODE_LEN;
 
     /// A fresh random id (the OS random source; the clock and pid if it fails).
     pub(crate) fn random() -> NodeId {

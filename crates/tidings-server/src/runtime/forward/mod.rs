@@ -8,7 +8,7 @@
 //!                         │ no: who holds it? (Engine.IO: the sid's prefix;
 //!                         │      SockJS: the P:sj:.. key, claimed by the first receiving request)
 //!                         v
-//!                  tunnel over Redis (tunnel.rs, wire.rs) ──> node A serves it as one more
+//!                  tunnel over Redis (tunnel.rs; tidings_proto::tunnel) ──> node A serves it as one more
 //!                  HTTP connection (router::serve_forwarded) and streams the answer back
 //! ```
 //!
@@ -20,7 +20,6 @@
 
 mod owners;
 mod tunnel;
-mod wire;
 
 use super::Shared;
 use crate::config::EngineConfig;
@@ -42,9 +41,9 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tidings_proto::tunnel::{self as wire, Kind};
 use tokio::sync::mpsc;
 use tunnel::Far;
-use wire::Kind;
 
 /// Tunnels a node forwards at once, and (separately) tunnels it serves for others; beyond,
 /// a request gets 503.

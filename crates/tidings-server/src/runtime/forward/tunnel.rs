@@ -11,16 +11,16 @@
 //! or nothing moves for the idle deadline); its owner then tells the other node. Bytes from Redis arrive through a bounded channel (see `Forwarder`); the
 //! channel closing (finished, cancelled, overflowed) ends the pump.
 
-use super::wire::{encode, Kind};
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use std::time::Duration;
+use tidings_proto::tunnel::{encode, Kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
 /// Bytes read from a pipe per message: keeps each Redis message small while a burst still
 /// goes in few messages.
-pub(super) const CHUNK: usize = 16 * 1024;
+pub(super) const CHUNK: usize = tidings_proto::tunnel::MAX_PAYLOAD;
 
 /// Where a pump sends: the other node's channel, naming the tunnel as that node knows it.
 pub(super) struct Far {

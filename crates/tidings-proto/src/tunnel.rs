@@ -9,10 +9,25 @@
 //! `NODE` it names the tunnel on the owning node). Kinds: to the owner `O` (open; payload:
 //! the client's address), `Q` (request bytes), `C` (the forwarding side is gone: drop the
 //! request); to the forwarder `R` (response bytes), `F` (the response is finished).
+//!
+//! Used by the server's request forwarding (`tidings-server/src/runtime/forward/`); here, with
+//! the other decoders, so it is fuzzed (`fuzz/fuzz_targets/tunnel_decoder.rs`). The head is
+//! looked for in the first [`MAX_HEAD`] bytes only; the payload is borrowed, never copied.
+
+/// Longest head (`KIND SP NODE SP TUNNEL`): a node id is 12 hex digits and a tunnel number at
+/// most 20 digits; anything longer is not a tunnel message.
+pub const MAX_HEAD: usize = 64;
+/// A node id: this many lowercase hex digits (the server's `NodeId`). A message naming
+/// anything else is not one of ours; a node id is also part of the channel a reply goes to,
+/// so it must never be arbitrary text.
+pub const NODE_LEN: usize = 12;
+/// Most payload bytes in one message: the tunnels' chunk size. A larger message is not
+/// decoded, so what a tunnel queues is bounded by its chunk count times this.
+pub const MAX_PAYLOAD: usize = 16 * 1024;
 
 /// What a message says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     Open,
     Request,
     Cancel,
@@ -45,14 +60,14 @@ impl Kind {
 
 /// One decoded message; the payload borrows the received bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Message<'a> {
-    pub(super) kind: Kind,
-    pub(super) node: &'a str,
-    pub(super) tunnel: u64,
-    pub(super) payload: &'a [u8],
+pub struct Message<'a> {
+    pub kind: Kind,
+    pub node: &'a str,
+    pub tunnel: u64,
+    pub payload: &'a [u8],
 }
 
-pub(super) fn encode(kind: Kind, node: &str, tunnel: u64, payload: &[u8]) -> Vec<u8> {
+pub fn encode(kind: Kind, node: &str, tunnel: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(node.len() + payload.len() + 24);
     out.push(kind.letter());
     out.push(b' ');
@@ -65,14 +80,19 @@ pub(super) fn encode(kind: Kind, node: &str, tunnel: u64, payload: &[u8]) -> Vec
 }
 
 /// `None` for anything else (another program on the channel, a newer version): ignored.
-pub(super) fn decode(bytes: &[u8]) -> Option<Message<'_>> {
-    let end = bytes.iter().position(|&b| b == b'\n')?;
+pub fn decode(bytes: &[u8]) -> Option<Message<'_>> {
+    let end = bytes.iter().take(MAX_HEAD + 1).position(|&b| b == b'\n')?;
     let head = std::str::from_utf8(&bytes[..end]).ok()?;
     let mut parts = head.split(' ');
     let kind = parts.next()?.as_bytes();
     let node = parts.next()?;
     let tunnel = parts.next()?.parse().ok()?;
-    if kind.len() != 1 || node.is_empty() || parts.next().is_some() {
+    let node_ok = node.len() == NODE_LEN
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if kind.len() != 1 || !node_ok || parts.next().is_some() || bytes.len() - end - 1 > MAX_PAYLOAD
+    {
         return None;
     }
     Some(Message {
@@ -119,5 +139,16 @@ mod tests {
         ] {
             assert_eq!(decode(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+        // Node ids are 12 lowercase hex digits, payloads at most a chunk.
+        assert_eq!(decode(b"R 0A1B2C3D4E5F 1\n"), None);
+        assert_eq!(decode(b"R 0a1b2c3d4e5 1\n"), None);
+        let mut big = b"R 0a1b2c3d4e5f 1\n".to_vec();
+        big.resize(big.len() + MAX_PAYLOAD, b'x');
+        assert!(decode(&big).is_some());
+        big.push(b'x');
+        assert_eq!(decode(&big), None);
+        // A head past MAX_HEAD is not looked for further.
+        let long = format!("R {} 1\n", "n".repeat(MAX_HEAD));
+        assert_eq!(decode(long.as_bytes()), None);
     }
 }
