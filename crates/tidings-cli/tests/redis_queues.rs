@@ -414,10 +414,15 @@ fn admin_node(redis: &Redis) -> Process {
 
 /// `method path` on the admin API as `root`: the status and the JSON answer.
 fn admin(node: &Process, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let body = if method == "POST" { "{}" } else { "" };
+    admin_with(node, method, path, body)
+}
+
+/// `admin` with a request body.
+fn admin_with(node: &Process, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("root:s3cret-admin");
     let headers = format!("Authorization: Basic {basic}\r\nContent-Type: application/json\r\n");
-    let body = if method == "POST" { "{}" } else { "" };
     let resp = tidings_testkit::http::blocking(
         node.addr("http"),
         tidings_testkit::http::request_1_0(method, path, &headers, body),
@@ -507,4 +512,35 @@ fn the_admin_of_any_node_sees_a_queue_in_redis_and_purges_what_waits_not_what_is
         Duration::from_millis(CLAIM_MS * 2),
         "only m1 was left",
     );
+}
+
+/// The admin's publish goes through Redis like every protocol's: numbered there, delivered on
+/// every node (before, it went to the node's own hub, which refuses appends in Redis mode).
+#[test]
+fn the_admins_publish_on_one_node_reaches_subscribers_on_another() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (admin_node(&redis), admin_node(&redis));
+    let mut sub = Stomp::open(a.socket_addr("stomp"));
+    sub.send(
+        "SUBSCRIBE",
+        &[
+            ("id", "s1"),
+            ("destination", "/topic/news.x"),
+            ("receipt", "r0"),
+        ],
+        "",
+    );
+    assert_eq!(header(&sub.read(), "receipt-id"), "r0");
+    let (status, published) = admin_with(
+        &b,
+        "POST",
+        "/api/admin/publish",
+        r#"{"topic":"news.x","text":"from the admin"}"#,
+    );
+    assert_eq!(status, 200, "{published}");
+    assert_eq!(published["offset"], 1, "{published}");
+    let m = sub.read();
+    assert_eq!(m.0, "MESSAGE", "{m:?}");
+    assert_eq!(m.2, "from the admin");
+    assert_eq!(header(&m, "offset"), "1");
 }

@@ -513,14 +513,16 @@ async fn publish(req: Request<Incoming>, shared: &Arc<Shared>, name: &str) -> Re
         }
     };
     let who = shared.admin.identity(name);
-    match shared.hub.publish(
-        &who,
-        topic,
-        kind,
-        payload,
-        Vec::new(),
-        crate::clock::now_ms(),
-    ) {
+    let now = crate::clock::now_ms();
+    // With the Redis engine, through Redis as every driver's publish: numbered there and
+    // delivered on every node.
+    let published = match &shared.api.remote {
+        Some(remote) => remote.publish_wait(&who, topic, kind, payload, now).await,
+        None => shared
+            .hub
+            .publish(&who, topic, kind, payload, Vec::new(), now),
+    };
+    match published {
         Ok(p) => {
             tracing::info!(admin = name, topic, offset = p.offset, "admin: published");
             ok(
