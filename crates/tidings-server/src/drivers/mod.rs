@@ -143,15 +143,20 @@ pub(crate) const ENDED_BY_REFRESH: &str = "subscription ended: the new token doe
 /// A gap in the native JSON protocol: `{"type":"gap","topic","since","epoch","next","reason"}`
 /// — what a resumed topic missed that history no longer holds (docs/native-protocol.md).
 pub(crate) fn gap_json(g: &tidings_core::Gap) -> String {
+    let mut gap = gap_fields(g, &g.topic);
+    gap["type"] = "gap".into();
+    gap.to_string()
+}
+
+/// A gap's fields, the topic as the client named it (Socket.IO's `gap` event carries these).
+pub(crate) fn gap_fields(g: &tidings_core::Gap, topic: &str) -> serde_json::Value {
     serde_json::json!({
-        "type": "gap",
-        "topic": &*g.topic,
+        "topic": topic,
         "since": g.since,
         "epoch": g.epoch.as_deref(),
         "next": g.next,
         "reason": g.reason.as_str(),
     })
-    .to_string()
 }
 
 /// The native protocol's error code for a hub error; the JSON drivers (`/ws`, SockJS,

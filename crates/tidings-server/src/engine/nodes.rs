@@ -9,6 +9,7 @@
 //!   older than [`FORGET_AFTER_MS`] are pruned by every listing; its own TTL is refreshed by
 //!   every announcement, so a cluster that stopped leaves nothing behind.
 
+use super::connection::unavailable;
 use super::RedisEngine;
 use redis::Value;
 use tidings_core::HubError;
@@ -106,8 +107,4 @@ impl RedisEngine {
             .filter(|s| serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok())
             .collect())
     }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> HubError {
-    HubError::EngineUnavailable(format!("redis: {e}"))
 }

@@ -342,8 +342,11 @@ impl RedisQueues {
                     }
                 }
             }
-            // Only queues consumed here keep a cursor.
-            cursors.retain(|q, _| self.hub.queue_stats(q).is_some());
+            // Only queues consumed here keep a cursor; checked on the tick, not on every wake
+            // (each check takes the hub's lock once per queue).
+            if ticked {
+                cursors.retain(|q, _| self.hub.queue_stats(q).is_some());
+            }
             if Instant::now() >= next_renew {
                 next_renew = Instant::now() + renew_every;
                 self.renew().await;

@@ -52,7 +52,9 @@ impl<S> Held<S> {
 
     /// Takes the write aside if armed; its length then.
     fn take_if_armed(&mut self, bufs: &[IoSlice<'_>]) -> Option<usize> {
-        if !self.armed.0.swap(false, Ordering::AcqRel) {
+        // A plain load first: every write of every connection passes here, the flag is set
+        // about once per connection.
+        if !self.armed.0.load(Ordering::Relaxed) || !self.armed.0.swap(false, Ordering::AcqRel) {
             return None;
         }
         for b in bufs {

@@ -961,12 +961,7 @@ impl Conn {
             // topic's history was lost (Redis came back empty). Told as a `gap` event with
             // the native protocol's fields, the topic as the client named it.
             Delivery::Gap(g) => {
-                let mut gap: serde_json::Value =
-                    serde_json::from_str(&super::gap_json(g)).unwrap_or_default();
-                gap["topic"] = self.shown(&g.topic).into();
-                if let Some(fields) = gap.as_object_mut() {
-                    fields.remove("type");
-                }
+                let gap = super::gap_fields(g, self.shown(&g.topic));
                 let args = format!("[\"gap\",{gap}]");
                 let out = packet::event(self.socket.namespace(), &args, Vec::new());
                 self.socket.try_send_shared(&out.text, &[])

@@ -38,7 +38,10 @@ impl Batch {
         // As for GSO (`sender::gso_state`), quinn-udp's set-up sets options on the socket it
         // is given: give it a throwaway one, so the endpoint's stays as bound. Its `recv` only
         // needs the state for platforms without `recvmmsg`.
-        let state = probe(socket);
+        let state = socket
+            .local_addr()
+            .ok()
+            .and_then(super::sender::probe_state);
         let gro = gro && state.is_some() && enable_gro(socket);
         let slot = if gro { GRO_SLOT } else { max_payload + 1 };
         let slots = if state.is_some() { SLOTS } else { 1 };
@@ -90,15 +93,6 @@ fn segments(buf: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
     let stride = if stride == 0 { buf.len() } else { stride }.max(1);
     let empty = buf.is_empty().then_some(buf);
     empty.into_iter().chain(buf.chunks(stride))
-}
-
-fn probe(socket: &UdpSocket) -> Option<UdpSocketState> {
-    let any: SocketAddr = match socket.local_addr().ok()? {
-        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let probe = std::net::UdpSocket::bind(any).ok()?;
-    UdpSocketState::new((&probe).into()).ok()
 }
 
 #[cfg(target_os = "linux")]

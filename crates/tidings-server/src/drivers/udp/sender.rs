@@ -44,15 +44,20 @@ pub(super) fn gso_state(enabled: bool, local: SocketAddr) -> Option<UdpSocketSta
     if !enabled {
         return None;
     }
-    // quinn-udp's probe also sets options on the socket it is given (no fragmentation, packet
-    // info); give it a throwaway socket of the same family so the endpoint's stays as bound.
+    let state = probe_state(local)?;
+    (state.max_gso_segments() > 1).then_some(state)
+}
+
+/// quinn-udp's state for a socket bound like `local`. Its set-up also sets options on the
+/// socket it is given (no fragmentation, packet info): it gets a throwaway socket of the same
+/// family, so the endpoint's stays as bound.
+pub(super) fn probe_state(local: SocketAddr) -> Option<UdpSocketState> {
     let any: SocketAddr = match local {
         SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let probe = std::net::UdpSocket::bind(any).ok()?;
-    let state = UdpSocketState::new((&probe).into()).ok()?;
-    (state.max_gso_segments() > 1).then_some(state)
+    UdpSocketState::new((&probe).into()).ok()
 }
 
 pub(super) async fn run(endpoint: Arc<Endpoint>) {
