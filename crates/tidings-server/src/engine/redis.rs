@@ -241,10 +241,7 @@ impl RedisEngine {
 
     /// Milliseconds the topic's keys live without a publish.
     fn ttl_ms(&self, topic: &str) -> u64 {
-        match self.hub.topic_settings(topic).history.max_age_ms {
-            0 => 86_400_000,
-            ms => ms.max(1000),
-        }
+        ttl_of(&self.hub.topic_settings(topic).history)
     }
 
     // --- publish ---------------------------------------------------------------------------
@@ -418,7 +415,7 @@ impl RedisEngine {
                 .key(self.key("s", &job.topic))
                 .arg(self.new_epoch())
                 .arg(history.max_messages)
-                .arg(self.ttl_ms(&job.topic))
+                .arg(ttl_of(&history))
                 .arg(body)
                 .arg(self.key("m", &job.topic));
             pipe.invoke_script(&inv);
@@ -1008,4 +1005,12 @@ fn entry_of(
         _ => return Err(bad()),
     };
     codec::decode_body(topic, offset, epoch, &body)
+}
+
+/// How long a topic's keys live after a publish: its history's age limit (a day when 0).
+fn ttl_of(history: &tidings_core::HistoryLimits) -> u64 {
+    match history.max_age_ms {
+        0 => 86_400_000,
+        ms => ms.max(1000),
+    }
 }
