@@ -10,12 +10,19 @@ Rust harness starts the server with that config). Scenarios:
   2. resuming from an offset older than the history window -> error resume_unavailable;
      resuming from exactly the oldest kept offset still works.
   3. resuming with a wrong epoch -> error resume_unavailable.
+  4. resuming with the topic on the upgrade URL (/ws?topic=..&since=..&epoch=..): hello, the
+     subscription's ok (id "url.0") and the missed messages come with no frame sent; a bad
+     since= is a 400 before any upgrade; a refused subscription is an error frame with id
+     "url.0" and the connection stays.
 Prints `ok: <scenario>` lines; exits 1 with `FAIL: ...` otherwise (20 s cap).
 """
 
 import asyncio
 
-from tidings_ws import Client, check, ok, run, unique
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tidings_ws import WAIT, Client, check, ok, run, unique
 
 
 async def collect(c, topic, want, what):
@@ -131,6 +138,46 @@ async def main(url, args):
           f"resume with a wrong epoch ({bogus!r}, real {epoch!r}) should fail with resume_unavailable, got {r}")
     await c.close()
     ok("resume with a wrong epoch -> resume_unavailable")
+
+    # --- 4. resume with the topic on the upgrade URL --------------------------------------
+    topic4 = unique("interop.url")
+    for i in range(1, 6):
+        await pub.publish(topic4, data={"i": i})
+    first = await Client.open(url + f"?topic={topic4}", "url-live")
+    await first.hello()
+    r = await first.reply("url.0", "the URL subscription")
+    check(r.get("type") == "ok" and r.get("topic") == topic4 and r.get("offset") == 5,
+          f"the URL's subscription should answer ok at offset 5: {r}")
+    epoch4 = r.get("epoch")
+    await first.close()
+    c = await Client.open(url + f"?topic={topic4}&since=2&epoch={epoch4}", "url-resume")
+    await c.hello()
+    r = await c.reply("url.0", "the URL resume")
+    check(r.get("type") == "ok" and r.get("replayed") == 3, f"URL resume since=2 should replay 3: {r}")
+    await collect(c, topic4, [3, 4, 5], "replay of the URL resume")
+    a = await pub.publish(topic4, data={"i": 6})
+    check(a.get("offset") == 6, f"live publish after the URL resume: {a}")
+    await collect(c, topic4, [6], "live after the URL resume")
+    await c.quiet(lambda f: f.get("type") == "message", "duplicates after the URL resume")
+    await c.close()
+    ok("resume on the upgrade URL replayed 3..5 with no frame sent, then live 6")
+
+    try:
+        bad = await connect(url + f"?topic={topic4}&since=x", open_timeout=WAIT)
+        await bad.close()
+        check(False, "since=x on the URL should be refused before the upgrade")
+    except InvalidStatus as e:
+        check(e.response.status_code == 400, f"since=x should be a 400: {e.response.status_code}")
+        check(b"not an offset" in e.response.body, f"the 400 should say why: {e.response.body!r}")
+    c = await Client.open(url + f"?topic={topic4}&since=1&epoch=wrong", "url-refused")
+    await c.hello()
+    r = await c.reply("url.0", "the refused URL resume")
+    check(r.get("type") == "error" and r.get("code") == "resume_unavailable",
+          f"a wrong epoch on the URL should be resume_unavailable: {r}")
+    r = await c.subscribe(topic4)
+    check(r.get("type") == "ok", f"the connection should stay usable after a refused URL subscription: {r}")
+    await c.close()
+    ok("a bad since= on the URL is a 400; a refused URL subscription is an error frame, the connection stays")
 
     await pub.close()
 

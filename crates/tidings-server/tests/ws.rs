@@ -666,3 +666,73 @@ async fn a_deflate_bomb_in_fragments_is_cut_at_the_message_limit() {
     );
     server.shutdown().await;
 }
+
+/// Issue 19: topics on the upgrade URL are answered with the 101. Its head, `hello`, the
+/// subscription's `ok` and the replayed messages arrive in one read (one write from the
+/// server), so a reconnecting client waits one round trip, not two, and the server does one
+/// read and one write fewer per reconnect.
+#[tokio::test]
+async fn url_topics_are_answered_in_the_same_write_as_the_101() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server_with(|_| {}).await;
+    for text in ["first", "second", "third"] {
+        publish(&server, "url.one", text);
+    }
+    let mut s = tokio::net::TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let request = "GET /ws?topic=url.one&since=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n";
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let got = String::from_utf8_lossy(&buf[..n]);
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    let hello = got.find(r#"{"type":"hello""#).expect("hello in the first read");
+    let ok = got
+        .find(r#"{"type":"ok","id":"url.0","topic":"url.one""#)
+        .unwrap_or_else(|| panic!("the URL subscription's ok in the first read: {got}"));
+    let second = got.find(r#""text":"second""#).expect("replayed offset 2");
+    let third = got.find(r#""text":"third""#).expect("replayed offset 3");
+    assert!(hello < ok && ok < second && second < third, "{got}");
+    assert!(!got.contains(r#""text":"first""#), "offset 1 was not asked for: {got}");
+    server.shutdown().await;
+}
+
+/// What cannot be a `subscribe` request is refused before the upgrade, saying why.
+#[tokio::test]
+async fn a_url_topic_that_cannot_be_a_request_is_a_400_saying_why() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server_with(|_| {}).await;
+    for (query, why) in [
+        ("topic=a&since=x", "is not an offset"),
+        ("topic=a&topic=b&since=1", "resume exactly one topic"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(server.addrs().http.unwrap())
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /ws?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains(why) {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("an answer in time")
+                .unwrap();
+            assert!(n > 0, "{query}: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 400"), "{query}: {got}");
+    }
+    server.shutdown().await;
+}

@@ -47,6 +47,15 @@ impl Keepalive {
     }
 }
 
+/// What the upgrade request already said, acted on before the peer's first frame is read.
+pub(crate) struct First {
+    /// The identity of a token on the URL.
+    pub(crate) who: Option<Identity>,
+    /// `subscribe` requests from the URL's topics (`url_subscribe`), answered right after
+    /// `hello` and so in the same write as the `101`.
+    pub(crate) subscribe: Vec<Bytes>,
+}
+
 /// Serves the native protocol on `/ws` until the peer closes, goes silent, is too slow, or
 /// shutdown; says why (the caller logs it: no wrapper future here, which would keep a
 /// second copy of the arguments in every idle connection's task).
@@ -54,7 +63,7 @@ pub(crate) async fn serve(
     mut conn: WsConn,
     native: Arc<Native>,
     peer: Option<std::net::SocketAddr>,
-    who: Option<Identity>,
+    first: First,
 ) -> Ended {
     let peer = peer.map(|addr| crate::listen::Peer {
         addr,
@@ -74,9 +83,15 @@ pub(crate) async fn serve(
         idle_after,
     } = native.keepalive;
     let mut driver = Driver::new(session, native);
+    let First { who, subscribe } = first;
     if let Some(who) = who {
         driver.set_identity(who);
     }
+    for request in &subscribe {
+        driver.handle(request, false);
+    }
+    // Not kept in the task's state for the connection's life.
+    drop(subscribe);
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
     let deadline = |next_ping: Option<Instant>, last_heard: Instant, driver: &Driver| {

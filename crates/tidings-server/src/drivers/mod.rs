@@ -10,6 +10,7 @@ pub(crate) mod socketio;
 pub(crate) mod sockjs;
 pub(crate) mod stomp;
 pub(crate) mod udp;
+pub(crate) mod url_subscribe;
 
 use crate::auth::Authenticator;
 use crate::listen::Peer;

@@ -92,15 +92,22 @@ pub(super) async fn route(
         (&Method::GET | &Method::CONNECT, "/ws") if ws::is_upgrade(&req) => {
             // A token on the upgrade URL (browsers' WebSocket cannot set headers) is checked
             // before upgrading: a refused one gets a plain 401, not a socket.
-            match crate::drivers::credentials::of_request(&req) {
-                None => upgrade(&mut req, &shared, Endpoint::Native(None)),
-                Some(token) => {
-                    let from = req.extensions().get::<Peer>().map(|p| p.addr.ip());
-                    match shared.native.auth.token(&token, from) {
-                        Ok(who) => upgrade(&mut req, &shared, Endpoint::Native(Some(who))),
-                        Err(e) => text(StatusCode::UNAUTHORIZED, &format!("{e}\n")),
+            // So are the topics it names (`drivers/url_subscribe.rs`): what cannot be a
+            // subscribe request is a plain 400.
+            match crate::drivers::url_subscribe::requests(req.uri().query()) {
+                Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Ok(subscribe) => match crate::drivers::credentials::of_request(&req) {
+                    None => upgrade(&mut req, &shared, Endpoint::Native(None, subscribe)),
+                    Some(token) => {
+                        let from = req.extensions().get::<Peer>().map(|p| p.addr.ip());
+                        match shared.native.auth.token(&token, from) {
+                            Ok(who) => {
+                                upgrade(&mut req, &shared, Endpoint::Native(Some(who), subscribe))
+                            }
+                            Err(e) => text(StatusCode::UNAUTHORIZED, &format!("{e}\n")),
+                        }
                     }
-                }
+                },
             }
         }
         (&Method::GET | &Method::CONNECT, "/echo") if ws::is_upgrade(&req) => {
@@ -173,8 +180,9 @@ async fn divert(req: Request<Incoming>, shared: &Shared) -> Diverted {
 }
 
 enum Endpoint {
-    /// With the identity of a token given on the upgrade URL.
-    Native(Option<tidings_core::Identity>),
+    /// With the identity of a token given on the upgrade URL, and the `subscribe` requests
+    /// its topics make.
+    Native(Option<tidings_core::Identity>, Vec<Bytes>),
     Echo,
 }
 
@@ -187,7 +195,7 @@ fn upgrade(
         Err(refusal) => refusal.map(BodyExt::boxed),
         Ok((resp, pending)) => {
             use futures::FutureExt;
-            if matches!(endpoint, Endpoint::Native(_)) {
+            if matches!(endpoint, Endpoint::Native(..)) {
                 // The driver writes its hello at once (or a close when it cannot open a
                 // session), so the 101 can wait for it: one write instead of two.
                 if let Some(hold) = req.extensions().get::<HoldReply>() {
@@ -208,9 +216,10 @@ fn upgrade(
                     Endpoint::Echo => {
                         Box::pin(ws::echo::serve(conn, shared.shutdown.clone())).await
                     }
-                    Endpoint::Native(who) => {
+                    Endpoint::Native(who, subscribe) => {
                         let native = shared.native.clone();
-                        Box::pin(crate::drivers::json_ws::serve(conn, native, peer, who))
+                        let first = crate::drivers::json_ws::First { who, subscribe };
+                        Box::pin(crate::drivers::json_ws::serve(conn, native, peer, first))
                             .await
                             .log()
                     }
