@@ -63,31 +63,54 @@ pub(crate) async fn connect(
     server: SocketAddr,
     source: IpAddr,
 ) -> Result<Ws, String> {
+    connect_to(dialect, server, source, "").await
+}
+
+/// [`connect`] with `query` (`?...`, or empty) after the native protocol's path.
+pub(crate) async fn connect_to(
+    dialect: Dialect,
+    server: SocketAddr,
+    source: IpAddr,
+    query: &str,
+) -> Result<Ws, String> {
     let path = match dialect {
-        Dialect::Native | Dialect::NativeTls => "/ws",
-        Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket",
+        Dialect::Native | Dialect::NativeTls => format!("/ws{query}"),
+        Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket".into(),
     };
-    let url: url::Url = format!("ws://{server}{path}")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let tcp = tcp_from(source, server)
+    let mut tcp = tcp_from(source, server)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let stream = match dialect {
-        Dialect::NativeTls => tokio_util::either::Either::Right(
-            crate::tls::connect(tcp, server)
-                .await
-                .map_err(|e| format!("tls: {e}"))?,
-        ),
-        _ => tokio_util::either::Either::Left(tcp),
-    };
     let options = Options::default()
         .without_compression()
         .with_read_buffer_capacity(4096)
         .with_write_buffer_capacity(4096);
-    let mut ws = WebSocket::handshake(url, stream, options)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let mut ws = match dialect {
+        Dialect::NativeTls => {
+            let url: url::Url = format!("wss://{server}{path}")
+                .parse()
+                .map_err(|e| format!("{e}"))?;
+            let tls = crate::tls::connect(tcp, server)
+                .await
+                .map_err(|e| format!("tls: {e}"))?;
+            WebSocket::handshake(url, tokio_util::either::Either::Right(tls), options)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?
+        }
+        Dialect::Native | Dialect::SocketIo => {
+            static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let nonce = (u128::from(now_ns()) << 64) | u128::from(n);
+            crate::ws_handshake::handshake(&mut tcp, &server.to_string(), &path, nonce)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            WebSocket::from_stream(
+                tokio_util::either::Either::Left(tcp),
+                yawc::Role::Client,
+                options,
+            )
+            .map_err(|e| format!("handshake: {e}"))?
+        }
+    };
     match dialect {
         Dialect::Native | Dialect::NativeTls => {
             expect(&mut ws, |p| p.starts_with(b"{\"type\":\"hello\"")).await?;
@@ -118,20 +141,7 @@ pub(crate) async fn subscribe(
                 None => format!(r#"{{"op":"subscribe","id":1,"topic":"{topic}"}}"#),
             };
             send(ws, request).await?;
-            let reply = expect(ws, |p| {
-                p.starts_with(b"{\"type\":\"ok\"") || p.starts_with(b"{\"type\":\"error\"")
-            })
-            .await?;
-            if reply.starts_with(b"{\"type\":\"error\"") {
-                return Err(format!(
-                    "subscribe refused: {}",
-                    String::from_utf8_lossy(&reply)
-                ));
-            }
-            Ok(Subscribed {
-                epoch: string_field(&reply, b"\"epoch\":\"").map(str::to_owned),
-                offset: number_after(&reply, b"\"offset\":").unwrap_or(0),
-            })
+            subscribe_reply(ws).await
         }
         Dialect::SocketIo => {
             send(ws, format!("420[\"subscribe\",\"{topic}\"]")).await?;
@@ -139,6 +149,34 @@ pub(crate) async fn subscribe(
             Ok(Subscribed::default())
         }
     }
+}
+
+/// The query that names `topic` on the upgrade URL (tidings' `/ws?topic=`), resuming after
+/// `since` in `epoch` when given; [`subscribe_reply`] then reads its `ok`. Topic and epoch are
+/// the benchmark's own (letters, digits, dots), so they need no escaping.
+pub(crate) fn url_topic_query(topic: &str, resume: Option<(u64, &str)>) -> String {
+    match resume {
+        Some((since, epoch)) => format!("?topic={topic}&since={since}&epoch={epoch}"),
+        None => format!("?topic={topic}"),
+    }
+}
+
+/// Waits for a native `subscribe`'s reply: `ok` gives the epoch and offset, `error` fails.
+pub(crate) async fn subscribe_reply(ws: &mut Ws) -> Result<Subscribed, String> {
+    let reply = expect(ws, |p| {
+        p.starts_with(b"{\"type\":\"ok\"") || p.starts_with(b"{\"type\":\"error\"")
+    })
+    .await?;
+    if reply.starts_with(b"{\"type\":\"error\"") {
+        return Err(format!(
+            "subscribe refused: {}",
+            String::from_utf8_lossy(&reply)
+        ));
+    }
+    Ok(Subscribed {
+        epoch: string_field(&reply, b"\"epoch\":\"").map(str::to_owned),
+        offset: number_after(&reply, b"\"offset\":").unwrap_or(0),
+    })
 }
 
 /// The subscribe reply: the topic's epoch and last offset (native protocol; defaults for

@@ -67,6 +67,7 @@ pub(crate) fn plan(
             topic: topic.map(str::to_owned),
             concurrency: spread.concurrency,
             tick_ms: 20,
+            url_topic: false,
         })
         .collect()
 }

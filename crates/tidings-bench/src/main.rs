@@ -30,6 +30,7 @@ mod target;
 mod tls;
 mod udp;
 mod worker;
+mod ws_handshake;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -87,6 +88,9 @@ enum Scenario {
     /// that holds it next to sockjs-client).
     #[command(hide = true)]
     SockjsProbe(sockjs::ProbeArgs),
+    /// The least a WebSocket server does per reconnect (started by `storm` as its floor).
+    #[command(hide = true)]
+    StormFloor,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Scenario::Sockjs(args) => sockjs::run(args),
         Scenario::SockjsWorker(args) => sockjs::worker(args),
         Scenario::SockjsProbe(args) => sockjs::probe(args),
+        Scenario::StormFloor => storm::floor(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,10 @@ pub(crate) struct WorkerSpec {
     pub(crate) concurrency: usize,
     /// Milliseconds between ticks.
     pub(crate) tick_ms: u64,
+    /// Name the topic (and where to resume) on the upgrade URL, `/ws?topic=..&since=..`,
+    /// instead of sending `subscribe` after `hello` (native protocol; servers since issue 19).
+    #[serde(default)]
+    pub(crate) url_topic: bool,
 }
 
 /// Parent to worker.
@@ -182,6 +186,7 @@ mod tests {
             topic: Some("bench.fanout".into()),
             concurrency: 200,
             tick_ms: 20,
+            url_topic: true,
         };
         let back: WorkerSpec = serde_json::from_str(&line(&spec)).unwrap();
         assert_eq!(back, spec);

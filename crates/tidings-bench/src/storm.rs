@@ -5,7 +5,10 @@
 //! subscriber checking that offsets follow each other across the storm, messages missed and
 //! duplicated.
 
+mod floor;
+
 use crate::fleet::{self, Fleet, Spread};
+use crate::peer::{self, Peer};
 use crate::progress;
 use crate::protocol::Command;
 use crate::publisher::{Publisher, PublisherSpec};
@@ -57,34 +60,84 @@ pub(crate) struct Args {
     /// side by side on the same machine load.
     #[arg(long)]
     pub(crate) baseline: Option<std::path::PathBuf>,
+    /// How tidings (not the baseline, which may predate it) is subscribed: `frame` sends
+    /// `subscribe` after `hello`; `url` names the topic and where to resume on the upgrade URL
+    /// (`/ws?topic=..&since=..&epoch=..`: one round trip, and one read and one write fewer on
+    /// the server per reconnect); `both` measures each as its own row.
+    #[arg(long, value_enum, default_value = "both")]
+    pub(crate) tidings_subscribe: SubscribeWay,
+    /// Also measure the machine's floor: an epoll loop that only accepts, answers the upgrade
+    /// and the URL's topic in one write, and closes on reset (`storm/floor.rs`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) floor: bool,
+}
+
+/// The hidden `storm-floor` subcommand.
+pub(crate) fn floor() -> Result<(), String> {
+    floor::run()
+}
+
+/// How a tidings subscriber names its topic (`--tidings-subscribe`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubscribeWay {
+    Frame,
+    Url,
+    Both,
 }
 
 /// A server measured: which kind, under which name, started from which binaries.
 struct Entry {
     target: Target,
-    name: &'static str,
+    name: String,
     common: Common,
+    /// Topic on the upgrade URL instead of a `subscribe` frame.
+    url_topic: bool,
+    /// The floor (`storm/floor.rs`) rather than `target`.
+    floor: bool,
 }
 
-/// The targets, then the baseline binary when given.
+/// The targets (tidings once per way of subscribing asked for), then the baseline binary
+/// when given.
 fn entries(args: &Args) -> Vec<Entry> {
-    let mut all: Vec<Entry> = args
-        .targets
-        .iter()
-        .map(|&target| Entry {
+    let mut all = Vec::new();
+    for &target in &args.targets {
+        let entry = |name: String, url_topic| Entry {
             target,
-            name: target.name(),
+            name,
             common: args.common.clone(),
-        })
-        .collect();
+            url_topic,
+            floor: false,
+        };
+        match (target, args.tidings_subscribe) {
+            (Target::Tidings, SubscribeWay::Url) => {
+                all.push(entry(format!("{} ?topic=", target.name()), true))
+            }
+            (Target::Tidings, SubscribeWay::Both) => {
+                all.push(entry(target.name().into(), false));
+                all.push(entry(format!("{} ?topic=", target.name()), true));
+            }
+            _ => all.push(entry(target.name().into(), false)),
+        }
+    }
     if let Some(binary) = &args.baseline {
         all.push(Entry {
             target: Target::Tidings,
-            name: "tidings (baseline)",
+            name: "tidings (baseline)".into(),
             common: Common {
                 tidings: Some(binary.clone()),
                 ..args.common.clone()
             },
+            url_topic: false,
+            floor: false,
+        });
+    }
+    if args.floor {
+        all.push(Entry {
+            target: Target::Tidings,
+            name: "machine floor (epoll loop)".into(),
+            common: args.common.clone(),
+            url_topic: true,
+            floor: true,
         });
     }
     all
@@ -136,11 +189,21 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
 }
 
 fn measure(args: &Args, entry: &Entry) -> Result<Sample, String> {
-    let (target, name) = (entry.target, entry.name);
-    let server = target.start(&entry.common)?;
+    let (target, name) = (entry.target, entry.name.as_str());
+    let server = if entry.floor {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("storm-floor");
+        Peer::start(
+            &mut peer::pinned(cmd, Some(entry.common.server_cpu)),
+            floor::BANNER,
+        )?
+    } else {
+        target.start(&entry.common)?
+    };
     let addr: SocketAddr = server.addr.parse().map_err(|e| format!("{e}"))?;
     let n = args.subscribers;
-    let specs = fleet::plan(
+    let mut specs = fleet::plan(
         addr,
         target.dialect(),
         n,
@@ -151,6 +214,9 @@ fn measure(args: &Args, entry: &Entry) -> Result<Sample, String> {
             concurrency: args.concurrency,
         },
     );
+    for spec in &mut specs {
+        spec.url_topic = entry.url_topic;
+    }
     let mut fleet = Fleet::spawn(&specs)?;
     fleet.wait_ready(
         &format!("{name} {n} subscribing"),
@@ -281,7 +347,7 @@ fn report(args: &Args, results: &[(Entry, Vec<Sample>)], load: f64) -> Result<()
     for (entry, samples) in results {
         let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f));
         table.row(vec![
-            entry.name.into(),
+            entry.name.clone(),
             ms(m(&|s| s.back_ms[0])),
             ms(m(&|s| s.back_ms[1])),
             ms(m(&|s| s.back_ms[2])),
@@ -303,7 +369,7 @@ fn report(args: &Args, results: &[(Entry, Vec<Sample>)], load: f64) -> Result<()
         let mut by_p99: Vec<&Sample> = samples.iter().collect();
         by_p99.sort_by(|a, b| a.back_ms[2].total_cmp(&b.back_ms[2]));
         if let Some(s) = by_p99.get(by_p99.len() / 2) {
-            series.push((entry.name.to_owned(), s.curve.clone()));
+            series.push((entry.name.clone(), s.curve.clone()));
         }
     }
     out.table(&table);

@@ -73,5 +73,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         per_worker: 5000,
         per_source: 500,
         baseline: None,
+        tidings_subscribe: storm::SubscribeWay::Both,
+        floor: true,
     })
 }

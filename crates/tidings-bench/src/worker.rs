@@ -139,15 +139,24 @@ async fn open(
         let result = {
             let _permit = shared.gate.acquire().await;
             tokio::time::timeout(client::HANDSHAKE_TIMEOUT, async {
-                let mut ws = client::connect(spec.dialect, server, source).await?;
+                let resume = match (spec.dialect, position.last, &position.epoch) {
+                    (Dialect::Native | Dialect::NativeTls, Some(last), Some(epoch)) => {
+                        Some((last, epoch.as_str()))
+                    }
+                    _ => None,
+                };
+                let on_url = spec.url_topic && spec.dialect != Dialect::SocketIo;
+                let query = match &spec.topic {
+                    Some(topic) if on_url => client::url_topic_query(topic, resume),
+                    _ => String::new(),
+                };
+                let mut ws = client::connect_to(spec.dialect, server, source, &query).await?;
                 if let Some(topic) = &spec.topic {
-                    let resume = match (spec.dialect, position.last, &position.epoch) {
-                        (Dialect::Native | Dialect::NativeTls, Some(last), Some(epoch)) => {
-                            Some((last, epoch.as_str()))
-                        }
-                        _ => None,
+                    let reply = if on_url {
+                        client::subscribe_reply(&mut ws).await?
+                    } else {
+                        client::subscribe(&mut ws, spec.dialect, topic, resume).await?
                     };
-                    let reply = client::subscribe(&mut ws, spec.dialect, topic, resume).await?;
                     if spec.dialect != Dialect::SocketIo && position.last.is_none() {
                         position.last = Some(reply.offset);
                     }

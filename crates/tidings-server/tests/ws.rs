@@ -692,14 +692,19 @@ async fn url_topics_are_answered_in_the_same_write_as_the_101() {
         .unwrap();
     let got = String::from_utf8_lossy(&buf[..n]);
     assert!(got.starts_with("HTTP/1.1 101"), "{got}");
-    let hello = got.find(r#"{"type":"hello""#).expect("hello in the first read");
+    let hello = got
+        .find(r#"{"type":"hello""#)
+        .expect("hello in the first read");
     let ok = got
         .find(r#"{"type":"ok","id":"url.0","topic":"url.one""#)
         .unwrap_or_else(|| panic!("the URL subscription's ok in the first read: {got}"));
     let second = got.find(r#""text":"second""#).expect("replayed offset 2");
     let third = got.find(r#""text":"third""#).expect("replayed offset 3");
     assert!(hello < ok && ok < second && second < third, "{got}");
-    assert!(!got.contains(r#""text":"first""#), "offset 1 was not asked for: {got}");
+    assert!(
+        !got.contains(r#""text":"first""#),
+        "offset 1 was not asked for: {got}"
+    );
     server.shutdown().await;
 }
 
