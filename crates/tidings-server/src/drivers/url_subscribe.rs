@@ -1,45 +1,68 @@
 //! Subscriptions named on the `/ws` upgrade URL, made before the peer's first frame is read:
 //!
 //! ```text
-//! GET /ws?topic=chat.lobby&since=12&epoch=1f3a     resume one exact topic
-//! GET /ws?topic=chat.lobby&topic=news.*&presence=1 several topics, with presence events
+//! GET /ws?topic=chat.lobby&since=12&epoch=1f3a                  resume one exact topic
+//! GET /ws?topic=a&since=3&epoch=e1&topic=b&since=9&epoch=e1     resume several
+//! GET /ws?topic=chat.lobby&topic=news.*&presence=1              several, with presence events
 //! ```
+//!
+//! `since` and `epoch` belong to the `topic` named just before them; `presence` to all.
 //!
 //! Why: a client that (re)connects and resubscribes otherwise waits for the `101`, sends
 //! `subscribe`, and waits again; with the topics on the URL the server answers `101`, `hello`,
 //! each subscription's `ok` and what it replays in one write. One round trip, and on the
-//! server one read and one write, fewer per (re)connect (issue 19's reconnect storm).
+//! server one read and one write fewer per (re)connect (issue 19's reconnect storm).
 //!
 //! Each topic becomes the same `subscribe` request a frame would carry (so rights, patterns
 //! and resume are checked by the one code path, and answered in the protocol's own terms:
 //! an `error` frame, the connection stays), with `id` `"url.0"`, `"url.1"`, ... in URL order.
-//! What cannot be a request at all (no number in `since`, too many topics) is refused before
-//! the upgrade with a `400` saying why.
+//! What cannot be a request at all (no number in `since`, a `since` before any `topic`, too
+//! many topics) is refused before the upgrade with a `400` saying why.
 
 use bytes::Bytes;
 
 /// Most topics one URL may name: the HTTP fallbacks' limit (`?topic=` there too).
 pub(crate) const MAX_URL_TOPICS: usize = 64;
 
+/// One `topic=` and the `since=`/`epoch=` after it.
+#[derive(Default)]
+struct Named {
+    topic: String,
+    since: Option<u64>,
+    epoch: Option<String>,
+}
+
 /// The `subscribe` requests the query asks for (none when it names no topic).
 pub(crate) fn requests(query: Option<&str>) -> Result<Vec<Bytes>, String> {
     let Some(query) = query else {
         return Ok(Vec::new());
     };
-    let (mut topics, mut since, mut epoch, mut presence) = (Vec::new(), None, None, false);
+    let (mut named, mut presence): (Vec<Named>, bool) = (Vec::new(), false);
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
-            "topic" if topics.len() == MAX_URL_TOPICS => {
+            "topic" if named.len() == MAX_URL_TOPICS => {
                 return Err(format!("at most {MAX_URL_TOPICS} topics on the URL"))
             }
-            "topic" => topics.push(value.into_owned()),
-            "since" => {
-                let offset = value
-                    .parse::<u64>()
-                    .map_err(|_| format!("since={value:?} is not an offset"))?;
-                since = Some(offset);
+            "topic" => named.push(Named {
+                topic: value.into_owned(),
+                ..Named::default()
+            }),
+            "since" | "epoch" => {
+                let Some(last) = named.last_mut() else {
+                    return Err(format!("{key}= belongs after the topic= it resumes"));
+                };
+                let twice = || format!("{key}= given twice for topic {:?}", last.topic);
+                if key == "since" {
+                    let offset = value
+                        .parse::<u64>()
+                        .map_err(|_| format!("since={value:?} is not an offset"))?;
+                    if last.since.replace(offset).is_some() {
+                        return Err(twice());
+                    }
+                } else if last.epoch.replace(value.into_owned()).is_some() {
+                    return Err(twice());
+                }
             }
-            "epoch" => epoch = Some(value.into_owned()),
             "presence" => {
                 presence = match &*value {
                     "1" | "true" => true,
@@ -51,28 +74,22 @@ pub(crate) fn requests(query: Option<&str>) -> Result<Vec<Bytes>, String> {
             _ => {}
         }
     }
-    if topics.is_empty() {
-        return match (since, epoch) {
-            (None, None) if !presence => Ok(Vec::new()),
-            _ => Err("since=, epoch= and presence= need a topic=".into()),
-        };
+    if presence && named.is_empty() {
+        return Err("presence= needs a topic=".into());
     }
-    if (since.is_some() || epoch.is_some()) && topics.len() != 1 {
-        return Err("since= and epoch= resume exactly one topic; name it alone".into());
-    }
-    Ok(topics
+    Ok(named
         .iter()
         .enumerate()
-        .map(|(i, topic)| {
+        .map(|(i, named)| {
             let mut request = serde_json::json!({
                 "op": "subscribe",
                 "id": format!("url.{i}"),
-                "topic": topic,
+                "topic": named.topic,
             });
-            if let Some(since) = since {
+            if let Some(since) = named.since {
                 request["since"] = since.into();
             }
-            if let Some(epoch) = &epoch {
+            if let Some(epoch) = &named.epoch {
                 request["epoch"] = epoch.as_str().into();
             }
             if presence {
@@ -113,17 +130,26 @@ mod tests {
     }
 
     #[test]
+    fn since_and_epoch_belong_to_the_topic_before_them() {
+        let got = texts("topic=a&since=3&epoch=e1&topic=b&topic=c&epoch=e2&since=9").unwrap();
+        assert_eq!(
+            got,
+            [
+                r#"{"epoch":"e1","id":"url.0","op":"subscribe","since":3,"topic":"a"}"#,
+                r#"{"id":"url.1","op":"subscribe","topic":"b"}"#,
+                r#"{"epoch":"e2","id":"url.2","op":"subscribe","since":9,"topic":"c"}"#
+            ]
+        );
+    }
+
+    #[test]
     fn what_cannot_be_a_request_is_refused_with_the_reason() {
-        assert!(texts("topic=a&since=x")
-            .unwrap_err()
-            .contains("not an offset"));
-        assert!(texts("topic=a&topic=b&since=1")
-            .unwrap_err()
-            .contains("exactly one"));
-        assert!(texts("since=1").unwrap_err().contains("need a topic"));
-        assert!(texts("topic=a&presence=yes")
-            .unwrap_err()
-            .contains("say 1 or 0"));
+        assert!(texts("topic=a&since=x").unwrap_err().contains("not an offset"));
+        assert!(texts("topic=a&since=1&since=2").unwrap_err().contains("twice"));
+        assert!(texts("since=1&topic=a").unwrap_err().contains("belongs after"));
+        assert!(texts("epoch=e&topic=a").unwrap_err().contains("belongs after"));
+        assert!(texts("presence=1").unwrap_err().contains("needs a topic"));
+        assert!(texts("topic=a&presence=yes").unwrap_err().contains("say 1 or 0"));
         let many = (0..=MAX_URL_TOPICS)
             .map(|i| format!("topic=t{i}"))
             .collect::<Vec<_>>()
