@@ -11,7 +11,8 @@ Rust harness starts the server with that config). Scenarios:
      resuming from exactly the oldest kept offset still works.
   3. resuming with a wrong epoch -> error resume_unavailable.
   4. resuming with the topic on the upgrade URL (/ws?topic=..&since=..&epoch=..): hello, the
-     subscription's ok (id "url.0") and the missed messages come with no frame sent; a bad
+     subscription's ok (id "url.0") and the missed messages come with no frame sent; two
+     topics each resumed from its own since on one URL; a bad
      since= is a 400 before any upgrade; a refused subscription is an error frame with id
      "url.0" and the connection stays.
 Prints `ok: <scenario>` lines; exits 1 with `FAIL: ...` otherwise (20 s cap).
@@ -161,6 +162,22 @@ async def main(url, args):
     await c.quiet(lambda f: f.get("type") == "message", "duplicates after the URL resume")
     await c.close()
     ok("resume on the upgrade URL replayed 3..5 with no frame sent, then live 6")
+
+    other = unique("interop.url2")
+    for i in range(1, 4):
+        a = await pub.publish(other, data={"i": i})
+    epoch_other = a.get("epoch")  # each topic has its own epoch
+    both = await Client.open(url + f"?topic={topic4}&since=5&epoch={epoch4}&topic={other}&since=1&epoch={epoch_other}",
+                             "url-two")
+    await both.hello()
+    r0 = await both.reply("url.0", "the first URL topic")
+    r1 = await both.reply("url.1", "the second URL topic")
+    check(r0.get("topic") == topic4 and r0.get("replayed") == 1, f"first URL topic should replay offset 6: {r0}")
+    check(r1.get("topic") == other and r1.get("replayed") == 2, f"second URL topic should replay 2..3: {r1}")
+    await collect(both, topic4, [6], "replay of the first URL topic")
+    await collect(both, other, [2, 3], "replay of the second URL topic")
+    await both.close()
+    ok("one URL resumed two topics, each from its own since")
 
     try:
         bad = await connect(url + f"?topic={topic4}&since=x", open_timeout=WAIT)
