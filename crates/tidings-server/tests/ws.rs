@@ -741,3 +741,43 @@ async fn a_url_topic_that_cannot_be_a_request_is_a_400_saying_why() {
     }
     server.shutdown().await;
 }
+
+/// A client may send frames right behind its upgrade request, in the same segment, before the
+/// 101 arrives; `/ws` reads the request itself (without hyper, `runtime/direct_ws.rs`), and
+/// what it read past the request must reach the WebSocket, not be dropped.
+#[tokio::test]
+async fn frames_sent_in_the_same_write_as_the_upgrade_request_are_not_lost() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server_with(|_| {}).await;
+    publish(&server, "early.one", "kept");
+    let mut s = tokio::net::TcpStream::connect(server.addrs().http.unwrap())
+        .await
+        .unwrap();
+    let mut bytes = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    let request = br#"{"op":"subscribe","id":7,"topic":"early.one","since":0}"#;
+    let mask = [1u8, 2, 3, 4];
+    bytes.extend_from_slice(&[0x81, 0x80 | request.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(request.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&bytes).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&got).contains(r#""text":"kept""#) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no reply: {}", String::from_utf8_lossy(&got)))
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    assert!(
+        got.contains(r#"{"type":"ok","id":7,"topic":"early.one""#),
+        "{got}"
+    );
+    server.shutdown().await;
+}

@@ -63,7 +63,7 @@ pub(crate) async fn serve(
     mut conn: WsConn,
     native: Arc<Native>,
     peer: Option<std::net::SocketAddr>,
-    first: First,
+    first: Box<First>,
 ) -> Ended {
     let peer = peer.map(|addr| crate::listen::Peer {
         addr,
@@ -83,15 +83,17 @@ pub(crate) async fn serve(
         idle_after,
     } = native.keepalive;
     let mut driver = Driver::new(session, native);
-    let First { who, subscribe } = first;
-    if let Some(who) = who {
-        driver.set_identity(who);
+    // In a block of its own, so the requests are not kept in the task's state for the
+    // connection's life (a local lives in it until its scope ends).
+    {
+        let First { who, subscribe } = *first;
+        if let Some(who) = who {
+            driver.set_identity(who);
+        }
+        for request in &subscribe {
+            driver.handle(request, false);
+        }
     }
-    for request in &subscribe {
-        driver.handle(request, false);
-    }
-    // Not kept in the task's state for the connection's life.
-    drop(subscribe);
     let mut last_heard = Instant::now();
     let mut next_ping = ping_every.map(|p| Instant::now() + p);
     let deadline = |next_ping: Option<Instant>, last_heard: Instant, driver: &Driver| {

@@ -144,12 +144,22 @@ mod tests {
 
     #[test]
     fn what_cannot_be_a_request_is_refused_with_the_reason() {
-        assert!(texts("topic=a&since=x").unwrap_err().contains("not an offset"));
-        assert!(texts("topic=a&since=1&since=2").unwrap_err().contains("twice"));
-        assert!(texts("since=1&topic=a").unwrap_err().contains("belongs after"));
-        assert!(texts("epoch=e&topic=a").unwrap_err().contains("belongs after"));
+        assert!(texts("topic=a&since=x")
+            .unwrap_err()
+            .contains("not an offset"));
+        assert!(texts("topic=a&since=1&since=2")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(texts("since=1&topic=a")
+            .unwrap_err()
+            .contains("belongs after"));
+        assert!(texts("epoch=e&topic=a")
+            .unwrap_err()
+            .contains("belongs after"));
         assert!(texts("presence=1").unwrap_err().contains("needs a topic"));
-        assert!(texts("topic=a&presence=yes").unwrap_err().contains("say 1 or 0"));
+        assert!(texts("topic=a&presence=yes")
+            .unwrap_err()
+            .contains("say 1 or 0"));
         let many = (0..=MAX_URL_TOPICS)
             .map(|i| format!("topic=t{i}"))
             .collect::<Vec<_>>()

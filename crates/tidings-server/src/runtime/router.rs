@@ -7,7 +7,7 @@
 use super::forward::Diverted;
 use super::{admin, metrics, pages, Shared};
 use crate::drivers::{api, fallback};
-use crate::listen::{ByteStream, Held, HoldReply, Peer};
+use crate::listen::{ByteStream, Held, HoldReply, Peer, Rewind};
 use crate::transports::http::{json, respond, text, Body};
 use crate::transports::ws;
 use bytes::Bytes;
@@ -38,6 +38,16 @@ async fn serve(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>, forward
     let header_timeout = shared.handshake_timeout;
     // A `/ws` upgrade holds its 101 back to send it with the hello (`listen::held_reply`).
     let (stream, hold) = Held::new(stream);
+    // A plain `/ws` upgrade is answered without hyper (`direct_ws`); the rest, and all a
+    // forwarded request is, goes to hyper.
+    let stream = if forwarded {
+        Rewind::new(Bytes::new(), stream)
+    } else {
+        match super::direct_ws::serve_or_hand_on(stream, &hold, peer, &shared).await {
+            Some(stream) => stream,
+            None => return,
+        }
+    };
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
         req.extensions_mut().insert(hold.clone());
@@ -90,24 +100,13 @@ pub(super) async fn route(
             &format!("request body larger than {max_body} bytes\n"),
         ),
         (&Method::GET | &Method::CONNECT, "/ws") if ws::is_upgrade(&req) => {
-            // A token on the upgrade URL (browsers' WebSocket cannot set headers) is checked
-            // before upgrading: a refused one gets a plain 401, not a socket.
-            // So are the topics it names (`drivers/url_subscribe.rs`): what cannot be a
-            // subscribe request is a plain 400.
-            match crate::drivers::url_subscribe::requests(req.uri().query()) {
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
-                Ok(subscribe) => match crate::drivers::credentials::of_request(&req) {
-                    None => upgrade(&mut req, &shared, Endpoint::Native(None, subscribe)),
-                    Some(token) => {
-                        let from = req.extensions().get::<Peer>().map(|p| p.addr.ip());
-                        match shared.native.auth.token(&token, from) {
-                            Ok(who) => {
-                                upgrade(&mut req, &shared, Endpoint::Native(Some(who), subscribe))
-                            }
-                            Err(e) => text(StatusCode::UNAUTHORIZED, &format!("{e}\n")),
-                        }
-                    }
-                },
+            // A token on the upgrade URL (browsers' WebSocket cannot set headers) and the
+            // topics it names are checked before upgrading (`ws_route`).
+            match super::ws_route::native(&req, &shared) {
+                Ok((who, subscribe)) => {
+                    upgrade(&mut req, &shared, Endpoint::Native(who, subscribe))
+                }
+                Err(refusal) => text(refusal.status, &refusal.text),
             }
         }
         (&Method::GET | &Method::CONNECT, "/echo") if ws::is_upgrade(&req) => {
@@ -218,7 +217,7 @@ fn upgrade(
                     }
                     Endpoint::Native(who, subscribe) => {
                         let native = shared.native.clone();
-                        let first = crate::drivers::json_ws::First { who, subscribe };
+                        let first = Box::new(crate::drivers::json_ws::First { who, subscribe });
                         Box::pin(crate::drivers::json_ws::serve(conn, native, peer, first))
                             .await
                             .log()
