@@ -23,6 +23,12 @@ const DEFAULTS = {
 /** Topics resumed per pattern at most (the server takes 1024 positions). */
 const MAX_POSITIONS = 1024;
 
+/** Most subscriptions named on the upgrade URL (the server takes 64) and the longest URL
+ * built: past either, the rest are subscribed by frame. 4 KB stays well under the 8 KB a
+ * request line commonly may have on servers and proxies in between. */
+const MAX_URL_TOPICS = 64;
+const MAX_URL_LENGTH = 4096;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -182,7 +188,7 @@ export class Tidings {
    * @param {string} url `ws://host:port/ws` (or http(s)://, turned into ws(s)://).
    * @param {object} [options] token | getToken | user+password, WebSocket, fetch,
    *   httpUrl, backoffBase, backoffMax, fallbackAfter (0: never), requestTimeout, connect
-   *   (false: wait for connect()).
+   *   (false: wait for connect()), urlSubscribe (false: never name topics on the upgrade URL).
    */
   constructor(url, options = {}) {
     this.options = { ...DEFAULTS, ...options };
@@ -203,6 +209,9 @@ export class Tidings {
     this.ws = null;
     this.sse = null;
     this.timer = null;
+    /** The subscriptions named on the current connection's upgrade URL: [{ sub, req }], the
+     * Nth answered by the server with id `url.N`. */
+    this.urlPlan = [];
     this._readyWaiters = [];
     // A constructor cannot hand back this promise: whenReady() gives it to whoever waits.
     if (options.connect !== false) this.connect().catch(() => {});
@@ -356,8 +365,7 @@ export class Tidings {
       if (this.options.fallbackAfter > 0) return this._switchToSse();
       throw new TidingsError('no_websocket', 'no WebSocket implementation: pass options.WebSocket');
     }
-    let url = this.url;
-    if (this.token) url += (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(this.token);
+    const { url, plan } = this._upgradeUrl();
     let ws;
     try {
       ws = new this.WebSocket(url);
@@ -366,6 +374,7 @@ export class Tidings {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
+    this.urlPlan = plan;
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -380,6 +389,49 @@ export class Tidings {
       this.ws = null;
       this._lost({ code: ev.code, reason: ev.reason }, opened);
     };
+  }
+
+  /**
+   * The upgrade URL: the token, then the subscriptions the server can make before it reads a
+   * frame (`/ws?topic=a&since=3&epoch=e1&topic=b`, docs/native-protocol.md), so a reconnect
+   * gets back what it missed after one round trip instead of two (the 101, hello, the oks and
+   * the replay come in one write). Those are exact topics (with or without a position) and
+   * patterns without `positions` (the URL has no place for them); since `presence=1` is one
+   * flag for every URL topic, the URL takes the larger of the two groups, with presence or
+   * without (without on a tie), and the other group goes by frame. None when a user/password
+   * login must come first: the `auth` frame follows hello, and a URL subscription would be
+   * made before it with anonymous rights (a token on the URL is checked first: fine).
+   * Returns { url, plan }: plan[N] = { sub, req } is the subscription the reply `url.N` answers.
+   */
+  _upgradeUrl() {
+    let url = this.url;
+    const add = (param) => {
+      url += (url.includes('?') ? '&' : '?') + param;
+    };
+    if (this.token) add('token=' + encodeURIComponent(this.token));
+    const plan = [];
+    const loginFirst = this.options.user !== undefined && !this.token;
+    // A URL that names topics itself would shift the `url.N` numbering: leave it alone.
+    if (this.options.urlSubscribe === false || loginFirst || /[?&]topic=/.test(this.url)) return { url, plan };
+    const fits = [...this.subs]
+      .filter((sub) => sub.active)
+      .map((sub) => ({ sub, req: sub._request() }))
+      .filter(({ req }) => req.positions === undefined);
+    const withPresence = fits.filter(({ req }) => req.presence);
+    const presence = withPresence.length * 2 > fits.length;
+    const tail = presence ? '&presence=1' : '';
+    for (const entry of presence ? withPresence : fits.filter(({ req }) => !req.presence)) {
+      if (plan.length === MAX_URL_TOPICS) break;
+      const { topic, since, epoch } = entry.req;
+      let param = 'topic=' + encodeURIComponent(topic);
+      if (since !== undefined) param += '&since=' + since;
+      if (epoch) param += '&epoch=' + encodeURIComponent(epoch);
+      if (url.length + 1 + param.length + tail.length > MAX_URL_LENGTH) continue; // by frame
+      add(param);
+      plan.push(entry);
+    }
+    if (plan.length > 0) url += tail;
+    return { url, plan };
   }
 
   _lost(why, opened) {
@@ -470,14 +522,39 @@ export class Tidings {
     this.transport = transport;
     this.attempt = 0;
     this._emit('connected', { client: this.clientId, transport });
-    if (transport === 'ws') for (const sub of this.subs) if (sub.active) this._sendSubscribe(sub);
+    if (transport === 'ws') this._subscribeAll();
     for (const w of this._readyWaiters.splice(0)) w.resolve(this);
+  }
+
+  /** After hello: waits for the replies to the URL's subscriptions (the server sends them
+   * right after hello, so registering them here, in the same event, misses none), and
+   * subscribes every other one by frame. */
+  _subscribeAll() {
+    const plan = this.urlPlan;
+    this.urlPlan = [];
+    plan.forEach(({ sub, req }, n) => {
+      const reply = this._expect(`url.${n}`, 'subscribe');
+      if (sub.active) return this._watchSubscribe(sub, req, reply, false, true);
+      // Unsubscribed while connecting: the server made it anyway.
+      reply.catch(() => {});
+      if (![...this.subs].some((s) => s.active && s.topic === sub.topic)) {
+        this._request({ op: 'unsubscribe', topic: sub.topic }).catch(() => {});
+      }
+      return undefined;
+    });
+    const onUrl = new Set(plan.map(({ sub }) => sub));
+    for (const sub of this.subs) if (sub.active && !onUrl.has(sub)) this._sendSubscribe(sub);
   }
 
   _sendSubscribe(sub, retried = false) {
     const req = sub._request();
+    this._watchSubscribe(sub, req, this._request(req), retried, false);
+  }
+
+  /** What a subscribe's reply (to a frame, or `url.N` to the upgrade URL) does. */
+  _watchSubscribe(sub, req, reply, retried, onUrl) {
     const resuming = req.since !== undefined || req.positions !== undefined;
-    this._request(req).then(
+    reply.then(
       (ok) => {
         // A fresh exact subscription starts after the topic's last offset: a reconnect
         // resumes from there even if nothing arrived in between.
@@ -502,6 +579,8 @@ export class Tidings {
           return this._sendSubscribe(sub, true);
         }
         if (err.code === 'disconnected') return; // resubscribed on reconnect
+        // A server that does not read topics off the URL never answers `url.N`: by frame.
+        if (err.code === 'timeout' && onUrl && sub.active && this.state === 'ready') return this._sendSubscribe(sub, retried);
         sub._reject(err);
         this._emit('error', err);
       },
@@ -573,24 +652,30 @@ export class Tidings {
   }
 
   _request(req, bytes, beforeReady = false) {
+    if (!this.ws || (!beforeReady && this.state !== 'ready')) {
+      return Promise.reject(new TidingsError('disconnected', 'not connected'));
+    }
+    const id = this.nextId++;
+    const reply = this._expect(id, req.op);
+    try {
+      this._send({ ...req, id }, bytes);
+    } catch (e) {
+      const waiter = this.pending.get(id);
+      this.pending.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.reject(e);
+    }
+    return reply;
+  }
+
+  /** The reply with this `id`, within the request timeout. */
+  _expect(id, op) {
     return new Promise((resolve, reject) => {
-      if (!this.ws || (!beforeReady && this.state !== 'ready')) {
-        reject(new TidingsError('disconnected', 'not connected'));
-        return;
-      }
-      const id = this.nextId++;
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new TidingsError('timeout', `no reply to ${req.op} within ${this.options.requestTimeout} ms`));
+        reject(new TidingsError('timeout', `no reply to ${op} within ${this.options.requestTimeout} ms`));
       }, this.options.requestTimeout);
       this.pending.set(id, { resolve, reject, timer });
-      try {
-        this._send({ ...req, id }, bytes);
-      } catch (e) {
-        this.pending.delete(id);
-        clearTimeout(timer);
-        reject(e);
-      }
     });
   }
 
