@@ -16,10 +16,9 @@
 use super::{ws_route, Shared};
 use crate::drivers::json_ws;
 use crate::listen::{ByteStream, Held, HoldReply, Peer, Rewind};
-use crate::transports::ws;
+use crate::transports::ws::{self, WsConn};
 use bytes::{Bytes, BytesMut};
 use hyper::{Method, Request, Response};
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The first read's room: a browser's upgrade request is well under 1 KiB; a longer head is
@@ -29,30 +28,41 @@ const FIRST_READ: usize = 4096;
 /// Most request headers looked at here (more: hyper's business).
 const MAX_HEADERS: usize = 32;
 
-/// Serves the connection if it opens with a plain `/ws` upgrade and returns `None` when done;
-/// otherwise returns the stream, with what was read, for hyper.
-pub(super) async fn serve_or_hand_on<S: ByteStream>(
+/// What to do with a connection after its first read.
+pub(super) enum Next<S> {
+    /// Nothing: it closed, went silent, or was refused and answered.
+    Done,
+    /// A `/ws` connection, its 101 held to leave with the hello: run the driver.
+    Native(WsConn, Box<json_ws::First>),
+    /// Anything else: hyper's, with the bytes read.
+    Hyper(Rewind<Held<S>>),
+}
+
+/// Reads the connection's first bytes and answers a plain `/ws` upgrade (see the module
+/// docs). The caller runs what comes next, so none of this is kept while it runs: a
+/// connection's task holds its state for the connection's life (docs/performance.md).
+pub(super) async fn look<S: ByteStream>(
     mut stream: Held<S>,
     hold: &HoldReply,
     peer: Peer,
-    shared: &Arc<Shared>,
-) -> Option<Rewind<Held<S>>> {
+    shared: &Shared,
+) -> Next<S> {
     let mut buf = BytesMut::with_capacity(FIRST_READ);
     // A client silent past the handshake timeout is dropped, as hyper's header timeout does.
     match tokio::time::timeout(shared.handshake_timeout, stream.read_buf(&mut buf)).await {
         Ok(Ok(n)) if n > 0 => {}
-        _ => return None,
+        _ => return Next::Done,
     }
     let Some((mut req, head_len)) = plain_ws_request(&buf) else {
-        return Some(Rewind::new(buf.freeze(), stream));
+        return Next::Hyper(Rewind::new(buf.freeze(), stream));
     };
     if peer.on_reserve || !ws::is_upgrade(&req) {
-        return Some(Rewind::new(buf.freeze(), stream));
+        return Next::Hyper(Rewind::new(buf.freeze(), stream));
     }
     req.extensions_mut().insert(peer);
     // Refusals here have no side effects: hyper answers them, from the same bytes.
     let Ok((resp, agreed)) = ws::negotiate(&mut req, &shared.websocket) else {
-        return Some(Rewind::new(buf.freeze(), stream));
+        return Next::Hyper(Rewind::new(buf.freeze(), stream));
     };
     let (who, subscribe) = match ws_route::native(&req, shared) {
         Ok(asked) => asked,
@@ -60,24 +70,20 @@ pub(super) async fn serve_or_hand_on<S: ByteStream>(
             // Answered here: a refused token counts once against its address.
             let _ = stream.write_all(&refusal_bytes(&refusal)).await;
             let _ = stream.shutdown().await;
-            return None;
+            return Next::Done;
         }
     };
     // The 101 leaves in one write with the hello (`listen::held_reply`).
     hold.hold_next_write();
     if stream.write_all(&response_head(&resp)).await.is_err() {
-        return None;
+        return Next::Done;
     }
     // Frames sent right behind the request: copied, so the first read's room is not kept.
     let early = Bytes::copy_from_slice(&buf[head_len..]);
-    drop(buf);
-    let conn = agreed.accept(Rewind::new(early, stream))?;
-    let first = Box::new(json_ws::First { who, subscribe });
-    let native = shared.native.clone();
-    Box::pin(json_ws::serve(conn, native, Some(peer.addr), first))
-        .await
-        .log();
-    None
+    match agreed.accept(Rewind::new(early, stream)) {
+        Some(conn) => Next::Native(conn, Box::new(json_ws::First { who, subscribe })),
+        None => Next::Done,
+    }
 }
 
 /// A complete `GET /ws` (or `/ws?...`) HTTP/1.1 request head without a body, as a request,
