@@ -15,6 +15,7 @@ mod frame;
 mod probe;
 mod publish;
 mod session;
+mod strings;
 mod worker;
 
 pub(crate) use probe::{run as probe, Args as ProbeArgs};

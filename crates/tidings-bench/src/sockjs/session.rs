@@ -8,7 +8,9 @@
 //!
 //! Bounds: one receiving connection (plus one for sending, opened on the first send and
 //! dropped with [`Session::end_sending`]); a streaming line is bounded by [`frame::MAX_LINE`];
-//! frames decoded ahead of the reader by one response chunk.
+//! messages are handed to the reader straight from the bytes read (one reused buffer for the
+//! escaped ones), but for those that came along with the open frame (kept until the first
+//! [`Session::next`]).
 
 use super::frame::{self, Frame, LineFrames};
 use crate::client::tcp_from;
@@ -19,7 +21,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
 use yawc::{OpCode, Options, WebSocket};
@@ -68,18 +69,46 @@ struct Xhr {
     /// The response being read (a poll, or the streaming one).
     body: Option<Incoming>,
     lines: LineFrames,
-    /// Frames read but not returned yet (one chunk may hold several; at most one chunk's).
-    decoded: VecDeque<Frame>,
+}
+
+/// What the session has read so far, and the buffer messages are unescaped into.
+#[derive(Default)]
+struct Reading {
+    opened: bool,
+    scratch: Vec<u8>,
+}
+
+impl Reading {
+    /// Takes one frame in; returns whether it held messages (handed to `each`).
+    fn frame(&mut self, frame: Frame<'_>, each: &mut impl FnMut(&[u8])) -> Result<bool, String> {
+        match frame {
+            Frame::Open if self.opened => Err("a second open frame".into()),
+            Frame::Open => {
+                self.opened = true;
+                Ok(false)
+            }
+            Frame::Heartbeat => Ok(false),
+            Frame::Messages(_) if !self.opened => Err("messages before the open frame".into()),
+            Frame::Messages(m) => m.for_each(&mut self.scratch, each).map(|()| true),
+            Frame::Close { code, reason } => {
+                Err(format!("closed by the server: {code} {reason:?}"))
+            }
+        }
+    }
 }
 
 pub(crate) struct Session {
-    transport: Transport,
     server: SocketAddr,
     source: IpAddr,
     /// `/<prefix>/<server id>/<session id>`.
     base: String,
+    /// Where the xhr transports' receiving POSTs go (`…/xhr`, `…/xhr_streaming`).
+    receive_path: String,
     receiver: Receiver,
     sender: Option<Http>,
+    reading: Reading,
+    /// Messages read along with the open frame, not handed out yet.
+    early: Vec<Vec<u8>>,
 }
 
 impl Session {
@@ -116,32 +145,33 @@ impl Session {
             Transport::XhrStreaming | Transport::XhrPolling => Receiver::Xhr(Xhr::default()),
         };
         let mut session = Session {
-            transport,
             server,
             source,
+            receive_path: format!("{base}/{}", transport.path()),
             base,
             receiver,
             sender: None,
+            reading: Reading::default(),
+            early: Vec::new(),
         };
-        match session.next_frame().await? {
-            Frame::Open => Ok(session),
-            other => Err(format!("expected the open frame `o`, got {other:?}")),
+        let mut early = Vec::new();
+        while !session.reading.opened {
+            session.read(&mut |m| early.push(m.to_vec())).await?;
         }
+        session.early = early;
+        Ok(session)
     }
 
-    /// The next messages the server sent (heartbeats skipped); a close frame or a closed
-    /// connection is an error saying so.
-    pub(crate) async fn next(&mut self) -> Result<Vec<String>, String> {
-        loop {
-            match self.next_frame().await? {
-                Frame::Messages(m) => return Ok(m),
-                Frame::Heartbeat => {}
-                Frame::Open => return Err("a second open frame".into()),
-                Frame::Close { code, reason } => {
-                    return Err(format!("closed by the server: {code} {reason:?}"))
-                }
-            }
+    /// Waits for the next messages the server sends and calls `each` with every one
+    /// (unescaped; heartbeats skipped); a close frame, a closed connection or a framing
+    /// error is an error saying so.
+    pub(crate) async fn next(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), String> {
+        if !self.early.is_empty() {
+            std::mem::take(&mut self.early).iter().for_each(|m| each(m));
+            return Ok(());
         }
+        while !self.read(&mut each).await? {}
+        Ok(())
     }
 
     /// Sends `messages` (one SockJS send: a JSON array).
@@ -179,61 +209,71 @@ impl Session {
         self.sender = None;
     }
 
-    async fn next_frame(&mut self) -> Result<Frame, String> {
+    /// Reads what comes next (a WebSocket frame; a chunk of an xhr response, or a new
+    /// request's first when none is open); returns whether it held messages.
+    async fn read(&mut self, each: &mut impl FnMut(&[u8])) -> Result<bool, String> {
+        let reading = &mut self.reading;
         match &mut self.receiver {
             Receiver::Ws(ws) => loop {
                 let f = ws.next().await.ok_or("the WebSocket closed")?;
                 if f.opcode() == OpCode::Text {
-                    return frame::parse(f.payload());
+                    return reading.frame(frame::parse(f.payload())?, each);
                 }
             },
             Receiver::Xhr(xhr) => {
-                let path = format!("{}/{}", self.base, self.transport.path());
-                next_xhr_frame(xhr, self.server, self.source, &path).await
+                read_xhr(
+                    xhr,
+                    self.server,
+                    self.source,
+                    &self.receive_path,
+                    reading,
+                    each,
+                )
+                .await
             }
         }
     }
 }
 
-/// Reads the next frame of a receiving xhr transport, starting a new request (a poll, or a
-/// streaming response after the last one ended) when none is open.
-async fn next_xhr_frame(
+/// Reads the next chunk of a receiving xhr transport's response, starting a new request (a
+/// poll, or a streaming response after the last one ended) when none is open; returns whether
+/// it held messages.
+async fn read_xhr(
     xhr: &mut Xhr,
     server: SocketAddr,
     source: IpAddr,
     path: &str,
-) -> Result<Frame, String> {
-    loop {
-        if let Some(f) = xhr.decoded.pop_front() {
-            return Ok(f);
+    reading: &mut Reading,
+    each: &mut impl FnMut(&[u8]),
+) -> Result<bool, String> {
+    let body = match &mut xhr.body {
+        Some(body) => body,
+        None => {
+            let response = post(&mut xhr.conn, server, source, path, Bytes::new()).await?;
+            if response.status() != 200 {
+                return Err(format!("{path} answered {}", response.status()));
+            }
+            xhr.body.insert(response.into_body())
         }
-        let body = match &mut xhr.body {
-            Some(body) => body,
-            None => {
-                let response = post(&mut xhr.conn, server, source, path, Bytes::new()).await?;
-                if response.status() != 200 {
-                    return Err(format!("{path} answered {}", response.status()));
-                }
-                xhr.body.insert(response.into_body())
+    };
+    match body.frame().await {
+        Some(Ok(chunk)) => {
+            let mut messages = false;
+            if let Ok(data) = chunk.into_data() {
+                xhr.lines.feed(&data, |f| {
+                    messages |= reading.frame(f, each)?;
+                    Ok(())
+                })?;
             }
-        };
-        match body.frame().await {
-            Some(Ok(chunk)) => {
-                if let Ok(data) = chunk.into_data() {
-                    let decoded = &mut xhr.decoded;
-                    xhr.lines.feed(&data, |f| {
-                        decoded.push_back(f);
-                        Ok(())
-                    })?;
-                }
+            Ok(messages)
+        }
+        Some(Err(e)) => Err(format!("reading {path}: {e}")),
+        None => {
+            if !xhr.lines.is_clean() {
+                return Err(format!("{path} ended inside a frame"));
             }
-            Some(Err(e)) => return Err(format!("reading {path}: {e}")),
-            None => {
-                if !xhr.lines.is_clean() {
-                    return Err(format!("{path} ended inside a frame"));
-                }
-                xhr.body = None;
-            }
+            xhr.body = None;
+            Ok(false)
         }
     }
 }
