@@ -12,6 +12,7 @@
 //! a reader sees which side limits.
 
 mod frame;
+mod http;
 mod probe;
 mod publish;
 mod session;

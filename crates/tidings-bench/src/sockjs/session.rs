@@ -13,13 +13,9 @@
 //! [`Session::next`]).
 
 use super::frame::{self, Frame, LineFrames};
+use super::http::{Conn, Failure};
 use crate::client::tcp_from;
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
@@ -54,8 +50,6 @@ impl Transport {
     }
 }
 
-type Http = SendRequest<Full<Bytes>>;
-
 enum Receiver {
     Ws(Box<WebSocket<TcpStream>>),
     Xhr(Xhr),
@@ -65,9 +59,9 @@ enum Receiver {
 struct Xhr {
     /// The keep-alive connection the receiving POSTs go over (reopened when the server closed
     /// it).
-    conn: Option<Http>,
-    /// The response being read (a poll, or the streaming one).
-    body: Option<Incoming>,
+    conn: Option<Conn>,
+    /// Whether a response (a poll, or the streaming one) is being read on `conn`.
+    reading: bool,
     lines: LineFrames,
 }
 
@@ -105,7 +99,7 @@ pub(crate) struct Session {
     /// Where the xhr transports' receiving POSTs go (`…/xhr`, `…/xhr_streaming`).
     receive_path: String,
     receiver: Receiver,
-    sender: Option<Http>,
+    sender: Option<Conn>,
     reading: Reading,
     /// Messages read along with the open frame, not handed out yet.
     early: Vec<Vec<u8>>,
@@ -184,12 +178,17 @@ impl Session {
                 .map_err(|e| e.to_string());
         }
         let path = format!("{}/xhr_send", self.base);
-        let mut conn = self.sender.take();
-        let response = post(&mut conn, self.server, self.source, &path, body.into()).await?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        self.sender = conn;
-        match status.as_u16() {
+        let status = post(
+            &mut self.sender,
+            self.server,
+            self.source,
+            &path,
+            body.as_bytes(),
+        )
+        .await?;
+        let conn = self.sender.as_mut().ok_or("no connection")?;
+        while conn.body_chunk().await?.is_some() {}
+        match status {
             200 | 204 => Ok(()),
             other => Err(format!("xhr_send answered {other}")),
         }
@@ -246,82 +245,56 @@ async fn read_xhr(
     reading: &mut Reading,
     each: &mut impl FnMut(&[u8]),
 ) -> Result<bool, String> {
-    let body = match &mut xhr.body {
-        Some(body) => body,
-        None => {
-            let response = post(&mut xhr.conn, server, source, path, Bytes::new()).await?;
-            if response.status() != 200 {
-                return Err(format!("{path} answered {}", response.status()));
-            }
-            xhr.body.insert(response.into_body())
+    if !xhr.reading {
+        let status = post(&mut xhr.conn, server, source, path, b"").await?;
+        if status != 200 {
+            return Err(format!("{path} answered {status}"));
         }
-    };
-    match body.frame().await {
-        Some(Ok(chunk)) => {
+        xhr.reading = true;
+    }
+    let conn = xhr.conn.as_mut().ok_or("no connection")?;
+    match conn.body_chunk().await {
+        Ok(Some(data)) => {
             let mut messages = false;
-            if let Ok(data) = chunk.into_data() {
-                xhr.lines.feed(&data, |f| {
-                    messages |= reading.frame(f, each)?;
-                    Ok(())
-                })?;
-            }
+            xhr.lines.feed(data, |f| {
+                messages |= reading.frame(f, each)?;
+                Ok(())
+            })?;
             Ok(messages)
         }
-        Some(Err(e)) => Err(format!("reading {path}: {e}")),
-        None => {
+        Err(e) => Err(format!("reading {path}: {e}")),
+        Ok(None) => {
             if !xhr.lines.is_clean() {
                 return Err(format!("{path} ended inside a frame"));
             }
-            xhr.body = None;
+            xhr.reading = false;
             Ok(false)
         }
     }
 }
 
 /// POSTs `body` to `path` over `conn` (opening a connection from `source` when there is none
-/// or the server closed the last one).
+/// or the last one cannot take another request); returns the response's status, its body
+/// to be read from `conn`.
 async fn post(
-    conn: &mut Option<Http>,
+    conn: &mut Option<Conn>,
     server: SocketAddr,
     source: IpAddr,
     path: &str,
-    body: Bytes,
-) -> Result<hyper::Response<Incoming>, String> {
+    body: &[u8],
+) -> Result<u16, String> {
     for attempt in 0..2 {
-        let usable = match conn.as_mut() {
-            Some(c) => c.ready().await.is_ok(),
-            None => false,
-        };
-        if !usable {
-            *conn = Some(connect(server, source).await?);
+        if !conn.as_ref().is_some_and(Conn::is_reusable) {
+            *conn = Some(Conn::open(server, source).await?);
         }
         let c = conn.as_mut().ok_or("no connection")?;
-        let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, server.to_string())
-            .header(hyper::header::CONTENT_TYPE, "text/plain;charset=UTF-8")
-            .body(Full::new(body.clone()))
-            .map_err(|e| e.to_string())?;
-        match c.send_request(request).await {
-            Ok(response) => return Ok(response),
+        match c.post(path, body).await {
+            Ok(status) => return Ok(status),
             // A keep-alive connection the server closed between requests: once more, fresh.
-            Err(e) if attempt == 0 && (e.is_canceled() || e.is_closed()) => *conn = None,
-            Err(e) => return Err(format!("POST {path}: {e}")),
+            Err(Failure::Closed) if attempt == 0 => *conn = None,
+            Err(Failure::Closed) => return Err(format!("POST {path}: the server closed it")),
+            Err(Failure::Bad(e)) => return Err(format!("POST {path}: {e}")),
         }
     }
     Err(format!("POST {path}: the server closed every connection"))
-}
-
-async fn connect(server: SocketAddr, source: IpAddr) -> Result<Http, String> {
-    let tcp = tcp_from(source, server)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(16 * 1024)
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("http handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
 }
