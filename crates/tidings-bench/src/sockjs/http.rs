@@ -298,3 +298,140 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server on a loopback port answering each request on a connection with the next of
+    /// `responses` (written a few bytes at a time, so a head, a chunk size line and a body
+    /// all arrive in pieces); the connection is closed after the last.
+    async fn serve(responses: Vec<Vec<u8>>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut request = vec![0; 4096];
+            for response in responses {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = tcp.read(&mut request).await.unwrap();
+                    assert!(n > 0, "the client closed");
+                    got.extend_from_slice(&request[..n]);
+                }
+                assert!(got.starts_with(b"POST /p HTTP/1.1\r\nHost: "), "{got:?}");
+                for piece in response.chunks(3) {
+                    tcp.write_all(piece).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        addr
+    }
+
+    async fn body(conn: &mut Conn) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        while let Some(piece) = conn.body_chunk().await? {
+            body.extend_from_slice(piece);
+        }
+        Ok(body)
+    }
+
+    /// Runs `test` on a runtime of its own; a client that waits for bytes that never come
+    /// fails instead of hanging.
+    fn run(test: impl std::future::Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), test).await
+            })
+            .expect("the test timed out");
+    }
+
+    #[test]
+    fn length_chunked_and_empty_bodies_on_one_keep_alive_connection() {
+        run(async {
+            let addr = serve(vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\na[\"x\",\"y\"]\n".to_vec(),
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\no\n\r\n8;ext=1\r\na[\"hi\"]\n\r\n0\r\n\r\n".to_vec(),
+                b"HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n".to_vec(),
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nh\n".to_vec(),
+            ])
+            .await;
+            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
+            assert_eq!(body(&mut conn).await.unwrap(), b"a[\"x\",\"y\"]\n");
+            assert!(conn.is_reusable());
+            assert_eq!(conn.post("/p", b"[\"m\"]").await.unwrap(), 200);
+            assert_eq!(body(&mut conn).await.unwrap(), b"o\na[\"hi\"]\n");
+            assert_eq!(conn.post("/p", b"").await.unwrap(), 204);
+            assert_eq!(body(&mut conn).await.unwrap(), b"");
+            assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
+            assert_eq!(body(&mut conn).await.unwrap(), b"h\n");
+            assert!(!conn.is_reusable(), "the server said close");
+        });
+    }
+
+    #[test]
+    fn a_body_without_length_ends_with_the_connection() {
+        run(async {
+            let addr = serve(vec![b"HTTP/1.1 200 OK\r\n\r\nh\na[]\n".to_vec()]).await;
+            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
+            assert_eq!(body(&mut conn).await.unwrap(), b"h\na[]\n");
+            assert!(!conn.is_reusable());
+        });
+    }
+
+    #[test]
+    fn an_idle_connection_the_server_closed_says_so() {
+        run(async {
+            let addr = serve(vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no\n".to_vec()
+            ])
+            .await;
+            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
+            assert_eq!(body(&mut conn).await.unwrap(), b"o\n");
+            assert!(matches!(conn.post("/p", b"").await, Err(Failure::Closed)));
+            assert!(!conn.is_reusable());
+        });
+    }
+
+    #[test]
+    fn broken_responses_are_errors() {
+        let broken: [&[u8]; 5] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        ];
+        for response in broken {
+            run(async {
+                let addr = serve(vec![response.to_vec()]).await;
+                let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
+                    .await
+                    .unwrap();
+                let failed = match conn.post("/p", b"").await {
+                    Err(Failure::Bad(_)) => true,
+                    Err(Failure::Closed) => false,
+                    Ok(_) => body(&mut conn).await.is_err(),
+                };
+                assert!(failed, "{:?}", String::from_utf8_lossy(response));
+                assert!(!conn.is_reusable());
+            });
+        }
+    }
+}
