@@ -331,6 +331,14 @@ mod tests {
         addr
     }
 
+    /// A connection to a [`serve`] server answering with `responses`.
+    async fn client(responses: Vec<Vec<u8>>) -> Conn {
+        let addr = serve(responses).await;
+        Conn::open(addr, "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
     async fn body(conn: &mut Conn) -> Result<Vec<u8>, String> {
         let mut body = Vec::new();
         while let Some(piece) = conn.body_chunk().await? {
@@ -356,16 +364,12 @@ mod tests {
     #[test]
     fn length_chunked_and_empty_bodies_on_one_keep_alive_connection() {
         run(async {
-            let addr = serve(vec![
+            let mut conn = client(vec![
                 b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\na[\"x\",\"y\"]\n".to_vec(),
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\no\n\r\n8;ext=1\r\na[\"hi\"]\n\r\n0\r\n\r\n".to_vec(),
                 b"HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n".to_vec(),
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nh\n".to_vec(),
-            ])
-            .await;
-            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
-                .await
-                .unwrap();
+            ]).await;
             assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
             assert_eq!(body(&mut conn).await.unwrap(), b"a[\"x\",\"y\"]\n");
             assert!(conn.is_reusable());
@@ -382,10 +386,7 @@ mod tests {
     #[test]
     fn a_body_without_length_ends_with_the_connection() {
         run(async {
-            let addr = serve(vec![b"HTTP/1.1 200 OK\r\n\r\nh\na[]\n".to_vec()]).await;
-            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
-                .await
-                .unwrap();
+            let mut conn = client(vec![b"HTTP/1.1 200 OK\r\n\r\nh\na[]\n".to_vec()]).await;
             assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
             assert_eq!(body(&mut conn).await.unwrap(), b"h\na[]\n");
             assert!(!conn.is_reusable());
@@ -395,13 +396,10 @@ mod tests {
     #[test]
     fn an_idle_connection_the_server_closed_says_so() {
         run(async {
-            let addr = serve(vec![
+            let mut conn = client(vec![
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no\n".to_vec()
             ])
             .await;
-            let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
-                .await
-                .unwrap();
             assert_eq!(conn.post("/p", b"").await.unwrap(), 200);
             assert_eq!(body(&mut conn).await.unwrap(), b"o\n");
             assert!(matches!(conn.post("/p", b"").await, Err(Failure::Closed)));
@@ -420,10 +418,7 @@ mod tests {
         ];
         for response in broken {
             run(async {
-                let addr = serve(vec![response.to_vec()]).await;
-                let mut conn = Conn::open(addr, "127.0.0.1".parse().unwrap())
-                    .await
-                    .unwrap();
+                let mut conn = client(vec![response.to_vec()]).await;
                 let failed = match conn.post("/p", b"").await {
                     Err(Failure::Bad(_)) => true,
                     Err(Failure::Closed) => false,
