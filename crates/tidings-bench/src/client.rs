@@ -5,8 +5,10 @@
 //! and Socket.IO 5 over Engine.IO 4 WebSocket.
 
 use futures::{SinkExt, StreamExt};
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpSocket, TcpStream};
 use yawc::{Frame, OpCode, Options, WebSocket};
@@ -174,8 +176,8 @@ pub(crate) async fn subscribe_reply(ws: &mut Ws) -> Result<Subscribed, String> {
         ));
     }
     Ok(Subscribed {
-        epoch: string_field(&reply, b"\"epoch\":\"").map(str::to_owned),
-        offset: number_after(&reply, b"\"offset\":").unwrap_or(0),
+        epoch: string_field(&reply, &EPOCH_KEY).map(str::to_owned),
+        offset: number_after(&reply, &OFFSET_KEY).unwrap_or(0),
     })
 }
 
@@ -220,12 +222,12 @@ pub(crate) fn delivery(dialect: Dialect, payload: &[u8]) -> Option<Delivery> {
     if !is_message {
         return None;
     }
-    let text_key: &[u8] = match dialect {
-        Dialect::Native | Dialect::NativeTls => b"\"text\":\"",
-        Dialect::SocketIo => b"\"data\":\"",
+    let text_key = match dialect {
+        Dialect::Native | Dialect::NativeTls => &TEXT_KEY,
+        Dialect::SocketIo => &DATA_KEY,
     };
     Some(Delivery {
-        offset: number_after(payload, b"\"offset\":"),
+        offset: number_after(payload, &OFFSET_KEY),
         sent_ns: number_after(payload, text_key),
     })
 }
@@ -247,28 +249,35 @@ pub(crate) fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The decimal number right after the first `key` in `haystack`.
-fn number_after(haystack: &[u8], key: &[u8]) -> Option<u64> {
-    let at = find(haystack, key)? + key.len();
+/// The keys read out of replies and deliveries, each searcher built once (every delivery is
+/// searched twice: not a comparison at each position, not a searcher built each time).
+type Key = LazyLock<Finder<'static>>;
+static OFFSET_KEY: Key = LazyLock::new(|| Finder::new(b"\"offset\":"));
+static TEXT_KEY: Key = LazyLock::new(|| Finder::new(b"\"text\":\""));
+static DATA_KEY: Key = LazyLock::new(|| Finder::new(b"\"data\":\""));
+static EPOCH_KEY: Key = LazyLock::new(|| Finder::new(b"\"epoch\":\""));
+
+/// The decimal number right after the first `key` in `haystack` (`None` when it overflows a
+/// u64 or has no digit).
+fn number_after(haystack: &[u8], key: &Finder<'_>) -> Option<u64> {
+    let at = key.find(haystack)? + key.needle().len();
     let digits = haystack[at..]
         .iter()
         .take_while(|b| b.is_ascii_digit())
-        .count();
-    std::str::from_utf8(&haystack[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
+        .try_fold(None, |n: Option<u64>, &d| {
+            n.unwrap_or(0)
+                .checked_mul(10)?
+                .checked_add(u64::from(d - b'0'))
+                .map(Some)
+        });
+    digits.flatten()
 }
 
 /// The string value after `key` (which ends with the opening quote), up to the next quote.
-fn string_field<'a>(haystack: &'a [u8], key: &[u8]) -> Option<&'a str> {
-    let at = find(haystack, key)? + key.len();
-    let len = haystack[at..].iter().position(|&b| b == b'"')?;
+fn string_field<'a>(haystack: &'a [u8], key: &Finder<'_>) -> Option<&'a str> {
+    let at = key.find(haystack)? + key.needle().len();
+    let len = memchr::memchr(b'"', &haystack[at..])?;
     std::str::from_utf8(&haystack[at..at + len]).ok()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 pub(crate) async fn send(ws: &mut Ws, text: String) -> Result<(), String> {
@@ -335,9 +344,21 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_read_up_to_the_first_non_digit_and_never_overflow() {
+        assert_eq!(number_after(b"x\"offset\":42,", &OFFSET_KEY), Some(42));
+        assert_eq!(number_after(b"\"offset\":0", &OFFSET_KEY), Some(0));
+        assert_eq!(number_after(b"\"offset\":x", &OFFSET_KEY), None);
+        assert_eq!(number_after(b"\"other\":1", &OFFSET_KEY), None);
+        let max = format!("\"offset\":{}", u64::MAX);
+        assert_eq!(number_after(max.as_bytes(), &OFFSET_KEY), Some(u64::MAX));
+        let over = format!("\"offset\":{}0", u64::MAX);
+        assert_eq!(number_after(over.as_bytes(), &OFFSET_KEY), None);
+    }
+
+    #[test]
     fn epoch_is_read_from_the_subscribe_reply() {
         let reply = br#"{"type":"ok","id":1,"topic":"t","epoch":"9c01","offset":12,"replayed":0}"#;
-        assert_eq!(string_field(reply, b"\"epoch\":\""), Some("9c01"));
+        assert_eq!(string_field(reply, &EPOCH_KEY), Some("9c01"));
     }
 
     #[test]

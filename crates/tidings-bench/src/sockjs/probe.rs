@@ -47,16 +47,17 @@ async fn probe(args: Args) -> Result<(), String> {
     let mut batch = early;
     while seen < args.count {
         for m in std::mem::take(&mut batch) {
-            if m.starts_with(r#"{"type":"message""#) {
+            if m.starts_with(br#"{"type":"message""#) {
                 seen += 1;
             }
+            let text = String::from_utf8(m).map_err(|e| e.to_string())?;
             print(
                 &mut out,
-                &serde_json::to_string(&m).map_err(|e| e.to_string())?,
+                &serde_json::to_string(&text).map_err(|e| e.to_string())?,
             )?;
         }
         if seen < args.count {
-            batch = session.next().await?;
+            session.next(|m| batch.push(m.to_vec())).await?;
         }
     }
     Ok(())

@@ -8,18 +8,15 @@
 //!
 //! Bounds: one receiving connection (plus one for sending, opened on the first send and
 //! dropped with [`Session::end_sending`]); a streaming line is bounded by [`frame::MAX_LINE`];
-//! frames decoded ahead of the reader by one response chunk.
+//! messages are handed to the reader straight from the bytes read (one reused buffer for the
+//! escaped ones), but for those that came along with the open frame (kept until the first
+//! [`Session::next`]).
 
 use super::frame::{self, Frame, LineFrames};
+use super::http::{Conn, Failure};
 use crate::client::tcp_from;
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
 use yawc::{OpCode, Options, WebSocket};
@@ -53,8 +50,6 @@ impl Transport {
     }
 }
 
-type Http = SendRequest<Full<Bytes>>;
-
 enum Receiver {
     Ws(Box<WebSocket<TcpStream>>),
     Xhr(Xhr),
@@ -64,22 +59,50 @@ enum Receiver {
 struct Xhr {
     /// The keep-alive connection the receiving POSTs go over (reopened when the server closed
     /// it).
-    conn: Option<Http>,
-    /// The response being read (a poll, or the streaming one).
-    body: Option<Incoming>,
+    conn: Option<Conn>,
+    /// Whether a response (a poll, or the streaming one) is being read on `conn`.
+    reading: bool,
     lines: LineFrames,
-    /// Frames read but not returned yet (one chunk may hold several; at most one chunk's).
-    decoded: VecDeque<Frame>,
+}
+
+/// What the session has read so far, and the buffer messages are unescaped into.
+#[derive(Default)]
+struct Reading {
+    opened: bool,
+    scratch: Vec<u8>,
+}
+
+impl Reading {
+    /// Takes one frame in; returns whether it held messages (handed to `each`).
+    fn frame(&mut self, frame: Frame<'_>, each: &mut impl FnMut(&[u8])) -> Result<bool, String> {
+        match frame {
+            Frame::Open if self.opened => Err("a second open frame".into()),
+            Frame::Open => {
+                self.opened = true;
+                Ok(false)
+            }
+            Frame::Heartbeat => Ok(false),
+            Frame::Messages(_) if !self.opened => Err("messages before the open frame".into()),
+            Frame::Messages(m) => m.for_each(&mut self.scratch, each).map(|()| true),
+            Frame::Close { code, reason } => {
+                Err(format!("closed by the server: {code} {reason:?}"))
+            }
+        }
+    }
 }
 
 pub(crate) struct Session {
-    transport: Transport,
     server: SocketAddr,
     source: IpAddr,
     /// `/<prefix>/<server id>/<session id>`.
     base: String,
+    /// Where the xhr transports' receiving POSTs go (`…/xhr`, `…/xhr_streaming`).
+    receive_path: String,
     receiver: Receiver,
-    sender: Option<Http>,
+    sender: Option<Conn>,
+    reading: Reading,
+    /// Messages read along with the open frame, not handed out yet.
+    early: Vec<Vec<u8>>,
 }
 
 impl Session {
@@ -116,32 +139,33 @@ impl Session {
             Transport::XhrStreaming | Transport::XhrPolling => Receiver::Xhr(Xhr::default()),
         };
         let mut session = Session {
-            transport,
             server,
             source,
+            receive_path: format!("{base}/{}", transport.path()),
             base,
             receiver,
             sender: None,
+            reading: Reading::default(),
+            early: Vec::new(),
         };
-        match session.next_frame().await? {
-            Frame::Open => Ok(session),
-            other => Err(format!("expected the open frame `o`, got {other:?}")),
+        let mut early = Vec::new();
+        while !session.reading.opened {
+            session.read(&mut |m| early.push(m.to_vec())).await?;
         }
+        session.early = early;
+        Ok(session)
     }
 
-    /// The next messages the server sent (heartbeats skipped); a close frame or a closed
-    /// connection is an error saying so.
-    pub(crate) async fn next(&mut self) -> Result<Vec<String>, String> {
-        loop {
-            match self.next_frame().await? {
-                Frame::Messages(m) => return Ok(m),
-                Frame::Heartbeat => {}
-                Frame::Open => return Err("a second open frame".into()),
-                Frame::Close { code, reason } => {
-                    return Err(format!("closed by the server: {code} {reason:?}"))
-                }
-            }
+    /// Waits for the next messages the server sends and calls `each` with every one
+    /// (unescaped; heartbeats skipped); a close frame, a closed connection or a framing
+    /// error is an error saying so.
+    pub(crate) async fn next(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), String> {
+        if !self.early.is_empty() {
+            std::mem::take(&mut self.early).iter().for_each(|m| each(m));
+            return Ok(());
         }
+        while !self.read(&mut each).await? {}
+        Ok(())
     }
 
     /// Sends `messages` (one SockJS send: a JSON array).
@@ -154,12 +178,17 @@ impl Session {
                 .map_err(|e| e.to_string());
         }
         let path = format!("{}/xhr_send", self.base);
-        let mut conn = self.sender.take();
-        let response = post(&mut conn, self.server, self.source, &path, body.into()).await?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        self.sender = conn;
-        match status.as_u16() {
+        let status = post(
+            &mut self.sender,
+            self.server,
+            self.source,
+            &path,
+            body.as_bytes(),
+        )
+        .await?;
+        let conn = self.sender.as_mut().ok_or("no connection")?;
+        while conn.body_chunk().await?.is_some() {}
+        match status {
             200 | 204 => Ok(()),
             other => Err(format!("xhr_send answered {other}")),
         }
@@ -179,109 +208,93 @@ impl Session {
         self.sender = None;
     }
 
-    async fn next_frame(&mut self) -> Result<Frame, String> {
+    /// Reads what comes next (a WebSocket frame; a chunk of an xhr response, or a new
+    /// request's first when none is open); returns whether it held messages.
+    async fn read(&mut self, each: &mut impl FnMut(&[u8])) -> Result<bool, String> {
+        let reading = &mut self.reading;
         match &mut self.receiver {
             Receiver::Ws(ws) => loop {
                 let f = ws.next().await.ok_or("the WebSocket closed")?;
                 if f.opcode() == OpCode::Text {
-                    return frame::parse(f.payload());
+                    return reading.frame(frame::parse(f.payload())?, each);
                 }
             },
             Receiver::Xhr(xhr) => {
-                let path = format!("{}/{}", self.base, self.transport.path());
-                next_xhr_frame(xhr, self.server, self.source, &path).await
+                read_xhr(
+                    xhr,
+                    self.server,
+                    self.source,
+                    &self.receive_path,
+                    reading,
+                    each,
+                )
+                .await
             }
         }
     }
 }
 
-/// Reads the next frame of a receiving xhr transport, starting a new request (a poll, or a
-/// streaming response after the last one ended) when none is open.
-async fn next_xhr_frame(
+/// Reads the next chunk of a receiving xhr transport's response, starting a new request (a
+/// poll, or a streaming response after the last one ended) when none is open; returns whether
+/// it held messages.
+async fn read_xhr(
     xhr: &mut Xhr,
     server: SocketAddr,
     source: IpAddr,
     path: &str,
-) -> Result<Frame, String> {
-    loop {
-        if let Some(f) = xhr.decoded.pop_front() {
-            return Ok(f);
+    reading: &mut Reading,
+    each: &mut impl FnMut(&[u8]),
+) -> Result<bool, String> {
+    if !xhr.reading {
+        let status = post(&mut xhr.conn, server, source, path, b"").await?;
+        if status != 200 {
+            return Err(format!("{path} answered {status}"));
         }
-        let body = match &mut xhr.body {
-            Some(body) => body,
-            None => {
-                let response = post(&mut xhr.conn, server, source, path, Bytes::new()).await?;
-                if response.status() != 200 {
-                    return Err(format!("{path} answered {}", response.status()));
-                }
-                xhr.body.insert(response.into_body())
+        xhr.reading = true;
+    }
+    let conn = xhr.conn.as_mut().ok_or("no connection")?;
+    match conn.body_chunk().await {
+        Ok(Some(data)) => {
+            let mut messages = false;
+            xhr.lines.feed(data, |f| {
+                messages |= reading.frame(f, each)?;
+                Ok(())
+            })?;
+            Ok(messages)
+        }
+        Err(e) => Err(format!("reading {path}: {e}")),
+        Ok(None) => {
+            if !xhr.lines.is_clean() {
+                return Err(format!("{path} ended inside a frame"));
             }
-        };
-        match body.frame().await {
-            Some(Ok(chunk)) => {
-                if let Ok(data) = chunk.into_data() {
-                    let decoded = &mut xhr.decoded;
-                    xhr.lines.feed(&data, |f| {
-                        decoded.push_back(f);
-                        Ok(())
-                    })?;
-                }
-            }
-            Some(Err(e)) => return Err(format!("reading {path}: {e}")),
-            None => {
-                if !xhr.lines.is_clean() {
-                    return Err(format!("{path} ended inside a frame"));
-                }
-                xhr.body = None;
-            }
+            xhr.reading = false;
+            Ok(false)
         }
     }
 }
 
 /// POSTs `body` to `path` over `conn` (opening a connection from `source` when there is none
-/// or the server closed the last one).
+/// or the last one cannot take another request); returns the response's status, its body
+/// to be read from `conn`.
 async fn post(
-    conn: &mut Option<Http>,
+    conn: &mut Option<Conn>,
     server: SocketAddr,
     source: IpAddr,
     path: &str,
-    body: Bytes,
-) -> Result<hyper::Response<Incoming>, String> {
+    body: &[u8],
+) -> Result<u16, String> {
     for attempt in 0..2 {
-        let usable = match conn.as_mut() {
-            Some(c) => c.ready().await.is_ok(),
-            None => false,
-        };
-        if !usable {
-            *conn = Some(connect(server, source).await?);
+        if !conn.as_ref().is_some_and(Conn::is_reusable) {
+            *conn = Some(Conn::open(server, source).await?);
         }
         let c = conn.as_mut().ok_or("no connection")?;
-        let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, server.to_string())
-            .header(hyper::header::CONTENT_TYPE, "text/plain;charset=UTF-8")
-            .body(Full::new(body.clone()))
-            .map_err(|e| e.to_string())?;
-        match c.send_request(request).await {
-            Ok(response) => return Ok(response),
+        match c.post(path, body).await {
+            Ok(status) => return Ok(status),
             // A keep-alive connection the server closed between requests: once more, fresh.
-            Err(e) if attempt == 0 && (e.is_canceled() || e.is_closed()) => *conn = None,
-            Err(e) => return Err(format!("POST {path}: {e}")),
+            Err(Failure::Closed) if attempt == 0 => *conn = None,
+            Err(Failure::Closed) => return Err(format!("POST {path}: the server closed it")),
+            Err(Failure::Bad(e)) => return Err(format!("POST {path}: {e}")),
         }
     }
     Err(format!("POST {path}: the server closed every connection"))
-}
-
-async fn connect(server: SocketAddr, source: IpAddr) -> Result<Http, String> {
-    let tcp = tcp_from(source, server)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(16 * 1024)
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("http handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
 }

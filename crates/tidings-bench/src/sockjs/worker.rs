@@ -121,23 +121,16 @@ async fn session(shared: Arc<Shared>, i: usize) {
     let mut last = Some(first_offset);
     shared.counters.ready.fetch_add(1, Ordering::Relaxed);
     for m in early {
-        received(&shared, i, m.as_bytes(), &mut last);
+        received(&shared, i, &m, &mut last);
     }
-    loop {
-        match session.next().await {
-            Ok(messages) => {
-                for m in messages {
-                    received(&shared, i, m.as_bytes(), &mut last);
-                }
-            }
-            Err(e) => {
-                show_error(&shared, &format!("session {index}: {e}"));
-                shared.counters.ready.fetch_sub(1, Ordering::Relaxed);
-                shared.counters.closed.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+    let error = loop {
+        if let Err(e) = session.next(|m| received(&shared, i, m, &mut last)).await {
+            break e;
         }
-    }
+    };
+    show_error(&shared, &format!("session {index}: {error}"));
+    shared.counters.ready.fetch_sub(1, Ordering::Relaxed);
+    shared.counters.closed.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Opens the session and, on tidings, subscribes; returns it with the topic's last offset.
@@ -146,7 +139,7 @@ async fn open(
     spec: &Spec,
     source: std::net::IpAddr,
     index: usize,
-) -> Result<(Session, u64, Vec<String>), String> {
+) -> Result<(Session, u64, Vec<Vec<u8>>), String> {
     let mut session =
         Session::open(spec.transport, spec.server, source, &spec.prefix, index).await?;
     let Some(topic) = &spec.subscribe else {
@@ -158,26 +151,40 @@ async fn open(
 }
 
 /// Subscribes with the native protocol over an open session; returns the topic's offset from
-/// the `ok` reply and the messages that came after the reply in the same frame.
+/// the `ok` reply and the messages that came after the reply in the same read.
 pub(crate) async fn subscribe(
     session: &mut Session,
     topic: &str,
-) -> Result<(u64, Vec<String>), String> {
+) -> Result<(u64, Vec<Vec<u8>>), String> {
     let request = format!(r#"{{"op":"subscribe","id":1,"topic":"{topic}"}}"#);
     session.send(&[&request]).await?;
-    loop {
-        let mut messages = session.next().await?.into_iter();
-        while let Some(m) = messages.next() {
-            let reply: serde_json::Value =
-                serde_json::from_str(&m).map_err(|e| format!("not JSON: {m:?}: {e}"))?;
-            match reply["type"].as_str() {
-                Some("ok") if reply["id"] == 1 => {
-                    return Ok((reply["offset"].as_u64().unwrap_or(0), messages.collect()))
+    let mut reply: Option<Result<u64, String>> = None;
+    let mut early = Vec::new();
+    while reply.is_none() {
+        session
+            .next(|m| {
+                if reply.is_some() {
+                    early.push(m.to_vec());
+                } else {
+                    reply = subscribe_reply(m);
                 }
-                Some("error") => return Err(format!("subscribe refused: {m}")),
-                _ => {}
-            }
-        }
+            })
+            .await?;
+    }
+    Ok((reply.unwrap_or(Ok(0))?, early))
+}
+
+/// The outcome `m` tells when it is the reply to the subscribe request (`id` 1).
+fn subscribe_reply(m: &[u8]) -> Option<Result<u64, String>> {
+    let text = String::from_utf8_lossy(m);
+    let reply: serde_json::Value = match serde_json::from_slice(m) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(format!("not JSON: {text:?}: {e}"))),
+    };
+    match reply["type"].as_str() {
+        Some("ok") if reply["id"] == 1 => Some(Ok(reply["offset"].as_u64().unwrap_or(0))),
+        Some("error") => Some(Err(format!("subscribe refused: {text}"))),
+        _ => None,
     }
 }
 
