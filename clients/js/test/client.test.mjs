@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Tidings } from '../tidings.js';
@@ -119,7 +120,7 @@ function lastUpgrade(p) {
   return { topics, presence: query.get('presence'), token: query.get('token') };
 }
 
-test('a reconnect resubscribes on the upgrade URL: what it missed comes back, each group with its presence flag', async () => {
+test('a reconnect resubscribes on the upgrade URL: what it missed comes back, each group with its presence flag', { timeout: 30000 }, async () => {
   const p = await proxy();
   const client = new Tidings(`ws://${p.addr}/ws`, opts({ fallbackAfter: 0 }));
   const got = { a: [], b: [], c: [] };
@@ -192,7 +193,7 @@ test('a reconnect resubscribes on the upgrade URL: what it missed comes back, ea
   p.close();
 });
 
-test('on the URL: a token\'s rights apply (a refused topic rejects its subscription); no topics before a password login', async () => {
+test('on the URL: a token\'s rights apply (a refused topic rejects its subscription); no topics before a password login', { timeout: 30000 }, async () => {
   const p = await proxy();
   const rights = { publish: ['>'], subscribe: ['js.url.allowed.>'] };
   const client = new Tidings(`ws://${p.addr}/ws`, opts({ token: token('dan', 60, rights), connect: false, fallbackAfter: 0 }));
@@ -219,6 +220,64 @@ test('on the URL: a token\'s rights apply (a refused topic rejects its subscript
   assert.equal((await carol.presence('js.url.login'))[0].user, 'carol');
   carol.close();
   p.close();
+});
+
+test('the URL stays bounded: at most 64 topics and 4 KB, the rest subscribed by frame', { timeout: 30000 }, async () => {
+  const p = await proxy();
+  const long = 'x'.repeat(100);
+  for (const [name, count] of [['short', 70], [long, 40]]) {
+    const client = new Tidings(`ws://${p.addr}/ws`, opts({ connect: false, fallbackAfter: 0 }));
+    const got = new Set();
+    const topic = (i) => `js.url.many.${name}.${i}`;
+    const subs = [];
+    for (let i = 0; i < count; i++) subs.push(client.subscribe(topic(i), () => got.add(i)));
+    await client.connect();
+    await Promise.all(subs.map((s) => s.ready));
+    const { topics } = lastUpgrade(p);
+    const url = `ws://${p.addr}${p.requests.at(-1).split(' ')[1]}`;
+    if (name === 'short') assert.equal(topics.length, 64);
+    else {
+      // As many as fit: one more topic= would pass 4 KB.
+      assert.ok(url.length <= 4096 && url.length + `&topic=${topic(count - 1)}`.length > 4096, `${url.length} bytes`);
+      assert.ok(topics.length > 10 && topics.length < count, `${topics.length} on the URL`);
+    }
+    assert.deepEqual(topics.map((t) => t.topic), [...Array(topics.length).keys()].map(topic));
+    // The first (on the URL) and the last (by frame) both deliver.
+    await httpPublish(topic(0), 'first');
+    await httpPublish(topic(count - 1), 'last');
+    await until('both', () => got.has(0) && got.has(count - 1));
+    client.close();
+  }
+  p.close();
+});
+
+test('a server that never answers url.N (older, or a proxy drops the query) gets the subscribe by frame', { timeout: 30000 }, async () => {
+  // A real TCP hop that renames the URL's topic= keys, so the server ignores them.
+  const [host, port] = HTTP.split(':');
+  const hop = net.createServer((c) => {
+    c.once('data', (first) => {
+      const text = first.toString('latin1');
+      const end = text.indexOf('\r\n');
+      const line = text.slice(0, end).replace(/([?&])(topic|since|epoch|presence)=/g, '$1ignored-$2=');
+      const up = net.connect(Number(port), host, () => up.write(Buffer.from(line + text.slice(end), 'latin1')));
+      c.pipe(up).pipe(c);
+      c.on('error', () => up.destroy()).on('close', () => up.destroy());
+      up.on('error', () => c.destroy()).on('close', () => c.destroy());
+    });
+  });
+  await new Promise((r) => hop.listen(0, '127.0.0.1', r));
+  const client = new Tidings(`ws://127.0.0.1:${hop.address().port}/ws`, opts({ connect: false, requestTimeout: 300 }));
+  const got = [];
+  const errors = [];
+  client.on('error', (e) => errors.push(e));
+  const sub = client.subscribe('js.url.unanswered', (m) => got.push(m.data));
+  await client.connect();
+  await sub.ready;
+  await httpPublish('js.url.unanswered', 'by frame');
+  await until('the message', () => got.length === 1);
+  assert.deepEqual(errors, []);
+  client.close();
+  hop.close();
 });
 
 test('messages gone from history are reported as a gap, then delivery goes on', async () => {
