@@ -4,7 +4,7 @@
 //! duplicates, on an exact topic and a pattern); resubscribing on the upgrade URL (the TCP
 //! proxy records the request line: which topics, since/epoch and presence flag the server was
 //! asked for, and that what was missed came back; a token's rights refusing a URL topic; none
-//! before a password login; at most 64 topics and 4 KB on it, the rest by frame; by frame too
+//! before a password login; at most 64 topics and 3 KB on it, the rest by frame; by frame too
 //! when `url.N` never comes, behind a hop that renames the URL's keys); a gap reported beyond
 //! history (from a URL resume); token refresh
 //! and a fresh token on reconnect; user/password login; the SSE + POST fallback when
