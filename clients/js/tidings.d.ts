@@ -57,6 +57,10 @@ export interface Options {
   requestTimeout?: number;
   /** false: do not connect until connect() is called. */
   connect?: boolean;
+  /** false: subscribe only by frame after hello, never on the upgrade URL (default true:
+   * exact topics and patterns without positions go on the URL, those of the larger group,
+   * with presence or without; unless a user/password login must come first). */
+  urlSubscribe?: boolean;
 }
 
 export interface SubscribeOptions {

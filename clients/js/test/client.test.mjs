@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Tidings } from '../tidings.js';
@@ -106,6 +107,179 @@ test('a dropped connection reconnects and resumes: nothing missed, nothing twice
   p.close();
 });
 
+/** The topics (with since/epoch) and presence flag of the last upgrade request `p` passed on. */
+function lastUpgrade(p) {
+  const line = p.requests.filter((r) => r.startsWith('GET /ws')).at(-1);
+  const query = new URL(line.split(' ')[1], 'http://x').searchParams;
+  const topics = [];
+  for (const [key, value] of query) {
+    if (key === 'topic') topics.push({ topic: value });
+    else if (key === 'since') topics.at(-1).since = Number(value);
+    else if (key === 'epoch') topics.at(-1).epoch = value;
+  }
+  return { topics, presence: query.get('presence'), token: query.get('token') };
+}
+
+test('a reconnect resubscribes on the upgrade URL: what it missed comes back, each group with its presence flag', { timeout: 30000 }, async () => {
+  const p = await proxy();
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ fallbackAfter: 0 }));
+  const got = { a: [], b: [], c: [] };
+  const presence = [];
+  const subscribed = [];
+  client.on('presence', (e) => presence.push(e));
+  client.on('subscribed', (s) => subscribed.push(s.topic));
+  await client.subscribe('js.url.a', (m) => got.a.push(m.offset)).ready;
+  await client.subscribe('js.url.b', (m) => got.b.push(m.offset), { presence: true }).ready;
+  const before = { a: await httpPublish('js.url.a', 'a0'), b: await httpPublish('js.url.b', 'b0') };
+  await until('the first two', () => got.a.length === 1 && got.b.length === 1);
+
+  // Away while three messages go to each topic: only a resume can bring them back.
+  const outage = async (topics) => {
+    const missed = {};
+    p.hold();
+    client.reconnect();
+    await until('the drop', () => client.state !== 'ready');
+    for (const t of topics) {
+      missed[t] = [];
+      for (let i = 0; i < 3; i++) missed[t].push((await httpPublish(`js.url.${t}`, `${t} away ${i}`)).offset);
+    }
+    subscribed.length = 0;
+    p.release();
+    await until('resubscribed', () => subscribed.length === topics.length);
+    return missed;
+  };
+  const first = await outage(['a', 'b']);
+  await until('what a and b missed', () => got.a.length === 4 && got.b.length === 4);
+  assert.deepEqual(got.a, [before.a.offset, ...first.a], 'a: every offset once, in order');
+  assert.deepEqual(got.b, [before.b.offset, ...first.b], 'b: every offset once, in order');
+  // One with presence, one without: the one without went on the URL, resuming after a0;
+  // b (presence) by frame.
+  assert.deepEqual(lastUpgrade(p), {
+    topics: [{ topic: 'js.url.a', since: before.a.offset, epoch: before.a.epoch }],
+    presence: null,
+    token: null,
+  });
+  // b still asked for presence events, a did not (a's join would have come first).
+  const joins = (who) => presence.filter((e) => e.client === who.clientId && e.event === 'join').map((e) => e.topic);
+  const other = await new Tidings(`ws://${HTTP}/ws`, opts()).whenReady();
+  other.subscribe('js.url.a', () => {});
+  other.subscribe('js.url.b', () => {});
+  await until('b\'s join event', () => joins(other).length > 0);
+  assert.deepEqual(joins(other), ['js.url.b']);
+
+  // Two with presence now: they go on the URL with presence=1, a by frame.
+  await client.subscribe('js.url.c', (m) => got.c.push(m.offset), { presence: true }).ready;
+  const c0 = await httpPublish('js.url.c', 'c0');
+  await until('c0', () => got.c.length === 1);
+  const second = await outage(['a', 'b', 'c']);
+  await until('what all three missed', () => got.a.length === 7 && got.b.length === 7 && got.c.length === 4);
+  assert.deepEqual(got.a.slice(4), second.a, 'a, resumed by frame');
+  assert.deepEqual(got.b.slice(4), second.b);
+  assert.deepEqual(got.c, [c0.offset, ...second.c]);
+  const upgrade = lastUpgrade(p);
+  assert.equal(upgrade.presence, '1');
+  assert.deepEqual(upgrade.topics, [
+    { topic: 'js.url.b', since: first.b[2], epoch: before.b.epoch },
+    { topic: 'js.url.c', since: c0.offset, epoch: c0.epoch },
+  ]);
+  const third = await new Tidings(`ws://${HTTP}/ws`, opts()).whenReady();
+  third.subscribe('js.url.a', () => {});
+  third.subscribe('js.url.c', () => {});
+  await until('c\'s join event', () => joins(third).length > 0);
+  assert.deepEqual(joins(third), ['js.url.c'], 'presence for b and c, none for a');
+  other.close();
+  third.close();
+  client.close();
+  p.close();
+});
+
+test('on the URL: a token\'s rights apply (a refused topic rejects its subscription); no topics before a password login', { timeout: 30000 }, async () => {
+  const p = await proxy();
+  const rights = { publish: ['>'], subscribe: ['js.url.allowed.>'] };
+  const client = new Tidings(`ws://${p.addr}/ws`, opts({ token: token('dan', 60, rights), connect: false, fallbackAfter: 0 }));
+  const allowed = client.subscribe('js.url.allowed.x', () => {});
+  const denied = client.subscribe('js.url.denied', () => {});
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  await client.connect();
+  assert.equal((await allowed.ready).topic, 'js.url.allowed.x');
+  await assert.rejects(denied.ready, (e) => e.code === 'forbidden');
+  assert.deepEqual(errors, ['forbidden']);
+  const upgrade = lastUpgrade(p);
+  assert.deepEqual(upgrade.topics.map((t) => t.topic), ['js.url.allowed.x', 'js.url.denied']);
+  assert.ok(upgrade.token, 'the token went on the same URL');
+  assert.equal(client.state, 'ready', 'a refused URL topic does not end the connection');
+  client.close();
+
+  // carol's password is sent after hello: her topics wait for it and go by frame.
+  const carol = new Tidings(`ws://${p.addr}/ws`, opts({ user: 'carol', password: 'carol-pw', connect: false }));
+  const sub = carol.subscribe('js.url.login', () => {});
+  await carol.connect();
+  await sub.ready;
+  assert.deepEqual(lastUpgrade(p).topics, []);
+  assert.equal((await carol.presence('js.url.login'))[0].user, 'carol');
+  carol.close();
+  p.close();
+});
+
+test('the URL stays bounded: at most 64 topics and 3 KB, the rest subscribed by frame', { timeout: 30000 }, async () => {
+  const p = await proxy();
+  const long = 'x'.repeat(100);
+  for (const [name, count] of [['short', 70], [long, 40]]) {
+    const client = new Tidings(`ws://${p.addr}/ws`, opts({ connect: false, fallbackAfter: 0 }));
+    const got = new Set();
+    const topic = (i) => `js.url.many.${name}.${i}`;
+    const subs = [];
+    for (let i = 0; i < count; i++) subs.push(client.subscribe(topic(i), () => got.add(i)));
+    await client.connect();
+    await Promise.all(subs.map((s) => s.ready));
+    const { topics } = lastUpgrade(p);
+    const url = `ws://${p.addr}${p.requests.at(-1).split(' ')[1]}`;
+    if (name === 'short') assert.equal(topics.length, 64);
+    else {
+      // As many as fit: one more topic= would pass 3 KB.
+      assert.ok(url.length <= 3072 && url.length + `&topic=${topic(count - 1)}`.length > 3072, `${url.length} bytes`);
+      assert.ok(topics.length > 10 && topics.length < count, `${topics.length} on the URL`);
+    }
+    assert.deepEqual(topics.map((t) => t.topic), [...Array(topics.length).keys()].map(topic));
+    // The first (on the URL) and the last (by frame) both deliver.
+    await httpPublish(topic(0), 'first');
+    await httpPublish(topic(count - 1), 'last');
+    await until('both', () => got.has(0) && got.has(count - 1));
+    client.close();
+  }
+  p.close();
+});
+
+test('a server that never answers url.N (older, or a proxy drops the query) gets the subscribe by frame', { timeout: 30000 }, async () => {
+  // A real TCP hop that renames the URL's topic= keys, so the server ignores them.
+  const [host, port] = HTTP.split(':');
+  const hop = net.createServer((c) => {
+    c.once('data', (first) => {
+      const text = first.toString('latin1');
+      const end = text.indexOf('\r\n');
+      const line = text.slice(0, end).replace(/([?&])(topic|since|epoch|presence)=/g, '$1ignored-$2=');
+      const up = net.connect(Number(port), host, () => up.write(Buffer.from(line + text.slice(end), 'latin1')));
+      c.pipe(up).pipe(c);
+      c.on('error', () => up.destroy()).on('close', () => up.destroy());
+      up.on('error', () => c.destroy()).on('close', () => c.destroy());
+    });
+  });
+  await new Promise((r) => hop.listen(0, '127.0.0.1', r));
+  const client = new Tidings(`ws://127.0.0.1:${hop.address().port}/ws`, opts({ connect: false, requestTimeout: 300 }));
+  const got = [];
+  const errors = [];
+  client.on('error', (e) => errors.push(e));
+  const sub = client.subscribe('js.url.unanswered', (m) => got.push(m.data));
+  await client.connect();
+  await sub.ready;
+  await httpPublish('js.url.unanswered', 'by frame');
+  await until('the message', () => got.length === 1);
+  assert.deepEqual(errors, []);
+  client.close();
+  hop.close();
+});
+
 test('messages gone from history are reported as a gap, then delivery goes on', async () => {
   // js.small.> keeps 3 messages (the test's config).
   const p = await proxy();
@@ -128,6 +302,8 @@ test('messages gone from history are reported as a gap, then delivery goes on', 
   assert.equal(gaps[0].since, one.offset);
   assert.equal(gaps[0].next, one.offset + 4);
   assert.deepEqual(got, [one.offset, one.offset + 4, one.offset + 5, one.offset + 6]);
+  // The resume went on the URL: its `resume_unavailable` (id url.0) became the gap.
+  assert.deepEqual(lastUpgrade(p).topics, [{ topic: 'js.small.x', since: one.offset, epoch: one.epoch }]);
   const live = await httpPublish('js.small.x', 'live');
   await until('live again', () => got.length === 5);
   assert.equal(got[4], live.offset);

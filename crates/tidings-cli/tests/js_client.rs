@@ -1,7 +1,12 @@
 //! The JavaScript client (`clients/js/tidings.js`) against the real `tidings` binary, with
 //! node's own test runner (`node --test clients/js/test/`): subscribe/publish/ack, binary,
 //! history, presence; reconnect with resume after a dropped connection (nothing missed, no
-//! duplicates, on an exact topic and a pattern); a gap reported beyond history; token refresh
+//! duplicates, on an exact topic and a pattern); resubscribing on the upgrade URL (the TCP
+//! proxy records the request line: which topics, since/epoch and presence flag the server was
+//! asked for, and that what was missed came back; a token's rights refusing a URL topic; none
+//! before a password login; at most 64 topics and 3 KB on it, the rest by frame; by frame too
+//! when `url.N` never comes, behind a hop that renames the URL's keys); a gap reported beyond
+//! history (from a URL resume); token refresh
 //! and a fresh token on reconnect; user/password login; the SSE + POST fallback when
 //! WebSocket is blocked. And the binary serves the client at `/client/tidings.js`, which
 //! works in headless Chromium too (tests/interop/js_client_browser.mjs: the browser's own
