@@ -743,8 +743,9 @@ async fn a_url_topic_that_cannot_be_a_request_is_a_400_saying_why() {
 }
 
 /// A client may send frames right behind its upgrade request, in the same segment, before the
-/// 101 arrives; `/ws` reads the request itself (without hyper, `runtime/direct_ws.rs`), and
-/// what it read past the request must reach the WebSocket, not be dropped.
+/// 101 arrives: what the HTTP layer read past the request must reach the WebSocket, not be
+/// dropped (hyper's upgrade hands it over; a hand-written upgrade path tried for issue 19 had
+/// to keep it itself).
 #[tokio::test]
 async fn frames_sent_in_the_same_write_as_the_upgrade_request_are_not_lost() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

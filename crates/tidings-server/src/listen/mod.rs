@@ -14,13 +14,11 @@
 mod held_reply;
 mod limits;
 mod placed;
-mod rewind;
 mod write_deadline;
 
 pub(crate) use held_reply::{Held, HoldReply};
 pub(crate) use limits::{address_key, ConnLimits};
 pub(crate) use placed::Placed;
-pub(crate) use rewind::Rewind;
 pub(crate) use write_deadline::WriteDeadline;
 
 /// An accepted connection's socket: its place in the limits and its write deadline travel

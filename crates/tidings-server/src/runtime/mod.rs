@@ -6,13 +6,11 @@
 //! flush and say goodbye, and waits for them up to the grace deadline.
 
 mod admin;
-mod direct_ws;
 mod forward;
 mod metrics;
 mod pages;
 mod router;
 mod tls;
-mod ws_route;
 
 use crate::auth::{Authenticator, ConfiguredUsers};
 use crate::config::{Listen, ServerConfig};

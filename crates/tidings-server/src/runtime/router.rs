@@ -4,11 +4,10 @@
 //! request is routed by path. On shutdown, idle keep-alive connections are closed gracefully
 //! and upgraded connections finish through their own drivers.
 
-use super::direct_ws::Next;
 use super::forward::Diverted;
 use super::{admin, metrics, pages, Shared};
 use crate::drivers::{api, fallback};
-use crate::listen::{ByteStream, Held, HoldReply, Peer, Rewind};
+use crate::listen::{ByteStream, Held, HoldReply, Peer};
 use crate::transports::http::{json, respond, text, Body};
 use crate::transports::ws;
 use bytes::Bytes;
@@ -35,42 +34,10 @@ pub(super) async fn serve_forwarded(stream: impl ByteStream, peer: Peer, shared:
 }
 
 async fn serve(stream: impl ByteStream, peer: Peer, shared: Arc<Shared>, forwarded: bool) {
-    // A `/ws` upgrade holds its 101 back to send it with the hello (`listen::held_reply`).
-    let (stream, hold) = Held::new(stream);
-    if forwarded {
-        let stream = Rewind::new(Bytes::new(), stream);
-        return Box::pin(serve_http(stream, hold, peer, shared, true)).await;
-    }
-    // A plain `/ws` upgrade is answered without hyper (`direct_ws`). Each stage is boxed:
-    // this task lives as long as the connection, and holds room for the largest of them.
-    let next = Box::pin(super::direct_ws::look(stream, &hold, peer, &shared)).await;
-    match next {
-        Next::Done => {}
-        Next::Native(conn, first) => {
-            let native = shared.native.clone();
-            Box::pin(crate::drivers::json_ws::serve(
-                conn,
-                native,
-                Some(peer.addr),
-                first,
-            ))
-            .await
-            .log()
-        }
-        Next::Hyper(stream) => Box::pin(serve_http(stream, hold, peer, shared, false)).await,
-    }
-}
-
-/// Serves an HTTP/1.1 connection with hyper (with upgrades) until it ends or shutdown begins.
-async fn serve_http(
-    stream: impl ByteStream,
-    hold: HoldReply,
-    peer: Peer,
-    shared: Arc<Shared>,
-    forwarded: bool,
-) {
     let shutdown = shared.shutdown.clone();
     let header_timeout = shared.handshake_timeout;
+    // A `/ws` upgrade holds its 101 back to send it with the hello (`listen::held_reply`).
+    let (stream, hold) = Held::new(stream);
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
         req.extensions_mut().insert(hold.clone());
@@ -123,13 +90,24 @@ pub(super) async fn route(
             &format!("request body larger than {max_body} bytes\n"),
         ),
         (&Method::GET | &Method::CONNECT, "/ws") if ws::is_upgrade(&req) => {
-            // A token on the upgrade URL (browsers' WebSocket cannot set headers) and the
-            // topics it names are checked before upgrading (`ws_route`).
-            match super::ws_route::native(&req, &shared) {
-                Ok((who, subscribe)) => {
-                    upgrade(&mut req, &shared, Endpoint::Native(who, subscribe))
-                }
-                Err(refusal) => text(refusal.status, &refusal.text),
+            // A token on the upgrade URL (browsers' WebSocket cannot set headers) is checked
+            // before upgrading: a refused one gets a plain 401, not a socket.
+            // So are the topics it names (`drivers/url_subscribe.rs`): what cannot be a
+            // subscribe request is a plain 400.
+            match crate::drivers::url_subscribe::requests(req.uri().query()) {
+                Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Ok(subscribe) => match crate::drivers::credentials::of_request(&req) {
+                    None => upgrade(&mut req, &shared, Endpoint::Native(None, subscribe)),
+                    Some(token) => {
+                        let from = req.extensions().get::<Peer>().map(|p| p.addr.ip());
+                        match shared.native.auth.token(&token, from) {
+                            Ok(who) => {
+                                upgrade(&mut req, &shared, Endpoint::Native(Some(who), subscribe))
+                            }
+                            Err(e) => text(StatusCode::UNAUTHORIZED, &format!("{e}\n")),
+                        }
+                    }
+                },
             }
         }
         (&Method::GET | &Method::CONNECT, "/echo") if ws::is_upgrade(&req) => {
@@ -271,27 +249,4 @@ async fn healthz(shared: &Shared) -> Response<Body> {
         ),
     };
     json(status, body.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    /// The size of the future `F` a function returns, without calling it.
-    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
-    /// An idle `/ws` connection lives in its HTTP connection's task (`direct_ws`): that task's
-    /// future must not keep room for hyper's connection or the handshake (each is boxed), or
-    /// every idle WebSocket pays for them (docs/performance.md: 11.6 KiB per connection
-    /// instead of 5.1 until they were). 272 bytes in a debug build with rustc 1.95; with
-    /// hyper's connection inline it is 1,280.
-    #[test]
-    fn a_connection_task_keeps_no_room_for_hyper_or_the_handshake() {
-        type Stream = tokio::io::DuplexStream;
-        let bytes = future_size::<Stream, crate::listen::Peer, std::sync::Arc<super::Shared>, _>(
-            super::serve_connection,
-        );
-        eprintln!("connection future: {bytes} bytes");
-        assert!(bytes <= 384, "the connection future grew to {bytes} bytes");
-    }
 }

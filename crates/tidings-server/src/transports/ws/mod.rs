@@ -19,14 +19,8 @@ use hyper_util::rt::TokioIo;
 use strict_frames::StrictFrames;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-/// The byte stream under an accepted WebSocket: hyper's upgraded socket, or the socket
-/// itself when `/ws` was answered without hyper (`runtime::direct_ws`). Boxed, so drivers
-/// see one connection type either way.
-type Stream = StrictFrames<Box<dyn Io>>;
-
-/// What a WebSocket runs over.
-pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+/// The byte stream under an accepted WebSocket.
+type Stream = StrictFrames<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Close codes we send (RFC 6455 section 7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,68 +102,18 @@ pub(crate) struct PendingConn {
 impl PendingConn {
     /// Waits for hyper to hand over the socket once the 101 response is written.
     pub(crate) async fn accept(self) -> Option<WsConn> {
-        let io: Box<dyn Io> = Box::new(TokioIo::new(self.upgrade.await.ok()?));
-        WsConn::over(io, self.extensions.as_deref(), self.options)
-    }
-}
-
-/// What [`negotiate`] agreed for a connection to come.
-pub(crate) struct Agreed {
-    /// The `Sec-WebSocket-Extensions` value we answered with (permessage-deflate), if any.
-    extensions: Option<String>,
-    options: Options,
-}
-
-impl Agreed {
-    /// The connection over `io`, a socket whose 101 is written (or held to leave with the
-    /// first frame) and which carries WebSocket frames from here.
-    pub(crate) fn accept(self, io: impl Io + 'static) -> Option<WsConn> {
-        WsConn::over(Box::new(io), self.extensions.as_deref(), self.options)
-    }
-}
-
-/// [`upgrade`] for a request read without hyper (`runtime::direct_ws`): the same checks and
-/// the same 101, and what the connection needs once the caller has written it.
-pub(crate) fn negotiate<B>(
-    req: &mut Request<B>,
-    cfg: &WebSocketConfig,
-) -> Result<(Response<Full<Bytes>>, Agreed), Refusal> {
-    if !origin_allowed(req, cfg) {
-        return Err(Box::new(plain(
-            StatusCode::FORBIDDEN,
-            "origin not allowed\n",
-        )));
-    }
-    keep_one_deflate_offer(req);
-    answer(req, cfg)
-}
-
-/// yawc's answer to a checked upgrade request: the 101 and what was agreed.
-fn answer<B>(
-    req: &mut Request<B>,
-    cfg: &WebSocketConfig,
-) -> Result<(Response<Full<Bytes>>, Agreed), Refusal> {
-    let options = options(cfg);
-    match WebSocket::upgrade_with_options(&mut *req, options.clone()) {
-        Ok((resp, _)) => {
-            let (parts, _) = resp.into_parts();
-            let extensions = parts
-                .headers
-                .get(hyper::header::SEC_WEBSOCKET_EXTENSIONS)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            Ok((
-                Response::from_parts(parts, Full::new(Bytes::new())),
-                Agreed {
-                    extensions,
-                    options,
-                },
-            ))
-        }
-        Err(e) => Err(Box::new(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("not a valid WebSocket upgrade: {e}\n"),
-        ))),
+        let io = StrictFrames::new(TokioIo::new(self.upgrade.await.ok()?));
+        let inner = WebSocket::from_stream_with_extensions(
+            io,
+            yawc::Role::Server,
+            self.extensions.as_deref(),
+            self.options,
+        )
+        .ok()?;
+        Some(WsConn {
+            inner: Box::new(inner),
+            held: None,
+        })
     }
 }
 
@@ -195,15 +139,29 @@ pub(crate) fn upgrade(
             "this connection cannot be upgraded\n",
         )));
     };
-    let (resp, agreed) = answer(req, cfg)?;
-    Ok((
-        resp,
-        PendingConn {
-            upgrade,
-            extensions: agreed.extensions,
-            options: agreed.options,
-        },
-    ))
+    let options = options(cfg);
+    match WebSocket::upgrade_with_options(&mut *req, options.clone()) {
+        Ok((resp, _)) => {
+            let (parts, _) = resp.into_parts();
+            let extensions = parts
+                .headers
+                .get(hyper::header::SEC_WEBSOCKET_EXTENSIONS)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((
+                Response::from_parts(parts, Full::new(Bytes::new())),
+                PendingConn {
+                    upgrade,
+                    extensions,
+                    options,
+                },
+            ))
+        }
+        Err(e) => Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("not a valid WebSocket upgrade: {e}\n"),
+        ))),
+    }
 }
 
 /// An accepted upgrade and the subprotocol chosen, if any.
@@ -292,20 +250,6 @@ pub(crate) struct WsConn {
 }
 
 impl WsConn {
-    fn over(io: Box<dyn Io>, extensions: Option<&str>, options: Options) -> Option<WsConn> {
-        let inner = WebSocket::from_stream_with_extensions(
-            StrictFrames::new(io),
-            yawc::Role::Server,
-            extensions,
-            options,
-        )
-        .ok()?;
-        Some(WsConn {
-            inner: Box::new(inner),
-            held: None,
-        })
-    }
-
     /// The next whole message. Cancel-safe: partial frames stay buffered inside.
     pub(crate) async fn recv(&mut self) -> Result<WsMessage, WsClosed> {
         let frame = match self.held.take() {
