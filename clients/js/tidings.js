@@ -24,10 +24,8 @@ const DEFAULTS = {
 const MAX_POSITIONS = 1024;
 
 /** Most subscriptions named on the upgrade URL (the server takes 64) and the longest URL
- * built: past either, the rest are subscribed by frame. 3 KB leaves room for the upgrade's
- * headers within the 4 KB the server reads first (runtime/direct_ws.rs answers an upgrade
- * complete in that read without hyper) and stays well under the 8 KB request line proxies
- * commonly allow. */
+ * built: past either, the rest are subscribed by frame. 3 KB stays well under the 8 KB
+ * request line proxies commonly allow, with room for the upgrade's other headers. */
 const MAX_URL_TOPICS = 64;
 const MAX_URL_LENGTH = 3072;
 
