@@ -162,7 +162,10 @@ try {
     const o = one.offset;
     check(gaps[0].topic === "browser.small.x" && gaps[0].since === o && gaps[0].next === o + 4, `gap: ${JSON.stringify(gaps)}`);
     check(JSON.stringify(got) === JSON.stringify([o, o + 4, o + 5, o + 6, live.offset]), `offsets: ${JSON.stringify(got)}`);
-    console.log(`ok: a gap beyond history is reported (since ${gaps[0].since}, next ${gaps[0].next}), then live again`);
+    // Chromium's own WebSocket resumed with the topic on the upgrade URL (one round trip).
+    const onUrl = p.requests.filter((r) => r.startsWith(`GET /ws?topic=browser.small.x&since=${o}&`));
+    check(onUrl.length >= 1, `the reconnect named its topic on the upgrade URL: ${JSON.stringify(p.requests)}`);
+    console.log(`ok: a gap beyond history is reported (since ${gaps[0].since}, next ${gaps[0].next}) to a resume on the upgrade URL, then live again`);
     await page.evaluate(() => window.c.close());
     p.close();
   }
