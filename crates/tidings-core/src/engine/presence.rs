@@ -4,7 +4,7 @@
 //! membership list is what a cluster shares.
 
 use crate::outbox::SessionId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A present member of a subscription name.
@@ -30,9 +30,14 @@ pub trait PresenceStore: Send {
 }
 
 /// The in-memory presence of a single node.
+///
+/// A hash map per name, sorted only when listed: every subscribe and teardown joins or leaves
+/// (15,000 of each in a reconnect storm to one topic), a listing is asked for far more rarely,
+/// and an ordered map paid an ordered insert and remove each time (about 4 % of the server's
+/// time in a storm's profile).
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    rooms: HashMap<Arc<str>, BTreeMap<SessionId, Member>>,
+    rooms: HashMap<Arc<str>, HashMap<SessionId, Member>>,
 }
 
 impl PresenceStore for MemoryPresence {
@@ -53,9 +58,43 @@ impl PresenceStore for MemoryPresence {
     }
 
     fn list(&self, name: &str) -> Vec<Member> {
-        self.rooms
+        let mut members: Vec<Member> = self
+            .rooms
             .get(name)
             .map(|room| room.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        members.sort_unstable_by_key(|m| m.client);
+        members
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(client: u64) -> Member {
+        Member {
+            client: SessionId(client),
+            user: None,
+            info: None,
+            protocol: "ws",
+        }
+    }
+
+    #[test]
+    fn members_are_listed_by_client_id_whatever_the_order_they_joined_in() {
+        let mut presence = MemoryPresence::default();
+        let name: Arc<str> = "room".into();
+        for client in [42, 7, 19, 3, 1000, 8] {
+            presence.join(&name, member(client));
+        }
+        presence.leave("room", SessionId(19));
+        let listed: Vec<u64> = presence.list("room").iter().map(|m| m.client.0).collect();
+        assert_eq!(listed, [3, 7, 8, 42, 1000]);
+        for client in [3, 7, 8, 42, 1000] {
+            presence.leave("room", SessionId(client));
+        }
+        assert!(presence.list("room").is_empty());
+        assert!(presence.rooms.is_empty(), "an empty room is forgotten");
     }
 }
