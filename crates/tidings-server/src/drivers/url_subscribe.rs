@@ -22,7 +22,7 @@
 use bytes::Bytes;
 
 /// Most topics one URL may name: the HTTP fallbacks' limit (`?topic=` there too).
-pub(crate) const MAX_URL_TOPICS: usize = 64;
+pub(crate) use super::fallback::cursor::MAX_CURSOR_TOPICS as MAX_URL_TOPICS;
 
 /// One `topic=` and the `since=`/`epoch=` after it.
 #[derive(Default)]

@@ -21,7 +21,7 @@ use crate::config::EngineConfig;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -438,8 +438,7 @@ impl Cluster {
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(_) => return Err("no answer in time".into()),
             };
-        let mut fresh: HashMap<Arc<str>, BTreeMap<SessionId, tidings_core::engine::Member>> =
-            HashMap::new();
+        let mut fresh: Rooms = HashMap::new();
         for r in records
             .iter()
             .filter_map(|r| serde_json::from_str::<Record>(r).ok())
@@ -454,7 +453,7 @@ impl Cluster {
         let events = {
             let mut mirror = self.shared.mirror();
             let events = diff(&mirror.remote, &fresh);
-            mirror.remote_members = fresh.values().map(BTreeMap::len).sum();
+            mirror.remote_members = fresh.values().map(HashMap::len).sum();
             mirror.remote = fresh;
             self.metrics
                 .presence_remote_members
@@ -553,7 +552,8 @@ fn apply(
     }
 }
 
-type Rooms = HashMap<Arc<str>, BTreeMap<SessionId, tidings_core::engine::Member>>;
+/// Members per name, as the mirror keeps them (unordered: `list` sorts).
+type Rooms = HashMap<Arc<str>, HashMap<SessionId, tidings_core::engine::Member>>;
 
 /// Leaves (in `old`, not in `new`) and joins (the other way round).
 fn diff(old: &Rooms, new: &Rooms) -> Vec<PresenceEvent> {

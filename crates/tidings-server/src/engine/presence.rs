@@ -37,9 +37,9 @@ pub(crate) enum Write {
 #[derive(Default)]
 pub(crate) struct Mirror {
     /// This node's members, per name.
-    pub(crate) local: HashMap<Arc<str>, BTreeMap<SessionId, Member>>,
+    pub(crate) local: HashMap<Arc<str>, HashMap<SessionId, Member>>,
     /// Other nodes' members, per name (session ids are unique in the cluster).
-    pub(crate) remote: HashMap<Arc<str>, BTreeMap<SessionId, Member>>,
+    pub(crate) remote: HashMap<Arc<str>, HashMap<SessionId, Member>>,
     pub(crate) remote_members: usize,
 }
 

@@ -7,7 +7,7 @@
 //! Streaming responses go through a small bounded channel; when the client reads slowly the
 //! channel fills, the writer waits, and the session's outbox policy takes over.
 
-mod cursor;
+pub(crate) mod cursor;
 mod encode;
 pub(crate) use encode::{json_array, message_json};
 mod feed;
