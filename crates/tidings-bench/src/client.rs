@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpSocket, TcpStream};
-use yawc::{Frame, OpCode, Options, WebSocket};
+use yawc::{Frame, OpCode, WebSocket};
 
 pub(crate) type Ws = WebSocket<Stream>;
 
@@ -79,13 +79,9 @@ pub(crate) async fn connect_to(
         Dialect::Native | Dialect::NativeTls => format!("/ws{query}"),
         Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket".into(),
     };
-    let mut tcp = tcp_from(source, server)
+    let tcp = tcp_from(source, server)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let options = Options::default()
-        .without_compression()
-        .with_read_buffer_capacity(4096)
-        .with_write_buffer_capacity(4096);
     let mut ws = match dialect {
         Dialect::NativeTls => {
             let url: url::Url = format!("wss://{server}{path}")
@@ -94,23 +90,14 @@ pub(crate) async fn connect_to(
             let tls = crate::tls::connect(tcp, server)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
+            let options = crate::ws_handshake::small_options();
             WebSocket::handshake(url, tokio_util::either::Either::Right(tls), options)
                 .await
                 .map_err(|e| format!("handshake: {e}"))?
         }
         Dialect::Native | Dialect::SocketIo => {
-            static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let nonce = (u128::from(now_ns()) << 64) | u128::from(n);
-            crate::ws_handshake::handshake(&mut tcp, &server.to_string(), &path, nonce)
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            WebSocket::from_stream(
-                tokio_util::either::Either::Left(tcp),
-                yawc::Role::Client,
-                options,
-            )
-            .map_err(|e| format!("handshake: {e}"))?
+            let wrap = tokio_util::either::Either::Left;
+            crate::ws_handshake::connect(tcp, server, &path, wrap).await?
         }
     };
     match dialect {

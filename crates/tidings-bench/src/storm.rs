@@ -159,6 +159,8 @@ struct Sample {
     server_cpu_secs: f64,
     /// Share of its core the load generator used from the drop until all were back.
     client_cpu: f64,
+    /// Subscribers back within the storm's 30 s.
+    reconnected: u64,
 }
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
@@ -179,7 +181,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
                 s.failed,
                 s.missed,
                 s.duplicates,
-                s.gross_us(args.subscribers),
+                s.gross_us(),
                 s.client_cpu * 100.0
             );
             samples.push(s);
@@ -269,6 +271,7 @@ fn measure(args: &Args, entry: &Entry) -> Result<Sample, String> {
     Ok(Sample {
         back_ms: back_times(&back, n),
         curve: curve(&back, n),
+        reconnected: back.len(),
         failed: sum(|f| f.failed) - failed_before,
         missed: sum(|f| f.missed),
         duplicates: sum(|f| f.duplicates),
@@ -280,9 +283,11 @@ fn measure(args: &Args, entry: &Entry) -> Result<Sample, String> {
 }
 
 impl Sample {
-    /// Server CPU µs per reconnect: all of the storm's CPU over the subscribers.
-    fn gross_us(&self, n: usize) -> f64 {
-        self.server_cpu_secs * 1e6 / n as f64
+    /// Server CPU µs per reconnect: all of the storm's CPU over the subscribers that came
+    /// back (fewer than `n` when the storm timed out: dividing by `n` would flatter a server
+    /// that left some out).
+    fn gross_us(&self) -> f64 {
+        self.server_cpu_secs * 1e6 / self.reconnected.max(1) as f64
     }
 }
 
@@ -343,7 +348,6 @@ fn report(args: &Args, results: &[(Entry, Vec<Sample>)], load: f64) -> Result<()
         "client CPU in storm",
     ]);
     let mut series = Vec::new();
-    let n = args.subscribers;
     for (entry, samples) in results {
         let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f));
         table.row(vec![
@@ -362,7 +366,7 @@ fn report(args: &Args, results: &[(Entry, Vec<Sample>)], load: f64) -> Result<()
             ),
             format!("{:.0}", m(&|s| s.published as f64)),
             format!("{:.2}", m(&|s| s.server_cpu_secs)),
-            format!("{:.1}", m(&|s| s.gross_us(n))),
+            format!("{:.1}", m(&|s| s.gross_us())),
             format!("{:.0} %", m(&|s| s.client_cpu) * 100.0),
         ]);
         // The run with the median 99 % time stands for the server in the chart.

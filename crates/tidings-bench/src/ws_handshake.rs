@@ -58,6 +58,42 @@ pub(crate) async fn handshake(
     check_response(&consumed, &key)
 }
 
+/// The `Sec-WebSocket-Accept` value a `Sec-WebSocket-Key` asks for (RFC 6455 4.2.2).
+pub(crate) fn accept_key(key: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(Sha1::new().chain_update(key).chain_update(GUID).finalize())
+}
+
+/// A client WebSocket over `tcp` to `path` on `server`: [`handshake`], then yawc over the
+/// upgraded socket (as `wrap` makes it the caller's stream type), with the small buffers a
+/// load generator holding thousands wants.
+pub(crate) async fn connect<S>(
+    mut tcp: TcpStream,
+    server: std::net::SocketAddr,
+    path: &str,
+    wrap: impl FnOnce(TcpStream) -> S,
+) -> Result<yawc::WebSocket<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = (u128::from(crate::client::now_ns()) << 64) | u128::from(n);
+    handshake(&mut tcp, &server.to_string(), path, nonce)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    yawc::WebSocket::from_stream(wrap(tcp), yawc::Role::Client, small_options())
+        .map_err(|e| format!("handshake: {e}"))
+}
+
+/// No compression, 4 KiB buffers: what every load-generator WebSocket uses.
+pub(crate) fn small_options() -> yawc::Options {
+    yawc::Options::default()
+        .without_compression()
+        .with_read_buffer_capacity(4096)
+        .with_write_buffer_capacity(4096)
+}
+
 /// Checks a response head: status 101 and the accept value the key asks for.
 fn check_response(head: &[u8], key: &str) -> Result<(), String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -70,8 +106,7 @@ fn check_response(head: &[u8], key: &str) -> Result<(), String> {
     if response.code != Some(101) {
         return Err(format!("no upgrade: {:?}", shown()));
     }
-    let wanted = base64::engine::general_purpose::STANDARD
-        .encode(Sha1::new().chain_update(key).chain_update(GUID).finalize());
+    let wanted = accept_key(key.as_bytes());
     let accept = response
         .headers
         .iter()

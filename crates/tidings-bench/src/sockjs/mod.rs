@@ -218,7 +218,8 @@ fn measure(
         pace: match args.rate {
             0 => Pace::Saturate {
                 window: args.window,
-                batch: args.batch,
+                // A batch over the window would never be sent.
+                batch: args.batch.clamp(1, args.window.max(1)),
             },
             r => Pace::Rate(r),
         },

@@ -19,7 +19,7 @@ use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
-use yawc::{OpCode, Options, WebSocket};
+use yawc::{OpCode, WebSocket};
 
 /// The transports the benchmark drives (the ones `sockjs-client` picks first in node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -121,19 +121,11 @@ impl Session {
         );
         let receiver = match transport {
             Transport::Websocket => {
-                let url: url::Url = format!("ws://{server}{base}/websocket")
-                    .parse()
-                    .map_err(|e| format!("{e}"))?;
                 let tcp = tcp_from(source, server)
                     .await
                     .map_err(|e| format!("connect: {e}"))?;
-                let options = Options::default()
-                    .without_compression()
-                    .with_read_buffer_capacity(4096)
-                    .with_write_buffer_capacity(4096);
-                let ws = WebSocket::handshake(url, tcp, options)
-                    .await
-                    .map_err(|e| format!("handshake: {e}"))?;
+                let path = format!("{base}/websocket");
+                let ws = crate::ws_handshake::connect(tcp, server, &path, |tcp| tcp).await?;
                 Receiver::Ws(Box::new(ws))
             }
             Transport::XhrStreaming | Transport::XhrPolling => Receiver::Xhr(Xhr::default()),

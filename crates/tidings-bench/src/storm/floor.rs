@@ -9,9 +9,7 @@
 //! topic, no history, no session: it is a floor to compare with, not a server, and it is
 //! only ever started by `storm` on loopback.
 
-use base64::Engine as _;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -126,9 +124,12 @@ fn answer(conn: &mut Conn) -> bool {
     let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
         return head.len() < MAX_HEAD;
     };
-    let reply = match reply_to(&head[..end + 4]) {
-        Some(reply) => reply,
-        None => b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n".to_vec(),
+    let Some(reply) = reply_to(&head[..end + 4]) else {
+        // Not an upgrade: refused, and the connection ends.
+        let _ = conn.stream.write_all(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        return false;
     };
     conn.head = None;
     conn.stream.write_all(&reply).is_ok()
@@ -144,12 +145,7 @@ fn reply_to(head: &[u8]) -> Option<Vec<u8>> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))?
         .value;
-    let accept = base64::engine::general_purpose::STANDARD.encode(
-        Sha1::new()
-            .chain_update(key)
-            .chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-            .finalize(),
-    );
+    let accept = crate::ws_handshake::accept_key(key);
     let query = request.path?.split_once('?').map_or("", |(_, q)| q);
     let (mut topic, mut since) = (None, 0u64);
     for pair in query.split('&') {
